@@ -1,0 +1,62 @@
+"""storage_nodes: persistence as part of a pyiron_workflow graph.
+
+>>> import storage_nodes as sn
+>>> sn.save({"energy": -3.2}, "result.json", metadata={"sample": "Cu-3"})  # doctest: +SKIP
+>>> sn.load("result.json")  # doctest: +SKIP
+>>> print(sn.inspect("result.json"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+
+try:
+    __version__ = importlib.metadata.version("storage-nodes")
+except importlib.metadata.PackageNotFoundError:  # pragma: no cover - source checkout
+    __version__ = "0.0.0+unknown"
+
+from .api import backends, environment, inspect, load, save
+from .errors import (
+    BackendNotFoundError,
+    CorruptFileError,
+    FileExistsStorageError,
+    FileNotFoundStorageError,
+    InvalidArgumentError,
+    KeyNotFoundError,
+    LockTimeoutError,
+    MetadataError,
+    SerializationError,
+    StorageError,
+    UnsafeLoadError,
+    UnsupportedOperationError,
+    VersionMismatchError,
+    VersionMismatchWarning,
+)
+from .listing import Entry, Listing
+from .registry import register
+
+__all__ = [
+    "BackendNotFoundError",
+    "CorruptFileError",
+    "Entry",
+    "FileExistsStorageError",
+    "FileNotFoundStorageError",
+    "InvalidArgumentError",
+    "KeyNotFoundError",
+    "Listing",
+    "LockTimeoutError",
+    "MetadataError",
+    "SerializationError",
+    "StorageError",
+    "UnsafeLoadError",
+    "UnsupportedOperationError",
+    "VersionMismatchError",
+    "VersionMismatchWarning",
+    "__version__",
+    "backends",
+    "environment",
+    "inspect",
+    "load",
+    "register",
+    "save",
+]

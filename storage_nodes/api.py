@@ -1,0 +1,176 @@
+"""The plain API: ``save``, ``load``, ``inspect``, ``environment``, ``backends``.
+
+Every function checks its arguments (typeguard) and raises a :class:`StorageError`
+subclass naming the file and key when something is wrong. Whole-file saves are atomic:
+the data goes to a temporary file that replaces the target only when complete.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from . import registry
+from ._validation import validated
+from .atomic import atomic_path
+from .backends.base import Backend
+from .errors import (
+    BackendNotFoundError,
+    CorruptFileError,
+    FileExistsStorageError,
+    FileNotFoundStorageError,
+    StorageError,
+    UnsafeLoadError,
+)
+from .keys import split
+from .listing import Listing
+from .metadata import validate_metadata
+from .versioning import VersionPolicy, check_environment
+
+__all__ = ["backends", "environment", "inspect", "load", "resolve_backend", "save"]
+
+PathLike = str | os.PathLike[str]
+
+
+def backends() -> list[str]:
+    """Names of the registered backends, e.g. ``['cloudpickle', 'h5', 'json', 'pickle']``."""
+    return registry.names()
+
+
+def _backend_named(name: str, path: Path) -> Backend:
+    try:
+        return registry.get(name)
+    except BackendNotFoundError as exc:
+        raise BackendNotFoundError(f"{exc} (file {path})", path=path) from None
+
+
+def resolve_backend(path: PathLike, backend: str | None = None) -> Backend:
+    """The backend for an existing file: ``backend`` if given (checked against the file's
+    bytes), else detected from the content."""
+    p = Path(path)
+    detected = registry.detect(p) if backend is None else None
+    chosen = _backend_named(backend or detected or "", p)
+    if backend is not None:
+        head = registry.read_head(p)
+        if not chosen.sniff(head):
+            try:
+                actual = registry.detect(p)
+            except StorageError:
+                actual = None
+            hint = f"; it was written by the {actual!r} backend" if actual else ""
+            raise CorruptFileError(f"{p} is not a file of the {backend!r} backend{hint}", path=p)
+    return chosen
+
+
+@validated
+def save(
+    obj: Any,
+    path: PathLike,
+    backend: str | None = None,
+    *,
+    key: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    overwrite: bool = True,
+    **options: Any,
+) -> Path:
+    """Save ``obj`` to ``path`` and return the path written.
+
+    ``backend=None`` picks by suffix (``.pkl``/``.pickle`` pickle, ``.cpkl`` cloudpickle,
+    ``.json`` json, ``.h5``/``.hdf5`` h5) and falls back to ``h5``. With ``key=`` the object
+    replaces or adds one entry of an existing file (backends with
+    ``supports_partial_write``). ``metadata`` (JSON-able dict) is stored beside the data.
+    ``overwrite=False`` refuses to replace an existing file (or entry). Extra keyword
+    ``options`` go to the backend (e.g. ``compression="gzip"`` for h5).
+
+    >>> save({"energy": -3.2}, "result.json", metadata={"sample": "Cu-3"})  # doctest: +SKIP
+    PosixPath('result.json')
+    """
+    p = Path(path).expanduser()
+    user_metadata = validate_metadata(metadata, path=p)
+    segments = split(key)
+    if p.is_dir():
+        raise StorageError(f"cannot save to {p}: it is a directory; give a file name", path=p)
+    if segments:
+        name = backend or (registry.detect(p) if p.exists() else registry.for_suffix(p))
+        chosen = _backend_named(name, p)
+        if p.exists() and backend is not None:
+            chosen = resolve_backend(p, backend)
+        chosen.update(obj, p, key=key or "", metadata=user_metadata, options={**options, "overwrite": overwrite})
+        return p
+    chosen = _backend_named(backend or registry.for_suffix(p), p)
+    if p.exists() and not overwrite:
+        raise FileExistsStorageError(f"{p} exists and overwrite=False; pass overwrite=True to replace it", path=p)
+    with atomic_path(p) as tmp:
+        chosen.write(obj, tmp, metadata=user_metadata, options=options)
+    return p
+
+
+@validated
+def load(
+    path: PathLike,
+    backend: str | None = None,
+    *,
+    key: str | None = None,
+    version_policy: VersionPolicy | Callable[[dict[str, Any], dict[str, Any]], Any] = "warn",
+    safe: bool = False,
+) -> Any:
+    """Load the object stored in ``path`` (or only its entry ``key``).
+
+    The backend is detected from the file's bytes unless given. ``version_policy`` says
+    how the stored environment record is checked (``"ignore"``, ``"warn"``,
+    ``"compatible"``, ``"strict"`` or a callable). ``safe=True`` never imports a module or
+    calls anything the file names: pickle and cloudpickle files are refused, h5 entries
+    that need code raise :class:`UnsafeLoadError`.
+
+    >>> load("result.json", key="energy")  # doctest: +SKIP
+    -3.2
+    """
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise FileNotFoundStorageError(f"no such file: {p}", path=p, key=key)
+    chosen = resolve_backend(p, backend)
+    split(key)  # validate the key syntax before reading
+    if safe and not chosen.supports_safe_load:
+        raise UnsafeLoadError(
+            f"refusing to load {p} with safe=True: the {chosen.name!r} backend can run code while "
+            "loading; load with safe=False only if you trust the file",
+            path=p,
+            key=key,
+        )
+
+    def check(env: dict[str, Any] | None, modules: Any) -> None:
+        check_environment(env, version_policy, path=p, key=key, modules=modules, allow_import=not safe)
+
+    try:
+        return chosen.read(p, key=key, safe=safe, check=check)
+    except StorageError:
+        raise
+    except OSError as exc:
+        raise StorageError(f"cannot read {p}: {exc}", path=p, key=key) from exc
+    except RecursionError:
+        raise StorageError(f"{p} holds data nested too deeply to load", path=p, key=key) from None
+
+
+@validated
+def inspect(path: PathLike, *, key: str | None = None) -> Listing:
+    """Describe what ``path`` holds — entries, types, shapes, sizes, metadata, environment —
+    without rebuilding objects or importing stored modules.
+
+    >>> print(inspect("result.json"))  # doctest: +SKIP
+    """
+    p = Path(path).expanduser()
+    chosen = resolve_backend(p)
+    try:
+        return chosen.list(p, key=key)
+    except StorageError:
+        raise
+    except OSError as exc:
+        raise StorageError(f"cannot read {p}: {exc}", path=p, key=key) from exc
+
+
+@validated
+def environment(path: PathLike) -> dict[str, Any]:
+    """The environment record stored in ``path`` (versions, git state, source hashes)."""
+    return inspect(path).environment

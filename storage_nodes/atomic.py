@@ -1,0 +1,116 @@
+"""Crash-safe writes and writer locks.
+
+:func:`atomic_path` hands out a temporary file in the target's directory; only when the
+block finishes without error is it flushed to disk and moved over the target with
+``os.replace`` (atomic on POSIX and Windows). A crash or an exception leaves the old file
+as it was and removes the temporary file.
+
+:func:`writer_lock` serialises writers of one file across threads and processes
+(``filelock``), for read-modify-write updates such as a partial update of an archive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import filelock
+
+from .errors import LockTimeoutError, StorageError
+
+__all__ = ["TEMP_PREFIX", "atomic_path", "fsync_path", "lock_path", "writer_lock"]
+
+TEMP_PREFIX = ".sn-tmp-"
+LOCK_SUFFIX = ".sn-lock"
+
+_umask_lock = threading.Lock()
+_UMASK: int | None = None
+
+
+def _default_mode() -> int:
+    global _UMASK
+    with _umask_lock:
+        if _UMASK is None:
+            _UMASK = os.umask(0)
+            os.umask(_UMASK)
+    return 0o666 & ~_UMASK
+
+
+def fsync_path(path: str | os.PathLike[str]) -> None:
+    """Flush a file's data to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):  # not possible on every platform / file system
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike[str], *, durable: bool = True) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; on success move it over ``target``.
+
+    The new file keeps the permission bits of the file it replaces (or the umask default).
+    With ``durable=True`` the data and the directory entry are fsynced.
+    """
+    target = Path(target)
+    directory = target.parent
+    if not directory.is_dir():
+        raise StorageError(
+            f"cannot write {target}: directory {directory} does not exist; create it first",
+            path=target,
+        )
+    fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX + target.name + ".", dir=directory)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        try:
+            mode = target.stat().st_mode & 0o7777
+        except FileNotFoundError:
+            mode = _default_mode()
+        os.chmod(tmp, mode)
+        if durable:
+            fsync_path(tmp)
+        os.replace(tmp, target)
+        if durable:
+            _fsync_dir(directory)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def lock_path(target: str | os.PathLike[str]) -> Path:
+    """The lock file used for ``target``: a hidden file beside it."""
+    target = Path(target)
+    return target.with_name("." + target.name + LOCK_SUFFIX)
+
+
+@contextlib.contextmanager
+def writer_lock(target: str | os.PathLike[str], timeout: float = 600.0) -> Iterator[None]:
+    """Hold the exclusive writer lock of ``target`` (threads and processes)."""
+    lock = filelock.FileLock(str(lock_path(target)), timeout=timeout, thread_local=False)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        raise LockTimeoutError(
+            f"could not lock {target} within {timeout} s: another process is writing it; "
+            f"if none is, delete {lock_path(target)}",
+            path=target,
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()

@@ -1,0 +1,277 @@
+"""The ``json`` backend: human-readable files of plain data; loading never imports anything.
+
+Stored objects: dict, list, str, int, float, bool, None, plus the tagged forms below
+(written as ``{"__sn__": <tag>, ...}``), documented in ``docs/format.md``:
+
+``tuple``, ``set``, ``frozenset`` (``items``), ``bytes`` (``base64``), ``float`` (``value``:
+``"nan"``, ``"inf"``, ``"-inf"``), ``complex`` (``real``, ``imag``), ``dict`` (``items``:
+``[[key, value], ...]`` for non-string keys or a key ``"__sn__"``), ``ndarray`` and
+``npscalar`` (``dtype``, ``shape``, ``order``, then ``data`` as a flat list in that order, or
+``base64`` raw bytes for structured and void dtypes).
+
+An object of any other type raises :class:`SerializationError` naming where it sits,
+e.g. ``obj['forces'][3]``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from ..describe import describe
+from ..errors import CorruptFileError, SerializationError, StorageError
+from ..keys import escape, navigate, split
+from ..listing import Listing
+from ..metadata import environment_record
+from .base import Backend, CheckCallback
+
+__all__ = ["JsonBackend", "decode", "encode"]
+
+TAG = "__sn__"
+_SNIFF = re.compile(rb'^\s*\{\s*"storage_nodes"\s*:')
+_FLOAT_TAGS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+def _where(trail: list[Any]) -> str:
+    return "obj" + "".join(f"[{t!r}]" for t in trail)
+
+
+def _float(x: float) -> Any:
+    if math.isfinite(x):
+        return x
+    return {TAG: "float", "value": "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")}
+
+
+def _array_fields(a: np.ndarray, trail: list[Any], active: set[int]) -> dict[str, Any]:
+    order: Literal["C", "F"] = "F" if a.ndim > 1 and a.flags.f_contiguous and not a.flags.c_contiguous else "C"
+    flat = a.ravel(order=order)
+    kind = a.dtype.kind
+    fields: dict[str, Any] = {"dtype": a.dtype.str, "shape": list(a.shape), "order": order}
+    if kind in "biu":
+        fields["data"] = flat.tolist()
+    elif kind == "f":
+        fields["data"] = [_float(float(x)) for x in flat.tolist()]
+    elif kind == "c":
+        fields["data"] = [[_float(z.real), _float(z.imag)] for z in flat.tolist()]
+    elif kind == "U":
+        fields["data"] = flat.tolist()
+    elif kind == "S":
+        fields["data"] = [base64.b64encode(x).decode("ascii") for x in flat.tolist()]
+    elif kind in "mM":
+        fields["data"] = flat.view(np.int64).tolist()
+    elif kind == "O":
+        fields["data"] = [_encode(x, [*trail, i], active) for i, x in enumerate(flat.tolist())]
+    else:  # structured / void: raw bytes with the full dtype description
+        fields["dtype"] = np.lib.format.dtype_to_descr(a.dtype)
+        fields["base64"] = base64.b64encode(np.ascontiguousarray(flat).tobytes()).decode("ascii")
+    return fields
+
+
+def _encode(obj: Any, trail: list[Any], active: set[int]) -> Any:
+    if obj is None or isinstance(obj, bool | str):
+        return obj
+    if isinstance(obj, int) and type(obj) is int:
+        return obj
+    if type(obj) is float:
+        return _float(obj)
+    if isinstance(obj, np.generic):
+        return {TAG: "npscalar", **_array_fields(np.asarray(obj), trail, active)}
+    if isinstance(obj, np.ndarray):
+        return {TAG: "ndarray", **_array_fields(obj, trail, active)}
+    if isinstance(obj, complex):
+        return {TAG: "complex", "real": _float(obj.real), "imag": _float(obj.imag)}
+    if isinstance(obj, bytes | bytearray):
+        return {TAG: "bytes", "base64": base64.b64encode(bytes(obj)).decode("ascii")}
+    if type(obj) in (dict, list, tuple, set, frozenset):
+        if id(obj) in active:
+            raise SerializationError(
+                f"the 'json' backend cannot store the reference cycle at {_where(trail)}; use 'h5' or 'pickle'"
+            )
+        active.add(id(obj))
+        try:
+            if type(obj) is dict:
+                if all(type(k) is str for k in obj) and TAG not in obj:
+                    return {k: _encode(v, [*trail, k], active) for k, v in obj.items()}
+                return {
+                    TAG: "dict",
+                    "items": [
+                        [_encode(k, [*trail, k], active), _encode(v, [*trail, k], active)] for k, v in obj.items()
+                    ],
+                }
+            if type(obj) is list:
+                return [_encode(v, [*trail, i], active) for i, v in enumerate(obj)]
+            items = sorted(obj, key=repr) if isinstance(obj, set | frozenset) else obj
+            return {
+                TAG: type(obj).__name__,
+                "items": [_encode(v, [*trail, i], active) for i, v in enumerate(items)],
+            }
+        finally:
+            active.discard(id(obj))
+    raise SerializationError(
+        f"the 'json' backend cannot store {type(obj).__module__}.{type(obj).__qualname__} at {_where(trail)}; "
+        "it stores dict, list, tuple, set, str, bytes, int, float, complex, bool, None and numpy "
+        "arrays/scalars. Convert it, or use backend='h5' (or 'pickle')"
+    )
+
+
+def encode(obj: Any) -> Any:
+    """Encode ``obj`` into plain JSON data (see the module docstring)."""
+    try:
+        return _encode(obj, [], set())
+    except RecursionError:
+        raise SerializationError("the 'json' backend cannot store data nested this deeply") from None
+
+
+def _dec_float(x: Any) -> float:
+    if isinstance(x, dict) and x.get(TAG) == "float":
+        return _FLOAT_TAGS[x["value"]]
+    return float(x)
+
+
+def _decode_array(d: dict[str, Any]) -> np.ndarray:
+    shape = tuple(d["shape"])
+    order = d.get("order", "C")
+    if "base64" in d:
+        dtype = np.lib.format.descr_to_dtype(_tuplify(d["dtype"]))
+        flat = np.frombuffer(base64.b64decode(d["base64"]), dtype=dtype).copy()
+    else:
+        dtype = np.dtype(d["dtype"])
+        data = d["data"]
+        kind = dtype.kind
+        if kind == "f":
+            flat = np.array([_dec_float(x) for x in data], dtype=dtype)
+        elif kind == "c":
+            flat = np.array([complex(_dec_float(r), _dec_float(i)) for r, i in data], dtype=dtype)
+        elif kind == "S":
+            flat = np.array([base64.b64decode(x) for x in data], dtype=dtype)
+        elif kind in "mM":
+            flat = np.array(data, dtype=np.int64).view(dtype)
+        elif kind == "O":
+            flat = np.empty(len(data), dtype=object)
+            for i, x in enumerate(data):
+                flat[i] = _decode(x)
+        else:
+            flat = np.array(data, dtype=dtype)
+    if flat.size != math.prod(shape):
+        raise ValueError(f"array data has {flat.size} elements, shape {shape} needs {math.prod(shape)}")
+    return flat.reshape(shape, order=order)
+
+
+def _tuplify(descr: Any) -> Any:
+    if isinstance(descr, list):
+        return [tuple(_tuplify(x) for x in item) if isinstance(item, list) else item for item in descr]
+    return descr
+
+
+_DECODERS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "tuple": lambda d: tuple(_decode(x) for x in d["items"]),
+    "set": lambda d: {_decode(x) for x in d["items"]},
+    "frozenset": lambda d: frozenset(_decode(x) for x in d["items"]),
+    "bytes": lambda d: base64.b64decode(d["base64"]),
+    "float": lambda d: _FLOAT_TAGS[d["value"]],
+    "complex": lambda d: complex(_dec_float(d["real"]), _dec_float(d["imag"])),
+    "dict": lambda d: {_decode(k): _decode(v) for k, v in d["items"]},
+    "ndarray": _decode_array,
+    "npscalar": lambda d: _decode_array(d)[()],
+}
+
+
+def _decode(data: Any) -> Any:
+    if isinstance(data, list):
+        return [_decode(x) for x in data]
+    if isinstance(data, dict):
+        tag = data.get(TAG)
+        if tag is None:
+            return {k: _decode(v) for k, v in data.items()}
+        decoder = _DECODERS.get(tag) if isinstance(tag, str) else None
+        if decoder is None:
+            raise ValueError(f"unknown tag {tag!r}")
+        return decoder(data)
+    return data
+
+
+def decode(data: Any) -> Any:
+    """Inverse of :func:`encode`; never imports a module or calls anything the data names."""
+    return _decode(data)
+
+
+class JsonBackend(Backend):
+    name = "json"
+    suffixes = (".json",)
+    supports_browse = True  # the whole file is plain data: listing it runs no code
+
+    def sniff(self, head: bytes) -> bool:
+        return _SNIFF.match(head) is not None
+
+    def write(self, obj: Any, path: Path, *, metadata: dict[str, Any], options: dict[str, Any]) -> None:
+        try:
+            data = encode(obj)
+        except SerializationError as exc:
+            raise SerializationError(f"cannot save to {path}: {exc}", path=path) from None
+        doc = {
+            "storage_nodes": {
+                "format": "storage_nodes-json",
+                "format_version": self.format_version,
+                "backend": self.name,
+            },
+            "metadata": metadata,
+            "environment": environment_record(backend=self.name, format_version=self.format_version),
+            "data": data,
+        }
+        indent = options.get("indent", 1)
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=indent, ensure_ascii=False, allow_nan=False)
+
+    def _document(self, path: Path) -> dict[str, Any]:
+        try:
+            with open(path, encoding="utf-8") as f:
+                doc = json.load(f)
+        except RecursionError:
+            raise StorageError(f"{path} is nested too deeply for the json reader", path=path) from None
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise CorruptFileError(f"{path} is not a valid storage_nodes JSON file ({exc})", path=path) from None
+        except OSError as exc:
+            raise StorageError(f"cannot read {path}: {exc}", path=path) from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("storage_nodes"), dict) or "data" not in doc:
+            raise CorruptFileError(
+                f"{path} is JSON but not a storage_nodes file (no 'storage_nodes' header)", path=path
+            )
+        return doc
+
+    def _data(self, path: Path, doc: dict[str, Any]) -> Any:
+        try:
+            return decode(doc["data"])
+        except RecursionError:
+            raise StorageError(f"{path} is nested too deeply to decode", path=path) from None
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise CorruptFileError(
+                f"{path} holds damaged tagged data ({type(exc).__name__}: {exc})", path=path
+            ) from None
+
+    def read(self, path: Path, *, key: str | None, safe: bool, check: CheckCallback) -> Any:
+        doc = self._document(path)
+        check(doc.get("environment"), None)
+        return navigate(self._data(path, doc), key, path=path)
+
+    def list(self, path: Path, *, key: str | None = None) -> Listing:
+        doc = self._document(path)
+        obj = navigate(self._data(path, doc), key, path=path)
+        prefix = "/".join(escape(s) for s in split(key))
+        name = split(key)[-1] if key else ""
+        header = doc["storage_nodes"]
+        return Listing(
+            path=str(path),
+            backend=self.name,
+            format_version=int(header.get("format_version", 0)),
+            root=describe(obj, path=prefix, name=name, depth=64),
+            metadata=doc.get("metadata") or {},
+            environment=doc.get("environment") or {},
+            key=key,
+        )

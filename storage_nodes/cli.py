@@ -1,0 +1,82 @@
+"""The ``storage-nodes`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .errors import StorageError
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    if args.directory is None:
+        with tempfile.TemporaryDirectory(prefix="storage-nodes-demo-") as d:
+            return run_demo(Path(d))
+    directory = Path(args.directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    return run_demo(directory)
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from .api import inspect
+
+    listing = inspect(args.file, key=args.key)
+    print(listing.to_json(indent=2) if args.json else listing)
+    return 0
+
+
+def _cmd_backends(args: argparse.Namespace) -> int:
+    from . import registry
+
+    for name in registry.names():
+        b = registry.get(name)
+        flags = [f for f in ("supports_browse", "supports_partial_read", "supports_partial_write") if getattr(b, f)]
+        safe = "safe load" if b.supports_safe_load else "runs code on load"
+        print(f"{name:12s} suffixes={','.join(b.suffixes) or '-'}  {safe}  {' '.join(flags)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="storage-nodes",
+        description="Save, load and browse pyiron_workflow results (storage_nodes).",
+    )
+    parser.add_argument("--version", action="version", version=f"storage_nodes {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="run a small workflow that saves, reloads and inspects its results")
+    demo.add_argument("directory", nargs="?", help="where to write the files (default: a temporary directory)")
+    demo.set_defaults(func=_cmd_demo)
+
+    insp = sub.add_parser("inspect", help="print what a stored file holds, without loading it")
+    insp.add_argument("file")
+    insp.add_argument("--key", default=None, help="only the entry at this /-separated key")
+    insp.add_argument("--json", action="store_true", help="print the listing as JSON")
+    insp.set_defaults(func=_cmd_inspect)
+
+    bk = sub.add_parser("backends", help="list the registered backends and what each can do")
+    bk.set_defaults(func=_cmd_backends)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args))
+    except StorageError as exc:
+        print(f"storage-nodes: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

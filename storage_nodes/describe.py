@@ -1,0 +1,66 @@
+"""Describe a live object as :class:`~storage_nodes.listing.Entry` data (no I/O).
+
+Used at save time by backends that cannot be browsed later (pickle, cloudpickle, json):
+they store this shallow description in their header so ``inspect`` never unpickles.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from . import keys as _keys
+from .listing import Entry
+
+__all__ = ["describe"]
+
+MAX_CHILDREN = 200
+
+
+def _type_info(obj: Any) -> tuple[str, str | None]:
+    cls = type(obj)
+    module = cls.__module__
+    return cls.__qualname__, (None if module == "builtins" else module)
+
+
+def _child_items(obj: Any) -> list[tuple[str, Any]] | None:
+    if isinstance(obj, Mapping):
+        return [(k if isinstance(k, str) else repr(k), v) for k, v in obj.items()]
+    if isinstance(obj, list | tuple):
+        return [(str(i), v) for i, v in enumerate(obj)]
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return [(f.name, getattr(obj, f.name, None)) for f in dataclasses.fields(obj)]
+    return None
+
+
+def describe(obj: Any, *, path: str = "", name: str = "", depth: int = 1) -> Entry:
+    """An :class:`Entry` for ``obj`` with children down to ``depth`` levels."""
+    type_name, module = _type_info(obj)
+    entry = Entry(path=path, name=name, type=type_name, module=module)
+    shape = getattr(obj, "shape", None)
+    dtype = getattr(obj, "dtype", None)
+    if isinstance(shape, tuple) and dtype is not None:
+        entry.shape = tuple(int(s) for s in shape)
+        entry.dtype = str(dtype)
+        nbytes = getattr(obj, "nbytes", None)
+        entry.size = int(nbytes) if isinstance(nbytes, int) else None
+    elif isinstance(obj, str | bytes | bytearray):
+        entry.length = len(obj)
+        entry.size = len(obj) if not isinstance(obj, str) else len(obj.encode("utf-8", "surrogatepass"))
+    elif isinstance(obj, int | float | complex | bool) or obj is None:
+        entry.size = sys.getsizeof(obj) if obj is not None else 0
+    else:
+        try:
+            entry.length = len(obj)
+        except Exception:
+            pass
+    if depth > 0:
+        items = _child_items(obj)
+        if items is not None:
+            for child_name, value in items[:MAX_CHILDREN]:
+                child_path = f"{path}/{_keys.escape(child_name)}" if path else _keys.escape(child_name)
+                entry.children.append(describe(value, path=child_path, name=child_name, depth=depth - 1))
+            entry.truncated = max(0, len(items) - MAX_CHILDREN)
+    return entry

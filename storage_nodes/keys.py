@@ -1,0 +1,101 @@
+"""Keys: ``/``-separated paths into a stored object.
+
+A key names an entry by its dict keys, sequence indices and attribute names, e.g.
+``"outputs/forces/3"``. Inside one segment ``~`` is written ``~0`` and ``/`` is written
+``~1`` (the JSON-pointer rule), so any string dict key can be named. The same syntax is
+used by every backend, by stored workflows (``<node>/outputs/<port>``) and collections.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .errors import InvalidArgumentError, KeyNotFoundError
+
+__all__ = ["escape", "join", "navigate", "split", "unescape"]
+
+
+def escape(segment: str) -> str:
+    """Escape one segment so it can stand inside a key."""
+    return segment.replace("~", "~0").replace("/", "~1")
+
+
+def unescape(segment: str) -> str:
+    """Undo :func:`escape`."""
+    return segment.replace("~1", "/").replace("~0", "~")
+
+
+def split(key: str | None) -> list[str]:
+    """Split a key into unescaped segments; ``None``, ``""`` and ``"/"`` mean the root.
+
+    >>> split("outputs/a~1b/3")
+    ['outputs', 'a/b', '3']
+    """
+    if key is None:
+        return []
+    if not isinstance(key, str):
+        raise InvalidArgumentError(f"a key must be a str like 'outputs/energy', got {type(key).__name__}")
+    if "\x00" in key:
+        raise InvalidArgumentError(f"key {key!r} contains a NUL character", key=key)
+    parts = [p for p in key.strip("/").split("/")] if key.strip("/") else []
+    if any(p == "" for p in parts):
+        raise InvalidArgumentError(f"key {key!r} has an empty segment ('//')", key=key)
+    return [unescape(p) for p in parts]
+
+
+def join(*segments: str) -> str:
+    """Join raw segments into a key, escaping each."""
+    return "/".join(escape(s) for s in segments)
+
+
+def _dict_child(obj: Mapping[Any, Any], segment: str) -> Any:
+    if segment in obj:
+        return obj[segment]
+    for k in obj:  # non-string keys are named by their str() / repr()
+        if not isinstance(k, str) and (str(k) == segment or repr(k) == segment):
+            return obj[k]
+    raise KeyError(segment)
+
+
+def child(obj: Any, segment: str) -> Any:
+    """Return the child of ``obj`` named by one segment, or raise ``KeyError``/``IndexError``."""
+    if isinstance(obj, Mapping):
+        return _dict_child(obj, segment)
+    if isinstance(obj, Sequence) and not isinstance(obj, str | bytes | bytearray):
+        try:
+            index = int(segment)
+        except ValueError:
+            raise KeyError(segment) from None
+        return obj[index]
+    if hasattr(obj, "shape") and hasattr(obj, "dtype"):  # numpy arrays: index the first axis
+        try:
+            return obj[int(segment)]
+        except ValueError:
+            raise KeyError(segment) from None
+    if dataclasses.is_dataclass(obj) or hasattr(obj, "__dict__") or hasattr(obj, "__slots__"):
+        try:
+            return getattr(obj, segment)
+        except AttributeError:
+            raise KeyError(segment) from None
+    raise KeyError(segment)
+
+
+def navigate(obj: Any, key: str | None, *, path: Any = None) -> Any:
+    """Follow ``key`` through a loaded object; a missing segment raises :class:`KeyNotFoundError`."""
+    current = obj
+    walked: list[str] = []
+    for segment in split(key):
+        try:
+            current = child(current, segment)
+        except (KeyError, IndexError, TypeError):
+            where = "/".join(escape(w) for w in walked) or "the root"
+            raise KeyNotFoundError(
+                f"key {key!r} not found in {path!s}: {where} ({type(current).__name__}) "
+                f"has no entry {segment!r}; use storage_nodes.inspect({str(path)!r}) to list the keys",
+                path=path,
+                key=key,
+            ) from None
+        walked.append(segment)
+    return current

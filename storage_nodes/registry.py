@@ -1,0 +1,135 @@
+"""Backend registry: names to backends, suffixes and content detection, plugins.
+
+Built-in backends are imported lazily on first use. Third-party backends register
+through the entry-point group ``storage_nodes.backends`` (the entry point names a
+:class:`~storage_nodes.backends.base.Backend` subclass) or by calling :func:`register`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+import threading
+from pathlib import Path
+
+from .backends.base import Backend
+from .errors import (
+    BackendNotFoundError,
+    CorruptFileError,
+    FileNotFoundStorageError,
+    InvalidArgumentError,
+    StorageError,
+)
+
+__all__ = ["ENTRY_POINT_GROUP", "detect", "for_suffix", "get", "names", "names_with", "register"]
+
+ENTRY_POINT_GROUP = "storage_nodes.backends"
+DEFAULT_BACKEND = "h5"
+
+_BUILTIN = {
+    "pickle": "storage_nodes.backends.pickle:PickleBackend",
+    "cloudpickle": "storage_nodes.backends.cloudpickle:CloudpickleBackend",
+    "json": "storage_nodes.backends.json:JsonBackend",
+    "h5": "storage_nodes.backends.h5:H5Backend",
+}
+BUILTIN_NAMES: tuple[str, ...] = tuple(sorted(_BUILTIN))
+
+_lock = threading.RLock()
+_specs: dict[str, str | type[Backend]] = {}
+_instances: dict[str, Backend] = {}
+_loaded_plugins = False
+
+
+def _ensure() -> None:
+    global _loaded_plugins
+    with _lock:
+        if _loaded_plugins:
+            return
+        for name, spec in _BUILTIN.items():
+            _specs.setdefault(name, spec)
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            _specs.setdefault(ep.name, ep.value)
+        _loaded_plugins = True
+
+
+def register(backend: type[Backend], *, replace: bool = False) -> None:
+    """Register a backend class under its ``name``."""
+    if not (isinstance(backend, type) and issubclass(backend, Backend)):
+        raise InvalidArgumentError(f"register() takes a Backend subclass, got {backend!r}")
+    _ensure()
+    with _lock:
+        if backend.name in _specs and not replace and _specs[backend.name] is not backend:
+            raise StorageError(f"a backend named {backend.name!r} is already registered; pass replace=True")
+        _specs[backend.name] = backend
+        _instances.pop(backend.name, None)
+
+
+def names() -> list[str]:
+    """Names of all registered backends, sorted."""
+    _ensure()
+    return sorted(_specs)
+
+
+def get(name: str) -> Backend:
+    """The backend called ``name``; an unknown name raises :class:`BackendNotFoundError`."""
+    _ensure()
+    with _lock:
+        if name in _instances:
+            return _instances[name]
+        spec = _specs.get(name) if isinstance(name, str) else None
+        if spec is None:
+            raise BackendNotFoundError(f"unknown backend {name!r}; valid backends are {names()}", key=None)
+        if isinstance(spec, str):
+            module_name, _, attr = spec.partition(":")
+            cls = getattr(importlib.import_module(module_name), attr)
+        else:
+            cls = spec
+        instance = cls()
+        _instances[name] = instance
+        return instance
+
+
+def names_with(flag: str) -> list[str]:
+    """Names of the backends whose capability ``flag`` is true (e.g. ``"supports_browse"``)."""
+    return [n for n in names() if getattr(get(n), flag, False)]
+
+
+def for_suffix(path: str | os.PathLike[str]) -> str:
+    """The backend a save picks from the file name; :data:`DEFAULT_BACKEND` if none matches."""
+    suffix = Path(path).suffix.lower()
+    for n in names():
+        if suffix in get(n).suffixes:
+            return n
+    return DEFAULT_BACKEND
+
+
+def read_head(path: Path, size: int = 1024) -> bytes:
+    """The first bytes of ``path``, with clear errors for missing or unreadable files."""
+    if not path.exists():
+        raise FileNotFoundStorageError(f"no such file: {path}", path=path)
+    if path.is_dir():
+        raise CorruptFileError(f"{path} is a directory, not a stored file", path=path)
+    try:
+        with open(path, "rb") as f:
+            return f.read(size)
+    except PermissionError:
+        raise StorageError(f"permission denied reading {path}", path=path) from None
+    except OSError as exc:
+        raise StorageError(f"cannot read {path}: {exc}", path=path) from None
+
+
+def detect(path: str | os.PathLike[str]) -> str:
+    """Name the backend that wrote ``path``, from the file's own bytes."""
+    p = Path(path)
+    head = read_head(p)
+    if not head:
+        raise CorruptFileError(f"{p} is empty: it holds no stored object", path=p)
+    for n in names():
+        if get(n).sniff(head):
+            return n
+    raise BackendNotFoundError(
+        f"cannot tell which backend wrote {p}: it is not a storage_nodes file of any of {names()}; "
+        "pass backend= explicitly if you know the format",
+        path=p,
+    )

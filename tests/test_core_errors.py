@@ -1,0 +1,174 @@
+"""Bad input raises typed errors naming the file; failed saves leave old files untouched."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import storage_nodes as sn
+from storage_nodes.atomic import TEMP_PREFIX
+
+
+class Unpicklable:
+    def __reduce__(self):
+        raise TypeError("this object refuses to be pickled")
+
+
+def _files(d):
+    return sorted(p.name for p in d.iterdir())
+
+
+def test_unknown_backend_lists_valid_names(tmp_path):
+    with pytest.raises(sn.BackendNotFoundError) as err:
+        sn.save(1, tmp_path / "x.bin", backend="yaml")
+    assert "yaml" in str(err.value) and "pickle" in str(err.value) and "json" in str(err.value)
+    assert isinstance(err.value, ValueError)
+
+
+def test_wrong_argument_types_are_typed_errors(tmp_path):
+    with pytest.raises(sn.InvalidArgumentError, match="path"):
+        sn.save(1, 42)
+    with pytest.raises(sn.InvalidArgumentError, match="overwrite"):
+        sn.save(1, tmp_path / "a.pkl", overwrite="yes")
+    with pytest.raises(sn.InvalidArgumentError, match="version_policy"):
+        sn.load(tmp_path / "a.pkl", version_policy="sometimes")
+    with pytest.raises(TypeError):  # InvalidArgumentError is a TypeError
+        sn.inspect(None)
+
+
+def test_metadata_must_be_json_able(tmp_path):
+    with pytest.raises(sn.MetadataError, match="JSON"):
+        sn.save(1, tmp_path / "a.json", metadata={"when": object()})
+    with pytest.raises(sn.MetadataError):
+        sn.save(1, tmp_path / "a.json", metadata={"x": float("nan")})
+    assert _files(tmp_path) == []
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(sn.FileNotFoundStorageError) as err:
+        sn.load(tmp_path / "nope.pkl")
+    assert "nope.pkl" in str(err.value) and isinstance(err.value, FileNotFoundError)
+    with pytest.raises(sn.FileNotFoundStorageError):
+        sn.inspect(tmp_path / "nope.pkl")
+
+
+def test_empty_foreign_and_directory_files(tmp_path):
+    (tmp_path / "empty.pkl").write_bytes(b"")
+    (tmp_path / "foreign.pkl").write_bytes(b"just some text")
+    with pytest.raises(sn.CorruptFileError, match="empty"):
+        sn.load(tmp_path / "empty.pkl")
+    with pytest.raises(sn.BackendNotFoundError, match=r"foreign\.pkl"):
+        sn.load(tmp_path / "foreign.pkl")
+    with pytest.raises(sn.StorageError, match="directory"):
+        sn.load(tmp_path)
+    with pytest.raises(sn.StorageError, match="directory"):
+        sn.save(1, tmp_path)
+
+
+def test_backend_mismatch_names_the_real_backend(tmp_path):
+    path = sn.save([1], tmp_path / "a.pkl")
+    with pytest.raises(sn.CorruptFileError, match="'pickle'"):
+        sn.load(path, backend="json")
+
+
+@pytest.mark.parametrize("suffix", [".pkl", ".cpkl", ".json"])
+def test_truncated_file_is_a_corrupt_file_error(tmp_path, suffix):
+    path = sn.save({"a": np.arange(100)}, tmp_path / f"t{suffix}")
+    raw = path.read_bytes()
+    for cut in (len(raw) // 2, len(raw) - 3, 20):
+        path.write_bytes(raw[:cut])
+        with pytest.raises(sn.StorageError) as err:
+            sn.load(path)
+        assert str(path) in str(err.value)
+
+
+def test_overwrite_false_refuses_and_keeps_file(tmp_path):
+    path = sn.save({"v": 1}, tmp_path / "a.json")
+    before = path.read_bytes()
+    with pytest.raises(sn.FileExistsStorageError, match="overwrite"):
+        sn.save({"v": 2}, path, overwrite=False)
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("suffix", [".pkl", ".cpkl", ".json"])
+def test_failed_save_leaves_old_file_byte_identical(tmp_path, suffix):
+    path = sn.save({"v": 1}, tmp_path / f"a{suffix}")
+    before = path.read_bytes()
+    with pytest.raises(sn.SerializationError):
+        sn.save({"v": [1, Unpicklable()]}, path)
+    assert path.read_bytes() == before
+    assert _files(tmp_path) == [path.name]
+
+
+def test_interrupt_during_write_leaves_no_temp_file(tmp_path, monkeypatch):
+    path = sn.save({"v": 1}, tmp_path / "a.pkl")
+    before = path.read_bytes()
+    from storage_nodes.backends import pickle as pickle_backend
+
+    def interrupted(self, obj, path, **kwargs):
+        path.write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pickle_backend.PickleBackend, "write", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        sn.save({"v": 2}, path)
+    assert path.read_bytes() == before
+    assert not [n for n in _files(tmp_path) if n.startswith(TEMP_PREFIX)]
+
+
+def test_save_keeps_permissions_of_replaced_file(tmp_path):
+    path = sn.save(1, tmp_path / "a.pkl")
+    os.chmod(path, 0o640)
+    sn.save(2, path)
+    assert (path.stat().st_mode & 0o777) == 0o640
+
+
+def test_missing_directory_is_clear(tmp_path):
+    with pytest.raises(sn.StorageError, match="does not exist"):
+        sn.save(1, tmp_path / "no" / "such" / "a.pkl")
+
+
+@pytest.mark.parametrize("suffix", [".pkl", ".cpkl", ".json"])
+def test_partial_update_on_non_partial_backend_names_capable_backend(tmp_path, suffix):
+    path = sn.save({"a": 1}, tmp_path / f"a{suffix}")
+    before = path.read_bytes()
+    with pytest.raises(sn.UnsupportedOperationError) as err:
+        sn.save(2, path, key="a")
+    assert "'h5'" in str(err.value) or "none installed" in str(err.value)
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("suffix", [".pkl", ".cpkl"])
+def test_safe_load_refuses_pickles_before_reading(tmp_path, suffix, monkeypatch):
+    import pickle
+
+    path = sn.save({"a": 1}, tmp_path / f"a{suffix}")
+    monkeypatch.setattr(pickle, "loads", lambda *a, **k: pytest.fail("unpickled"))
+    with pytest.raises(sn.UnsafeLoadError, match="safe=True"):
+        sn.load(path, safe=True)
+
+
+def test_pickle_inspect_deeper_than_header_says_which_backend_browses(tmp_path):
+    path = sn.save({"a": {"b": {"c": 1}}}, tmp_path / "a.pkl")
+    assert sn.inspect(path, key="a").root.type == "dict"
+    with pytest.raises(sn.UnsupportedOperationError, match="browsable"):
+        sn.inspect(path, key="a/b/c")
+
+
+def test_invalid_keys(tmp_path):
+    path = sn.save({"a": 1}, tmp_path / "a.json")
+    with pytest.raises(sn.InvalidArgumentError, match="empty segment"):
+        sn.load(path, key="a//b")
+    with pytest.raises(sn.InvalidArgumentError, match="NUL"):
+        sn.load(path, key="a\x00")
+
+
+def test_errors_pickle_across_processes():
+    import pickle
+
+    err = sn.KeyNotFoundError("missing", path="/x.h5", key="a/b")
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is sn.KeyNotFoundError and back.path == "/x.h5" and back.key == "a/b"
+    assert str(back) == "missing"
