@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+from typing import TYPE_CHECKING
 
 try:
     __version__ = importlib.metadata.version("storage-nodes")
@@ -35,6 +36,29 @@ from .errors import (
 from .listing import Entry, Listing
 from .registry import register
 
+# Storage as pyiron_workflow nodes and whole-workflow save/load. Imported on first use:
+# pyiron_workflow takes seconds to import, and the plain API does not need it.
+_LAZY = {
+    "InspectNode": "nodes",
+    "LoadNode": "nodes",
+    "SaveNode": "nodes",
+}
+
+if TYPE_CHECKING:
+    from .nodes import InspectNode, LoadNode, SaveNode
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'storage_nodes' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
     "BackendNotFoundError",
     "CorruptFileError",
@@ -59,4 +83,8 @@ __all__ = [
     "load",
     "register",
     "save",
+    # nodes
+    "InspectNode",
+    "LoadNode",
+    "SaveNode",
 ]
