@@ -35,6 +35,7 @@ from .errors import (
 )
 from .listing import Entry, Listing
 from .registry import register
+from .workflows import StoredWorkflow, load_outputs, load_workflow, save_outputs, save_workflow
 
 # Storage as pyiron_workflow nodes and whole-workflow save/load. Imported on first use:
 # pyiron_workflow takes seconds to import, and the plain API does not need it.
@@ -87,4 +88,10 @@ __all__ = [
     "InspectNode",
     "LoadNode",
     "SaveNode",
+    # whole workflows
+    "StoredWorkflow",
+    "load_outputs",
+    "load_workflow",
+    "save_outputs",
+    "save_workflow",
 ]
