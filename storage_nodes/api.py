@@ -21,6 +21,7 @@ from .errors import (
     CorruptFileError,
     FileExistsStorageError,
     FileNotFoundStorageError,
+    SerializationError,
     StorageError,
     UnsafeLoadError,
 )
@@ -116,8 +117,27 @@ def save(
         raise FileExistsStorageError(f"{p} exists and overwrite=False; pass overwrite=True to replace it", path=p)
     durable = bool(options.pop("durable", False))
     with atomic_path(p, durable=durable) as tmp:
-        chosen.write(obj, tmp, metadata=user_metadata, options=options)
+        try:
+            chosen.write(obj, tmp, metadata=user_metadata, options=options)
+        except StorageError as exc:
+            raise _retarget(exc, tmp, p) from exc.__cause__
+        except RecursionError:
+            raise SerializationError(f"cannot save to {p}: the object is nested too deeply", path=p) from None
+        except Exception as exc:
+            raise SerializationError(
+                f"the {chosen.name!r} backend cannot save this {type(obj).__name__} to {p}: "
+                f"{type(exc).__name__}: {exc}",
+                path=p,
+            ) from exc
     return p
+
+
+def _retarget(exc: StorageError, tmp: Path, target: Path) -> StorageError:
+    """Name the target file, not the temporary file a backend wrote to, in an error."""
+    exc.message = exc.message.replace(str(tmp), str(target))
+    exc.args = (exc.message,)
+    exc.path = str(target)
+    return exc
 
 
 @validated
