@@ -18,7 +18,7 @@ from storage_nodes.nodes import BACKEND_CHOICES
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*has no (input|output) ports:UserWarning")
 
-PLAIN_BACKENDS = ["pickle", "cloudpickle", "json"]
+BACKENDS = ["pickle", "cloudpickle", "json", "h5"]
 SUFFIX = {"pickle": ".pkl", "cloudpickle": ".cpkl", "json": ".json", "h5": ".h5"}
 
 
@@ -78,7 +78,7 @@ def test_ports_are_as_documented():
 # --- each node alone ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", PLAIN_BACKENDS)
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_each_node_alone(tmp_path, backend):
     path = tmp_path / f"alone{SUFFIX[backend]}"
     data = {"a": [1, 2], "x": np.arange(3.0)}  # run-time data need not be JSON-able
@@ -104,7 +104,7 @@ def test_save_node_overwrite_false_refuses_existing_file(tmp_path):
 # --- in workflows ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", PLAIN_BACKENDS)
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_save_load_inspect_in_a_workflow(tmp_path, backend):
     path = tmp_path / f"grid{SUFFIX[backend]}"
     run = _save_load_workflow(path, backend).run()
@@ -141,7 +141,7 @@ def test_version_policy_takes_a_plain_string(tmp_path):
 # --- plain strings and Literal values for the backend ----------------------------------
 
 
-@pytest.mark.parametrize("backend", PLAIN_BACKENDS)
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_backend_plain_string_at_construction_and_by_assignment(tmp_path, backend):
     path = tmp_path / "data.bin"  # no telling suffix: the backend must come from the port
     wf = pwf.Workflow("strings")
