@@ -94,9 +94,10 @@ def _default(obj: Any) -> Any:
 def pack(obj: Any) -> bytes:
     """Pack plain data; raise :class:`NotPlain` if ``obj`` holds anything else.
 
-    Deep nesting raises ``ValueError`` (the packer's depth limit): the caller decomposes.
+    Deep nesting raises ``ValueError`` (the packer's depth limit) and strings that are not
+    valid UTF-8 (lone surrogates) raise ``UnicodeEncodeError``: the caller decomposes.
     """
-    return msgpack.packb(obj, default=_default, strict_types=True, use_bin_type=True, unicode_errors="surrogatepass")
+    return msgpack.packb(obj, default=_default, strict_types=True, use_bin_type=True)
 
 
 def _ext(code: int, data: bytes) -> Any:
@@ -123,7 +124,9 @@ def _ext(code: int, data: bytes) -> Any:
 
 def unpack(data: Any) -> Any:
     """Unpack plain data written by :func:`pack` (builds only builtins and numpy arrays)."""
-    return msgpack.unpackb(data, ext_hook=_ext, strict_map_key=False, raw=False, unicode_errors="surrogatepass")
+    if not isinstance(data, bytes):
+        data = data.tobytes() if isinstance(data, np.ndarray) else bytes(data)
+    return msgpack.unpackb(data, ext_hook=_ext, strict_map_key=False, raw=False)
 
 
 def container_ids(obj: Any) -> set[int] | None:
