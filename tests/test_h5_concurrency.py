@@ -56,7 +56,7 @@ def test_threads_saving_whole_files_and_loading(tmp_path):
                 p = sn.save({"n": n, "i": i, "a": np.arange(n + i)}, tmp_path / f"f{n}.h5")
                 back = sn.load(p)
                 assert back["n"] == n and back["i"] == i
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
