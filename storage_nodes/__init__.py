@@ -34,10 +34,12 @@ from .errors import (
 )
 from .listing import Entry, Listing
 from .registry import register
+from .versioning import Difference, verify
 
 __all__ = [
     "BackendNotFoundError",
     "CorruptFileError",
+    "Difference",
     "Entry",
     "FileExistsStorageError",
     "FileNotFoundStorageError",
@@ -59,4 +61,5 @@ __all__ = [
     "load",
     "register",
     "save",
+    "verify",
 ]
