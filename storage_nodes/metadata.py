@@ -48,6 +48,7 @@ __all__ = [
     "ObjectCollector",
     "current_record",
     "environment_record",
+    "merge_records",
     "module_record",
     "objects_from_recipe",
     "validate_metadata",
@@ -75,9 +76,11 @@ def validate_metadata(metadata: Mapping[str, Any] | None, *, path: Any = None) -
         raise MetadataError(
             f"metadata for {path} must be a dict of JSON-able values, got {type(metadata).__name__}", path=path
         )
-    bad = [k for k in metadata if not isinstance(k, str)]
-    if bad:
-        raise MetadataError(f"metadata for {path} has non-string keys {bad[:5]!r}; use string keys", path=path)
+    bad = _non_string_key(metadata)
+    if bad is not None:
+        raise MetadataError(
+            f"metadata for {path} has the non-string key {bad!r}; JSON keys are strings: convert it", path=path
+        )
     try:
         text = json.dumps(dict(metadata), allow_nan=False, sort_keys=True)
     except (TypeError, ValueError, RecursionError) as exc:
@@ -88,6 +91,25 @@ def validate_metadata(metadata: Mapping[str, Any] | None, *, path: Any = None) -
         ) from None
     result: dict[str, Any] = json.loads(text)
     return result
+
+
+def _non_string_key(value: Any, depth: int = 0) -> Any:
+    """The first dict key that is not a string, anywhere in ``value`` (JSON would stringify it)."""
+    if depth > 100:
+        return None  # json.dumps reports the nesting
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                return k
+            found = _non_string_key(v, depth + 1)
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for v in value:
+            found = _non_string_key(v, depth + 1)
+            if found is not None:
+                return found
+    return None
 
 
 class ObjectCollector:
@@ -389,6 +411,25 @@ def current_record(
             now["found"] = name in sys.modules or _module_spec(name) is not None
             result[name] = now
     return {"record_version": RECORD_VERSION, "python": _python(), "platform": _platform(), "modules": result}
+
+
+def merge_records(stored: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The record of a file after a partial write: ``new`` wins, earlier modules and source hashes stay.
+
+    For a module in both, version and git state come from ``new`` and the ``sources``
+    are united (a class stored by an earlier save keeps its hash). Inputs are not changed.
+
+    >>> old = {"modules": {"m": {"version": "1", "sources": {"A": "a"}}}}
+    >>> merge_records(old, {"modules": {"m": {"version": "2", "sources": {"B": "b"}}}})["modules"]
+    {'m': {'version': '2', 'sources': {'A': 'a', 'B': 'b'}}}
+    """
+    merged = {**stored, **new}
+    modules = {name: dict(rec) for name, rec in (stored.get("modules") or {}).items()}
+    for name, rec in (new.get("modules") or {}).items():
+        sources = {**(modules.get(name, {}).get("sources") or {}), **(rec.get("sources") or {})}
+        modules[name] = {**rec, "sources": sources}
+    merged["modules"] = modules
+    return merged
 
 
 # Type of a user-supplied policy callable: (stored record, current record) -> None
