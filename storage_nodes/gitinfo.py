@@ -79,7 +79,8 @@ def find_repository(directory: str) -> Repository | None:
 
 def read_head(repo: Repository) -> str | None:
     """The commit HEAD points to (None on an unborn branch)."""
-    head = (repo.git_dir / "HEAD").read_text().strip()
+    with open(os.path.join(repo.git_dir, "HEAD")) as f:
+        head = f.read().strip()
     if not head.startswith("ref:"):
         return head or None
     ref = head.split(":", 1)[1].strip()
@@ -363,11 +364,17 @@ def _blob_sha(path: str, _stat_key: tuple[int, int]) -> bytes:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).digest()
 
 
-def _changed_files(repo: Repository, commit: str | None, prefix: str) -> list[str]:
+def _index(repo: Repository) -> tuple[dict[str, IndexEntry], int]:
+    """The parsed index (cached while the file is unchanged) and its mtime."""
+    path = os.path.join(repo.git_dir, "index")
+    st = os.stat(path)
+    return _read_index(path, (st.st_mtime_ns, st.st_size, st.st_ino)), st.st_mtime_ns
+
+
+def _changed_files(
+    repo: Repository, commit: str | None, prefix: str, index: dict[str, IndexEntry], index_mtime: int
+) -> list[str]:
     """Tracked files under ``prefix`` that differ from ``commit`` (in the index or the work tree)."""
-    index_path = repo.git_dir / "index"
-    st = index_path.stat()
-    index = _read_index(str(index_path), (st.st_mtime_ns, st.st_size, st.st_ino))
     under = prefix + "/"
     mine = {p: e for p, e in index.items() if p == prefix or p.startswith(under) or not prefix}
     changed: list[str] = []
@@ -376,18 +383,19 @@ def _changed_files(repo: Repository, commit: str | None, prefix: str) -> list[st
         if entry.stage or committed.get(path) != entry.sha:
             changed.append(path)  # staged change, conflict or new file
     changed.extend(p for p in committed if p not in mine)  # staged deletion
+    root = str(repo.work_tree)
     for path, entry in mine.items():
         if path in changed or entry.mode & 0o170000 == 0o160000:  # gitlinks (submodules)
             continue
-        full = repo.work_tree / path
+        full = os.path.join(root, path)
         try:
-            fst = full.lstat()
+            fst = os.lstat(full)
         except OSError:
             changed.append(path)  # deleted in the work tree
             continue
         # hash only when the stat data says edited, or is too recent to be trusted ("racy git")
-        suspect = fst.st_mtime_ns != entry.mtime_ns or fst.st_mtime_ns >= st.st_mtime_ns
-        if fst.st_size != entry.size or (suspect and _blob_sha(str(full), (fst.st_mtime_ns, fst.st_size)) != entry.sha):
+        suspect = fst.st_mtime_ns != entry.mtime_ns or fst.st_mtime_ns >= index_mtime
+        if fst.st_size != entry.size or (suspect and _blob_sha(full, (fst.st_mtime_ns, fst.st_size)) != entry.sha):
             changed.append(path)
     return sorted(set(changed))
 
@@ -409,10 +417,29 @@ def _git_status(repo: Repository, prefix: str) -> list[str] | None:
     return sorted(line[3:] for line in out.splitlines() if line.strip())
 
 
-def _tracked(repo: Repository, relative: str) -> bool:
-    index_path = repo.git_dir / "index"
-    st = index_path.stat()
-    return relative in _read_index(str(index_path), (st.st_mtime_ns, st.st_size, st.st_ino))
+@functools.lru_cache(maxsize=1024)
+def _locate(file: str, scope: str | None) -> tuple[Repository, str, str] | None:
+    """(repository, file and scope relative to its work tree) — paths do not move within a process."""
+    path = Path(file).resolve()
+    repo = find_repository(str(path.parent))
+    if repo is None:
+        return None
+    work_tree = repo.work_tree.resolve()
+    try:
+        relative = path.relative_to(work_tree).as_posix()
+        prefix = Path(scope or path).resolve().relative_to(work_tree).as_posix()
+    except ValueError:
+        return None
+    return repo, relative, "" if prefix == "." else prefix
+
+
+@functools.lru_cache(maxsize=64)
+def _unsupported_format(common_dir: Path) -> str | None:
+    try:
+        config = (common_dir / "config").read_text(errors="replace").lower()
+    except OSError:
+        return None
+    return "the repository uses a non-SHA-1 object format" if "objectformat" in config else None
 
 
 def git_state(file: str | os.PathLike[str], scope: str | os.PathLike[str] | None = None) -> dict[str, Any] | None:
@@ -427,27 +454,23 @@ def git_state(file: str | os.PathLike[str], scope: str | os.PathLike[str] | None
     >>> git_state("src/mypkg/core.py", scope="src/mypkg")  # doctest: +SKIP
     {'commit': '3f2a9c...', 'dirty': True, 'changed': ['src/mypkg/util.py']}
     """
-    path = Path(file).resolve()
-    repo = find_repository(str(path.parent))
-    if repo is None:
+    located = _locate(os.fspath(file), None if scope is None else os.fspath(scope))
+    if located is None:
         return None
+    repo, relative, prefix = located
     try:
-        relative = path.relative_to(repo.work_tree.resolve()).as_posix()
-        prefix = Path(scope or path).resolve().relative_to(repo.work_tree.resolve()).as_posix()
-    except ValueError:
-        return None
-    prefix = "" if prefix == "." else prefix
-    try:
-        if not (repo.git_dir / "index").is_file() or not _tracked(repo, relative):
+        index, index_mtime = _index(repo)
+        if relative not in index:
             return None  # e.g. a site-packages inside a repository's ignored .venv
         commit = read_head(repo)
     except (OSError, GitFormatError, ValueError, struct.error, IndexError):
         return None
     state: dict[str, Any] = {"commit": commit}
     try:
-        if "objectformat" in (repo.common_dir / "config").read_text(errors="replace").lower():
-            raise GitFormatError("the repository uses a non-SHA-1 object format")
-        changed: list[str] | None = _changed_files(repo, commit, prefix)
+        problem = _unsupported_format(repo.common_dir)
+        if problem:
+            raise GitFormatError(problem)
+        changed: list[str] | None = _changed_files(repo, commit, prefix, index, index_mtime)
     except (OSError, GitFormatError, ValueError, zlib.error, struct.error, IndexError) as exc:
         changed = _git_status(repo, prefix)
         if changed is None:

@@ -33,6 +33,7 @@ import importlib.util
 import json
 import os
 import platform
+import re
 import sys
 import threading
 import types
@@ -223,14 +224,15 @@ def _module_file(module: str) -> str | None:
     return spec.origin if spec is not None and spec.has_location else None
 
 
-def _package_scope(module: str, file: str) -> Path:
+@functools.lru_cache(maxsize=1024)
+def _package_scope(module: str, file: str) -> str:
     """The directory of ``module``'s top-level package (or its file for a top-level module)."""
     p = Path(file)
     if p.stem == "__init__":
         p = p.parent
     for _ in range(module.count(".")):
         p = p.parent
-    return p
+    return str(p)
 
 
 # ---------------------------------------------------------------- distributions
@@ -241,11 +243,23 @@ def _packages_distributions() -> Mapping[str, list[str]]:
     return importlib.metadata.packages_distributions()
 
 
+def _name_version(dist: importlib.metadata.Distribution) -> tuple[str | None, str | None]:
+    """Name and version from the metadata headers only: ``dist.metadata`` parses the whole
+    file with the email parser (~2 ms for a long README), the headers take microseconds."""
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    head = text.split("\n\n", 1)[0]
+    name = re.search(r"^Name:[ \t]*(\S+)", head, re.M)
+    version = re.search(r"^Version:[ \t]*(\S+)", head, re.M)
+    if name and version:
+        return name.group(1), version.group(1)
+    meta = dist.metadata
+    return meta["Name"], meta["Version"]
+
+
 def _distribution(top: str, *, fresh: bool) -> tuple[str | None, str | None]:
     """(distribution name, version) providing the top-level package ``top``."""
     try:  # most distributions are named like their package (normalised): one directory scan
-        dist = importlib.metadata.distribution(top)
-        return dist.metadata["Name"], dist.version
+        return _name_version(importlib.metadata.distribution(top))
     except (importlib.metadata.PackageNotFoundError, ValueError):
         pass
     if fresh:
@@ -291,6 +305,16 @@ def _definitions(file: str, _stat_key: tuple[int, int]) -> dict[str, str]:
     return result
 
 
+@functools.lru_cache(maxsize=512)
+def _defined_names(file: str, _stat_key: tuple[int, int]) -> frozenset[str]:
+    """Names after ``class``/``def`` in ``file``: a cheap test before parsing it."""
+    try:
+        text = Path(file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return frozenset()
+    return frozenset(re.findall(r"^[ \t]*(?:async[ \t]+)?(?:class|def)[ \t]+(\w+)", text, re.M))
+
+
 def _source_hashes(file: str | None, qualnames: Iterable[str]) -> dict[str, str]:
     if file is None or not file.endswith(".py"):
         return {}
@@ -298,8 +322,13 @@ def _source_hashes(file: str | None, qualnames: Iterable[str]) -> dict[str, str]
         st = os.stat(file)
     except OSError:
         return {}
-    defs = _definitions(file, (st.st_mtime_ns, st.st_size))
-    return {q: defs[q] for q in sorted(set(qualnames)) if q in defs}
+    key = (st.st_mtime_ns, st.st_size)
+    wanted = sorted(set(qualnames))
+    names = _defined_names(file, key)
+    if not any(q.split(".", 1)[0] in names for q in wanted):
+        return {}  # e.g. a C type exported by a package's __init__.py: skip parsing that file
+    defs = _definitions(file, key)
+    return {q: defs[q] for q in wanted if q in defs}
 
 
 # ---------------------------------------------------------------- records
@@ -314,14 +343,18 @@ def module_record(
 ) -> dict[str, Any]:
     """The record of one module: package, distribution, version, git state, source hashes.
 
-    ``fresh=True`` bypasses the per-process cache of distribution versions (used when
-    checking at load time). Never imports anything.
+    ``fresh=True`` (used when checking at load time) looks distribution versions up again
+    for packages not imported yet. Never imports anything.
 
     >>> module_record("storage_nodes.metadata", ["ObjectCollector"])["package"]
     'storage_nodes'
     """
     top = module.split(".", 1)[0]
-    distribution, version = _distribution(top, fresh=True) if fresh else _cached_distribution(top)
+    # an imported package runs the version it was imported at: the cached answer is the true one
+    if fresh and top not in sys.modules:
+        distribution, version = _distribution(top, fresh=True)
+    else:
+        distribution, version = _cached_distribution(top)
     if version is None:
         top_mod = sys.modules.get(top)
         found = getattr(top_mod, "__version__", None) if top_mod is not None else None
@@ -329,7 +362,7 @@ def module_record(
     record: dict[str, Any] = {"package": top, "distribution": distribution, "version": version, "git": None}
     file = _module_file(module)
     if file is not None:
-        scope = str(_package_scope(module, file))
+        scope = _package_scope(module, file)
         cache = _git_cache if _git_cache is not None else {}
         if scope not in cache:
             cache[scope] = git_state(file, scope)
@@ -353,7 +386,8 @@ def _python() -> dict[str, str]:
 
 @functools.cache
 def _platform() -> str:
-    return platform.platform()
+    # not platform.platform(): on Linux it runs `uname -p` in a subprocess (~5 ms)
+    return f"{platform.system()}-{platform.release()}-{platform.machine()}"
 
 
 def environment_record(
@@ -399,7 +433,6 @@ def current_record(
     del allow_import  # locating, hashing and git reads never import
     stored_modules: Mapping[str, Any] = stored.get("modules") or {}
     names = list(stored_modules) if modules is None else [m for m in modules if m in stored_modules]
-    importlib.invalidate_caches()
     git_cache: dict[str, Any] = {}
     result = {}
     with _lock:
@@ -409,6 +442,10 @@ def current_record(
             qualnames: list[str] = list(sources) if isinstance(sources, Mapping) else []
             now = module_record(name, qualnames, fresh=True, _git_cache=git_cache)
             now["found"] = name in sys.modules or _module_spec(name) is not None
+            if not now["found"]:  # the import system caches directory listings: look again
+                importlib.invalidate_caches()
+                now = module_record(name, qualnames, fresh=True, _git_cache=git_cache)
+                now["found"] = _module_spec(name) is not None
             result[name] = now
     return {"record_version": RECORD_VERSION, "python": _python(), "platform": _platform(), "modules": result}
 

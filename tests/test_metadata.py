@@ -105,14 +105,16 @@ def test_own_package_record_names_the_checked_out_commit() -> None:
 def test_source_hashes_cover_decorators_nesting_and_conditional_definitions(tmp_path: Path) -> None:
     src = tmp_path / "m.py"
     src.write_text(
-        "import functools\n"
+        "import dataclasses, functools\n"
+        "@dataclasses.dataclass\nclass D:\n    x: int\n"
         "@functools.cache\n"
         "def f():\n    return 1\n"
         "class A:\n    class B:\n        def g(self):\n            def local():\n                pass\n"
         "if True:\n    def h():\n        pass\n"
     )
     defs = metadata._definitions(str(src), (0, 0))
-    assert set(defs) == {"f", "A", "A.B", "A.B.g", "h"}
+    assert set(defs) == {"D", "f", "A", "A.B", "A.B.g", "h"}
+    assert set(metadata._source_hashes(str(src), ["D", "A.B.g", "nope"])) == {"D", "A.B.g"}
     import hashlib
 
     assert defs["f"] == hashlib.sha256(b"@functools.cache\ndef f():\n    return 1\n").hexdigest()
