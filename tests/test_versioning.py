@@ -184,3 +184,13 @@ def test_difference_is_plain_data() -> None:
         "breaking": False,
         "message": "m (git dirty): stored clean, now dirty",
     }
+
+
+def test_versioning_doc_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    page = Path(__file__).resolve().parent.parent / "docs" / "versioning.md"
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S)
+    assert len(blocks) >= 3
+    namespace: dict[str, Any] = {}
+    for i, block in enumerate(blocks):
+        exec(compile(block, f"versioning.md[block {i}]", "exec"), namespace)
