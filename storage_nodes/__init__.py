@@ -35,10 +35,12 @@ from .errors import (
 )
 from .listing import Entry, Listing
 from .registry import register
+from .versioning import Difference, verify
 
 __all__ = [
     "BackendNotFoundError",
     "CorruptFileError",
+    "Difference",
     "Entry",
     "FileExistsStorageError",
     "FileNotFoundStorageError",
@@ -62,4 +64,5 @@ __all__ = [
     "open",
     "register",
     "save",
+    "verify",
 ]
