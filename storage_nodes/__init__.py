@@ -60,3 +60,9 @@ __all__ = [
     "register",
     "save",
 ]
+
+# collections (issue #6)
+from .collection import Collection
+from .errors import DuplicateMemberError
+
+__all__ += ["Collection", "DuplicateMemberError"]
