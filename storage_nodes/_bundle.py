@@ -5,6 +5,9 @@ Layout (all paths relative to the zip root)::
     collection.json               the manifest; member locations point into members/
     members/<name>/<file name>    each member file, byte for byte
     SHA256SUMS                    ``sha256sum -c`` compatible list of members and manifest
+
+Members that compress well (JSON, small pickles) are deflated; the others (float arrays,
+HDF5) are stored as they are, which keeps export and reading fast.
     ro-crate-metadata.json        RO-Crate 1.2 metadata (see _rocrate.py)
 
 Reading never trusts the archive: every entry name is checked (no ``..``, absolute paths,
@@ -22,9 +25,10 @@ import tempfile
 import threading
 import weakref
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from . import _progress, _rocrate
 from ._manifest import Member, dump_manifest, now, parse_manifest, safe_relative
@@ -36,6 +40,8 @@ __all__ = ["CHECKSUMS", "MANIFEST", "Bundle", "is_bundle", "write_bundle"]
 MANIFEST = "collection.json"
 CHECKSUMS = "SHA256SUMS"
 CRATE = "ro-crate-metadata.json"
+# what reading a damaged zip raises (bad CRC, truncated stream, broken deflate data)
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError)
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._+-]+")
 
 
@@ -84,7 +90,7 @@ def write_bundle(
     ):
         for member, arc, src in zip(members, names, sources, strict=True):
             info = zipfile.ZipInfo.from_file(src, arc)
-            info.compress_type = zipfile.ZIP_DEFLATED
+            info.compress_type = zipfile.ZIP_DEFLATED if _compressible(src) else zipfile.ZIP_STORED
             with open(src, "rb") as f, zf.open(info, "w") as out:
                 digest, _ = _progress.copy_hashed(f, out, update)
             if digest != member.sha256:
@@ -108,6 +114,14 @@ def write_bundle(
         )
         zf.writestr(CRATE, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     return dest
+
+
+def _compressible(path: Path, sample: int = 1 << 18) -> bool:
+    """Whether deflating ``path`` pays: a quick zlib pass over its first 256 KiB must save 10 %.
+    (Arrays of floats and compressed HDF5 barely shrink but deflate at ~15 MB/s; JSON shrinks a lot.)"""
+    with open(path, "rb") as f:
+        head = f.read(sample)
+    return len(zlib.compress(head, 1)) < 0.9 * len(head) if head else False
 
 
 def _sha256_text(text: str) -> str:
@@ -143,10 +157,21 @@ class Bundle:
         except (OSError, zipfile.BadZipFile) as exc:
             raise CorruptFileError(f"{path} is not a readable zip bundle ({exc})", path=path) from None
         self._closer = weakref.finalize(self, self._zip.close)
+        try:
+            self.doc, self.members = self._check()
+        except BaseException:
+            self._zip.close()
+            raise
+        self._lock = threading.Lock()
+        self._cache: Path | None = None
+        self._extracted: dict[str, Path] = {}
+
+    def _check(self) -> tuple[dict[str, Any], list[Member]]:
+        """Refuse unsafe entry names and manifests whose members are not in the zip."""
+        path = self.path
         for info in self._zip.infolist():
             name = info.orig_filename
             if not safe_relative(name.rstrip("/") if info.is_dir() else name):
-                self._zip.close()
                 raise CorruptFileError(
                     f"bundle {path} holds an unsafe entry name {name!r} (absolute path, '..', drive, "
                     "backslash or NUL): refusing to open it",
@@ -156,13 +181,14 @@ class Bundle:
         try:
             text = self._zip.read(MANIFEST)
         except KeyError:
-            self._zip.close()
             raise CorruptFileError(
                 f"{path} is a zip but holds no {MANIFEST}: not a collection bundle", path=path
             ) from None
-        self.doc, self.members = parse_manifest(text, path=path)
+        except _ZIP_ERRORS as exc:
+            raise CorruptFileError(f"{path}: the manifest cannot be read ({exc})", path=path) from None
+        doc, members = parse_manifest(text, path=path)
         names = set(self._zip.namelist())
-        for m in self.members:
+        for m in members:
             if not safe_relative(m.location):
                 raise CorruptFileError(
                     f"bundle {path}: member {m.name!r} has an unsafe location {m.location!r}", path=path, key=m.name
@@ -173,15 +199,19 @@ class Bundle:
                     path=path,
                     key=m.name,
                 )
-        self._lock = threading.Lock()
-        self._cache: Path | None = None
-        self._extracted: dict[str, Path] = {}
+        return doc, members
 
     def close(self) -> None:
         """Close the zip and remove extracted members."""
         self._closer()
+        self._extracted.clear()
         if self._cache is not None:
             _remove_tree(str(self._cache))
+
+    def _member_stream(self, member: Member) -> IO[bytes]:
+        if self._zip.fp is None:
+            raise StorageError(f"bundle {self.path} was closed; open it again", path=self.path, key=member.name)
+        return self._zip.open(member.location)
 
     def _cache_dir(self) -> Path:
         if self._cache is None:
@@ -191,12 +221,17 @@ class Bundle:
 
     def checksum(self, member: Member, *, show: bool | None = None) -> tuple[str, int]:
         """(sha256, size) of a member's bytes in the zip, read without extracting."""
-        with (
-            self._lock,
-            self._zip.open(member.location) as src,
-            _progress.bar(member.size, f"sha256 {member.name}", show=show) as update,
-        ):
-            return _progress.copy_hashed(src, None, update, limit=member.size)
+        try:
+            with (
+                self._lock,
+                self._member_stream(member) as src,
+                _progress.bar(member.size, f"sha256 {member.name}", show=show) as update,
+            ):
+                return _progress.copy_hashed(src, None, update, limit=member.size)
+        except _ZIP_ERRORS as exc:
+            raise CorruptFileError(
+                f"member {member.name!r} of bundle {self.path} cannot be read ({exc})", path=self.path, key=member.name
+            ) from None
 
     def extract(self, member: Member, *, target: Path | None = None, show: bool | None = None) -> Path:
         """Extract ``member`` (to ``target`` or the private cache) after checking size and sha256."""
@@ -210,7 +245,7 @@ class Bundle:
             dest.parent.mkdir(parents=True, exist_ok=True)
             try:
                 with (
-                    self._zip.open(member.location) as src,
+                    self._member_stream(member) as src,
                     atomic_path(dest) as tmp,
                 ):
                     with open(tmp, "wb") as out, _progress.bar(member.size, f"unpack {member.name}", show=show) as up:
@@ -223,9 +258,7 @@ class Bundle:
                             path=self.path,
                             key=member.name,
                         )
-            except (zipfile.BadZipFile, OSError, EOFError) as exc:
-                if isinstance(exc, StorageError):
-                    raise
+            except _ZIP_ERRORS as exc:
                 raise CorruptFileError(
                     f"member {member.name!r} of bundle {self.path} cannot be read ({exc})",
                     path=self.path,

@@ -278,3 +278,35 @@ def test_progress_bar_only_on_a_terminal(col, tmp_path, monkeypatch):
     monkeypatch.setattr("sys.stderr", silent)
     col.export(tmp_path / "s.zip", progress=False)
     assert silent.getvalue() == ""
+
+
+def test_compressible_members_are_deflated_others_stored(tmp_path):
+    col = Collection.create(tmp_path / "c.json")
+    col.add(sn.save({"text": ["energy"] * 5000}, tmp_path / "t.json"), name="text")
+    col.add(sn.save(np.random.default_rng(0).random(50_000), tmp_path / "noise.pkl"), name="noise")
+    with zipfile.ZipFile(col.export(tmp_path / "x.zip")) as zf:
+        kinds = {i.filename: i.compress_type for i in zf.infolist()}
+    assert kinds["members/text/t.json"] == zipfile.ZIP_DEFLATED
+    assert kinds["members/noise/noise.pkl"] == zipfile.ZIP_STORED
+    assert Collection.open(tmp_path / "x.zip").load("noise").shape == (50_000,)
+
+
+def test_damaged_zip_data_is_a_clear_error(bundle, tmp_path):
+    data = bytearray(bundle.read_bytes())
+    with zipfile.ZipFile(bundle) as zf:
+        info = zf.getinfo("members/relax-300K/relax_300K.pkl")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra) + 20
+    data[start : start + 8] = b"\xff" * 8  # flip bytes inside the member's data, CRC now wrong
+    damaged = tmp_path / "damaged.zip"
+    damaged.write_bytes(bytes(data))
+    b = Collection.open(damaged)
+    with pytest.raises(sn.CorruptFileError, match="relax-300K"):
+        b.load("relax-300K")
+    assert [p.kind for p in b.verify().problems] in (["checksum"], ["unreadable"])
+
+
+def test_closed_bundle_is_a_storage_error(bundle):
+    b = Collection.open(bundle)
+    b.close()
+    with pytest.raises(sn.StorageError, match="closed"):
+        b.load("relax-300K")
