@@ -10,7 +10,9 @@ specification (https://w3id.org/ro/crate/1.2):
   ``hasPart`` listing every File;
 - one ``File`` per member (``name``, ``description``, ``contentSize`` in bytes,
   ``encodingFormat`` as an IANA media type, ``sha256``, ``keywords``, ``dateCreated``), plus
-  the manifest and the checksum list.
+  the manifest and the checksum list;
+- provenance: a ``CreateAction`` (the export) whose ``instrument`` is storage_nodes
+  (``SoftwareApplication`` with its version) and whose ``result`` is the manifest.
 """
 
 from __future__ import annotations

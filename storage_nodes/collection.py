@@ -233,7 +233,11 @@ class Collection:
         return cls(p, doc, members, None)
 
     def reload(self) -> None:
-        """Re-read the manifest (to see members other processes added)."""
+        """Re-read the manifest (to see members other processes added).
+
+        >>> col.reload(); col.names  # doctest: +SKIP
+        ['relax-300K', 'relax-600K']
+        """
         if self._bundle is None:
             self._doc, self._members = read_manifest(self._path)
 
@@ -305,7 +309,11 @@ class Collection:
         return f"<Collection {self.title!r} ({kind} {self._path}, {len(self)} members)>"
 
     def member(self, name: str) -> Member:
-        """The record of member ``name``; an unknown name raises :class:`KeyNotFoundError`."""
+        """The record of member ``name``; an unknown name raises :class:`KeyNotFoundError`.
+
+        >>> col.member("relax-300K").sha256  # doctest: +SKIP
+        'c3971e43dd2d...'
+        """
         for m in self._members:
             if m.name == name:
                 return dataclasses.replace(m)
@@ -397,7 +405,7 @@ class Collection:
             if index is not None and not replace:
                 raise DuplicateMemberError(
                     f"{self._path} already has a member named {member_name!r} ({members[index].location}); "
-                    "choose another name or pass replace=True",
+                    "choose another name or pass replace=True (CLI: --replace)",
                     path=self._path,
                     key=member_name,
                 )
@@ -412,7 +420,11 @@ class Collection:
 
     @validated
     def remove(self, name: str) -> Member:
-        """Drop member ``name`` from the manifest (its file is left alone); returns its record."""
+        """Drop member ``name`` from the manifest (its file is left alone); returns its record.
+
+        >>> col.remove("relax-600K").location  # doctest: +SKIP
+        '../scratch/relax_600K.json'
+        """
         self._writable("remove from")
         with writer_lock(self._path):
             doc, members = read_manifest(self._path)

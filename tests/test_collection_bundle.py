@@ -310,3 +310,16 @@ def test_closed_bundle_is_a_storage_error(bundle):
     b.close()
     with pytest.raises(sn.StorageError, match="closed"):
         b.load("relax-300K")
+
+
+def test_member_names_become_safe_unique_paths(tmp_path):
+    col = Collection.create(tmp_path / "c.json")
+    src = sn.save([1], tmp_path / "résumé data.json")
+    for name in ("a b", "a_b", "A_B", "Cu ✓", "~tilde"):
+        col.add(src, name=name)
+    with zipfile.ZipFile(col.export(tmp_path / "x.zip")) as zf:
+        members = [n for n in zf.namelist() if n.startswith("members/")]
+    assert len(set(members)) == 5 and len({m.lower() for m in members}) == 5
+    assert all(n.isascii() and " " not in n for n in members)
+    b = Collection.open(tmp_path / "x.zip")
+    assert [b.load(n) for n in ("a b", "A_B", "Cu ✓", "~tilde")] == [[1]] * 4
