@@ -300,6 +300,23 @@ def test_concurrent_adds_from_threads_lose_no_member(tmp_path):
     assert sorted(Collection.open(col.path).names) == sorted(f"r{i}" for i in range(16))
 
 
+def _add_in_process(manifest: str, paths: list[str]) -> None:
+    col = Collection.open(manifest)
+    for p in paths:
+        col.add(p)
+
+
+def test_concurrent_adds_from_processes_lose_no_member(tmp_path):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    col = Collection.create(tmp_path / "c.json")
+    paths = [str(sn.save({"i": i}, tmp_path / f"p{i}.json")) for i in range(8)]
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        list(pool.map(_add_in_process, [str(col.path)] * 2, [paths[0::2], paths[1::2]]))
+    assert sorted(Collection.open(col.path).names) == sorted(f"p{i}" for i in range(8))
+
+
 def test_member_of_any_backend(tmp_path):
     col = Collection.create(tmp_path / "c.json")
     for backend, suffix in (("pickle", "pkl"), ("cloudpickle", "cpkl"), ("json", "json")):

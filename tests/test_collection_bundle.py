@@ -323,3 +323,20 @@ def test_member_names_become_safe_unique_paths(tmp_path):
     assert all(n.isascii() and " " not in n for n in members)
     b = Collection.open(tmp_path / "x.zip")
     assert [b.load(n) for n in ("a b", "A_B", "Cu ✓", "~tilde")] == [[1]] * 4
+
+
+def test_ro_crate_license_forms_and_minimal_root():
+    from storage_nodes._rocrate import crate
+
+    def root(doc):
+        graph = {
+            e["@id"]: e for e in crate(doc, [], manifest_name="m", checksums_name="s", date_published="2026")["@graph"]
+        }
+        return graph["./"], graph
+
+    minimal, _ = root({})
+    assert minimal["name"] and minimal["description"] and "license" not in minimal and "author" not in minimal
+    url, graph = root({"license": "https://example.org/terms"})
+    assert url["license"] == {"@id": "https://example.org/terms"} and "https://example.org/terms" in graph
+    text, _ = root({"license": "free for academic use only"})
+    assert text["license"] == "free for academic use only"
