@@ -104,13 +104,15 @@ def write_bundle(
             sums.append(f"{digest}  {arc}")
         zf.writestr(MANIFEST, manifest_text)
         sums.append(f"{_sha256_text(manifest_text)}  {MANIFEST}")
-        zf.writestr(CHECKSUMS, "\n".join(sums) + "\n")
+        sums_text = "\n".join(sums) + "\n"
+        zf.writestr(CHECKSUMS, sums_text)
         meta = _rocrate.crate(
             bundle_doc,
             list(zip(bundled, names, strict=True)),
             manifest_name=MANIFEST,
             checksums_name=CHECKSUMS,
             date_published=exported,
+            sizes={MANIFEST: len(manifest_text.encode()), CHECKSUMS: len(sums_text.encode())},
         )
         zf.writestr(CRATE, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     return dest

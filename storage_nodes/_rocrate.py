@@ -40,10 +40,22 @@ _SPDX = re.compile(r"^[A-Za-z0-9.+-]+$")
 def _license(value: str) -> tuple[Any, dict[str, Any] | None]:
     """The root's ``license`` value and the contextual entity it links to (if any)."""
     if re.match(r"^https?://", value):
-        return {"@id": value}, {"@id": value, "@type": "CreativeWork", "name": value}
+        return {"@id": value}, {
+            "@id": value,
+            "@type": "CreativeWork",
+            "name": value,
+            "description": f"License: {value}",
+        }
     if _SPDX.match(value):
         url = f"https://spdx.org/licenses/{value}"
-        return {"@id": url}, {"@id": url, "@type": "CreativeWork", "name": value, "identifier": value}
+        entity = {
+            "@id": url,
+            "@type": "CreativeWork",
+            "name": value,
+            "identifier": value,
+            "description": f"The license with SPDX identifier {value} ({url})",
+        }
+        return {"@id": url}, entity
     return value, None  # a textual description of how the crate may be used
 
 
@@ -67,10 +79,12 @@ def crate(
     manifest_name: str,
     checksums_name: str,
     date_published: str,
+    sizes: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """The RO-Crate metadata document for a bundle.
 
-    ``members`` pairs each member with its path inside the bundle.
+    ``members`` pairs each member with its path inside the bundle; ``sizes`` gives the
+    byte size of the manifest and checksum files when known.
 
     >>> crate({"title": "t"}, [], manifest_name="collection.json",
     ...       checksums_name="SHA256SUMS", date_published="2026-11-25")["@context"]
@@ -108,6 +122,7 @@ def crate(
             "encodingFormat": "application/json",
         }
     )
+    sizes = sizes or {}
     files.append(
         {
             "@id": _id(checksums_name),
@@ -117,6 +132,9 @@ def crate(
             "encodingFormat": "text/plain",
         }
     )
+    for entity in files[-2:]:
+        if entity["@id"] in sizes:
+            entity["contentSize"] = str(sizes[entity["@id"]])
     root: dict[str, Any] = {
         "@id": "./",
         "@type": "Dataset",
@@ -134,7 +152,8 @@ def crate(
             contextual.append(entity_or_none)
     people = _people(doc.get("creator"))
     if people:
-        root["author"] = [{"@id": p["@id"]} for p in people]
+        refs = [{"@id": p["@id"]} for p in people]
+        root["author"] = refs[0] if len(refs) == 1 else refs  # RO-Crate 1.2: no singleton arrays
         contextual.extend(people)
     if tags:
         root["keywords"] = sorted(tags)
@@ -143,6 +162,7 @@ def crate(
         "@type": "SoftwareApplication",
         "name": "storage_nodes",
         "version": __version__,
+        "url": "https://pypi.org/project/storage-nodes/",
     }
     action = {
         "@id": "#export",
@@ -152,6 +172,7 @@ def crate(
         "instrument": {"@id": software["@id"]},
         "result": [{"@id": _id(manifest_name)}, {"@id": _id(checksums_name)}],
     }
+    root["mentions"] = {"@id": action["@id"]}
     contextual.extend([software, action])
     descriptor = {
         "@id": "ro-crate-metadata.json",
