@@ -189,7 +189,7 @@ class Collection:
 
         ``license`` is an SPDX identifier (``"CC-BY-4.0"``), a URL or a sentence; it goes into
         the RO-Crate metadata of exports. ``exist_ok=True`` opens an existing manifest instead
-        of raising :class:`FileExistsStorageError`.
+        of raising :class:`FileExistsStorageError`. Missing parent directories are created.
 
         >>> col = Collection.create("paper/collection.json", title="Cu relaxations")  # doctest: +SKIP
         """
@@ -220,10 +220,13 @@ class Collection:
     @validated
     def open(cls, path: PathLike) -> Self:
         """Open a collection manifest, or a bundle zip written by :meth:`export` (read-only).
+        A directory holding a ``collection.json`` opens that manifest.
 
         >>> Collection.open("paper.zip").load("relax-300K")  # doctest: +SKIP
         """
         p = Path(path).expanduser()
+        if p.is_dir() and (p / MANIFEST).is_file():
+            p = p / MANIFEST
         if not p.exists():
             raise FileNotFoundStorageError(f"no such collection: {p}", path=p)
         if not p.is_dir() and is_bundle(p):
@@ -386,7 +389,9 @@ class Collection:
                 exc, f"cannot add member {member_name!r} to {self._path}: {exc}", path=src, key=member_name
             ) from None
         except OSError as exc:
-            raise StorageError(f"cannot add member {member_name!r}: cannot read {src}: {exc}", path=src) from None
+            raise StorageError(
+                f"cannot add member {member_name!r}: cannot read {src}: {exc}", path=src, key=member_name
+            ) from None
         record = Member(
             name=member_name,
             location=location_for(src, self._path),

@@ -200,6 +200,13 @@ def test_open_errors(tmp_path, runs):
         Collection.open(twice)
 
 
+def test_create_makes_parent_directories_and_open_accepts_the_directory(tmp_path):
+    col = Collection.create(tmp_path / "new" / "deeper" / "collection.json", title="t")
+    assert Collection.open(tmp_path / "new" / "deeper").title == "t" and col.path.exists()
+    with pytest.raises(sn.CorruptFileError):
+        Collection.open(tmp_path / "new")  # a directory without a manifest
+
+
 def test_remove(col, runs):
     col.remove("relax-600K")
     assert Collection.open(col.path).names == ["relax-300K"] and runs["b"].exists()
