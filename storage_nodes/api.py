@@ -21,6 +21,7 @@ from .errors import (
     CorruptFileError,
     FileExistsStorageError,
     FileNotFoundStorageError,
+    SerializationError,
     StorageError,
     UnsafeLoadError,
 )
@@ -64,6 +65,17 @@ def resolve_backend(path: PathLike, backend: str | None = None) -> Backend:
     return chosen
 
 
+def _exists(p: Path) -> bool:
+    """Whether the save target exists; a directory or an inaccessible path is an error."""
+    try:
+        registry.check_readable_file(p)
+    except FileNotFoundStorageError:
+        return False
+    except CorruptFileError:  # a directory
+        raise StorageError(f"cannot save to {p}: it is a directory; give a file name", path=p) from None
+    return True
+
+
 @validated
 def save(
     obj: Any,
@@ -81,7 +93,9 @@ def save(
     ``.json`` json, ``.h5``/``.hdf5`` h5) and falls back to ``h5``. With ``key=`` the object
     replaces or adds one entry of an existing file (backends with
     ``supports_partial_write``). ``metadata`` (JSON-able dict) is stored beside the data.
-    ``overwrite=False`` refuses to replace an existing file (or entry). Extra keyword
+    ``overwrite=False`` refuses to replace an existing file (or entry). The write is atomic:
+    a save that dies halfway (exception, SIGKILL) leaves the previous file intact;
+    ``durable=True`` also fsyncs, so the file survives a power loss. Other keyword
     ``options`` go to the backend (e.g. ``compression="gzip"`` for h5).
 
     >>> save({"energy": -3.2}, "result.json", metadata={"sample": "Cu-3"})  # doctest: +SKIP
@@ -90,21 +104,40 @@ def save(
     p = Path(path).expanduser()
     user_metadata = validate_metadata(metadata, path=p)
     segments = split(key)
-    if p.is_dir():
-        raise StorageError(f"cannot save to {p}: it is a directory; give a file name", path=p)
+    exists = _exists(p)
     if segments:
-        name = backend or (registry.detect(p) if p.exists() else registry.for_suffix(p))
+        name = backend or (registry.detect(p) if exists else registry.for_suffix(p))
         chosen = _backend_named(name, p)
-        if p.exists() and backend is not None:
+        if exists and backend is not None:
             chosen = resolve_backend(p, backend)
         chosen.update(obj, p, key=key or "", metadata=user_metadata, options={**options, "overwrite": overwrite})
         return p
     chosen = _backend_named(backend or registry.for_suffix(p), p)
-    if p.exists() and not overwrite:
+    if exists and not overwrite:
         raise FileExistsStorageError(f"{p} exists and overwrite=False; pass overwrite=True to replace it", path=p)
-    with atomic_path(p) as tmp:
-        chosen.write(obj, tmp, metadata=user_metadata, options=options)
+    durable = bool(options.pop("durable", False))
+    with atomic_path(p, durable=durable) as tmp:
+        try:
+            chosen.write(obj, tmp, metadata=user_metadata, options=options)
+        except StorageError as exc:
+            raise _retarget(exc, tmp, p) from exc.__cause__
+        except RecursionError:
+            raise SerializationError(f"cannot save to {p}: the object is nested too deeply", path=p) from None
+        except Exception as exc:
+            raise SerializationError(
+                f"the {chosen.name!r} backend cannot save this {type(obj).__name__} to {p}: "
+                f"{type(exc).__name__}: {exc}",
+                path=p,
+            ) from exc
     return p
+
+
+def _retarget(exc: StorageError, tmp: Path, target: Path) -> StorageError:
+    """Name the target file, not the temporary file a backend wrote to, in an error."""
+    exc.message = exc.message.replace(str(tmp), str(target))
+    exc.args = (exc.message,)
+    exc.path = str(target)
+    return exc
 
 
 @validated
@@ -128,9 +161,11 @@ def load(
     -3.2
     """
     p = Path(path).expanduser()
-    if not p.exists():
-        raise FileNotFoundStorageError(f"no such file: {p}", path=p, key=key)
-    chosen = resolve_backend(p, backend)
+    try:
+        chosen = resolve_backend(p, backend)
+    except StorageError as exc:
+        exc.key = key
+        raise
     split(key)  # validate the key syntax before reading
     if safe and not chosen.supports_safe_load:
         raise UnsafeLoadError(
@@ -151,6 +186,10 @@ def load(
         raise StorageError(f"cannot read {p}: {exc}", path=p, key=key) from exc
     except RecursionError:
         raise StorageError(f"{p} holds data nested too deeply to load", path=p, key=key) from None
+    except MemoryError:
+        raise StorageError(f"not enough memory to load {p}", path=p, key=key) from None
+    except Exception as exc:
+        raise StorageError(f"loading {p} failed: {type(exc).__name__}: {exc}", path=p, key=key) from exc
 
 
 @validated
@@ -168,6 +207,10 @@ def inspect(path: PathLike, *, key: str | None = None) -> Listing:
         raise
     except OSError as exc:
         raise StorageError(f"cannot read {p}: {exc}", path=p, key=key) from exc
+    except RecursionError:
+        raise StorageError(f"{p} holds data nested too deeply to list", path=p, key=key) from None
+    except Exception as exc:
+        raise CorruptFileError(f"cannot list {p}: {type(exc).__name__}: {exc}", path=p, key=key) from exc
 
 
 @validated

@@ -7,7 +7,6 @@ they store this shallow description in their header so ``inspect`` never unpickl
 from __future__ import annotations
 
 import dataclasses
-import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -50,7 +49,7 @@ def describe(obj: Any, *, path: str = "", name: str = "", depth: int = 1) -> Ent
         entry.length = len(obj)
         entry.size = len(obj) if not isinstance(obj, str) else len(obj.encode("utf-8", "surrogatepass"))
     elif isinstance(obj, int | float | complex | bool) or obj is None:
-        entry.size = sys.getsizeof(obj) if obj is not None else 0
+        pass  # scalars: the type says enough
     else:
         try:
             entry.length = len(obj)

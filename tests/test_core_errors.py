@@ -172,3 +172,14 @@ def test_errors_pickle_across_processes():
     back = pickle.loads(pickle.dumps(err))
     assert type(back) is sn.KeyNotFoundError and back.path == "/x.h5" and back.key == "a/b"
     assert str(back) == "missing"
+
+
+def test_durable_save_fsyncs_file_and_directory(tmp_path, monkeypatch):
+    calls = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real_fsync(fd)))
+    sn.save({"a": 1}, tmp_path / "a.pkl")
+    assert calls == []  # atomic, but not fsynced by default (same cost as pickle.dump)
+    sn.save({"a": 1}, tmp_path / "a.pkl", durable=True)
+    assert len(calls) == 2  # the data, then the directory entry
+    assert sn.load(tmp_path / "a.pkl") == {"a": 1}
