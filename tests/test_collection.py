@@ -307,6 +307,20 @@ def test_concurrent_adds_from_threads_lose_no_member(tmp_path):
     assert sorted(Collection.open(col.path).names) == sorted(f"r{i}" for i in range(16))
 
 
+def test_h5_member_partial_load_and_inspect(tmp_path):
+    big = np.arange(1000.0)
+    path = sn.save({"energy": -1.5, "positions": big}, tmp_path / "run.h5")
+    col = Collection.create(tmp_path / "c.json")
+    col.add(path, name="run")
+    assert col.member("run").backend == "h5"
+    assert col.inspect()["run/positions"].shape == (1000,)
+    assert col.load("run/energy") == -1.5
+    bundle = col.export(tmp_path / "x.zip")
+    with Collection.open(bundle) as b:
+        assert np.array_equal(b.load("run", key="positions"), big)
+        assert b.verify().ok
+
+
 def _add_in_process(manifest: str, paths: list[str]) -> None:
     col = Collection.open(manifest)
     for p in paths:
@@ -326,7 +340,7 @@ def test_concurrent_adds_from_processes_lose_no_member(tmp_path):
 
 def test_member_of_any_backend(tmp_path):
     col = Collection.create(tmp_path / "c.json")
-    for backend, suffix in (("pickle", "pkl"), ("cloudpickle", "cpkl"), ("json", "json")):
+    for backend, suffix in (("pickle", "pkl"), ("cloudpickle", "cpkl"), ("json", "json"), ("h5", "h5")):
         col.add(sn.save([1, 2], tmp_path / f"x.{suffix}"), name=backend)
         assert col.member(backend).backend == backend
         assert col.load(backend) == [1, 2]
