@@ -632,12 +632,12 @@ class Collection:
 
         >>> Collection.open("paper-2026.zip").unpack("paper-2026")  # doctest: +SKIP
         """
+        if not isinstance(directory, str | os.PathLike):
+            raise InvalidArgumentError(f"unpack(): directory must be a path, got {type(directory).__name__}")
         if self._bundle is None:
             raise UnsupportedOperationError(
                 f"{self._path} is already unpacked; use export() to write a bundle", path=self._path
             )
-        if not isinstance(directory, str | os.PathLike):
-            raise InvalidArgumentError(f"unpack(): directory must be a path, got {type(directory).__name__}")
         target = Path(directory).expanduser()
         manifest = target / MANIFEST
         if manifest.exists():

@@ -347,3 +347,17 @@ def test_member_of_any_backend(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert col.verify().ok
+
+
+def test_wrong_argument_types_are_invalid_argument_errors(col):
+    for call in (
+        lambda: Collection.create(123),
+        lambda: Collection.open(None),
+        lambda: col.add(5),
+        lambda: col.load(5),
+        lambda: col.verify(policy=3),
+        lambda: col.export(3),
+        lambda: col.unpack(3),
+    ):
+        with pytest.raises(sn.InvalidArgumentError):
+            call()
