@@ -121,7 +121,8 @@ class Member:
     added: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The manifest record (shares the nested tags/metadata/environment, which are plain data)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     @classmethod
     def from_dict(cls, d: Any, *, manifest: Path) -> Member:
@@ -214,11 +215,18 @@ def read_manifest(path: Path) -> tuple[dict[str, Any], list[Member]]:
     return parse_manifest(text, path=path)
 
 
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)  # no indent: the C encoder
+
+
 def dump_manifest(doc: Mapping[str, Any], members: list[Member]) -> str:
-    """The manifest as indented JSON text (header key first)."""
-    body = {k: v for k, v in doc.items() if k != "members"}
-    body["members"] = [m.to_dict() for m in members]
-    return json.dumps(body, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    """The manifest as JSON text: the header key first, one line per top-level field and one
+    line per member (readable, diff-friendly, and fast to rewrite for thousands of members)."""
+    head = {HEADER_KEY: doc[HEADER_KEY], **{k: v for k, v in doc.items() if k not in (HEADER_KEY, "members")}}
+    lines = [f"  {_json(k)}: {_json(v)}" for k, v in head.items()]
+    rows = ",\n".join(f"    {_json(m.to_dict())}" for m in members)
+    lines.append(f'  "members": [\n{rows}\n  ]' if members else '  "members": []')
+    return "{\n" + ",\n".join(lines) + "\n}\n"
 
 
 def write_manifest(path: Path, doc: Mapping[str, Any], members: list[Member]) -> None:
