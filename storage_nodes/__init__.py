@@ -66,3 +66,9 @@ __all__ = [
     "save",
     "verify",
 ]
+
+# collections (issue #6)
+from .collection import Collection
+from .errors import DuplicateMemberError
+
+__all__ += ["Collection", "DuplicateMemberError"]
