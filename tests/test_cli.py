@@ -21,13 +21,6 @@ def test_help_lists_commands():
         assert cmd in out.stdout
 
 
-def test_demo_runs_in_fresh_process(tmp_path):
-    out = _run("demo", str(tmp_path))
-    assert out.returncode == 0, out.stderr
-    assert "identical = True" in out.stdout
-    assert any(tmp_path.iterdir())
-
-
 def test_inspect_command(tmp_path):
     path = sn.save({"a": [1, 2]}, tmp_path / "a.json", metadata={"who": "cli"})
     out = _run("inspect", str(path))
