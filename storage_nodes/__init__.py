@@ -18,9 +18,11 @@ except importlib.metadata.PackageNotFoundError:  # pragma: no cover - source che
 
 from .api import backends, environment, inspect, load, save
 from .archive import compact, open
+from .collection import Collection
 from .errors import (
     BackendNotFoundError,
     CorruptFileError,
+    DuplicateMemberError,
     FileExistsStorageError,
     FileNotFoundStorageError,
     InvalidArgumentError,
@@ -36,6 +38,7 @@ from .errors import (
 )
 from .listing import Entry, Listing
 from .registry import register
+from .versioning import Difference, verify
 from .workflows import StoredWorkflow, load_outputs, load_workflow, save_outputs, save_workflow
 
 # Storage as pyiron_workflow nodes and whole-workflow save/load. Imported on first use:
@@ -64,6 +67,7 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "BackendNotFoundError",
     "CorruptFileError",
+    "Difference",
     "Entry",
     "FileExistsStorageError",
     "FileNotFoundStorageError",
@@ -87,6 +91,7 @@ __all__ = [
     "open",
     "register",
     "save",
+    "verify",
     # nodes
     "InspectNode",
     "LoadNode",
@@ -97,4 +102,7 @@ __all__ = [
     "load_workflow",
     "save_outputs",
     "save_workflow",
+    # collections
+    "Collection",
+    "DuplicateMemberError",
 ]
