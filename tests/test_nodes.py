@@ -89,6 +89,7 @@ def test_each_node_alone(tmp_path, backend):
     np.testing.assert_array_equal(back["x"], data["x"])
     listing = pwf.node(InspectNode, "info").run(path=str(path)).outputs["listing"]
     assert listing["backend"] == backend
+    assert listing["environment"]["storage_nodes"] == sn.__version__  # the environment record travels along
     json.dumps(listing)  # plain JSON-able data
     assert "a" in sn.Listing.from_dict(listing)
 

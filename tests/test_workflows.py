@@ -192,6 +192,7 @@ def test_default_backend_is_the_h5_archive_browsable_to_each_port(tmp_path, ran)
     listing = sn.inspect(path)
     assert listing["stats/outputs/squares"].shape == (6,)
     assert listing["grid/inputs/n"].type == "int"
+    np.testing.assert_array_equal(sn.load(path, key="stats/inputs/grid"), sn.load(path, key="grid/outputs/grid"))
     assert sn.load(path, key="stats/outputs/total", safe=True) == run.outputs["stats__total"]
     stored = sn.load_workflow(path, safe=True)
     assert_same(dict(stored.rerun().outputs), stored.outputs)
