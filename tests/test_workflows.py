@@ -163,9 +163,10 @@ def test_load_workflow_of_another_file_says_what_it_is(tmp_path):
 
 
 def test_save_and_load_outputs(tmp_path, ran):
-    _, run = ran
+    wf, run = ran
     path = sn.save_outputs(run, tmp_path / "out.json", "json")
     assert_same(sn.load_outputs(path), dict(run.outputs))
+    assert_same(sn.load_outputs(sn.save_outputs(wf, tmp_path / "wf_out.h5")), dict(run.outputs))  # its last run
     assert sn.load(path, key="stats__total") == run.outputs["stats__total"]
     node = pwf.node(make_grid, "solo")
     node.run(n=4)
