@@ -246,3 +246,32 @@ def test_summarize_feeds_save_nodes_on_threads(tmp_path):
     wf.run()
     assert sn.load(tmp_path / "t.json") == pytest.approx(sum(np.linspace(0, 1, 4) ** 2))
     np.testing.assert_array_equal(sn.load(tmp_path / "s.pkl"), np.linspace(0, 1, 4) ** 2)
+
+
+def test_pull_through_save_and_load_keeps_the_backend_constant(tmp_path):
+    """pyiron_workflow 0.20.3's pull with expose_defaults=False swaps constants on defaulted
+    ports for the defaults (PYIRON_NOTES): pull with expose_defaults=True and pass the rest."""
+    wf = pwf.Workflow("pulled")
+    wf.grid = pwf.node(make_grid, n=5)
+    wf.save = pwf.node(SaveNode, obj=wf.grid, path=str(tmp_path / "x.data"), backend="json")
+    wf.save.inputs.backend = "pickle"
+    wf.load = pwf.node(LoadNode, path=wf.save)
+    wf.size = pwf.node(count, data=wf.load)
+    wf.unrelated = pwf.node(SaveNode, obj=[1], path=str(tmp_path / "unrelated.json"))
+    needed = set(wf.size.pulled_inputs(False, True))
+    assert "save__backend" not in needed  # fed by the constant, not asked for
+    defaults = {
+        "grid__n": 5,
+        "grid__scale": 1.0,
+        "save__key": None,
+        "save__metadata": None,
+        "save__overwrite": True,
+        "load__key": None,
+        "load__backend": None,
+        "load__version_policy": "warn",
+        "load__safe": False,
+    }
+    run = wf.size.pull(None, False, True, **{k: v for k, v in defaults.items() if k in needed})
+    assert run.outputs["n"] == 5
+    assert sn.registry.detect(tmp_path / "x.data") == "pickle"
+    assert not (tmp_path / "unrelated.json").exists()  # only the pulled node's upstream ran
