@@ -63,3 +63,14 @@ def test_collect_node_called_directly(tmp_path):
     manifest = str(tmp_path / "c.json")
     assert CollectNode(manifest, path) == manifest
     assert Collection.open(manifest).names == ["x"]
+
+
+def test_collect_node_survives_a_recipe_round_trip(tmp_path):
+    import pydantic
+
+    manifest = str(tmp_path / "collection.json")
+    text = _workflow(tmp_path, manifest, 1).recipe.model_dump_json()
+    recipe = pydantic.TypeAdapter(flowrep.schemas.RecipeDiscrimination).validate_json(text)
+    rebuilt = pwf.Workflow.from_recipe(recipe, "rebuilt")
+    _run(rebuilt)
+    assert Collection.open(manifest).load("run-0", key="energy") == 0.0
