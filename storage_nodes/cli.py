@@ -43,6 +43,37 @@ def _cmd_backends(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_verify(args: argparse.Namespace) -> int:
+    """Exit 0: accepted by the policy; 1: refused; 2: the file cannot be read."""
+    import json
+
+    from .versioning import refused, verify_file
+
+    try:
+        diffs, code = verify_file(args.file, args.policy)
+    except StorageError as exc:
+        print(f"storage-nodes: error: {exc}", file=sys.stderr)
+        return 2
+    refuse = set(map(str, refused(diffs, args.policy))) if code else set()
+    if args.json:
+        doc = {
+            "path": args.file,
+            "policy": args.policy,
+            "exit_code": code,
+            "differences": [{**d.to_dict(), "refused": str(d) in refuse} for d in diffs],
+        }
+        print(json.dumps(doc, indent=2))
+        return code
+    if not diffs:
+        print(f"{args.file}: the environment matches the stored record")
+        return code
+    verdict = f"refused by the {args.policy!r} policy" if code else f"accepted by the {args.policy!r} policy"
+    print(f"{args.file}: {len(diffs)} difference(s), {verdict}")
+    for d in diffs:
+        print(f"  {'!' if str(d) in refuse else '-'} {d}")
+    return code
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="storage-nodes",
@@ -60,6 +91,23 @@ def build_parser() -> argparse.ArgumentParser:
     insp.add_argument("--key", default=None, help="only the entry at this /-separated key")
     insp.add_argument("--json", action="store_true", help="print the listing as JSON")
     insp.set_defaults(func=_cmd_inspect)
+
+    ver = sub.add_parser(
+        "verify",
+        help="compare the environment a file was saved in with the current one",
+        description="Print the differences between FILE's environment record and the current environment. "
+        "Exit 0 when the policy accepts them, 1 when it refuses them, 2 when FILE cannot be read.",
+    )
+    ver.add_argument("file")
+    ver.add_argument(
+        "--policy",
+        choices=["strict", "compatible", "warn", "ignore"],
+        default="strict",
+        help="strict: refuse any difference (default); compatible: refuse breaking ones "
+        "(major version, missing module); warn/ignore: report only",
+    )
+    ver.add_argument("--json", action="store_true", help="print the differences as JSON")
+    ver.set_defaults(func=_cmd_verify)
 
     bk = sub.add_parser("backends", help="list the registered backends and what each can do")
     bk.set_defaults(func=_cmd_backends)

@@ -140,7 +140,10 @@ class H5Backend(Backend):
                 )
         whole = not segments
         check(index.get("environment"), None if whole else sorted(tree.modules_needed(node, index["classes"])))
-        r.prefetch(layout.heap_slices(node), whole=whole)
+        if whole:
+            r.prefetch_all()
+        else:
+            r.prefetch(layout.heap_slices(node))
         decoder = Decoder(
             path=path, classes=index["classes"], heap=r.heap, dataset=r.dataset, definition=r.definition, safe=safe
         )

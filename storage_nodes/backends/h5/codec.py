@@ -14,10 +14,10 @@ code   type            payload
 4      int             beyond 64 bits: signed little-endian two's complement bytes
 5      complex         two little-endian float64 (real, imag)
 6      numpy scalar    a packed list ``[dtype, raw bytes]``
-7      numpy array     a packed list ``[dtype, shape, order, raw bytes]`` (small, no objects)
 =====  ==============  ====================================================================
 
 ``dtype`` is a numpy dtype string (``"<f8"``) or, for structured dtypes, a numpy descr list.
+Arrays are never packed: they are index nodes of their own (readable with h5py alone).
 """
 
 from __future__ import annotations
@@ -30,12 +30,9 @@ from typing import Any
 import msgpack
 import numpy as np
 
-__all__ = ["INLINE_ARRAY_BYTES", "NotPlain", "container_ids", "dtype_from_json", "dtype_to_json", "pack", "unpack"]
+__all__ = ["NotPlain", "container_ids", "dtype_from_json", "dtype_to_json", "pack", "unpack"]
 
-#: numpy arrays up to this many bytes are packed inline in plain data
-INLINE_ARRAY_BYTES = 1024
-
-_TUPLE, _SET, _FROZENSET, _BIGINT, _COMPLEX, _NPSCALAR, _NPARRAY = 1, 2, 3, 4, 5, 6, 7
+_TUPLE, _SET, _FROZENSET, _BIGINT, _COMPLEX, _NPSCALAR = 1, 2, 3, 4, 5, 6
 _COMPLEX_STRUCT = struct.Struct("<dd")
 _CONTAINERS = frozenset({dict, list, tuple, set, frozenset})
 _is_container = _CONTAINERS.__contains__
@@ -84,19 +81,16 @@ def _default(obj: Any) -> Any:
         return msgpack.ExtType(_COMPLEX, _COMPLEX_STRUCT.pack(obj.real, obj.imag))
     if isinstance(obj, np.generic) and not obj.dtype.hasobject:
         return msgpack.ExtType(_NPSCALAR, pack([dtype_to_json(obj.dtype), obj.tobytes()]))
-    if t is np.ndarray and obj.nbytes <= INLINE_ARRAY_BYTES and not obj.dtype.hasobject:
-        order = "F" if obj.ndim > 1 and obj.flags.f_contiguous and not obj.flags.c_contiguous else "C"
-        raw = obj.tobytes(order=order)
-        return msgpack.ExtType(_NPARRAY, pack([dtype_to_json(obj.dtype), list(obj.shape), order, raw]))
     raise NotPlain(t)
 
 
 def pack(obj: Any) -> bytes:
     """Pack plain data; raise :class:`NotPlain` if ``obj`` holds anything else.
 
-    Deep nesting raises ``ValueError`` (the packer's depth limit): the caller decomposes.
+    Deep nesting raises ``ValueError`` (the packer's depth limit) and strings that are not
+    valid UTF-8 (lone surrogates) raise ``UnicodeEncodeError``: the caller decomposes.
     """
-    return msgpack.packb(obj, default=_default, strict_types=True, use_bin_type=True, unicode_errors="surrogatepass")
+    return msgpack.packb(obj, default=_default, strict_types=True, use_bin_type=True)
 
 
 def _ext(code: int, data: bytes) -> Any:
@@ -114,16 +108,14 @@ def _ext(code: int, data: bytes) -> Any:
     if code == _NPSCALAR:
         dtype, raw = unpack(data)
         return np.frombuffer(raw, dtype=dtype_from_json(dtype), count=1)[0]
-    if code == _NPARRAY:
-        dtype, shape, order, raw = unpack(data)
-        flat = np.frombuffer(raw, dtype=dtype_from_json(dtype)).copy()
-        return flat.reshape(shape, order="F" if order == "F" else "C")
     raise ValueError(f"unknown extension type {code}")
 
 
 def unpack(data: Any) -> Any:
     """Unpack plain data written by :func:`pack` (builds only builtins and numpy arrays)."""
-    return msgpack.unpackb(data, ext_hook=_ext, strict_map_key=False, raw=False, unicode_errors="surrogatepass")
+    if not isinstance(data, bytes):
+        data = data.tobytes() if isinstance(data, np.ndarray) else bytes(data)
+    return msgpack.unpackb(data, ext_hook=_ext, strict_map_key=False, raw=False)
 
 
 def container_ids(obj: Any) -> set[int] | None:

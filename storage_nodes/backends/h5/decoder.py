@@ -67,7 +67,7 @@ class Decoder:
         self.memo: dict[int, Any] = {}
         self._resolved: dict[int, type] = {}
 
-    def _class(self, index: int, key: str) -> type:
+    def _class(self, index: int, node: dict[str, Any]) -> type:
         cls = self._resolved.get(index)
         if cls is None:
             try:
@@ -77,6 +77,7 @@ class Decoder:
             try:
                 cls = resolve_class(module, qualname)
             except (ImportError, AttributeError) as exc:
+                key = self._key(node)
                 raise StorageError(
                     f"cannot load {key or 'the root'!r} from {self.path}: class {module}.{qualname} is not "
                     f"importable here ({exc}); plain entries still load with key=..., and "
@@ -85,6 +86,7 @@ class Decoder:
                     key=key,
                 ) from exc
             except StorageError as exc:
+                key = self._key(node)
                 raise type(exc)(f"{exc} (file {self.path}, key {key!r})", path=self.path, key=key) from None
             self._resolved[index] = cls
         return cls
@@ -98,8 +100,31 @@ class Decoder:
         )
 
     def decode(self, node: dict[str, Any], key: str) -> Any:
+        """Rebuild ``node`` (found at ``key``)."""
+        self.top, self.top_key = node, key
+        return self._dec(node)
+
+    def _key(self, wanted: dict[str, Any]) -> str:
+        """The key of ``wanted`` below the decoded node (searched only for error messages)."""
+        from .tree import children
+
+        stack = [(self.top, self.top_key)]
+        while stack:
+            n, p = stack.pop()
+            if n is wanted:
+                return p
+            prefix = p + "/" if p else ""
+            stack.extend((c, prefix + escape(name)) for name, c in children(n))
+            for field in ("args", "kw", "li", "di"):
+                if field in n:
+                    stack.append((n[field], f"{prefix}__{field}__"))
+        return self.top_key
+
+    def _dec(self, node: dict[str, Any]) -> Any:
         k = node["k"]
         if k == "v":
+            if "id" in node:
+                self.memo[node["id"]] = node["v"]
             return node["v"]
         if k == "p":
             obj = codec.unpack(self.heap(node["h"]))
@@ -108,59 +133,58 @@ class Decoder:
             return obj
         if k == "a":
             return self._array(node)
-        prefix = key + "/" if key else ""
+        dec = self._dec
         if k == "d":
             d: dict[Any, Any] = {}
             if "id" in node:
                 self.memo[node["id"]] = d
             for item in node["items"]:
-                name = item[0]
-                child = prefix + escape(name)
                 if len(item) == 2:
-                    d[name] = self.decode(item[1], child)
+                    d[item[0]] = dec(item[1])
                 else:
-                    d[self.decode(item[2], child)] = self.decode(item[1], child)
+                    d[dec(item[2])] = dec(item[1])
             return d
         if k == "l":
             lst: list[Any] = []
             if "id" in node:
                 self.memo[node["id"]] = lst
-            lst.extend(self.decode(c, f"{prefix}{i}") for i, c in enumerate(node["items"]))
+            lst.extend([dec(c) for c in node["items"]])
             return lst
         if k == "s":
             s: set[Any] = set()
             if "id" in node:
                 self.memo[node["id"]] = s
-            s.update(self.decode(c, f"{prefix}{i}") for i, c in enumerate(node["items"]))
+            s.update([dec(c) for c in node["items"]])
             return s
         if k in ("t", "f"):
-            items = [self.decode(c, f"{prefix}{i}") for i, c in enumerate(node["items"])]
+            items = [dec(c) for c in node["items"]]
             obj = tuple(items) if k == "t" else frozenset(items)
             if "id" in node:
                 self.memo[node["id"]] = obj
             return obj
         if k == "r":
-            return self._shared(node["to"], key)
+            return self._shared(node)
         if k == "oa":
-            items = node["items"]
-            flat = np.empty(len(items), dtype=object)
+            children = node["items"]
+            flat = np.empty(len(children), dtype=object)
             if "id" in node:
                 self.memo[node["id"]] = flat  # cycles through object arrays see the flat array
-            for i, c in enumerate(items):
-                flat[i] = self.decode(c, f"{prefix}{i}")
+            for i, c in enumerate(children):
+                flat[i] = dec(c)
             return flat.reshape(node["sh"], order="F" if node.get("o") == "F" else "C")
         if k == "o":
-            return self._object(node, key)
+            return self._object(node)
         if k == "g":
             if self.safe:
-                raise self._unsafe("a class reference", key)
-            return self._class(node["c"], key)
+                raise self._unsafe("a class reference", self._key(node))
+            return self._class(node["c"], node)
         if k == "x":
             if self.safe:
-                raise self._unsafe(f"an opaque pickled {node.get('m')}.{node.get('t')}", key)
+                raise self._unsafe(f"an opaque pickled {node.get('m')}.{node.get('t')}", self._key(node))
             try:
                 obj = pickle.loads(self.heap(node["h"]).tobytes())
             except (ImportError, AttributeError) as exc:
+                key = self._key(node)
                 raise StorageError(
                     f"cannot load the opaque {node.get('t')} at {key or 'the root'!r} of {self.path}: {exc}",
                     path=self.path,
@@ -169,19 +193,22 @@ class Decoder:
             if "id" in node:
                 self.memo[node["id"]] = obj
             return obj
+        key = self._key(node)
         raise CorruptFileError(f"{self.path} holds an unknown node kind {k!r} at {key!r}", path=self.path, key=key)
 
-    def _shared(self, target: int, key: str) -> Any:
+    def _shared(self, node: dict[str, Any]) -> Any:
+        target = node["to"]
         if target in self.memo:
             return self.memo[target]
         definition = self.definition(target)
         if definition is None:
+            key = self._key(node)
             raise CorruptFileError(
                 f"{self.path} refers to a shared object #{target} at {key!r} that is not defined before it",
                 path=self.path,
                 key=key,
             )
-        return self.decode(definition, key)
+        return self._dec(definition)
 
     def _array(self, node: dict[str, Any]) -> np.ndarray:
         dtype = codec.dtype_from_json(node["dt"])
@@ -202,46 +229,44 @@ class Decoder:
             self.memo[node["id"]] = arr
         return arr
 
-    def _object(self, node: dict[str, Any], key: str) -> Any:
+    def _object(self, node: dict[str, Any]) -> Any:
         if self.safe:
             module, qualname = self.classes[node["c"]]
-            raise self._unsafe(f"an instance of {module}.{qualname}", key)
-        cls = self._class(node["c"], key)
-        prefix = key + "/" if key else ""
+            raise self._unsafe(f"an instance of {module}.{qualname}", self._key(node))
+        cls = self._class(node["c"], node)
+        dec = self._dec
         how = node.get("r")
-        args = self.decode(node["args"], prefix + "__args__") if "args" in node else ()
+        args = dec(node["args"]) if "args" in node else ()
         if how == "call":
             obj = cls(*args)
         elif how == "newex":
-            kwargs = self.decode(node["kw"], prefix + "__kwargs__") if "kw" in node else {}
+            kwargs = dec(node["kw"]) if "kw" in node else {}
             obj = cls.__new__(cls, *args, **kwargs)
         elif how == "new":
             obj = cls.__new__(cls, *args)
         else:
-            raise CorruptFileError(f"{self.path} has an unknown construction {how!r} at {key!r}", path=self.path)
+            raise CorruptFileError(
+                f"{self.path} has an unknown construction {how!r} at {self._key(node)!r}", path=self.path
+            )
         if "id" in node:
             self.memo[node["id"]] = obj
         state: Any = None
         if "state" in node:
-            state = self.decode(node["state"], prefix + "__state__")
+            state = dec(node["state"])
         elif "attrs" in node or "slots" in node:
-            attrs = {name: self.decode(c, prefix + escape(name)) for name, c in node.get("attrs", ())}
-            if "slots" in node:
-                slots = {name: self.decode(c, prefix + escape(name)) for name, c in node["slots"]}
-                state = (attrs or None, slots)
-            else:
-                state = attrs
+            attrs = {name: dec(c) for name, c in node.get("attrs", ())}
+            state = (attrs or None, {name: dec(c) for name, c in node["slots"]}) if "slots" in node else attrs
         if state is not None:
             _set_state(obj, state)
         if "li" in node:
-            items = self.decode(node["li"], prefix + "__items__")
+            items = dec(node["li"])
             if hasattr(obj, "extend"):
                 obj.extend(items)
             else:
                 for item in items:
                     obj.append(item)
         if "di" in node:
-            for k, v in self.decode(node["di"], prefix + "__dictitems__"):
+            for k, v in dec(node["di"]):
                 obj[k] = v
         return obj
 

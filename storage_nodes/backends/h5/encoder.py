@@ -11,6 +11,8 @@ from __future__ import annotations
 import copyreg
 import math
 import sys
+import threading
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -28,6 +30,8 @@ __all__ = ["ArrayOut", "Encoded", "Encoder"]
 BIG_ARRAY_BYTES = 1 << 18
 #: strings up to this length are written straight into the index
 INLINE_STR = 200
+#: lists and dicts of up to this many JSON scalars are written straight into the index
+INLINE_ITEMS = 16
 _ALIGN = 16
 _INT_LIMIT = 2**53
 _SIMPLE_CONTAINERS: dict[type, str] = {list: "l", tuple: "t", set: "s", frozenset: "f"}
@@ -64,8 +68,22 @@ def class_name(cls: type) -> tuple[str, str]:
     return cls.__module__, cls.__qualname__
 
 
+_importable_cache: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+_importable_lock = threading.Lock()
+
+
 def importable(obj: Any) -> bool:
     """Whether ``obj`` can be found again as ``module.qualname`` (without importing)."""
+    if isinstance(obj, type):
+        with _importable_lock:
+            found = _importable_cache.get(obj)
+            if found is None:
+                found = _importable_cache[obj] = _importable(obj)
+        return found
+    return _importable(obj)
+
+
+def _importable(obj: Any) -> bool:
     module = sys.modules.get(getattr(obj, "__module__", "") or "")
     qualname = getattr(obj, "__qualname__", None)
     if module is None or not qualname or "<locals>" in qualname:
@@ -113,13 +131,15 @@ class Encoder:
         self.next_array = self.first_array
         self.next_id = self.first_id
         self.classes_len = len(self.classes)
+        self.stack: list[Any] = []
 
     # -- public -------------------------------------------------------------------------
     def encode(self, obj: Any, path: str = "") -> Encoded:
         """Encode ``obj`` (stored at key ``path``)."""
+        self.base = path
         for _ in range(64):
             try:
-                node = self._enc(obj, path)
+                node = self._enc(obj)
             except _Restart as restart:
                 self.force.add(restart.oid)
                 del self.classes[self.classes_len :]
@@ -174,14 +194,30 @@ class Encoder:
         self.memo[id(obj)] = node
         self.keep.append(obj)
 
-    def _plain(self, obj: Any, path: str) -> dict[str, Any] | None:
+    def _path(self) -> str:
+        """The key of the object being encoded (built only when needed)."""
+        return "/".join(
+            [self.base, *(escape(str(n)) for n in self.stack)] if self.base else (escape(str(n)) for n in self.stack)
+        )
+
+    def _where(self) -> str:
+        return repr(self._path() or "the root")
+
+    def _child(self, name: Any, value: Any) -> dict[str, Any]:
+        stack = self.stack
+        stack.append(name)
+        node = self._enc(value)
+        stack.pop()
+        return node
+
+    def _plain(self, obj: Any) -> dict[str, Any] | None:
         """A packed blob node for ``obj`` if it is plain data without shared containers."""
         oid = id(obj)
         if oid in self.force:
             return None
         try:
             data = codec.pack(obj)
-        except (codec.NotPlain, ValueError, OverflowError, TypeError):
+        except (codec.NotPlain, ValueError, OverflowError, TypeError):  # UnicodeEncodeError is a ValueError
             return None
         t = type(obj)
         if t in codec._CONTAINERS:
@@ -195,11 +231,10 @@ class Encoder:
             node["n"] = len(obj)
         if t in codec._CONTAINERS:
             self._memo(obj, node)
-            self.keep.append(obj)
         return node
 
     # -- the walk -------------------------------------------------------------------------
-    def _enc(self, obj: Any, path: str) -> dict[str, Any]:
+    def _enc(self, obj: Any) -> dict[str, Any]:
         t = type(obj)
         if t is str:
             if len(obj) <= INLINE_STR:
@@ -218,65 +253,66 @@ class Encoder:
         if oid in self.blob_ids:
             raise _Restart(oid)
         if t is np.ndarray:
-            return self._array(obj, path)
+            return self._array(obj)
+        if (t is list or t is dict) and len(obj) <= INLINE_ITEMS and oid not in self.force and _flat_json(obj, t):
+            node = {"k": "v", "v": obj}
+            self._memo(obj, node)
+            return node
         if (
             t is dict
             or t in _SIMPLE_CONTAINERS
             or t in (str, bytes, int, float, complex)
             or isinstance(obj, np.generic)
         ):
-            plain = self._plain(obj, path)
+            plain = self._plain(obj)
             if plain is not None:
                 return plain
+            if t is str:  # not valid UTF-8 (lone surrogates): JSON escapes them
+                return {"k": "v", "v": obj}
             if t is dict:
-                return self._dict(obj, path)
+                return self._dict(obj)
             if t in _SIMPLE_CONTAINERS:
-                return self._sequence(obj, t, path)
+                return self._sequence(obj, t)
         if isinstance(obj, type):
-            return self._global(obj, path)
-        return self._object(obj, path)
+            return self._global(obj)
+        return self._object(obj)
 
-    def _dict(self, obj: dict[Any, Any], path: str) -> dict[str, Any]:
+    def _dict(self, obj: dict[Any, Any]) -> dict[str, Any]:
         items: list[list[Any]] = []
         node = {"k": "d", "items": items}
         self._memo(obj, node)
-        prefix = path + "/" if path else ""
+        child = self._child
         for key, value in obj.items():
             if type(key) is str:
-                items.append([key, self._enc(value, prefix + escape(key))])
+                items.append([key, child(key, value)])
             else:
                 name = str(key)
-                key_node = self._enc(key, prefix + escape(name))
-                items.append([name, self._enc(value, prefix + escape(name)), key_node])
+                key_node = child(name, key)
+                items.append([name, child(name, value), key_node])
         return node
 
-    def _sequence(self, obj: Any, t: type, path: str) -> dict[str, Any]:
-        items: list[dict[str, Any]] = []
-        node: dict[str, Any] = {"k": _SIMPLE_CONTAINERS[t], "items": items}
+    def _sequence(self, obj: Any, t: type) -> dict[str, Any]:
+        node: dict[str, Any] = {"k": _SIMPLE_CONTAINERS[t]}
         self._memo(obj, node)
-        prefix = path + "/" if path else ""
-        for i, value in enumerate(obj):
-            items.append(self._enc(value, f"{prefix}{i}"))
+        child = self._child
+        node["items"] = [child(i, value) for i, value in enumerate(obj)]
         if t is tuple and "id" in node:
             raise SerializationError(
-                f"cannot store the tuple at {path or 'the root'!r}: it contains a reference to itself; "
+                f"cannot store the tuple at {self._where()}: it contains a reference to itself; "
                 "use a list for self-referencing data"
             )
         return node
 
-    def _array(self, arr: np.ndarray, path: str) -> dict[str, Any]:
+    def _array(self, arr: np.ndarray) -> dict[str, Any]:
         if arr.dtype.hasobject:
             if arr.dtype != object:
-                return self._opaque(arr, path)
-            items: list[dict[str, Any]] = []
+                return self._opaque(arr)
             order: Literal["C", "F"] = (
                 "F" if arr.ndim > 1 and arr.flags.f_contiguous and not arr.flags.c_contiguous else "C"
             )
-            node: dict[str, Any] = {"k": "oa", "sh": list(arr.shape), "o": order, "items": items}
+            node: dict[str, Any] = {"k": "oa", "sh": list(arr.shape), "o": order}
             self._memo(arr, node)
-            prefix = path + "/" if path else ""
-            for i, value in enumerate(arr.ravel(order=order)):
-                items.append(self._enc(value, f"{prefix}{i}"))
+            node["items"] = [self._child(i, value) for i, value in enumerate(arr.ravel(order=order))]
             return node
         order = "F" if arr.ndim > 1 and arr.flags.f_contiguous and not arr.flags.c_contiguous else "C"
         data = arr.T if order == "F" else arr
@@ -290,24 +326,24 @@ class Encoder:
             if arr.dtype.kind not in "biufc":
                 data = data.reshape(-1).view(np.uint8)
                 node["raw"] = True
-            self.arrays.append(ArrayOut(name, data, path))
+            self.arrays.append(ArrayOut(name, data, self._path()))
             node["ds"] = name
             node["n"] = int(arr.nbytes)
         else:
             node["h"] = self._put(data.reshape(-1).view(np.uint8), int(arr.nbytes), aligned=True)
         return node
 
-    def _global(self, cls: type, path: str) -> dict[str, Any]:
+    def _global(self, cls: type) -> dict[str, Any]:
         if cls.__module__ == "builtins" or importable(cls):
             return {"k": "g", "c": self._class(cls)}
-        return self._opaque(cls, path)
+        return self._opaque(cls)
 
-    def _opaque(self, obj: Any, path: str) -> dict[str, Any]:
+    def _opaque(self, obj: Any) -> dict[str, Any]:
         try:
             data = cloudpickle.dumps(obj, protocol=5)
         except Exception as exc:
             raise SerializationError(
-                f"cannot store the {type(obj).__qualname__} at {path or 'the root'!r}: it cannot be decomposed "
+                f"cannot store the {type(obj).__qualname__} at {self._where()}: it cannot be decomposed "
                 f"and cloudpickle failed too ({type(exc).__name__}: {exc})"
             ) from None
         cls = type(obj)
@@ -316,17 +352,17 @@ class Encoder:
         self._memo(obj, node)
         return node
 
-    def _object(self, obj: Any, path: str) -> dict[str, Any]:
+    def _object(self, obj: Any) -> dict[str, Any]:
         cls = type(obj)
         try:
             reduced = obj.__reduce_ex__(5)
         except Exception:
-            return self._opaque(obj, path)
+            return self._opaque(obj)
         if isinstance(reduced, str) or not isinstance(reduced, tuple) or not 2 <= len(reduced) <= 6:
-            return self._opaque(obj, path)
+            return self._opaque(obj)
         func, args, state, listitems, dictitems = (*reduced, None, None, None)[:5]
         if len(reduced) == 6 or not isinstance(args, tuple):
-            return self._opaque(obj, path)
+            return self._opaque(obj)
         if func is _NEWOBJ and args and args[0] is cls:
             how, kwargs, args = "new", None, args[1:]
         elif func is _NEWOBJ_EX and len(args) == 3 and args[0] is cls:
@@ -334,35 +370,58 @@ class Encoder:
         elif func is cls:
             how, kwargs = "call", None
         else:
-            return self._opaque(obj, path)
+            return self._opaque(obj)
         if not importable(cls):
-            return self._opaque(obj, path)
+            return self._opaque(obj)
         node: dict[str, Any] = {"k": "o", "c": self._class(cls), "r": how}
         self._memo(obj, node)
         self.keep.append(reduced)
-        prefix = path + "/" if path else ""
+        child = self._child
         if args:
-            node["args"] = self._enc(tuple(args), prefix + "__args__")
+            node["args"] = child("__args__", tuple(args))
         if kwargs:
-            node["kw"] = self._enc(dict(kwargs), prefix + "__kwargs__")
+            node["kw"] = child("__kwargs__", dict(kwargs))
         if state is not None:
             attrs, slots = _split_state(state)
             if attrs is None and slots is None:
-                node["state"] = self._enc(state, prefix + "__state__")
+                node["state"] = child("__state__", state)
             else:
                 if attrs is not None:
-                    node["attrs"] = [[k, self._enc(v, prefix + escape(k))] for k, v in attrs.items()]
+                    node["attrs"] = [[k, child(k, v)] for k, v in attrs.items()]
                 if slots is not None:
-                    node["slots"] = [[k, self._enc(v, prefix + escape(k))] for k, v in slots.items()]
+                    node["slots"] = [[k, child(k, v)] for k, v in slots.items()]
         if listitems is not None:
             items = list(listitems)
             self.keep.append(items)
-            node["li"] = self._enc(items, prefix + "__items__")
+            node["li"] = child("__items__", items)
         if dictitems is not None:
             pairs = [list(p) for p in dictitems]
             self.keep.append(pairs)
-            node["di"] = self._enc(pairs, prefix + "__dictitems__")
+            node["di"] = child("__dictitems__", pairs)
         return node
+
+
+_JSON_SCALARS = frozenset({str, bool, type(None), int, float})
+
+
+def _flat_json(obj: Any, t: type) -> bool:
+    """Whether a small list or dict holds only scalars that JSON keeps exactly."""
+    values = obj.values() if t is dict else obj
+    if t is dict and not all(type(k) is str for k in obj):
+        return False
+    for v in values:
+        tv = type(v)
+        if tv not in _JSON_SCALARS:
+            return False
+        if tv is str:
+            if len(v) > INLINE_STR:
+                return False
+        elif tv is int:
+            if not -_INT_LIMIT < v < _INT_LIMIT:
+                return False
+        elif tv is float and not math.isfinite(v):
+            return False
+    return True
 
 
 def _split_state(state: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:

@@ -123,6 +123,15 @@ class Reader:
             except (OSError, ValueError, TypeError) as exc:
                 raise _corrupt(self.path, exc) from None
 
+    def prefetch_all(self) -> None:
+        """Read every heap segment whole (for a full load)."""
+        for name in self.f:
+            if name.startswith("heap_") and name not in self._heaps:
+                try:
+                    self._heaps[name] = self._dataset(name)[()]
+                except (OSError, ValueError, TypeError) as exc:
+                    raise _corrupt(self.path, exc) from None
+
     def heap(self, s: list[Any]) -> np.ndarray:
         try:
             name, offset, nbytes = s

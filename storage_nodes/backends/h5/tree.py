@@ -165,7 +165,7 @@ def describe_node(
     if "id" in node:
         shared[node["id"]] = path
     if k == "v":
-        entry = _entry_for_value(node["v"], path, name, 0)
+        entry = _entry_for_value(node["v"], path, name, depth)
     elif k == "p":
         if heap is not None:
             entry = _entry_for_value(codec.unpack(heap(node["h"])), path, name, depth)

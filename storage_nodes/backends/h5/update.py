@@ -150,9 +150,12 @@ def _apply(
             value = _set_plain({}, segments[i:], obj)
             break
         current = resolve(current)
-        if current["k"] == "p":  # inside packed plain data: unpack, set, re-encode all of it
-            reader = layout.Reader(f, path, index)
-            plain = codec.unpack(reader.heap(current["h"]))
+        if current["k"] == "p" or (current["k"] == "v" and type(current["v"]) in (dict, list)):
+            # inside packed plain data (or a small list/dict in the index): set, re-encode all of it
+            if current["k"] == "p":
+                plain = codec.unpack(layout.Reader(f, path, index).heap(current["h"]))
+            else:
+                plain = current["v"]
             if not options.get("overwrite", True) and _plain_has(plain, segments[i:]):
                 raise _exists(path, key)
             try:
