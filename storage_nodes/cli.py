@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .collection_cli import add_collection_commands
+from .collection_cli import add_collection_commands, run_verify
 from .errors import StorageError
 
 
@@ -47,7 +47,11 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     """Exit 0: accepted by the policy; 1: refused; 2: the file cannot be read."""
     import json
 
+    from .collection import is_collection
     from .versioning import refused, verify_file
+
+    if is_collection(args.file):  # a collection manifest or bundle: check every member
+        return run_verify(args.file, policy=args.policy, as_json=args.json)
 
     try:
         diffs, code = verify_file(args.file, args.policy)
