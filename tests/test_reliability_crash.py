@@ -28,10 +28,22 @@ print("ready", flush=True)
 v = 1
 while True:
     sn.save({"v": v, "a": np.full(n, v, dtype=np.int64)}, path, backend=backend)
+    print("saved", v, flush=True)
     v += 1
 """
 SIZES = {"pickle": 1_000_000, "cloudpickle": 1_000_000, "json": 50_000, "h5": 1_000_000}
 SUFFIX = {"pickle": ".pkl", "cloudpickle": ".cpkl", "json": ".json", "h5": ".h5"}
+
+
+def _kill_at_random(child: subprocess.Popen, rng: random.Random, i: int, longest: float) -> None:
+    """Kill ``child`` after a random delay; every other time only once it completed a save,
+    so that a busy machine cannot make every kill land before the first save finishes."""
+    assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+    if i % 2:
+        assert child.stdout.readline().startswith("saved")
+    time.sleep(rng.uniform(0.0, longest))
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
 
 
 def _temps(d):
@@ -45,14 +57,11 @@ def test_sigkill_during_save_keeps_a_complete_version(tmp_path, backend):
     target = tmp_path / f"target{SUFFIX[backend]}"
     sn.save({"v": 0, "a": np.zeros(n, dtype=np.int64)}, target, backend=backend)
     seen_versions = set()
-    for _ in range(KILLS_PER_BACKEND):
+    for i in range(KILLS_PER_BACKEND):
         child = subprocess.Popen(
             [sys.executable, "-c", CHILD, str(target), backend, str(n)], stdout=subprocess.PIPE, text=True
         )
-        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
-        time.sleep(rng.uniform(0.0, 0.5))
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait()
+        _kill_at_random(child, rng, i, 0.5)
         back = sn.load(target, version_policy="ignore")
         assert set(back) == {"v", "a"}
         assert back["a"].shape == (n,) and (back["a"] == back["v"]).all(), "a mix of two versions"
@@ -71,6 +80,7 @@ v = 1
 while True:
     sn.save(np.full(n, v, dtype=np.int64), path, key="a")
     sn.save({"v": v, "tag": "x" * (v % 7)}, path, key="small")
+    print("saved", v, flush=True)
     v += 1
 """
 
@@ -82,14 +92,11 @@ def test_sigkill_during_partial_update_of_an_archive(tmp_path):
     keep = np.arange(1000.0)
     sn.save({"a": np.zeros(n, dtype=np.int64), "small": {"v": 0, "tag": ""}, "keep": keep}, target)
     seen = set()
-    for _ in range(KILLS_PER_BACKEND):
+    for i in range(KILLS_PER_BACKEND):
         child = subprocess.Popen(
             [sys.executable, "-c", PARTIAL_CHILD, str(target), str(n)], stdout=subprocess.PIPE, text=True
         )
-        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
-        time.sleep(rng.uniform(0.0, 0.6))
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait()
+        _kill_at_random(child, rng, i, 0.6)
         back = sn.load(target, version_policy="ignore")
         a, small = back["a"], back["small"]
         assert a.shape == (n,) and (a == a[0]).all(), "entry 'a' is a mix of two versions"
