@@ -194,3 +194,13 @@ def test_versioning_doc_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyP
     namespace: dict[str, Any] = {}
     for i, block in enumerate(blocks):
         exec(compile(block, f"versioning.md[block {i}]", "exec"), namespace)
+
+
+@pytest.mark.parametrize(
+    "damaged",
+    [["a list"], {"modules": ["m"]}, {"modules": {"m": "x"}}, {"modules": {"m": {"git": "abc"}}}],
+)
+def test_damaged_record_is_a_corrupt_file_error_unless_ignored(damaged: Any) -> None:
+    with pytest.raises(sn.CorruptFileError, match="damaged environment record"):
+        versioning.check_environment(damaged, "warn", path="f.pkl")
+    assert versioning.check_environment(damaged, "ignore", path="f.pkl") == []
