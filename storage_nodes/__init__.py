@@ -16,6 +16,7 @@ except importlib.metadata.PackageNotFoundError:  # pragma: no cover - source che
     __version__ = "0.0.0+unknown"
 
 from .api import backends, environment, inspect, load, save
+from .archive import compact, open
 from .errors import (
     BackendNotFoundError,
     CorruptFileError,
@@ -56,10 +57,18 @@ __all__ = [
     "VersionMismatchWarning",
     "__version__",
     "backends",
+    "compact",
     "environment",
     "inspect",
     "load",
+    "open",
     "register",
     "save",
     "verify",
 ]
+
+# collections (issue #6)
+from .collection import Collection
+from .errors import DuplicateMemberError
+
+__all__ += ["Collection", "DuplicateMemberError"]

@@ -135,6 +135,8 @@ def save(
 def _retarget(exc: StorageError, tmp: Path, target: Path) -> StorageError:
     """Name the target file, not the temporary file a backend wrote to, in an error."""
     exc.message = exc.message.replace(str(tmp), str(target))
+    if str(target) not in exc.message:
+        exc.message = f"cannot save to {target}: {exc.message}"
     exc.args = (exc.message,)
     exc.path = str(target)
     return exc

@@ -80,13 +80,20 @@ def remove_stale_temps(target: str | os.PathLike[str]) -> list[Path]:
     """
     target = Path(target)
     removed: list[Path] = []
-    prefix = _temp_prefix(target)
+    own = f"{target.name}."
     try:
-        candidates = [p for p in target.parent.iterdir() if p.name.startswith(prefix)]
+        candidates = list(target.parent.iterdir())
     except OSError:
         return removed
     for candidate in candidates:
-        pid_text = candidate.name[len(prefix) :].split(".", 1)[0]
+        name = candidate.name
+        if not name.startswith(TEMP_PREFIX):
+            continue
+        while name.startswith(TEMP_PREFIX):  # temporaries of temporaries (e.g. a compaction)
+            name = name[len(TEMP_PREFIX) :]
+        if not name.startswith(own):
+            continue
+        pid_text = name[len(own) :].split(".", 1)[0]
         if pid_text.isdigit() and int(pid_text) != os.getpid() and not _pid_alive(int(pid_text)):
             with contextlib.suppress(OSError):
                 candidate.unlink()

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
+from .collection_cli import add_collection_commands
 from .errors import StorageError
 
 
@@ -110,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bk = sub.add_parser("backends", help="list the registered backends and what each can do")
     bk.set_defaults(func=_cmd_backends)
+    add_collection_commands(sub)
     return parser
 
 

@@ -30,15 +30,15 @@ while True:
     sn.save({"v": v, "a": np.full(n, v, dtype=np.int64)}, path, backend=backend)
     v += 1
 """
-SIZES = {"pickle": 1_000_000, "cloudpickle": 1_000_000, "json": 50_000}
-SUFFIX = {"pickle": ".pkl", "cloudpickle": ".cpkl", "json": ".json"}
+SIZES = {"pickle": 1_000_000, "cloudpickle": 1_000_000, "json": 50_000, "h5": 1_000_000}
+SUFFIX = {"pickle": ".pkl", "cloudpickle": ".cpkl", "json": ".json", "h5": ".h5"}
 
 
 def _temps(d):
     return [p for p in d.iterdir() if p.name.startswith(TEMP_PREFIX)]
 
 
-@pytest.mark.parametrize("backend", ["pickle", "cloudpickle", "json"])
+@pytest.mark.parametrize("backend", sorted(SUFFIX))
 def test_sigkill_during_save_keeps_a_complete_version(tmp_path, backend):
     rng = random.Random(f"crash-{backend}")
     n = SIZES[backend]
@@ -61,3 +61,41 @@ def test_sigkill_during_save_keeps_a_complete_version(tmp_path, backend):
     assert len(seen_versions) > 1, "the kills never landed after a completed save: test too weak"
     sn.save({"v": -1, "a": np.zeros(1, dtype=np.int64)}, target, backend=backend)
     assert _temps(tmp_path) == []  # the next save cleans up after killed writers
+
+
+PARTIAL_CHILD = """
+import sys, numpy as np, storage_nodes as sn
+path, n = sys.argv[1], int(sys.argv[2])
+print("ready", flush=True)
+v = 1
+while True:
+    sn.save(np.full(n, v, dtype=np.int64), path, key="a")
+    sn.save({"v": v, "tag": "x" * (v % 7)}, path, key="small")
+    v += 1
+"""
+
+
+def test_sigkill_during_partial_update_of_an_archive(tmp_path):
+    rng = random.Random("crash-h5-partial")
+    n = 500_000
+    target = tmp_path / "archive.h5"
+    keep = np.arange(1000.0)
+    sn.save({"a": np.zeros(n, dtype=np.int64), "small": {"v": 0, "tag": ""}, "keep": keep}, target)
+    seen = set()
+    for _ in range(KILLS_PER_BACKEND):
+        child = subprocess.Popen(
+            [sys.executable, "-c", PARTIAL_CHILD, str(target), str(n)], stdout=subprocess.PIPE, text=True
+        )
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        time.sleep(rng.uniform(0.0, 0.6))
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        back = sn.load(target, version_policy="ignore")
+        a, small = back["a"], back["small"]
+        assert a.shape == (n,) and (a == a[0]).all(), "entry 'a' is a mix of two versions"
+        assert small["tag"] == "x" * (small["v"] % 7)
+        np.testing.assert_array_equal(back["keep"], keep)  # untouched entry survives every kill
+        seen.add(int(a[0]))
+    assert len(seen) > 1, "the kills never landed after a completed update: test too weak"
+    sn.save(1, target, key="small/v")
+    assert _temps(tmp_path) == []

@@ -19,7 +19,7 @@ import pytest
 
 import storage_nodes as sn
 
-BACKENDS = {"pickle": ".pkl", "cloudpickle": ".cpkl", "json": ".json"}
+BACKENDS = {"pickle": ".pkl", "cloudpickle": ".cpkl", "json": ".json", "h5": ".h5"}
 CASES_PER_BACKEND = 120
 
 

@@ -6,7 +6,7 @@ import pytest
 
 import storage_nodes as sn
 
-BACKENDS = {"pickle": ".pkl", "cloudpickle": ".cpkl", "json": ".json"}
+BACKENDS = {"pickle": ".pkl", "cloudpickle": ".cpkl", "json": ".json", "h5": ".h5"}
 
 
 def _deep(levels: int) -> list:

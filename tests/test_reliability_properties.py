@@ -10,7 +10,7 @@ from hypothesis.extra import numpy as hnp
 
 import storage_nodes as sn
 
-BACKENDS = {"pickle": ".pkl", "cloudpickle": ".cpkl", "json": ".json"}
+BACKENDS = {"pickle": ".pkl", "cloudpickle": ".cpkl", "json": ".json", "h5": ".h5"}
 
 _dtypes = st.one_of(
     hnp.boolean_dtypes(),
@@ -90,3 +90,9 @@ def test_cloudpickle_round_trip(tmp_path_factory, value):
 @given(value=data)
 def test_json_round_trip(tmp_path_factory, value):
     _roundtrip(tmp_path_factory, "json", value)
+
+
+@common
+@given(value=data)
+def test_h5_round_trip(tmp_path_factory, value):
+    _roundtrip(tmp_path_factory, "h5", value)

@@ -1,0 +1,298 @@
+"""Benchmark the ``h5`` archive against pickle, cloudpickle and bagofholding.
+
+Run from a checkout with the ``benchmark`` extra installed::
+
+    python benchmarks/bench_h5.py                 # 7 repeats, medians
+    python benchmarks/bench_h5.py --repeat 3 --quick   # smaller (a), bagofholding once
+
+Everything is measured in this one process on the same data; ratios are to pickle
+(protocol 5, ``pickle.dump``/``pickle.load`` on a file). ``h5`` is timed through the
+backend's ``write``/``read`` (the format's cost, like ``pickle.dump``) and through
+``storage_nodes.save``/``load`` (which add argument checks, an atomic replace and fsync).
+Prints markdown tables (paste them into docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gc
+import os
+import pickle
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+import numpy as np
+
+import storage_nodes as sn
+from storage_nodes.backends.h5 import H5Backend
+from storage_nodes.metadata import ObjectCollector, environment_record
+
+try:
+    from bagofholding import H5Bag
+except ImportError:  # pragma: no cover - the benchmark extra is missing
+    H5Bag = None
+
+
+@dataclasses.dataclass
+class Leaf:
+    name: str
+    value: float
+    data: np.ndarray
+
+
+@dataclasses.dataclass
+class Branch:
+    name: str
+    children: list[Any]
+
+
+def workload_a(quick: bool) -> np.ndarray:
+    n = (10 if quick else 100) * 1024 * 1024 // 8
+    return np.random.default_rng(0).random(n)
+
+
+def workload_b() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for i in range(10_000):
+        r = i % 4
+        out[f"key{i}"] = i if r == 0 else i * 0.5 if r == 1 else f"s{i}" if r == 2 else [i, i + 1.5, "x"]
+    return out
+
+
+def workload_c() -> list[np.ndarray]:
+    rng = np.random.default_rng(1)
+    return [rng.random(1000) for _ in range(1000)]
+
+
+def workload_d() -> Branch:
+    rng = np.random.default_rng(2)
+    branches = [Branch(f"b{j}", [Leaf(f"l{j}-{i}", float(i), rng.random(10)) for i in range(30)]) for j in range(10)]
+    return Branch("root", branches)
+
+
+def workload_e() -> Any:
+    import pyiron_workflow as pwf
+
+    from storage_nodes.demo import harmonic_energy, random_positions
+
+    wf = pwf.Workflow("bench")
+    wf.positions = pwf.node(random_positions, n=64, seed=1)
+    wf.soft = pwf.node(harmonic_energy, positions=wf.positions, k=1.0)
+    wf.stiff = pwf.node(harmonic_energy, positions=wf.positions, k=10.0)
+    wf.other = pwf.node(random_positions, n=8, seed=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return wf.run()
+
+
+def median_time(fn: Callable[[], Any], repeat: int, before: Callable[[], Any] | None = None) -> float:
+    times = []
+    for _ in range(repeat):
+        if before is not None:
+            before()
+        gc.collect()
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+class Runner:
+    def __init__(self, directory: Path, repeat: int, boh_repeat: int) -> None:
+        self.dir = directory
+        self.repeat = repeat
+        self.boh_repeat = boh_repeat
+        self.h5 = H5Backend()
+
+    def _unlink(self, path: Path) -> Callable[[], None]:
+        return lambda: path.unlink(missing_ok=True)
+
+    def measure(self, name: str, obj: Any) -> dict[str, tuple[float, float, int]]:
+        r = self.repeat
+        d = self.dir
+        out: dict[str, tuple[float, float, int]] = {}
+
+        p = d / f"{name}.pkl"
+
+        def pkl_save() -> None:
+            with open(p, "wb") as f:
+                pickle.dump(obj, f, protocol=5)
+
+        def pkl_load() -> Any:
+            with open(p, "rb") as f:
+                return pickle.load(f)
+
+        out["pickle"] = (median_time(pkl_save, r), median_time(pkl_load, r), p.stat().st_size)
+
+        c = d / f"{name}.cpkl"
+
+        def cp_save() -> None:
+            with open(c, "wb") as f:
+                cloudpickle.dump(obj, f, protocol=5)
+
+        out["cloudpickle"] = (
+            median_time(cp_save, r),
+            median_time(lambda: pickle.loads(c.read_bytes()), r),
+            c.stat().st_size,
+        )
+
+        h = d / f"{name}.h5"
+        check = lambda env, modules: None  # noqa: E731 - the version check is measured separately
+        out["h5"] = (
+            median_time(lambda: self.h5.write(obj, h, metadata={}, options={}), r, self._unlink(h)),
+            median_time(lambda: self.h5.read(h, key=None, safe=False, check=check), r),
+            h.stat().st_size,
+        )
+        s = d / f"{name}-api.h5"
+        out["h5 via sn.save/load"] = (
+            median_time(lambda: sn.save(obj, s), r, self._unlink(s)),
+            median_time(lambda: sn.load(s, version_policy="ignore"), r),
+            s.stat().st_size,
+        )
+        if H5Bag is not None:
+            b = d / f"{name}-boh.h5"
+            try:
+                save = median_time(lambda: H5Bag.save(obj, b), self.boh_repeat, self._unlink(b))
+                try:
+                    load = median_time(lambda: H5Bag(b).load(), self.boh_repeat)
+                except Exception as exc:  # bagofholding cannot load some objects (e.g. __slots__)
+                    print(f"  bagofholding cannot load {name}: {type(exc).__name__}: {str(exc)[:80]}", file=sys.stderr)
+                    load = float("nan")
+                out["bagofholding"] = (save, load, b.stat().st_size)
+            except Exception as exc:
+                print(f"  bagofholding cannot save {name}: {type(exc).__name__}: {str(exc)[:80]}", file=sys.stderr)
+        return out
+
+
+def _ms(x: float) -> str:
+    return "n/a" if x != x else f"{x * 1e3:.2f}"
+
+
+def report(name: str, rows: dict[str, tuple[float, float, int]]) -> None:
+    ps, pl, pz = rows["pickle"]
+    print(f"\n### {name}\n")
+    print("| backend | save ms | load ms | size MB | save / pickle | load / pickle | size / pickle |")
+    print("|---|---|---|---|---|---|---|")
+    for backend, (s, ld, z) in rows.items():
+        print(
+            f"| {backend} | {_ms(s)} | {_ms(ld)} | {z / 1e6:.3f} | {s / ps:.2f} | "
+            f"{'n/a' if ld != ld else f'{ld / pl:.2f}'} | {z / pz:.2f} |"
+        )
+    if "bagofholding" in rows:
+        bs, bl, _ = rows["bagofholding"]
+        hs, hl, _ = rows["h5"]
+        if bl == bl:
+            print(f"\nbagofholding / h5 on save+load: {(bs + bl) / (hs + hl):.0f}x")
+        else:
+            print(f"\nbagofholding / h5 on save: {bs / hs:.0f}x (bagofholding cannot load it)")
+
+
+def partial(runner: Runner, quick: bool) -> None:
+    d = runner.dir
+    obj = {"big": workload_a(quick), "small": {"energy": -3.25, "steps": [1, 2, 3]}}
+    p = d / "partial.pkl"
+    with open(p, "wb") as f:
+        pickle.dump(obj, f, protocol=5)
+    h = sn.save(obj, d / "partial.h5")
+    r = runner.repeat
+    full_pickle = median_time(lambda: pickle.loads(p.read_bytes()), r)
+    h5_partial = median_time(lambda: sn.load(h, key="small/energy", version_policy="ignore"), r)
+    print("\n### partial load of one small entry next to a big array\n")
+    print("| what | ms | pickle full load / this |")
+    print("|---|---|---|")
+    print(f"| pickle, full load | {_ms(full_pickle)} | 1 |")
+    print(f"| h5 `load(key='small/energy')` | {_ms(h5_partial)} | {full_pickle / h5_partial:.0f}x |")
+    if H5Bag is not None:
+        b = d / "partial-boh.h5"
+        H5Bag.save(obj, b)
+        try:
+            boh = median_time(lambda: H5Bag(b).load("object/small/energy"), r)
+            print(f"| bagofholding `load('object/small/energy')` | {_ms(boh)} | {full_pickle / boh:.0f}x |")
+        except Exception as exc:
+            print(f"  bagofholding partial load failed: {exc}", file=sys.stderr)
+
+
+def browse(runner: Runner) -> None:
+    d = runner.dir
+    obj = workload_b()
+    h = sn.save(obj, d / "browse.h5")
+    r = runner.repeat
+    t_inspect = median_time(lambda: sn.inspect(h), r)
+    t_open = median_time(lambda: sn.open(h)["key123"].load(), r)
+    t_key = median_time(lambda: sn.load(h, key="key123", version_policy="ignore"), r)
+    print("\n### browsing (b), a dict of 10,000 entries\n")
+    print("| what | ms |")
+    print("|---|---|")
+    print(f"| h5 `inspect` (full tree, 10,000 entries) | {_ms(t_inspect)} |")
+    print(f"| h5 `open(path)['key123'].load()` | {_ms(t_open)} |")
+    print(f"| h5 `load(key='key123')` | {_ms(t_key)} |")
+    if H5Bag is not None:
+        b = d / "browse-boh.h5"
+        H5Bag.save(obj, b)
+        t_boh = median_time(lambda: H5Bag(b).list_paths(), runner.boh_repeat)
+        print(f"| bagofholding `list_paths()` | {_ms(t_boh)} |")
+
+
+def environment_cost(run: Any, repeat: int) -> None:
+    from storage_nodes.backends.h5.encoder import Encoder
+
+    collector = ObjectCollector()
+    Encoder(heap_name="heap_0", array_prefix="array_", next_array=0, next_id=0, classes=[], collector=collector).encode(
+        run
+    )
+    start = time.perf_counter()
+    environment_record(collector.objects, backend="h5", format_version=1)
+    cold = time.perf_counter() - start
+    warm = median_time(lambda: environment_record(collector.objects, backend="h5", format_version=1), repeat)
+    print("\n### environment record\n")
+    print(f"{len(collector.objects)} classes from {len({m for m, _ in collector.objects})} modules (workload e): ")
+    print(f"first record in the process {_ms(cold)} ms, later records {_ms(warm)} ms (per-process caches).")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--boh-repeat", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="10 MB instead of 100 MB for (a)")
+    parser.add_argument("--only", default="abcde", help="workloads to run, e.g. 'bd'")
+    args = parser.parse_args(argv)
+    directory = Path(tempfile.mkdtemp(prefix="sn-bench-", dir=os.environ.get("SN_BENCH_DIR")))
+    try:
+        runner = Runner(directory, args.repeat, args.boh_repeat)
+        print(f"# h5 benchmark: {args.repeat} repeats, medians; python {sys.version.split()[0]}")
+        workloads: dict[str, tuple[str, Callable[[], Any]]] = {
+            "a": (
+                "(a) one 100 MB float64 array" if not args.quick else "(a) one 10 MB float64 array",
+                lambda: workload_a(args.quick),
+            ),
+            "b": ("(b) dict of 10,000 small entries", workload_b),
+            "c": ("(c) list of 1,000 arrays of 1,000 floats", workload_c),
+            "d": ("(d) tree of 311 dataclasses with small arrays", workload_d),
+            "e": ("(e) Run of a 4-node pyiron_workflow workflow", workload_e),
+        }
+        run = None
+        for letter in args.only:
+            title, make = workloads[letter]
+            obj = make()
+            if letter == "e":
+                run = obj
+            report(title, runner.measure(letter, obj))
+        partial(runner, args.quick)
+        browse(runner)
+        environment_cost(run if run is not None else workload_e(), args.repeat)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

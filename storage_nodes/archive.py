@@ -1,0 +1,142 @@
+"""Lazy, read-only browsing of a stored file: ``storage_nodes.open(path)``.
+
+``open`` reads the listing once (for h5 archives: the index only) and hands out
+Mapping-like groups, in the style of h5py's groups: ``keys()``, ``arc["a/b"]``,
+``"a" in arc``, ``len(arc)``; ``.load()`` loads that entry and nothing else, ``.entry``
+is its listing :class:`~storage_nodes.listing.Entry`. Nothing is imported or rebuilt
+until ``.load()`` is called.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from . import api
+from .errors import KeyNotFoundError, UnsupportedOperationError
+from .keys import escape, split
+from .listing import Entry, Listing
+
+__all__ = ["Archive", "Group", "compact", "open"]
+
+PathLike = str | os.PathLike[str]
+
+
+class Group(Mapping[str, "Group"]):
+    """One entry of an opened file; its children are reached by name or key path."""
+
+    def __init__(self, archive: Archive, entry: Entry) -> None:
+        self._archive = archive
+        self.entry = entry
+
+    @property
+    def key(self) -> str:
+        """The entry's key in the file (``""`` for the root)."""
+        return self.entry.path
+
+    def _child_key(self, key: str) -> str:
+        rel = "/".join(escape(s) for s in split(key))
+        return f"{self.key}/{rel}" if self.key and rel else (rel or self.key)
+
+    def __getitem__(self, key: str) -> Group:
+        if not isinstance(key, str):
+            raise KeyNotFoundError(f"keys are str paths like 'outputs/energy', got {key!r}", path=self._archive.path)
+        return Group(self._archive, self._archive.entry_at(self._child_key(key)))
+
+    def __iter__(self) -> Iterator[str]:
+        return (c.name for c in self.entry.children)
+
+    def __len__(self) -> int:
+        return len(self.entry.children)
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        try:
+            self._archive.entry_at(self._child_key(key))
+        except (KeyNotFoundError, ValueError, TypeError):
+            return False
+        return True
+
+    def load(self, **kwargs: Any) -> Any:
+        """Load this entry only (``safe=``, ``version_policy=`` as for :func:`storage_nodes.load`).
+
+        >>> sn.open("run.h5")["outputs/energy"].load()  # doctest: +SKIP
+        -3.2
+        """
+        return api.load(self._archive.path, key=self.key or None, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.key or '/'!r} of {self._archive.path}: {self.entry.describe()}>"
+
+
+class Archive(Group):
+    """An opened file (the root group), with its ``listing``, ``metadata`` and ``environment``."""
+
+    def __init__(self, path: Path, listing: Listing) -> None:
+        self.path = path
+        self.listing = listing
+        self._lock = threading.Lock()
+        self._by_key: dict[str, Entry] | None = None
+        super().__init__(self, listing.root)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self.listing.metadata
+
+    @property
+    def environment(self) -> dict[str, Any]:
+        return self.listing.environment
+
+    def entry_at(self, key: str) -> Entry:
+        """The listing entry of ``key`` (a missing key raises :class:`KeyNotFoundError`)."""
+        with self._lock:
+            if self._by_key is None:
+                self._by_key = {e.path: e for e in self.listing.root.walk()}
+            found = self._by_key.get(key)
+        if found is None:
+            raise KeyNotFoundError(
+                f"key {key!r} not found in {self.path}; keys here start with {sorted(self.keys())[:10]}",
+                path=self.path,
+                key=key,
+            )
+        return found
+
+    def refresh(self) -> Archive:
+        """Read the listing again (after the file changed) and return ``self``."""
+        listing = api.inspect(self.path)
+        with self._lock:
+            self.listing = listing
+            self._by_key = None
+        self.entry = listing.root
+        return self
+
+
+def open(path: PathLike) -> Archive:
+    """Open a stored file for lazy browsing and partial loads.
+
+    >>> arc = open("run.h5")  # doctest: +SKIP
+    >>> arc["outputs"].keys(), arc["outputs/energy"].load()  # doctest: +SKIP
+    """
+    p = Path(path).expanduser()
+    return Archive(p, api.inspect(p))
+
+
+def compact(path: PathLike) -> Path:
+    """Rewrite an archive with only its live data (h5: space left by partial updates).
+
+    >>> compact("run.h5")  # doctest: +SKIP
+    PosixPath('run.h5')
+    """
+    p = Path(path).expanduser()
+    backend = api.resolve_backend(p)
+    fn = getattr(backend, "compact", None)
+    if fn is None:
+        raise UnsupportedOperationError(
+            f"the {backend.name!r} backend writes whole files; {p} has no space to reclaim", path=p
+        )
+    fn(p)
+    return p

@@ -1,0 +1,218 @@
+"""The ``h5`` archive backend: browsable, partially loadable and updatable HDF5 files.
+
+The HDF5 tree stays coarse (see :mod:`.layout`): one JSON index, packed heap segments for
+everything small, one dataset per big array. ``inspect`` reads the index (and unpacks
+plain blobs, which is safe); ``load(key=...)`` reads the slices one entry needs;
+``save(key=...)`` replaces one entry crash-safely. The format is specified in
+``docs/format.md`` (section ``h5``).
+"""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+from typing import Any
+
+from ...errors import CorruptFileError, KeyNotFoundError, StorageError, UnsafeLoadError
+from ...keys import escape, navigate, split
+from ...listing import Listing
+from ...metadata import ObjectCollector, environment_record
+from ..base import Backend, CheckCallback
+from . import layout, tree
+from .decoder import Decoder
+from .encoder import Encoder
+
+__all__ = ["H5Backend"]
+
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def new_index(
+    root: dict[str, Any], classes: list[list[str]], encoder: Encoder, metadata: dict[str, Any], env: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "format": layout.FORMAT,
+        "format_version": layout.FORMAT_VERSION,
+        "root": root,
+        "classes": classes,
+        "metadata": metadata,
+        "environment": env,
+        "updates": [],
+        "next_id": encoder.next_id,
+        "next_heap": 1,
+        "next_array": encoder.next_array,
+    }
+
+
+def encode_new(obj: Any, path: str, *, compression: Any) -> tuple[Encoder, Any, ObjectCollector, list[list[str]]]:
+    classes: list[list[str]] = []
+    collector = ObjectCollector()
+    encoder = Encoder(
+        heap_name="heap_0",
+        array_prefix="array_",
+        next_array=0,
+        next_id=0,
+        classes=classes,
+        collector=collector,
+        compression=compression,
+    )
+    return encoder, encoder.encode(obj, path), collector, classes
+
+
+def _compression(options: dict[str, Any]) -> Any:
+    value = options.get("compression")
+    if value not in (None, False, "gzip", "lzf") and not isinstance(value, int):
+        from ...errors import InvalidArgumentError
+
+        raise InvalidArgumentError(f"compression must be None, 'gzip', 'lzf' or a gzip level 0-9, got {value!r}")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return value or None
+
+
+class H5Backend(Backend):
+    """HDF5 archive: coarse tree, packed small data, one dataset per big array."""
+
+    name = "h5"
+    suffixes = (".h5", ".hdf5")
+    format_version = layout.FORMAT_VERSION
+    supports_browse = True
+    supports_partial_read = True
+    supports_partial_write = True
+    supports_safe_load = True
+    can_run_code = True
+
+    def sniff(self, head: bytes) -> bool:
+        return head[:8] == HDF5_MAGIC
+
+    # -- write ------------------------------------------------------------------------------
+    def write(self, obj: Any, path: Path, *, metadata: dict[str, Any], options: dict[str, Any]) -> None:
+        compression = _compression(options)
+        encoder, enc, collector, classes = encode_new(obj, "", compression=compression)
+        env = environment_record(collector.objects, backend=self.name, format_version=self.format_version)
+        index = new_index(enc.node, classes, encoder, metadata, env)
+        try:
+            layout.write_file(path, index, "heap_0", enc.heap, enc.arrays, compression)
+        except (OSError, ValueError, TypeError) as exc:
+            raise StorageError(f"cannot write {path}: {exc}", path=path) from exc
+
+    # -- read -------------------------------------------------------------------------------
+    def read(self, path: Path, *, key: str | None, safe: bool, check: CheckCallback) -> Any:
+        segments = split(key)
+        with layout.open_reader(path) as r:
+            try:
+                return self._read(r, path, key, segments, safe, check)
+            except StorageError:
+                raise
+            except (KeyError, IndexError, TypeError, ValueError) as exc:
+                raise CorruptFileError(
+                    f"{path} has a damaged index near {key or 'the root'!r} ({type(exc).__name__}: {exc})",
+                    path=path,
+                    key=key,
+                ) from None
+
+    def _read(
+        self, r: layout.Reader, path: Path, key: str | None, segments: list[str], safe: bool, check: CheckCallback
+    ) -> Any:
+        index = r.index
+        root = index["root"]
+        node, used = tree.find(root, segments, r.definition)
+        if node is None or (used < len(segments) and node["k"] not in ("p", "a", "x", "v")):
+            raise self._missing(path, key, segments[: used + 1])
+        here = "/".join(escape(s) for s in segments[:used])
+        if safe:
+            bad = tree.unsafe_node(node, here)
+            if bad is not None:
+                bad_key, bad_node = bad
+                what = "an opaque pickled object" if bad_node["k"] == "x" else "an instance of a class"
+                if bad_node["k"] == "g":
+                    what = "a class reference"
+                raise UnsafeLoadError(
+                    f"refusing to load {bad_key or 'the root'!r} of {path} with safe=True: it holds {what} "
+                    f"({self._class_label(index, bad_node)}), which needs importing or running code; load with "
+                    "safe=False only if you trust the file, or load a plain entry by key",
+                    path=path,
+                    key=bad_key or key,
+                )
+        whole = not segments
+        check(index.get("environment"), None if whole else sorted(tree.modules_needed(node, index["classes"])))
+        if whole:
+            r.prefetch_all()
+        else:
+            r.prefetch(layout.heap_slices(node))
+        decoder = Decoder(
+            path=path, classes=index["classes"], heap=r.heap, dataset=r.dataset, definition=r.definition, safe=safe
+        )
+        obj = decoder.decode(node, here)
+        if used < len(segments):
+            rest = "/".join(escape(s) for s in segments[used:])
+            try:
+                obj = navigate(obj, rest, path=path)
+            except KeyNotFoundError:
+                raise self._missing(path, key, segments) from None
+        return obj
+
+    @staticmethod
+    def _class_label(index: dict[str, Any], node: dict[str, Any]) -> str:
+        if node["k"] == "x":
+            return f"{node.get('m')}.{node.get('t')}"
+        module, qualname = index["classes"][node["c"]]
+        return f"{module}.{qualname}"
+
+    @staticmethod
+    def _missing(path: Path, key: str | None, walked: list[str]) -> KeyNotFoundError:
+        return KeyNotFoundError(
+            f"key {key!r} not found in {path}: no entry {'/'.join(escape(s) for s in walked)!r}; use "
+            f"storage_nodes.inspect({str(path)!r}) to list the keys",
+            path=path,
+            key=key,
+        )
+
+    # -- list -------------------------------------------------------------------------------
+    def list(self, path: Path, *, key: str | None = None) -> Listing:
+        segments = split(key)
+        with layout.open_reader(path) as r:
+            index = r.index
+            try:
+                node, used = tree.find(index["root"], segments, r.definition)
+                if node is None or (used < len(segments) and node["k"] != "p"):
+                    raise self._missing(path, key, segments[: used + 1])
+                here = "/".join(escape(s) for s in segments[:used])
+                name = segments[used - 1] if used else ""
+                entry = tree.describe_node(node, here, name, classes=index["classes"], heap=r.heap, shared={})
+            except StorageError:
+                raise
+            except (KeyError, IndexError, TypeError, ValueError) as exc:
+                raise CorruptFileError(f"{path} has a damaged index ({type(exc).__name__}: {exc})", path=path) from None
+            if used < len(segments):
+                wanted = "/".join(escape(s) for s in segments)
+                found = next((e for e in entry.walk() if e.path == wanted), None)
+                if found is None:
+                    raise self._missing(path, key, segments)
+                entry = found
+            return Listing(
+                path=str(path),
+                backend=self.name,
+                format_version=int(index.get("format_version", 0)),
+                root=entry,
+                metadata=index.get("metadata") or {},
+                environment=index.get("environment") or {},
+                key=key,
+                info={"updates": index.get("updates", []), "classes": [".".join(c) for c in index["classes"]]},
+            )
+
+    # -- update -----------------------------------------------------------------------------
+    def update(self, obj: Any, path: Path, *, key: str, metadata: dict[str, Any], options: dict[str, Any]) -> None:
+        from .update import update
+
+        update(self, obj, path, key=key, metadata=metadata, options=options)
+
+    def compact(self, path: Path) -> None:
+        """Rewrite ``path`` with only its live data (crash-safe, under the writer lock)."""
+        from .update import compact
+
+        compact(path)

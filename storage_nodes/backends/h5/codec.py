@@ -1,0 +1,134 @@
+"""The safe codec for packed plain data: MessagePack plus a few extension types.
+
+A *plain* value is built only from ``dict``, ``list``, ``str``, ``bytes``, ``int``,
+``float``, ``bool`` and ``None`` (exact types, packed natively at C speed) and the
+extension types below. Decoding never imports a module or calls anything the data names:
+it only builds builtins and numpy arrays, so it is what ``load(..., safe=True)`` reads.
+
+=====  ==============  ====================================================================
+code   type            payload
+=====  ==============  ====================================================================
+1      tuple           a packed list of the items
+2      set             a packed list of the items
+3      frozenset       a packed list of the items
+4      int             beyond 64 bits: signed little-endian two's complement bytes
+5      complex         two little-endian float64 (real, imag)
+6      numpy scalar    a packed list ``[dtype, raw bytes]``
+=====  ==============  ====================================================================
+
+``dtype`` is a numpy dtype string (``"<f8"``) or, for structured dtypes, a numpy descr list.
+Arrays are never packed: they are index nodes of their own (readable with h5py alone).
+"""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import struct
+from typing import Any
+
+import msgpack
+import numpy as np
+
+__all__ = ["NotPlain", "container_ids", "dtype_from_json", "dtype_to_json", "pack", "unpack"]
+
+_TUPLE, _SET, _FROZENSET, _BIGINT, _COMPLEX, _NPSCALAR = 1, 2, 3, 4, 5, 6
+_COMPLEX_STRUCT = struct.Struct("<dd")
+_CONTAINERS = frozenset({dict, list, tuple, set, frozenset})
+_is_container = _CONTAINERS.__contains__
+
+
+class NotPlain(Exception):
+    """Raised while packing when a value is not plain data (the caller decomposes it)."""
+
+
+def dtype_to_json(dtype: np.dtype[Any]) -> Any:
+    """A JSON-able description of ``dtype``: its string, or a descr list if structured."""
+    if dtype.fields is None and dtype.subdtype is None:
+        return dtype.str
+    return np.lib.format.dtype_to_descr(dtype)
+
+
+def _tuplify(descr: Any) -> Any:
+    if isinstance(descr, list):
+        return [tuple(_tuplify(x) for x in item) if isinstance(item, list) else item for item in descr]
+    return descr
+
+
+def dtype_from_json(value: Any) -> np.dtype[Any]:
+    """Inverse of :func:`dtype_to_json`; never yields an object dtype."""
+    dtype = np.lib.format.descr_to_dtype(_tuplify(value)) if isinstance(value, list) else np.dtype(value)
+    if dtype.hasobject:
+        raise ValueError(f"object dtype {value!r} cannot be read from raw bytes")
+    return dtype
+
+
+def _bigint_bytes(value: int) -> bytes:
+    return value.to_bytes((value.bit_length() + 8) // 8, "little", signed=True)
+
+
+def _default(obj: Any) -> Any:
+    t = type(obj)
+    if t is tuple:
+        return msgpack.ExtType(_TUPLE, pack(list(obj)))
+    if t is set:
+        return msgpack.ExtType(_SET, pack(list(obj)))
+    if t is frozenset:
+        return msgpack.ExtType(_FROZENSET, pack(list(obj)))
+    if t is int:
+        return msgpack.ExtType(_BIGINT, _bigint_bytes(obj))
+    if t is complex:
+        return msgpack.ExtType(_COMPLEX, _COMPLEX_STRUCT.pack(obj.real, obj.imag))
+    if isinstance(obj, np.generic) and not obj.dtype.hasobject:
+        return msgpack.ExtType(_NPSCALAR, pack([dtype_to_json(obj.dtype), obj.tobytes()]))
+    raise NotPlain(t)
+
+
+def pack(obj: Any) -> bytes:
+    """Pack plain data; raise :class:`NotPlain` if ``obj`` holds anything else.
+
+    Deep nesting raises ``ValueError`` (the packer's depth limit) and strings that are not
+    valid UTF-8 (lone surrogates) raise ``UnicodeEncodeError``: the caller decomposes.
+    """
+    return msgpack.packb(obj, default=_default, strict_types=True, use_bin_type=True)
+
+
+def _ext(code: int, data: bytes) -> Any:
+    if code == _TUPLE:
+        return tuple(unpack(data))
+    if code == _SET:
+        return set(unpack(data))
+    if code == _FROZENSET:
+        return frozenset(unpack(data))
+    if code == _BIGINT:
+        return int.from_bytes(data, "little", signed=True)
+    if code == _COMPLEX:
+        real, imag = _COMPLEX_STRUCT.unpack(data)
+        return complex(real, imag)
+    if code == _NPSCALAR:
+        dtype, raw = unpack(data)
+        return np.frombuffer(raw, dtype=dtype_from_json(dtype), count=1)[0]
+    raise ValueError(f"unknown extension type {code}")
+
+
+def unpack(data: Any) -> Any:
+    """Unpack plain data written by :func:`pack` (builds only builtins and numpy arrays)."""
+    if not isinstance(data, bytes):
+        data = data.tobytes() if isinstance(data, np.ndarray) else bytes(data)
+    return msgpack.unpackb(data, ext_hook=_ext, strict_map_key=False, raw=False)
+
+
+def container_ids(obj: Any) -> set[int] | None:
+    """The ids of all containers inside plain ``obj`` (itself included), or ``None`` if some
+    container is reached twice (a shared reference that packing would duplicate)."""
+    seen: set[int] = set()
+    level = [obj]
+    count = 0
+    while level:
+        count += len(level)
+        seen.update(map(id, level))
+        if len(seen) != count:
+            return None
+        refs = gc.get_referents(*level)
+        level = list(itertools.compress(refs, map(_is_container, map(type, refs))))
+    return seen

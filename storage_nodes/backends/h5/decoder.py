@@ -1,0 +1,287 @@
+"""Rebuild objects from index nodes.
+
+Security rule: a class named by the file is resolved only by importing its recorded module
+and following the recorded qualname with ``getattr``, and it must be a class
+(``isinstance(found, type)``). The only code run is that class's ``__new__`` (or the class
+itself for ``"call"`` nodes, as its ``__reduce_ex__`` asked), its ``__setstate__``, and
+``extend``/``append``/``__setitem__`` for list and dict items. Opaque leaves are unpickled.
+With ``safe=True`` nothing of this happens: object, class and opaque nodes raise
+:class:`UnsafeLoadError` naming their key, before anything is rebuilt.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pickle
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...errors import CorruptFileError, StorageError, UnsafeLoadError
+from ...keys import escape
+from . import codec
+
+__all__ = ["Decoder", "resolve_class"]
+
+Slice = list[Any]  # [heap dataset name, offset, nbytes]
+
+
+def resolve_class(module: str, qualname: str) -> type:
+    """Import ``module`` and follow ``qualname``; the result must be a class."""
+    if not isinstance(module, str) or not isinstance(qualname, str) or "<locals>" in qualname:
+        raise CorruptFileError(f"invalid class reference {module!r}.{qualname!r}")
+    found: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        found = getattr(found, part)
+    if not isinstance(found, type):
+        raise UnsafeLoadError(
+            f"the file names {module}.{qualname}, which is not a class; refusing to call it "
+            "(only classes are rebuilt from h5 archives)"
+        )
+    return found
+
+
+class Decoder:
+    """Rebuilds nodes; ``heap(slice)`` returns the bytes of a heap slice as a uint8 array,
+    ``dataset(name)`` a big array dataset's content, ``definition(id)`` a shared node defined
+    outside the part being loaded."""
+
+    def __init__(
+        self,
+        *,
+        path: Path,
+        classes: list[list[str]],
+        heap: Callable[[Slice], np.ndarray],
+        dataset: Callable[[str], np.ndarray],
+        definition: Callable[[int], dict[str, Any] | None],
+        safe: bool,
+    ) -> None:
+        self.path = path
+        self.classes = classes
+        self.heap = heap
+        self.dataset = dataset
+        self.definition = definition
+        self.safe = safe
+        self.memo: dict[int, Any] = {}
+        self._resolved: dict[int, type] = {}
+
+    def _class(self, index: int, node: dict[str, Any]) -> type:
+        cls = self._resolved.get(index)
+        if cls is None:
+            try:
+                module, qualname = self.classes[index]
+            except (IndexError, TypeError, ValueError):
+                raise CorruptFileError(f"{self.path} names an unknown class #{index}", path=self.path) from None
+            try:
+                cls = resolve_class(module, qualname)
+            except (ImportError, AttributeError) as exc:
+                key = self._key(node)
+                raise StorageError(
+                    f"cannot load {key or 'the root'!r} from {self.path}: class {module}.{qualname} is not "
+                    f"importable here ({exc}); plain entries still load with key=..., and "
+                    f"storage_nodes.inspect({str(self.path)!r}) lists what is stored",
+                    path=self.path,
+                    key=key,
+                ) from exc
+            except StorageError as exc:
+                key = self._key(node)
+                raise type(exc)(f"{exc} (file {self.path}, key {key!r})", path=self.path, key=key) from None
+            self._resolved[index] = cls
+        return cls
+
+    def _unsafe(self, what: str, key: str) -> UnsafeLoadError:
+        return UnsafeLoadError(
+            f"refusing to load {key or 'the root'!r} of {self.path} with safe=True: it holds {what}, which "
+            "needs importing or running code; load with safe=False only if you trust the file",
+            path=self.path,
+            key=key,
+        )
+
+    def decode(self, node: dict[str, Any], key: str) -> Any:
+        """Rebuild ``node`` (found at ``key``)."""
+        self.top, self.top_key = node, key
+        return self._dec(node)
+
+    def _key(self, wanted: dict[str, Any]) -> str:
+        """The key of ``wanted`` below the decoded node (searched only for error messages)."""
+        from .tree import children
+
+        stack = [(self.top, self.top_key)]
+        while stack:
+            n, p = stack.pop()
+            if n is wanted:
+                return p
+            prefix = p + "/" if p else ""
+            stack.extend((c, prefix + escape(name)) for name, c in children(n))
+            for field in ("args", "kw", "li", "di"):
+                if field in n:
+                    stack.append((n[field], f"{prefix}__{field}__"))
+        return self.top_key
+
+    def _dec(self, node: dict[str, Any]) -> Any:
+        k = node["k"]
+        if k == "v":
+            if "id" in node:
+                self.memo[node["id"]] = node["v"]
+            return node["v"]
+        if k == "p":
+            obj = codec.unpack(self.heap(node["h"]))
+            if "id" in node:
+                self.memo[node["id"]] = obj
+            return obj
+        if k == "a":
+            return self._array(node)
+        dec = self._dec
+        if k == "d":
+            d: dict[Any, Any] = {}
+            if "id" in node:
+                self.memo[node["id"]] = d
+            for item in node["items"]:
+                if len(item) == 2:
+                    d[item[0]] = dec(item[1])
+                else:
+                    d[dec(item[2])] = dec(item[1])
+            return d
+        if k == "l":
+            lst: list[Any] = []
+            if "id" in node:
+                self.memo[node["id"]] = lst
+            lst.extend([dec(c) for c in node["items"]])
+            return lst
+        if k == "s":
+            s: set[Any] = set()
+            if "id" in node:
+                self.memo[node["id"]] = s
+            s.update([dec(c) for c in node["items"]])
+            return s
+        if k in ("t", "f"):
+            items = [dec(c) for c in node["items"]]
+            obj = tuple(items) if k == "t" else frozenset(items)
+            if "id" in node:
+                self.memo[node["id"]] = obj
+            return obj
+        if k == "r":
+            return self._shared(node)
+        if k == "oa":
+            children = node["items"]
+            flat = np.empty(len(children), dtype=object)
+            if "id" in node:
+                self.memo[node["id"]] = flat  # cycles through object arrays see the flat array
+            for i, c in enumerate(children):
+                flat[i] = dec(c)
+            return flat.reshape(node["sh"], order="F" if node.get("o") == "F" else "C")
+        if k == "o":
+            return self._object(node)
+        if k == "g":
+            if self.safe:
+                raise self._unsafe("a class reference", self._key(node))
+            return self._class(node["c"], node)
+        if k == "x":
+            if self.safe:
+                raise self._unsafe(f"an opaque pickled {node.get('m')}.{node.get('t')}", self._key(node))
+            try:
+                obj = pickle.loads(self.heap(node["h"]).tobytes())
+            except (ImportError, AttributeError) as exc:
+                key = self._key(node)
+                raise StorageError(
+                    f"cannot load the opaque {node.get('t')} at {key or 'the root'!r} of {self.path}: {exc}",
+                    path=self.path,
+                    key=key,
+                ) from exc
+            if "id" in node:
+                self.memo[node["id"]] = obj
+            return obj
+        key = self._key(node)
+        raise CorruptFileError(f"{self.path} holds an unknown node kind {k!r} at {key!r}", path=self.path, key=key)
+
+    def _shared(self, node: dict[str, Any]) -> Any:
+        target = node["to"]
+        if target in self.memo:
+            return self.memo[target]
+        definition = self.definition(target)
+        if definition is None:
+            key = self._key(node)
+            raise CorruptFileError(
+                f"{self.path} refers to a shared object #{target} at {key!r} that is not defined before it",
+                path=self.path,
+                key=key,
+            )
+        return self._dec(definition)
+
+    def _array(self, node: dict[str, Any]) -> np.ndarray:
+        dtype = codec.dtype_from_json(node["dt"])
+        shape = tuple(node["sh"])
+        fortran = node.get("o") == "F"
+        stored_shape = shape[::-1] if fortran else shape
+        if "ds" in node:
+            data = self.dataset(node["ds"])
+            arr = data.view(dtype).reshape(stored_shape) if node.get("raw") else data
+            if arr.dtype != dtype:
+                arr = arr.astype(dtype)
+        else:
+            arr = self.heap(node["h"]).view(dtype).reshape(stored_shape)
+        if arr.shape != stored_shape:
+            raise ValueError(f"array shape {arr.shape} differs from the index {stored_shape}")
+        arr = arr.T if fortran else arr
+        if "id" in node:
+            self.memo[node["id"]] = arr
+        return arr
+
+    def _object(self, node: dict[str, Any]) -> Any:
+        if self.safe:
+            module, qualname = self.classes[node["c"]]
+            raise self._unsafe(f"an instance of {module}.{qualname}", self._key(node))
+        cls = self._class(node["c"], node)
+        dec = self._dec
+        how = node.get("r")
+        args = dec(node["args"]) if "args" in node else ()
+        if how == "call":
+            obj = cls(*args)
+        elif how == "newex":
+            kwargs = dec(node["kw"]) if "kw" in node else {}
+            obj = cls.__new__(cls, *args, **kwargs)
+        elif how == "new":
+            obj = cls.__new__(cls, *args)
+        else:
+            raise CorruptFileError(
+                f"{self.path} has an unknown construction {how!r} at {self._key(node)!r}", path=self.path
+            )
+        if "id" in node:
+            self.memo[node["id"]] = obj
+        state: Any = None
+        if "state" in node:
+            state = dec(node["state"])
+        elif "attrs" in node or "slots" in node:
+            attrs = {name: dec(c) for name, c in node.get("attrs", ())}
+            state = (attrs or None, {name: dec(c) for name, c in node["slots"]}) if "slots" in node else attrs
+        if state is not None:
+            _set_state(obj, state)
+        if "li" in node:
+            items = dec(node["li"])
+            if hasattr(obj, "extend"):
+                obj.extend(items)
+            else:
+                for item in items:
+                    obj.append(item)
+        if "di" in node:
+            for k, v in dec(node["di"]):
+                obj[k] = v
+        return obj
+
+
+def _set_state(obj: Any, state: Any) -> None:
+    """What pickle's BUILD opcode does."""
+    setstate = getattr(obj, "__setstate__", None)
+    if setstate is not None:
+        setstate(state)
+        return
+    slotstate = None
+    if isinstance(state, tuple) and len(state) == 2:
+        state, slotstate = state
+    if state:
+        obj.__dict__.update(state)
+    if slotstate:
+        for k, v in slotstate.items():
+            setattr(obj, k, v)

@@ -1,0 +1,439 @@
+"""Decompose a Python object into index nodes, heap chunks and big-array datasets.
+
+The tree stays coarse: a subtree of plain data becomes one packed blob (``codec``), a
+numpy array one heap slice (or its own dataset when big), and only containers that hold
+something else, and decomposable objects, get index nodes of their own. See
+``docs/format.md`` (section ``h5``) for the node kinds.
+"""
+
+from __future__ import annotations
+
+import copyreg
+import math
+import sys
+import threading
+import weakref
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import cloudpickle
+import numpy as np
+
+from ...errors import SerializationError
+from ...keys import escape
+from ...metadata import ObjectCollector
+from . import codec
+
+__all__ = ["ArrayOut", "Encoded", "Encoder"]
+
+#: arrays of at least this many bytes get their own HDF5 dataset
+BIG_ARRAY_BYTES = 1 << 18
+#: strings up to this length are written straight into the index
+INLINE_STR = 200
+#: lists and dicts of up to this many JSON scalars are written straight into the index
+INLINE_ITEMS = 16
+_ALIGN = 16
+_INT_LIMIT = 2**53
+_SIMPLE_CONTAINERS: dict[type, str] = {list: "l", tuple: "t", set: "s", frozenset: "f"}
+_NEWOBJ = copyreg.__newobj__  # type: ignore[attr-defined]
+_NEWOBJ_EX = copyreg.__newobj_ex__  # type: ignore[attr-defined]
+
+
+class _Restart(Exception):
+    """A container packed into a plain blob turned up again elsewhere: re-encode."""
+
+    def __init__(self, oid: int) -> None:
+        self.oid = oid
+
+
+@dataclass
+class ArrayOut:
+    """A big array to write as its own dataset."""
+
+    name: str
+    data: np.ndarray
+    key: str
+
+
+@dataclass
+class Encoded:
+    """What an encoding produced: the node plus the bytes and datasets it refers to."""
+
+    node: dict[str, Any]
+    heap: np.ndarray | None
+    arrays: list[ArrayOut] = field(default_factory=list)
+
+
+def class_name(cls: type) -> tuple[str, str]:
+    return cls.__module__, cls.__qualname__
+
+
+_importable_cache: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+_importable_lock = threading.Lock()
+
+
+def importable(obj: Any) -> bool:
+    """Whether ``obj`` can be found again as ``module.qualname`` (without importing)."""
+    if isinstance(obj, type):
+        with _importable_lock:
+            found = _importable_cache.get(obj)
+            if found is None:
+                found = _importable_cache[obj] = _importable(obj)
+        return found
+    return _importable(obj)
+
+
+def _importable(obj: Any) -> bool:
+    module = sys.modules.get(getattr(obj, "__module__", "") or "")
+    qualname = getattr(obj, "__qualname__", None)
+    if module is None or not qualname or "<locals>" in qualname:
+        return False
+    found: Any = module
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+        if found is None:
+            return False
+    return found is obj
+
+
+class Encoder:
+    """Encodes objects for one write: heap segment ``heap_name``, new ids from ``next_id``."""
+
+    def __init__(
+        self,
+        *,
+        heap_name: str,
+        array_prefix: str,
+        next_array: int,
+        next_id: int,
+        classes: list[list[str]],
+        collector: ObjectCollector,
+        compression: str | None = None,
+    ) -> None:
+        self.heap_name = heap_name
+        self.array_prefix = array_prefix
+        self.first_array = next_array
+        self.first_id = next_id
+        self.classes = classes
+        self.class_ids = {(m, q): i for i, (m, q) in enumerate(classes)}
+        self.collector = collector
+        self.compression = compression
+        self.force: set[int] = set()
+        self._reset()
+
+    def _reset(self) -> None:
+        self.memo: dict[int, dict[str, Any]] = {}
+        self.keep: list[Any] = []
+        self.blob_ids: set[int] = set()
+        self.chunks: list[tuple[int, Any]] = []
+        self.size = 0
+        self.arrays: list[ArrayOut] = []
+        self.next_array = self.first_array
+        self.next_id = self.first_id
+        self.classes_len = len(self.classes)
+        self.stack: list[Any] = []
+
+    # -- public -------------------------------------------------------------------------
+    def encode(self, obj: Any, path: str = "") -> Encoded:
+        """Encode ``obj`` (stored at key ``path``)."""
+        self.base = path
+        for _ in range(64):
+            try:
+                node = self._enc(obj)
+            except _Restart as restart:
+                self.force.add(restart.oid)
+                del self.classes[self.classes_len :]
+                self.class_ids = {(m, q): i for i, (m, q) in enumerate(self.classes)}
+                self._reset()
+                continue
+            except RecursionError:
+                raise SerializationError(
+                    f"cannot store the object at {path or 'the root'!r}: nested too deeply"
+                ) from None
+            return Encoded(node, self._heap(), self.arrays)
+        raise SerializationError("cannot store this object: too many shared references between plain containers")
+
+    # -- heap -----------------------------------------------------------------------------
+    def _put(self, data: Any, nbytes: int, *, aligned: bool = False) -> list[Any]:
+        offset = self.size
+        if aligned and offset % _ALIGN:
+            pad = -offset % _ALIGN
+            self.chunks.append((offset, bytes(pad)))
+            offset += pad
+        self.chunks.append((offset, data))
+        self.size = offset + nbytes
+        return [self.heap_name, offset, nbytes]
+
+    def _heap(self) -> np.ndarray | None:
+        if not self.chunks:
+            return None
+        buf = np.empty(self.size, dtype=np.uint8)
+        for offset, data in self.chunks:
+            raw = data if isinstance(data, np.ndarray) else np.frombuffer(data, dtype=np.uint8)
+            buf[offset : offset + raw.size] = raw
+        return buf
+
+    # -- helpers --------------------------------------------------------------------------
+    def _class(self, cls: Any) -> int:
+        name = class_name(cls)
+        index = self.class_ids.get(name)
+        if index is None:
+            index = len(self.classes)
+            self.classes.append(list(name))
+            self.class_ids[name] = index
+        self.collector.add_name(*name)
+        return index
+
+    def _ref(self, node: dict[str, Any]) -> dict[str, Any]:
+        if "id" not in node:
+            node["id"] = self.next_id
+            self.next_id += 1
+        return {"k": "r", "to": node["id"]}
+
+    def _memo(self, obj: Any, node: dict[str, Any]) -> None:
+        self.memo[id(obj)] = node
+        self.keep.append(obj)
+
+    def _path(self) -> str:
+        """The key of the object being encoded (built only when needed)."""
+        return "/".join(
+            [self.base, *(escape(str(n)) for n in self.stack)] if self.base else (escape(str(n)) for n in self.stack)
+        )
+
+    def _where(self) -> str:
+        return repr(self._path() or "the root")
+
+    def _child(self, name: Any, value: Any) -> dict[str, Any]:
+        stack = self.stack
+        stack.append(name)
+        node = self._enc(value)
+        stack.pop()
+        return node
+
+    def _plain(self, obj: Any) -> dict[str, Any] | None:
+        """A packed blob node for ``obj`` if it is plain data without shared containers."""
+        oid = id(obj)
+        if oid in self.force:
+            return None
+        try:
+            data = codec.pack(obj)
+        except (codec.NotPlain, ValueError, OverflowError, TypeError):  # UnicodeEncodeError is a ValueError
+            return None
+        t = type(obj)
+        if t in codec._CONTAINERS:
+            ids = codec.container_ids(obj)
+            if ids is None or not ids.isdisjoint(self.memo) or not ids.isdisjoint(self.force):
+                return None
+            ids.discard(oid)
+            self.blob_ids |= ids
+        node: dict[str, Any] = {"k": "p", "t": t.__name__, "h": self._put(data, len(data))}
+        if t in codec._CONTAINERS or t is str or t is bytes:
+            node["n"] = len(obj)
+        if t in codec._CONTAINERS:
+            self._memo(obj, node)
+        return node
+
+    # -- the walk -------------------------------------------------------------------------
+    def _enc(self, obj: Any) -> dict[str, Any]:
+        t = type(obj)
+        if t is str:
+            if len(obj) <= INLINE_STR:
+                return {"k": "v", "v": obj}
+        elif obj is None or t is bool:
+            return {"k": "v", "v": obj}
+        elif t is int:
+            if -_INT_LIMIT < obj < _INT_LIMIT:
+                return {"k": "v", "v": obj}
+        elif t is float and math.isfinite(obj):
+            return {"k": "v", "v": obj}
+        oid = id(obj)
+        node = self.memo.get(oid)
+        if node is not None:
+            return self._ref(node)
+        if oid in self.blob_ids:
+            raise _Restart(oid)
+        if t is np.ndarray:
+            return self._array(obj)
+        if (t is list or t is dict) and len(obj) <= INLINE_ITEMS and oid not in self.force and _flat_json(obj, t):
+            node = {"k": "v", "v": obj}
+            self._memo(obj, node)
+            return node
+        if (
+            t is dict
+            or t in _SIMPLE_CONTAINERS
+            or t in (str, bytes, int, float, complex)
+            or isinstance(obj, np.generic)
+        ):
+            plain = self._plain(obj)
+            if plain is not None:
+                return plain
+            if t is str:  # not valid UTF-8 (lone surrogates): JSON escapes them
+                return {"k": "v", "v": obj}
+            if t is dict:
+                return self._dict(obj)
+            if t in _SIMPLE_CONTAINERS:
+                return self._sequence(obj, t)
+        if isinstance(obj, type):
+            return self._global(obj)
+        return self._object(obj)
+
+    def _dict(self, obj: dict[Any, Any]) -> dict[str, Any]:
+        items: list[list[Any]] = []
+        node = {"k": "d", "items": items}
+        self._memo(obj, node)
+        child = self._child
+        for key, value in obj.items():
+            if type(key) is str:
+                items.append([key, child(key, value)])
+            else:
+                name = str(key)
+                key_node = child(name, key)
+                items.append([name, child(name, value), key_node])
+        return node
+
+    def _sequence(self, obj: Any, t: type) -> dict[str, Any]:
+        node: dict[str, Any] = {"k": _SIMPLE_CONTAINERS[t]}
+        self._memo(obj, node)
+        child = self._child
+        node["items"] = [child(i, value) for i, value in enumerate(obj)]
+        if t is tuple and "id" in node:
+            raise SerializationError(
+                f"cannot store the tuple at {self._where()}: it contains a reference to itself; "
+                "use a list for self-referencing data"
+            )
+        return node
+
+    def _array(self, arr: np.ndarray) -> dict[str, Any]:
+        if arr.dtype.hasobject:
+            if arr.dtype != object:
+                return self._opaque(arr)
+            order: Literal["C", "F"] = (
+                "F" if arr.ndim > 1 and arr.flags.f_contiguous and not arr.flags.c_contiguous else "C"
+            )
+            node: dict[str, Any] = {"k": "oa", "sh": list(arr.shape), "o": order}
+            self._memo(arr, node)
+            node["items"] = [self._child(i, value) for i, value in enumerate(arr.ravel(order=order))]
+            return node
+        order = "F" if arr.ndim > 1 and arr.flags.f_contiguous and not arr.flags.c_contiguous else "C"
+        data = arr.T if order == "F" else arr
+        if not data.flags.c_contiguous:
+            data = np.ascontiguousarray(data)
+        node = {"k": "a", "dt": codec.dtype_to_json(arr.dtype), "sh": list(arr.shape), "o": order}
+        self._memo(arr, node)
+        if arr.nbytes >= BIG_ARRAY_BYTES:
+            name = f"{self.array_prefix}{self.next_array}"
+            self.next_array += 1
+            if arr.dtype.kind not in "biufc":
+                data = data.reshape(-1).view(np.uint8)
+                node["raw"] = True
+            self.arrays.append(ArrayOut(name, data, self._path()))
+            node["ds"] = name
+            node["n"] = int(arr.nbytes)
+        else:
+            node["h"] = self._put(data.reshape(-1).view(np.uint8), int(arr.nbytes), aligned=True)
+        return node
+
+    def _global(self, cls: type) -> dict[str, Any]:
+        if cls.__module__ == "builtins" or importable(cls):
+            return {"k": "g", "c": self._class(cls)}
+        return self._opaque(cls)
+
+    def _opaque(self, obj: Any) -> dict[str, Any]:
+        try:
+            data = cloudpickle.dumps(obj, protocol=5)
+        except Exception as exc:
+            raise SerializationError(
+                f"cannot store the {type(obj).__qualname__} at {self._where()}: it cannot be decomposed "
+                f"and cloudpickle failed too ({type(exc).__name__}: {exc})"
+            ) from None
+        cls = type(obj)
+        self.collector.add_type(cls)
+        node = {"k": "x", "t": cls.__qualname__, "m": cls.__module__, "h": self._put(data, len(data))}
+        self._memo(obj, node)
+        return node
+
+    def _object(self, obj: Any) -> dict[str, Any]:
+        cls = type(obj)
+        try:
+            reduced = obj.__reduce_ex__(5)
+        except Exception:
+            return self._opaque(obj)
+        if isinstance(reduced, str) or not isinstance(reduced, tuple) or not 2 <= len(reduced) <= 6:
+            return self._opaque(obj)
+        func, args, state, listitems, dictitems = (*reduced, None, None, None)[:5]
+        if len(reduced) == 6 or not isinstance(args, tuple):
+            return self._opaque(obj)
+        if func is _NEWOBJ and args and args[0] is cls:
+            how, kwargs, args = "new", None, args[1:]
+        elif func is _NEWOBJ_EX and len(args) == 3 and args[0] is cls:
+            how, kwargs, args = "newex", args[2], args[1]
+        elif func is cls:
+            how, kwargs = "call", None
+        else:
+            return self._opaque(obj)
+        if not importable(cls):
+            return self._opaque(obj)
+        node: dict[str, Any] = {"k": "o", "c": self._class(cls), "r": how}
+        self._memo(obj, node)
+        self.keep.append(reduced)
+        child = self._child
+        if args:
+            node["args"] = child("__args__", tuple(args))
+        if kwargs:
+            node["kw"] = child("__kwargs__", dict(kwargs))
+        if state is not None:
+            attrs, slots = _split_state(state)
+            if attrs is None and slots is None:
+                node["state"] = child("__state__", state)
+            else:
+                if attrs is not None:
+                    node["attrs"] = [[k, child(k, v)] for k, v in attrs.items()]
+                if slots is not None:
+                    node["slots"] = [[k, child(k, v)] for k, v in slots.items()]
+        if listitems is not None:
+            items = list(listitems)
+            self.keep.append(items)
+            node["li"] = child("__items__", items)
+        if dictitems is not None:
+            pairs = [list(p) for p in dictitems]
+            self.keep.append(pairs)
+            node["di"] = child("__dictitems__", pairs)
+        return node
+
+
+_JSON_SCALARS = frozenset({str, bool, type(None), int, float})
+
+
+def _flat_json(obj: Any, t: type) -> bool:
+    """Whether a small list or dict holds only scalars that JSON keeps exactly."""
+    values = obj.values() if t is dict else obj
+    if t is dict and not all(type(k) is str for k in obj):
+        return False
+    for v in values:
+        tv = type(v)
+        if tv not in _JSON_SCALARS:
+            return False
+        if tv is str:
+            if len(v) > INLINE_STR:
+                return False
+        elif tv is int:
+            if not -_INT_LIMIT < v < _INT_LIMIT:
+                return False
+        elif tv is float and not math.isfinite(v):
+            return False
+    return True
+
+
+def _split_state(state: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(attrs, slots) when ``state`` is pickle's default shape, else (None, None)."""
+    if type(state) is dict and all(type(k) is str for k in state):
+        return state, None
+    if (
+        type(state) is tuple
+        and len(state) == 2
+        and (state[0] is None or (type(state[0]) is dict and all(type(k) is str for k in state[0])))
+        and type(state[1]) is dict
+        and all(type(k) is str for k in state[1])
+    ):
+        return (state[0] if state[0] else None), state[1]
+    return None, None

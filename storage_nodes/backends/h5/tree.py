@@ -1,0 +1,248 @@
+"""The index tree: find the node of a key, walk nodes, describe them as listing entries.
+
+Everything here reads index nodes only; plain blobs are unpacked (safe) when a listing or a
+key reaches inside them. Nothing imports a stored module or rebuilds an object.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from ...keys import escape
+from ...listing import Entry
+from . import codec
+
+__all__ = ["children", "describe_node", "find", "walk"]
+
+_CONTAINER_TYPES = {"d": "dict", "l": "list", "t": "tuple", "s": "set", "f": "frozenset"}
+
+
+def children(node: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(name, child node) pairs of an index node, in stored order."""
+    k = node["k"]
+    if k == "d":
+        for item in node["items"]:
+            yield item[0], item[1]
+    elif k in ("l", "t", "s", "f", "oa"):
+        for i, c in enumerate(node["items"]):
+            yield str(i), c
+    elif k == "o":
+        for name, c in node.get("attrs", ()):
+            yield name, c
+        for name, c in node.get("slots", ()):
+            yield name, c
+        if "state" in node:
+            yield "__state__", node["state"]
+
+
+def child(node: dict[str, Any], segment: str) -> dict[str, Any] | None:
+    """The child named ``segment`` (exact string keys win over ``str()`` of other keys)."""
+    k = node["k"]
+    if k == "d":
+        fallback = None
+        for item in node["items"]:
+            if item[0] == segment:
+                if len(item) == 2:
+                    return item[1]
+                fallback = fallback or item[1]
+        return fallback
+    if k in ("l", "t", "s", "f", "oa"):
+        try:
+            return node["items"][int(segment)]
+        except (ValueError, IndexError):
+            return None
+    if k == "o":
+        for name, c in (*node.get("attrs", ()), *node.get("slots", ())):
+            if name == segment:
+                return c
+        if segment == "__state__":
+            return node.get("state")
+        if segment == "__args__":
+            return node.get("args")
+    return None
+
+
+def walk(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """This node and every node below it (keys of dicts included), depth first."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        yield n
+        k = n["k"]
+        if k == "d":
+            for item in reversed(n["items"]):
+                stack.append(item[1])
+                if len(item) == 3:
+                    stack.append(item[2])
+        elif k in ("l", "t", "s", "f", "oa"):
+            stack.extend(reversed(n["items"]))
+        elif k == "o":
+            for field in ("di", "li", "state"):
+                if field in n:
+                    stack.append(n[field])
+            stack.extend(c for _, c in reversed(n.get("slots", ())))
+            stack.extend(c for _, c in reversed(n.get("attrs", ())))
+            for field in ("kw", "args"):
+                if field in n:
+                    stack.append(n[field])
+
+
+def find(
+    root: dict[str, Any], segments: list[str], resolve: Callable[[int], dict[str, Any] | None]
+) -> tuple[dict[str, Any] | None, int]:
+    """Follow ``segments`` from ``root``; return (deepest node reached, segments consumed).
+
+    Shared-reference nodes are followed to their definition with ``resolve``.
+    """
+    node = root
+    for i, segment in enumerate(segments):
+        if node["k"] == "r":
+            target = resolve(node["to"])
+            if target is None:
+                return None, i
+            node = target
+        nxt = child(node, segment)
+        if nxt is None:
+            return node, i
+        node = nxt
+    if node["k"] == "r":
+        target = resolve(node["to"])
+        if target is not None:
+            node = target
+    return node, len(segments)
+
+
+def _entry_for_value(value: Any, path: str, name: str, depth: int) -> Entry:
+    """Describe a plain value (from an unpacked blob), all its children included."""
+    t = type(value)
+    entry = Entry(
+        path=path, name=name, type=t.__qualname__, module=None if t.__module__ == "builtins" else t.__module__
+    )
+    if isinstance(value, np.ndarray | np.generic):
+        entry.shape = tuple(int(s) for s in value.shape)
+        entry.dtype = str(value.dtype)
+        entry.size = int(value.nbytes)
+        return entry
+    if t is str or t is bytes:
+        entry.length = len(value)
+        entry.size = len(value) if t is bytes else len(value.encode("utf-8", "surrogatepass"))
+        return entry
+    if t in (dict, list, tuple, set, frozenset):
+        entry.length = len(value)
+        if depth <= 0:
+            entry.truncated = len(value)
+            return entry
+        prefix = path + "/" if path else ""
+        items = value.items() if t is dict else enumerate(value)
+        for k, v in items:
+            child_name = k if type(k) is str else str(k)
+            entry.children.append(_entry_for_value(v, prefix + escape(child_name), child_name, depth - 1))
+        return entry
+    entry.size = sys.getsizeof(value) if value is not None else 0
+    return entry
+
+
+def describe_node(
+    node: dict[str, Any],
+    path: str,
+    name: str,
+    *,
+    classes: list[list[str]],
+    heap: Callable[[list[Any]], np.ndarray] | None,
+    shared: dict[int, str],
+    depth: int = 64,
+) -> Entry:
+    """The listing entry of ``node`` and everything below it.
+
+    ``heap`` reads plain blobs to list their content (``None``: do not look inside).
+    ``shared`` maps shared-object ids to the key where they are defined (filled as we go).
+    """
+    k = node["k"]
+    if "id" in node:
+        shared[node["id"]] = path
+    if k == "v":
+        entry = _entry_for_value(node["v"], path, name, depth)
+    elif k == "p":
+        if heap is not None:
+            entry = _entry_for_value(codec.unpack(heap(node["h"])), path, name, depth)
+        else:
+            entry = Entry(path=path, name=name, type=node.get("t", "?"), length=node.get("n"))
+        entry.size = node["h"][2]
+        entry.info["packed"] = True
+    elif k == "a":
+        dtype = codec.dtype_from_json(node["dt"])
+        entry = Entry(path=path, name=name, type="ndarray", module="numpy", shape=tuple(node["sh"]), dtype=str(dtype))
+        entry.size = int(dtype.itemsize * int(np.prod(node["sh"], dtype=np.int64)))
+        if "ds" in node:
+            entry.info["dataset"] = node["ds"]
+        if node.get("o") == "F":
+            entry.info["order"] = "F"
+    elif k == "oa":
+        entry = Entry(path=path, name=name, type="ndarray", module="numpy", shape=tuple(node["sh"]), dtype="object")
+    elif k == "r":
+        target = shared.get(node["to"])
+        entry = Entry(path=path, name=name, type="shared reference", info={"shared_with": target})
+    elif k == "o":
+        module, qualname = classes[node["c"]]
+        entry = Entry(path=path, name=name, type=qualname, module=module)
+    elif k == "g":
+        module, qualname = classes[node["c"]]
+        entry = Entry(path=path, name=name, type="type", info={"class": f"{module}.{qualname}"})
+    elif k == "x":
+        entry = Entry(path=path, name=name, type=node.get("t", "?"), module=node.get("m"), opaque=True)
+        entry.size = node["h"][2]
+    else:
+        entry = Entry(path=path, name=name, type=_CONTAINER_TYPES.get(k, k))
+    if k in _CONTAINER_TYPES:
+        entry.length = len(node["items"])
+    if k in ("d", "l", "t", "s", "f", "o", "oa"):
+        if depth <= 0:
+            entry.truncated = sum(1 for _ in children(node))
+            return entry
+        prefix = path + "/" if path else ""
+        for child_name, c in children(node):
+            entry.children.append(
+                describe_node(
+                    c,
+                    prefix + escape(child_name),
+                    child_name,
+                    classes=classes,
+                    heap=heap,
+                    shared=shared,
+                    depth=depth - 1,
+                )
+            )
+    return entry
+
+
+def modules_needed(node: dict[str, Any], classes: list[list[str]]) -> set[str]:
+    """Modules whose classes the subtree of ``node`` rebuilds (opaque leaves included)."""
+    found: set[str] = set()
+    for n in walk(node):
+        k = n["k"]
+        if k in ("o", "g"):
+            found.add(classes[n["c"]][0])
+        elif k == "x" and n.get("m"):
+            found.add(n["m"])
+    return found
+
+
+def unsafe_node(node: dict[str, Any], path: str) -> tuple[str, dict[str, Any]] | None:
+    """The first node below ``node`` that a safe load must refuse, with its key."""
+    stack = [(node, path)]
+    while stack:
+        n, p = stack.pop()
+        if n["k"] in ("o", "g", "x"):
+            return p, n
+        prefix = p + "/" if p else ""
+        for name, c in children(n):
+            stack.append((c, prefix + escape(name)))
+        if n["k"] == "d":
+            for item in n["items"]:
+                if len(item) == 3:
+                    stack.append((item[2], prefix + escape(item[0])))
+    return None

@@ -1,0 +1,284 @@
+"""Partial updates and compaction of h5 archives, crash-safe and serialised between writers.
+
+Under :func:`storage_nodes.atomic.writer_lock` the file is copied to a temporary file
+beside it, the copy is modified (new heap segment and arrays, index rewritten, datasets of
+the replaced entry deleted), flushed and moved over the original with ``os.replace``: a
+crash leaves the old file. When the file has grown beyond twice its live data plus 1 MiB,
+the update compacts it on the way (:func:`compact` does so on demand).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import h5py
+
+from ...atomic import atomic_path, writer_lock
+from ...errors import (
+    CorruptFileError,
+    FileExistsStorageError,
+    KeyNotFoundError,
+    StorageError,
+    UnsupportedOperationError,
+)
+from ...keys import child as py_child
+from ...keys import escape, split
+from ...metadata import ObjectCollector, environment_record
+from . import codec, layout, tree
+from .encoder import Encoder
+
+if TYPE_CHECKING:
+    from . import H5Backend
+
+__all__ = ["compact", "update"]
+
+SLACK_BYTES = 1 << 20
+
+
+class _Slot:
+    """Where a node sits: read and replace it in its parent."""
+
+    def __init__(self, get: Callable[[], dict[str, Any] | None], put: Callable[[dict[str, Any]], None]) -> None:
+        self.get = get
+        self.put = put
+
+
+def _slot_in(parent: dict[str, Any], segment: str, path: Path, key: str) -> _Slot | None:
+    """The slot named ``segment`` in a container node (created on put when missing)."""
+    k = parent["k"]
+    if k == "d":
+        items = parent["items"]
+        pos = next((i for i, it in enumerate(items) if it[0] == segment and len(it) == 2), None)
+        if pos is None:
+            pos = next((i for i, it in enumerate(items) if it[0] == segment), None)
+
+        def put_d(node: dict[str, Any]) -> None:
+            if pos is None:
+                items.append([segment, node])
+            else:
+                items[pos][1] = node
+
+        return _Slot(lambda: items[pos][1] if pos is not None else None, put_d)
+    if k in ("l", "t", "oa"):
+        items = parent["items"]
+        try:
+            i = int(segment)
+        except ValueError:
+            return None
+        if not -len(items) <= i <= len(items) or (k != "l" and i == len(items)):
+            return None
+
+        def put_l(node: dict[str, Any]) -> None:
+            if i == len(items):
+                items.append(node)
+            else:
+                items[i] = node
+
+        return _Slot(lambda: items[i] if i < len(items) else None, put_l)
+    if k == "o":
+        for field in ("attrs", "slots"):
+            for pair in parent.get(field, ()):
+                if pair[0] == segment:
+
+                    def put_o(node: dict[str, Any], pair: list[Any] = pair) -> None:
+                        pair[1] = node
+
+                    def get_o(pair: list[Any] = pair) -> dict[str, Any]:
+                        return pair[1]
+
+                    return _Slot(get_o, put_o)
+        if "state" in parent:
+            return None
+        attrs = parent.setdefault("attrs", [])
+        return _Slot(lambda: None, lambda node: attrs.append([segment, node]))
+    return None
+
+
+def _plain_has(value: Any, segments: list[str]) -> bool:
+    try:
+        for segment in segments:
+            value = py_child(value, segment)
+    except (KeyError, IndexError, TypeError):
+        return False
+    return True
+
+
+def _set_plain(value: Any, segments: list[str], obj: Any) -> Any:
+    """Set ``obj`` at ``segments`` inside plain data ``value`` (dicts created as needed)."""
+    if not segments:
+        return obj
+    head, rest = segments[0], segments[1:]
+    if isinstance(value, dict):
+        key: Any = head
+        if head not in value:
+            key = next((k for k in value if not isinstance(k, str) and str(k) == head), head)
+        value[key] = _set_plain(value.get(key, {}) if rest else None, rest, obj)
+        return value
+    if isinstance(value, list):
+        i = int(head)
+        if i == len(value):
+            value.append(_set_plain({}, rest, obj))
+        else:
+            value[i] = _set_plain(value[i], rest, obj)
+        return value
+    raise KeyError(head)
+
+
+def _apply(
+    f: h5py.File, index: dict[str, Any], obj: Any, path: Path, key: str, options: dict[str, Any]
+) -> ObjectCollector:
+    segments = split(key)
+    root = index["root"]
+    ids = {n["id"]: n for n in tree.walk(root) if "id" in n}
+
+    def resolve(n: dict[str, Any]) -> dict[str, Any]:
+        while n["k"] == "r":
+            n = ids[n["to"]]
+        return n
+
+    holder = {"root": root}
+    slot = _Slot(lambda: holder["root"], lambda n: holder.__setitem__("root", n))
+    value: Any = obj
+    place = 0  # how many segments lead to the slot being replaced
+    for i, segment in enumerate(segments):
+        current = slot.get()
+        if current is None:  # a missing level: build the rest as nested dicts
+            value = _set_plain({}, segments[i:], obj)
+            break
+        current = resolve(current)
+        if current["k"] == "p" or (current["k"] == "v" and type(current["v"]) in (dict, list)):
+            # inside packed plain data (or a small list/dict in the index): set, re-encode all of it
+            if current["k"] == "p":
+                plain = codec.unpack(layout.Reader(f, path, index).heap(current["h"]))
+            else:
+                plain = current["v"]
+            if not options.get("overwrite", True) and _plain_has(plain, segments[i:]):
+                raise _exists(path, key)
+            try:
+                value = _set_plain(plain, segments[i:], obj)
+            except (KeyError, IndexError, ValueError, TypeError):
+                raise _not_found(path, key, segments[:i]) from None
+            break
+        nxt = _slot_in(current, segment, path, key)
+        if nxt is None:
+            raise _not_found(path, key, segments[: i + 1])
+        slot = nxt
+        place = i + 1
+    else:
+        if slot.get() is not None and not options.get("overwrite", True):
+            raise _exists(path, key)
+    old = slot.get()
+    if old is not None:
+        defined = {n["id"] for n in tree.walk(old) if "id" in n}
+        if defined:
+            inside = sum(1 for n in tree.walk(old) if n["k"] == "r" and n["to"] in defined)
+            total = sum(1 for n in tree.walk(root) if n["k"] == "r" and n["to"] in defined)
+            if total > inside:
+                raise UnsupportedOperationError(
+                    f"cannot replace {key!r} in {path}: objects inside it are shared with other entries; "
+                    "save the whole object again instead",
+                    path=path,
+                    key=key,
+                )
+    collector = ObjectCollector()
+    heap_name = f"heap_{index['next_heap']}"
+    encoder = Encoder(
+        heap_name=heap_name,
+        array_prefix="array_",
+        next_array=index["next_array"],
+        next_id=index["next_id"],
+        classes=index["classes"],
+        collector=collector,
+        compression=options.get("compression") or None,
+    )
+    enc = encoder.encode(value, "/".join(escape(s) for s in segments[:place]))
+    slot.put(enc.node)
+    index["root"] = holder["root"]
+    index["next_id"] = encoder.next_id
+    index["next_heap"] += 1
+    index["next_array"] = encoder.next_array
+    layout.write_data(f, heap_name, enc.heap, enc.arrays, options.get("compression") or None)
+    heaps, arrays, _ = layout.live_resources(index["root"])
+    for name in list(f.keys()):
+        if (name.startswith("heap_") and name not in heaps) or (name.startswith("array_") and name not in arrays):
+            del f[name]
+    return collector
+
+
+def _not_found(path: Path, key: str, walked: list[str]) -> KeyNotFoundError:
+    return KeyNotFoundError(
+        f"cannot update {key!r} in {path}: {'/'.join(escape(s) for s in walked) or 'the root'!r} is not a "
+        f"container that has or can take this entry; see storage_nodes.inspect({str(path)!r})",
+        path=path,
+        key=key,
+    )
+
+
+def _exists(path: Path, key: str) -> FileExistsStorageError:
+    return FileExistsStorageError(
+        f"{path} already has an entry {key!r} and overwrite=False; pass overwrite=True to replace it",
+        path=path,
+        key=key,
+    )
+
+
+def update(
+    backend: H5Backend, obj: Any, path: Path, *, key: str, metadata: dict[str, Any], options: dict[str, Any]
+) -> None:
+    """Replace or add the entry ``key`` of ``path`` (creating the file if missing)."""
+    with writer_lock(path):
+        if not path.exists():
+            value = _set_plain({}, split(key), obj)
+            with atomic_path(path) as tmp:
+                backend.write(value, tmp, metadata=metadata, options=options)
+            return
+        with atomic_path(path) as tmp:
+            shutil.copyfile(path, tmp)
+            try:
+                with h5py.File(tmp, "r+") as f:
+                    index = layout.read_index(f, path)
+                    try:
+                        collector = _apply(f, index, obj, path, key, options)
+                    except (KeyError, IndexError, TypeError, AttributeError) as exc:
+                        if isinstance(exc, StorageError):
+                            raise
+                        raise CorruptFileError(
+                            f"{path} has a damaged index ({type(exc).__name__}: {exc})", path=path, key=key
+                        ) from None
+                    env = environment_record(collector.objects, backend="h5", format_version=layout.FORMAT_VERSION)
+                    stored_env = index.setdefault("environment", {})
+                    stored_env.setdefault("modules", {}).update(env.get("modules", {}))
+                    index.setdefault("metadata", {}).update(metadata)
+                    note: dict[str, Any] = {
+                        "key": key,
+                        "timestamp": env["timestamp"],
+                        "storage_nodes": env["storage_nodes"],
+                    }
+                    if metadata:
+                        note["metadata"] = metadata
+                    index.setdefault("updates", []).append(note)
+                    layout.write_index(f, index)
+                    _, _, live = layout.live_resources(index["root"])
+            except StorageError:
+                raise
+            except OSError as exc:
+                raise CorruptFileError(
+                    f"cannot update {path}: it is not a readable h5 archive ({exc})", path=path
+                ) from None
+            if os.path.getsize(tmp) > 2 * live + SLACK_BYTES:
+                _compact_over(tmp)
+
+
+def _compact_over(tmp: Path) -> None:
+    with atomic_path(tmp, durable=False) as tmp2:
+        layout.compact_into(tmp, tmp2)
+
+
+def compact(path: Path) -> None:
+    """Rewrite the archive ``path`` keeping only live data."""
+    with writer_lock(path), atomic_path(path) as tmp:
+        layout.compact_into(path, tmp)

@@ -1,0 +1,215 @@
+"""Browsing, partial loads, partial updates, safe loads and errors of h5 archives."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import h5py
+import numpy as np
+import pytest
+from _h5_objects import Atom, Slotted
+
+import storage_nodes as sn
+from storage_nodes.backends.h5 import layout
+
+
+@pytest.fixture
+def archive(tmp_path):
+    obj = {
+        "big": np.arange(100_000, dtype=np.float64),
+        "small": {"energy": -3.2, "steps": [1, 2, 3]},
+        "atoms": [Atom("Cu", np.ones(3))],
+        "plain": {f"k{i}": i for i in range(50)},
+    }
+    return sn.save(obj, tmp_path / "run.h5", metadata={"who": "test"})
+
+
+def test_partial_load_reads_only_what_the_entry_needs(archive, monkeypatch):
+    read_datasets: list[str] = []
+    original = layout.Reader.dataset
+
+    def spy(self, name):
+        read_datasets.append(name)
+        return original(self, name)
+
+    monkeypatch.setattr(layout.Reader, "dataset", spy)
+    assert sn.load(archive, key="small/energy") == -3.2
+    assert sn.load(archive, key="small/steps/1") == 2
+    assert sn.load(archive, key="plain/k7") == 7
+    assert read_datasets == []
+    assert sn.load(archive, key="big").shape == (100_000,)
+    assert len(read_datasets) == 1
+
+
+def test_partial_load_checks_only_the_modules_of_the_entry(archive):
+    seen = []
+    backend = sn.api.resolve_backend(archive)
+    backend.read(archive, key="small", safe=False, check=lambda env, mods: seen.append(mods))
+    backend.read(archive, key="atoms", safe=False, check=lambda env, mods: seen.append(mods))
+    backend.read(archive, key=None, safe=False, check=lambda env, mods: seen.append(mods))
+    assert seen == [[], ["_h5_objects", "numpy"] if "numpy" in seen[1] else ["_h5_objects"], None]
+
+
+def test_missing_key_names_file_and_key(archive):
+    with pytest.raises(sn.KeyNotFoundError) as err:
+        sn.load(archive, key="small/nope")
+    assert err.value.key == "small/nope" and str(archive) in str(err.value)
+    with pytest.raises(sn.KeyNotFoundError):
+        sn.load(archive, key="plain/k999")
+    with pytest.raises(sn.KeyNotFoundError):
+        sn.inspect(archive, key="nothing/here")
+
+
+def test_inspect_lists_types_shapes_and_sizes(archive):
+    listing = sn.inspect(archive)
+    big = listing["big"]
+    assert big.type == "ndarray" and big.shape == (100_000,) and big.dtype == "float64" and big.size == 800_000
+    assert listing["atoms/0"].type == "Atom" and listing["atoms/0"].module == "_h5_objects"
+    assert listing["atoms/0/position"].shape == (3,)
+    assert listing["plain/k49"].type == "int"
+    assert len(listing["plain"].children) == 50
+    assert listing.metadata == {"who": "test"}
+    assert sn.inspect(archive, key="small").root.path == "small"
+
+
+def test_open_is_a_lazy_mapping(archive):
+    arc = sn.open(archive)
+    assert set(arc.keys()) == {"big", "small", "atoms", "plain"}
+    assert "small/energy" in arc and "small/nope" not in arc
+    assert arc["small"]["energy"].load() == -3.2
+    assert arc["small/steps"].load() == [1, 2, 3]
+    assert len(arc["plain"]) == 50
+    assert arc["big"].entry.shape == (100_000,)
+    with pytest.raises(sn.KeyNotFoundError):
+        arc["missing"]
+
+
+def test_browse_and_plain_loads_without_the_stored_class(tmp_path, monkeypatch):
+    module = tmp_path / "gone_module.py"
+    module.write_text(
+        textwrap.dedent(
+            """
+            class Gone:
+                def __init__(self, v):
+                    self.v = v
+            """
+        )
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import gone_module
+
+    path = sn.save({"obj": gone_module.Gone(5), "x": [1.5, 2.5]}, tmp_path / "g.h5")
+    module.unlink()
+    monkeypatch.delitem(sys.modules, "gone_module")
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(tmp_path)])
+    listing = sn.inspect(path)
+    assert listing["obj"].type == "Gone" and listing["obj"].module == "gone_module"
+    assert listing["obj/v"].type == "int"
+    assert "gone_module" not in sys.modules
+    assert sn.open(path)["obj"].entry.module == "gone_module"
+    assert sn.load(path, key="x", safe=True) == [1.5, 2.5]
+    assert sn.load(path, key="obj/v") == 5
+    with pytest.raises(sn.StorageError, match="gone_module"):
+        sn.load(path, key="obj", version_policy="ignore")
+    assert "gone_module" not in sys.modules
+
+
+def test_safe_load_refuses_classes_and_names_the_key(archive):
+    with pytest.raises(sn.UnsafeLoadError) as err:
+        sn.load(archive, safe=True)
+    assert err.value.key == "atoms/0"
+    assert sn.load(archive, key="small", safe=True) == {"energy": -3.2, "steps": [1, 2, 3]}
+    assert sn.load(archive, key="big", safe=True).sum() == np.arange(100_000).sum()
+
+
+def test_class_reference_must_resolve_to_a_class(tmp_path):
+    path = sn.save({"cls": Atom}, tmp_path / "c.h5")
+    with h5py.File(path, "r+") as f:
+        index = layout.read_index(f, path)
+        index["classes"] = [["os", "system"]]
+        layout.write_index(f, index)
+    with pytest.raises(sn.UnsafeLoadError, match="not a class"):
+        sn.load(path)
+
+
+def test_update_replaces_one_entry_and_keeps_the_rest(archive):
+    with h5py.File(archive) as f:
+        before = {name: f[name].id.get_offset() for name in f if name.startswith("array_")}
+    sn.save(np.arange(3), archive, key="small/energy", metadata={"step": 2})
+    sn.save({"new": True}, archive, key="added")
+    sn.save(Atom("Fe", np.zeros(3)), archive, key="atoms/1")
+    sn.save("attr", archive, key="atoms/0/symbol")
+    back = sn.load(archive)
+    assert np.array_equal(back["small"]["energy"], np.arange(3)) and back["small"]["steps"] == [1, 2, 3]
+    assert back["added"] == {"new": True}
+    assert back["atoms"][1] == Atom("Fe", np.zeros(3)) and back["atoms"][0].symbol == "attr"
+    assert np.array_equal(back["big"], np.arange(100_000, dtype=np.float64))
+    with h5py.File(archive) as f:
+        assert {name: f[name].id.get_offset() for name in f if name.startswith("array_")} == before
+    listing = sn.inspect(archive)
+    assert listing.metadata == {"who": "test", "step": 2}
+    assert [u["key"] for u in listing.info["updates"]] == ["small/energy", "added", "atoms/1", "atoms/0/symbol"]
+
+
+def test_update_inside_packed_plain_data(archive):
+    sn.save(np.ones(2), archive, key="plain/k3")
+    sn.save(Slotted(1, 2), archive, key="plain/new")
+    back = sn.load(archive, key="plain")
+    assert np.array_equal(back["k3"], np.ones(2)) and back["new"] == Slotted(1, 2) and back["k4"] == 4
+
+
+def test_update_overwrite_false_refuses_existing_entry(archive):
+    before = archive.read_bytes()
+    with pytest.raises(sn.FileExistsStorageError):
+        sn.save(1, archive, key="small/energy", overwrite=False)
+    with pytest.raises(sn.FileExistsStorageError):
+        sn.save(1, archive, key="plain/k1", overwrite=False)
+    assert archive.read_bytes() == before
+    sn.save(1, archive, key="small/other", overwrite=False)
+    assert sn.load(archive, key="small/other") == 1
+
+
+def test_update_creates_missing_file_and_levels(tmp_path):
+    path = tmp_path / "new.h5"
+    sn.save(5, path, key="a/b")
+    sn.save(6, path, key="a/c/d")
+    assert sn.load(path) == {"a": {"b": 5, "c": {"d": 6}}}
+
+
+def test_update_bad_parent_leaves_file_untouched(archive):
+    before = archive.read_bytes()
+    with pytest.raises(sn.KeyNotFoundError):
+        sn.save(1, archive, key="big/3/x")
+    with pytest.raises(sn.KeyNotFoundError):
+        sn.save(1, archive, key="atoms/7")
+    assert archive.read_bytes() == before
+
+
+def test_file_size_stays_bounded_over_many_updates(tmp_path):
+    path = sn.save({"a": np.zeros(200_000), "keep": np.arange(10)}, tmp_path / "u.h5")
+    for i in range(50):
+        sn.save(np.full(200_000, float(i)), path, key="a")
+        sn.save({"i": i, "blob": list(range(500))}, path, key="meta")
+    assert path.stat().st_size < 3 * 1_600_000 + (2 << 20)
+    assert sn.load(path, key="a")[0] == 49.0 and sn.load(path, key="meta")["i"] == 49
+    sn.compact(path)
+    assert path.stat().st_size < 1_700_000
+    assert np.array_equal(sn.load(path, key="keep"), np.arange(10))
+
+
+def test_damaged_files_raise_corrupt_file_error(tmp_path, archive):
+    data = archive.read_bytes()
+    cut = tmp_path / "cut.h5"
+    cut.write_bytes(data[: len(data) // 2])
+    for call in (lambda: sn.load(cut), lambda: sn.inspect(cut), lambda: sn.load(cut, key="small")):
+        with pytest.raises(sn.CorruptFileError) as err:
+            call()
+        assert str(cut) in str(err.value)
+    foreign = tmp_path / "foreign.h5"
+    with h5py.File(foreign, "w") as f:
+        f["x"] = 1
+    with pytest.raises(sn.CorruptFileError):
+        sn.load(foreign)
+    with pytest.raises(sn.CorruptFileError):
+        sn.save(1, foreign, key="a")
