@@ -262,9 +262,9 @@ def _distribution(top: str, *, fresh: bool) -> tuple[str | None, str | None]:
         return _name_version(importlib.metadata.distribution(top))
     except (importlib.metadata.PackageNotFoundError, ValueError):
         pass
-    if fresh:
-        _packages_distributions.cache_clear()
-    names = _packages_distributions().get(top) or []  # a full scan (~0.1 s), once per process
+    # a full scan (~0.1 s), once per process: a distribution installed under another name
+    # while the process runs is seen by the next process
+    names = _packages_distributions().get(top) or []
     for name in names:
         try:
             return name, importlib.metadata.version(name)
@@ -434,19 +434,24 @@ def current_record(
     stored_modules: Mapping[str, Any] = stored.get("modules") or {}
     names = list(stored_modules) if modules is None else [m for m in modules if m in stored_modules]
     git_cache: dict[str, Any] = {}
-    result = {}
+    result: dict[str, Any] = {}
+    invalidated = False
     with _lock:
         for name in names:
+            found = name in sys.modules or _module_spec(name) is not None
+            if not found and not invalidated:  # the import system caches directory listings: look again
+                importlib.invalidate_caches()
+                invalidated = True
+                found = _module_spec(name) is not None
+            if not found:
+                top = name.split(".", 1)[0]
+                result[name] = {"package": top, "distribution": None, "version": None, "git": None, "sources": {}}
+                result[name]["found"] = False
+                continue
             rec = stored_modules.get(name) or {}
             sources = rec.get("sources") if isinstance(rec, Mapping) else None
             qualnames: list[str] = list(sources) if isinstance(sources, Mapping) else []
-            now = module_record(name, qualnames, fresh=True, _git_cache=git_cache)
-            now["found"] = name in sys.modules or _module_spec(name) is not None
-            if not now["found"]:  # the import system caches directory listings: look again
-                importlib.invalidate_caches()
-                now = module_record(name, qualnames, fresh=True, _git_cache=git_cache)
-                now["found"] = _module_spec(name) is not None
-            result[name] = now
+            result[name] = {**module_record(name, qualnames, fresh=True, _git_cache=git_cache), "found": True}
     return {"record_version": RECORD_VERSION, "python": _python(), "platform": _platform(), "modules": result}
 
 
