@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+from typing import TYPE_CHECKING
 
 try:
     __version__ = importlib.metadata.version("storage-nodes")
@@ -17,9 +18,11 @@ except importlib.metadata.PackageNotFoundError:  # pragma: no cover - source che
 
 from .api import backends, environment, inspect, load, save
 from .archive import compact, open
+from .collection import Collection
 from .errors import (
     BackendNotFoundError,
     CorruptFileError,
+    DuplicateMemberError,
     FileExistsStorageError,
     FileNotFoundStorageError,
     InvalidArgumentError,
@@ -36,6 +39,30 @@ from .errors import (
 from .listing import Entry, Listing
 from .registry import register
 from .versioning import Difference, verify
+from .workflows import StoredWorkflow, load_outputs, load_workflow, save_outputs, save_workflow
+
+# Storage as pyiron_workflow nodes and whole-workflow save/load. Imported on first use:
+# pyiron_workflow takes seconds to import, and the plain API does not need it.
+_LAZY = {
+    "InspectNode": "nodes",
+    "LoadNode": "nodes",
+    "SaveNode": "nodes",
+}
+
+if TYPE_CHECKING:
+    from .nodes import InspectNode, LoadNode, SaveNode
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'storage_nodes' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BackendNotFoundError",
@@ -65,10 +92,17 @@ __all__ = [
     "register",
     "save",
     "verify",
+    # nodes
+    "InspectNode",
+    "LoadNode",
+    "SaveNode",
+    # whole workflows
+    "StoredWorkflow",
+    "load_outputs",
+    "load_workflow",
+    "save_outputs",
+    "save_workflow",
+    # collections
+    "Collection",
+    "DuplicateMemberError",
 ]
-
-# collections (issue #6)
-from .collection import Collection
-from .errors import DuplicateMemberError
-
-__all__ += ["Collection", "DuplicateMemberError"]

@@ -43,12 +43,30 @@ def _cmd_backends(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify_collection(args: argparse.Namespace) -> int:
+    """A collection manifest or bundle: members present, checksums unchanged, environments."""
+    import json
+
+    from .collection import verify
+
+    try:
+        report = verify(args.file, policy=args.policy)
+    except StorageError as exc:
+        print(f"storage-nodes: error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report)
+    return 0 if report.ok else 1
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     """Exit 0: accepted by the policy; 1: refused; 2: the file cannot be read."""
     import json
 
+    from .collection import is_collection
     from .versioning import refused, verify_file
 
+    if is_collection(args.file):
+        return _verify_collection(args)
     try:
         diffs, code = verify_file(args.file, args.policy)
     except StorageError as exc:
@@ -94,8 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     ver = sub.add_parser(
         "verify",
-        help="compare the environment a file was saved in with the current one",
+        help="compare a file's (or a collection's) stored environment with the current one",
         description="Print the differences between FILE's environment record and the current environment. "
+        "FILE may also be a collection manifest or bundle: then members are checked for presence, "
+        "checksums and environment differences. "
         "Exit 0 when the policy accepts them, 1 when it refuses them, 2 when FILE cannot be read.",
     )
     ver.add_argument("file")
