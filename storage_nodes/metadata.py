@@ -24,12 +24,15 @@ the next save.
 from __future__ import annotations
 
 import ast
+import contextlib
+import contextvars
 import datetime
 import functools
 import hashlib
 import importlib.machinery
 import importlib.metadata
 import importlib.util
+import itertools
 import json
 import os
 import platform
@@ -52,6 +55,7 @@ __all__ = [
     "merge_records",
     "module_record",
     "objects_from_recipe",
+    "recorded_objects",
     "validate_metadata",
 ]
 
@@ -181,6 +185,30 @@ def objects_from_recipe(recipe: str | Mapping[str, Any] | Any) -> Iterator[tuple
             stack.extend(reversed(list(item.values())))
         elif isinstance(item, list | tuple):
             stack.extend(reversed(item))
+
+
+_EXTRA_OBJECTS: contextvars.ContextVar[tuple[tuple[str, str], ...]] = contextvars.ContextVar(
+    "storage_nodes_recorded_objects", default=()
+)
+
+
+@contextlib.contextmanager
+def recorded_objects(objects: Iterable[tuple[str, str]]) -> Iterator[None]:
+    """Add ``(module, qualname)`` pairs to the environment record of every save inside the block.
+
+    For code a file refers to by name without storing it, e.g. the node functions of a
+    workflow recipe stored as JSON text. Per thread and per asyncio task (a context variable):
+    saves running elsewhere at the same time are not affected.
+
+    >>> import storage_nodes as sn
+    >>> with recorded_objects(objects_from_recipe(recipe_json)):  # doctest: +SKIP
+    ...     sn.save(document, "wf.h5")
+    """
+    token = _EXTRA_OBJECTS.set((*_EXTRA_OBJECTS.get(), *objects))
+    try:
+        yield
+    finally:
+        _EXTRA_OBJECTS.reset(token)
 
 
 # ---------------------------------------------------------------- locating modules without importing
@@ -396,7 +424,8 @@ def environment_record(
     backend: str | None = None,
     format_version: int | None = None,
 ) -> dict[str, Any]:
-    """The environment record for a save that stored ``objects`` (``(module, qualname)`` pairs).
+    """The environment record for a save that stored ``objects`` (``(module, qualname)`` pairs),
+    plus those of any enclosing :func:`recorded_objects` block.
 
     >>> rec = environment_record([("storage_nodes.metadata", "ObjectCollector")], backend="pickle", format_version=1)
     >>> rec["modules"]["storage_nodes.metadata"]["package"], rec["backend"]
@@ -406,7 +435,8 @@ def environment_record(
 
     git_cache: dict[str, Any] = {}
     with _lock:
-        modules = {m: module_record(m, q, _git_cache=git_cache) for m, q in sorted(_group(objects).items())}
+        grouped = _group(itertools.chain(objects, _EXTRA_OBJECTS.get()))
+        modules = {m: module_record(m, q, _git_cache=git_cache) for m, q in sorted(grouped.items())}
     return {
         "record_version": RECORD_VERSION,
         "storage_nodes": __version__,
