@@ -284,7 +284,7 @@ def _name_version(dist: importlib.metadata.Distribution) -> tuple[str | None, st
     return meta["Name"], meta["Version"]
 
 
-def _distribution(top: str, *, fresh: bool) -> tuple[str | None, str | None]:
+def _distribution(top: str) -> tuple[str | None, str | None]:
     """(distribution name, version) providing the top-level package ``top``."""
     try:  # most distributions are named like their package (normalised): one directory scan
         return _name_version(importlib.metadata.distribution(top))
@@ -301,7 +301,7 @@ def _distribution(top: str, *, fresh: bool) -> tuple[str | None, str | None]:
     return None, None
 
 
-_cached_distribution = functools.lru_cache(maxsize=1024)(functools.partial(_distribution, fresh=False))
+_cached_distribution = functools.lru_cache(maxsize=1024)(_distribution)
 
 
 # ---------------------------------------------------------------- source hashes
@@ -380,7 +380,7 @@ def module_record(
     top = module.split(".", 1)[0]
     # an imported package runs the version it was imported at: the cached answer is the true one
     if fresh and top not in sys.modules:
-        distribution, version = _distribution(top, fresh=True)
+        distribution, version = _distribution(top)
     else:
         distribution, version = _cached_distribution(top)
     if version is None:
