@@ -459,19 +459,21 @@ def git_state(file: str | os.PathLike[str], scope: str | os.PathLike[str] | None
         return None
     repo, relative, prefix = located
     try:
-        index, index_mtime = _index(repo)
-        if relative not in index:
-            return None  # e.g. a site-packages inside a repository's ignored .venv
         commit = read_head(repo)
-    except (OSError, GitFormatError, ValueError, struct.error, IndexError):
+    except OSError:
         return None
     state: dict[str, Any] = {"commit": commit}
     try:
         problem = _unsupported_format(repo.common_dir)
         if problem:
             raise GitFormatError(problem)
+        index, index_mtime = _index(repo)
+        if relative not in index:
+            return None  # e.g. a site-packages inside a repository's ignored .venv
         changed: list[str] | None = _changed_files(repo, commit, prefix, index, index_mtime)
     except (OSError, GitFormatError, ValueError, zlib.error, struct.error, IndexError) as exc:
+        # the index or objects cannot be read here: the file lies in the work tree, so
+        # report the commit and ask git (when installed) for the dirty state
         changed = _git_status(repo, prefix)
         if changed is None:
             state["dirty"] = None
