@@ -47,9 +47,11 @@ _LAZY = {
     "InspectNode": "nodes",
     "LoadNode": "nodes",
     "SaveNode": "nodes",
+    "CollectNode": "collection_nodes",
 }
 
 if TYPE_CHECKING:
+    from .collection_nodes import CollectNode
     from .nodes import InspectNode, LoadNode, SaveNode
 
 
@@ -104,5 +106,6 @@ __all__ = [
     "save_workflow",
     # collections
     "Collection",
+    "CollectNode",
     "DuplicateMemberError",
 ]

@@ -41,7 +41,7 @@ MANIFEST = "collection.json"
 CHECKSUMS = "SHA256SUMS"
 CRATE = "ro-crate-metadata.json"
 # what reading a damaged zip raises (bad CRC, truncated stream, broken deflate data)
-_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError)
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError)
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._+-]+")
 
 
@@ -186,7 +186,7 @@ class Bundle:
             raise CorruptFileError(
                 f"{path} is a zip but holds no {MANIFEST}: not a collection bundle", path=path
             ) from None
-        except _ZIP_ERRORS as exc:
+        except (*_ZIP_ERRORS, OSError) as exc:
             raise CorruptFileError(f"{path}: the manifest cannot be read ({exc})", path=path) from None
         doc, members = parse_manifest(text, path=path)
         names = set(self._zip.namelist())
@@ -234,6 +234,10 @@ class Bundle:
             raise CorruptFileError(
                 f"member {member.name!r} of bundle {self.path} cannot be read ({exc})", path=self.path, key=member.name
             ) from None
+        except StorageError:
+            raise
+        except OSError as exc:
+            raise StorageError(f"cannot read bundle {self.path}: {exc}", path=self.path, key=member.name) from None
 
     def extract(self, member: Member, *, target: Path | None = None, show: bool | None = None) -> Path:
         """Extract ``member`` (to ``target`` or the private cache) after checking size and sha256."""
@@ -244,8 +248,8 @@ class Bundle:
             base = (target.parent if target is not None else self._cache_dir()).resolve()
             if not dest.resolve().is_relative_to(base):  # defence in depth: names were checked at open
                 raise CorruptFileError(f"bundle {self.path}: unsafe location {member.location!r}", path=self.path)
-            dest.parent.mkdir(parents=True, exist_ok=True)
             try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
                 with (
                     self._member_stream(member) as src,
                     atomic_path(dest) as tmp,
@@ -266,6 +270,14 @@ class Bundle:
                     path=self.path,
                     key=member.name,
                 ) from None
+            except StorageError:
+                raise
+            except OSError as exc:
+                raise StorageError(
+                    f"cannot extract member {member.name!r} of bundle {self.path} to {dest}: {exc}",
+                    path=dest,
+                    key=member.name,
+                ) from None
             if target is None:
                 self._extracted[member.name] = dest
             return dest
@@ -277,3 +289,5 @@ class Bundle:
                 return self._zip.read(name)
             except KeyError:
                 return None
+            except (*_ZIP_ERRORS, OSError) as exc:
+                raise CorruptFileError(f"{self.path}: {name} cannot be read ({exc})", path=self.path) from None

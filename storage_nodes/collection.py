@@ -17,6 +17,7 @@ write replaces the manifest atomically, so concurrent ``add`` calls never lose m
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -145,6 +146,19 @@ def _renamed(exc: StorageError, message: str, *, path: Path, key: str) -> Storag
     return new
 
 
+@contextlib.contextmanager
+def _updating(manifest: Path) -> Iterator[None]:
+    """Hold the manifest's writer lock; OS errors (read-only directory, disk full) become
+    :class:`StorageError` naming the manifest."""
+    try:
+        with writer_lock(manifest):
+            yield
+    except StorageError:
+        raise
+    except OSError as exc:
+        raise StorageError(f"cannot update {manifest}: {exc}", path=manifest) from None
+
+
 def _check_tags(tags: Sequence[str] | None) -> list[str]:
     if tags is None:
         return []
@@ -199,7 +213,7 @@ class Collection:
             raise InvalidArgumentError(
                 f"cannot create a collection at {p}: it is a directory; give a file name", path=p
             )
-        with writer_lock(p):
+        with _updating(p):
             if p.exists():
                 if exist_ok:
                     return cls.open(p)
@@ -404,7 +418,7 @@ class Collection:
             environment=environment_summary(listing.environment),
             added=now(),
         )
-        with writer_lock(self._path):
+        with _updating(self._path):
             doc, members = read_manifest(self._path)
             index = next((i for i, m in enumerate(members) if m.name == member_name), None)
             if index is not None and not replace:
@@ -431,7 +445,7 @@ class Collection:
         '../scratch/relax_600K.json'
         """
         self._writable("remove from")
-        with writer_lock(self._path):
+        with _updating(self._path):
             doc, members = read_manifest(self._path)
             kept = [m for m in members if m.name != name]
             if len(kept) == len(members):
@@ -465,7 +479,7 @@ class Collection:
                 path=other.path,
             )
         incoming = [(m, Path(os.path.abspath(resolve_location(m.location, other.path)))) for m in other._members]
-        with writer_lock(self._path):
+        with _updating(self._path):
             doc, members = read_manifest(self._path)
             taken = {m.name: m for m in members}
             added: dict[str, str] = {}
@@ -622,9 +636,14 @@ class Collection:
             raise FileExistsStorageError(f"{target} exists and overwrite=False", path=target)
         for m in self._members:  # fail before writing anything
             self.path_of(m.name, progress=progress)
-        return write_bundle(
-            target, self._doc, self._members, lambda m: self.path_of(m.name, progress=progress), show=progress
-        )
+        try:
+            return write_bundle(
+                target, self._doc, self._members, lambda m: self.path_of(m.name, progress=progress), show=progress
+            )
+        except StorageError:
+            raise
+        except OSError as exc:
+            raise StorageError(f"cannot write {target}: {exc}", path=target) from None
 
     def unpack(self, directory: PathLike, *, progress: bool | None = None) -> Collection:
         """Extract a bundle into ``directory`` (checksums verified) and open the unpacked
@@ -642,7 +661,10 @@ class Collection:
         manifest = target / MANIFEST
         if manifest.exists():
             raise FileExistsStorageError(f"{manifest} exists; unpack into another directory", path=manifest)
-        target.mkdir(parents=True, exist_ok=True)
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create {target}: {exc}", path=target) from None
         written: list[Path] = []
         try:
             for m in self._members:
@@ -657,7 +679,10 @@ class Collection:
                 data = self._bundle.read(extra)
                 if data is not None:
                     written.append(target / extra)
-                    (target / extra).write_bytes(data)
+                    try:
+                        (target / extra).write_bytes(data)
+                    except OSError as exc:
+                        raise StorageError(f"cannot write {target / extra}: {exc}", path=target / extra) from None
         except BaseException:
             for p in written:
                 p.unlink(missing_ok=True)

@@ -1,17 +1,18 @@
 """``storage-nodes collection {create,add,inspect,verify,export,merge,unpack}``.
 
 :func:`add_collection_commands` plugs the group into the main parser (``cli.build_parser``);
-:func:`run_verify` is what ``storage-nodes verify <collection>`` runs: it prints the report
-and returns the exit code (0 when every member is present, unchanged and compatible).
+:func:`run_verify` is what ``storage-nodes verify <collection>`` and
+``storage-nodes collection verify`` run: it prints the report and returns the exit code.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, StorageError
 
 __all__ = ["add_collection_commands", "run_verify"]
 
@@ -29,7 +30,10 @@ def _json_object(text: str | None, option: str) -> dict[str, Any] | None:
 
 
 def run_verify(path: str, *, policy: str = "compatible", as_json: bool = False) -> int:
-    """Verify the collection (manifest or bundle) at ``path``, print the report, return 0 or 1.
+    """Verify the collection (manifest or bundle) at ``path`` and print the report.
+
+    Returns the exit code of ``storage-nodes verify``: 0 when every member is present,
+    unchanged and accepted by ``policy``; 1 when not; 2 when the collection cannot be read.
 
     >>> run_verify("paper.zip")  # doctest: +SKIP
     paper.zip: 2 member(s) checked, OK
@@ -37,7 +41,11 @@ def run_verify(path: str, *, policy: str = "compatible", as_json: bool = False) 
     """
     from .collection import verify
 
-    report = verify(path, policy=policy)  # type: ignore[arg-type]  # argparse restricts the choices
+    try:
+        report = verify(path, policy=policy)  # type: ignore[arg-type]  # argparse restricts the choices
+    except StorageError as exc:
+        print(f"storage-nodes: error: {exc}", file=sys.stderr)
+        return 2
     print(json.dumps(report.to_dict(), indent=2) if as_json else report)
     return 0 if report.ok else 1
 

@@ -11,7 +11,7 @@ Several CollectNodes may add to one manifest from parallel DAG threads: the coll
 writer lock serialises them, so no member is lost.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: flowrep reads these hints at decoration time.
 
 import flowrep
 

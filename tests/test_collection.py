@@ -361,3 +361,23 @@ def test_wrong_argument_types_are_invalid_argument_errors(col):
     ):
         with pytest.raises(sn.InvalidArgumentError):
             call()
+
+
+def test_os_errors_while_writing_are_storage_errors_and_change_nothing(col, runs, tmp_path, monkeypatch):
+    import errno
+    import os
+
+    before = col.path.read_bytes()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(sn.StorageError, match="No space left") as info:
+        col.add(runs["a"], name="again")
+    assert not isinstance(info.value, FileNotFoundError)
+    with pytest.raises(sn.StorageError, match="No space left"):
+        col.export(tmp_path / "x.zip")
+    monkeypatch.undo()
+    assert col.path.read_bytes() == before and not (tmp_path / "x.zip").exists()
+    assert not list(col.path.parent.glob(".sn-tmp-*")) and not list(tmp_path.glob(".sn-tmp-*"))

@@ -340,3 +340,10 @@ def test_ro_crate_license_forms_and_minimal_root():
     assert url["license"] == {"@id": "https://example.org/terms"} and "https://example.org/terms" in graph
     text, _ = root({"license": "free for academic use only"})
     assert text["license"] == "free for academic use only"
+
+
+def test_safe_load_from_a_bundle_refuses_pickles_and_loads_json(bundle):
+    with Collection.open(bundle) as b:
+        with pytest.raises(sn.UnsafeLoadError):
+            b.load("relax-300K", safe=True)
+        assert b.load("relax-600K", safe=True)["steps"] == [1, 2, 3]

@@ -93,3 +93,26 @@ def test_verify_in_a_fresh_process_exits_nonzero_on_tampering(tmp_path, files):
     assert out.returncode == 1, out.stderr
     assert "b: changed since it was added" in out.stdout and "Traceback" not in out.stderr
     assert out.stderr == ""  # no progress bar when output is not a terminal
+
+
+def test_top_level_verify_routes_collections_and_bundles(tmp_path, files, capsys):
+    manifest = tmp_path / "c.json"
+    col = Collection.create(manifest)
+    col.add(files[0], name="a")
+    bundle = col.export(tmp_path / "c.zip")
+    assert main(["verify", str(manifest)]) == 0 and "1 member(s) checked, OK" in capsys.readouterr().out
+    assert main(["verify", str(bundle), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True
+    assert main(["verify", str(files[1])]) == 0  # a single stored file still goes to the versioning check
+    assert "member(s) checked" not in capsys.readouterr().out
+    files[0].unlink()
+    assert main(["verify", str(manifest)]) == 1
+    assert "a: no file at" in capsys.readouterr().out
+
+
+def test_unreadable_collection_exits_2(tmp_path, capsys):
+    manifest = tmp_path / "c.json"
+    manifest.write_text('{"storage_nodes_collection": {"format": "storage_nodes-collection", "format_version": 7}}')
+    assert main(["verify", str(manifest)]) == 2
+    assert "format version 7" in capsys.readouterr().err
+    assert run_verify(str(tmp_path / "missing.json")) == 2

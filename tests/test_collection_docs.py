@@ -1,4 +1,4 @@
-"""The Python examples of docs/collections.md run as written (``py`` blocks are illustrations)."""
+"""The Python examples of docs/collections.md run as written, in order, in one namespace."""
 
 from __future__ import annotations
 
@@ -16,5 +16,7 @@ def test_collections_guide_examples_run(tmp_path, monkeypatch):
     for i, block in enumerate(blocks):
         exec(compile(block, f"collections.md[block {i}]", "exec"), namespace)
     col = namespace["col"]
-    assert col.names == ["relax-300K", "relax-600K"] and (tmp_path / "paper-2026.zip").exists()
+    assert col.names == ["relax-300K", "relax-600K", "forces", "harmonic-run"]
+    assert (tmp_path / "paper-2026.zip").exists()
+    assert isinstance(col.load("harmonic-run/energy/outputs/energy"), float)
     assert col.member("relax-300K").location == "../runs/relax_300K.h5"

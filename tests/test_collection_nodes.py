@@ -63,3 +63,29 @@ def test_collect_node_called_directly(tmp_path):
     manifest = str(tmp_path / "c.json")
     assert CollectNode(manifest, path) == manifest
     assert Collection.open(manifest).names == ["x"]
+
+
+def test_collect_node_survives_a_recipe_round_trip(tmp_path):
+    import pydantic
+
+    manifest = str(tmp_path / "collection.json")
+    text = _workflow(tmp_path, manifest, 1).recipe.model_dump_json()
+    recipe = pydantic.TypeAdapter(flowrep.schemas.RecipeDiscrimination).validate_json(text)
+    rebuilt = pwf.Workflow.from_recipe(recipe, "rebuilt")
+    _run(rebuilt)
+    assert Collection.open(manifest).load("run-0", key="energy") == 0.0
+
+
+def test_real_save_node_feeds_collect_node_and_a_stored_workflow_is_a_member(tmp_path):
+    from storage_nodes import SaveNode
+
+    manifest = str(tmp_path / "collection.json")
+    wf = pwf.Workflow("with_save_node")
+    wf.save = pwf.node(SaveNode, obj={"energy": -1.0}, path=str(tmp_path / "r.json"))
+    wf.collect = pwf.node(CollectNode, manifest=manifest, path=wf.save, name="r")
+    run = _run(wf)
+    col = Collection.open(manifest)
+    assert col.load("r", key="energy") == -1.0
+    col.add(sn.save_workflow(wf, tmp_path / "wf.pkl", backend="pickle", run=run), name="workflow")
+    assert "workflow/save" in col.inspect()  # pickle headers list the top level
+    assert col.load("workflow/collect/outputs/collection") == manifest
