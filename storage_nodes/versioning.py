@@ -34,9 +34,11 @@ __all__ = [
     "POLICIES",
     "Difference",
     "VersionPolicy",
+    "breaking_version_change",
     "check_environment",
     "compare",
     "differences",
+    "refused",
     "verify",
     "verify_file",
 ]
@@ -205,10 +207,10 @@ def _check_policy(policy: Any, path: Any, key: str | None) -> None:
 
 
 def _mismatch(where: str, policy: str, diffs: list[Difference], path: Any, key: str | None) -> VersionMismatchError:
+    listing = "\n  ".join(str(d) for d in diffs) if diffs else "(no difference found; the callable refused)"
     return VersionMismatchError(
-        f"{where} was saved in a different environment ({policy!r} policy):\n  "
-        + "\n  ".join(str(d) for d in diffs)
-        + "\ninstall or check out the stored versions, or load with version_policy='warn'",
+        f"{where} was saved in a different environment ({policy!r} policy):\n  {listing}"
+        "\ninstall or check out the stored versions, or load with version_policy='warn'",
         path=path,
         key=key,
         differences=[str(d) for d in diffs],

@@ -113,6 +113,8 @@ def test_callable_policy_sees_both_records_and_refuses_by_false_or_raising(chang
 
     with pytest.raises(RuntimeError, match="not in my lab"):
         versioning.check_environment(changed, mine)
+    with pytest.raises(sn.VersionMismatchError, match=re.escape("(no difference found; the callable refused)")):
+        versioning.check_environment({"modules": {}}, lambda s, n: False, path="plain.json")
 
 
 def test_unknown_policy_is_an_argument_error(tmp_path: Path) -> None:
