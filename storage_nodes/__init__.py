@@ -41,8 +41,8 @@ from .registry import register
 from .versioning import Difference, verify
 from .workflows import StoredWorkflow, load_outputs, load_workflow, save_outputs, save_workflow
 
-# Storage as pyiron_workflow nodes and whole-workflow save/load. Imported on first use:
-# pyiron_workflow takes seconds to import, and the plain API does not need it.
+# The pyiron_workflow nodes are imported on first use: pyiron_workflow takes seconds to
+# import, and the plain API and the command line do not need it.
 _LAZY = {
     "InspectNode": "nodes",
     "LoadNode": "nodes",

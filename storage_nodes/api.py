@@ -7,8 +7,9 @@ the data goes to a temporary file that replaces the target only when complete.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,27 @@ def resolve_backend(path: PathLike, backend: str | None = None) -> Backend:
             hint = f"; it was written by the {actual!r} backend" if actual else ""
             raise CorruptFileError(f"{p} is not a file of the {backend!r} backend{hint}", path=p)
     return chosen
+
+
+@contextlib.contextmanager
+def _read_errors(p: Path, key: str | None, action: str, *, unexpected: type[StorageError]) -> Iterator[None]:
+    """Turn whatever a backend lets escape while reading ``p`` into a StorageError naming it.
+
+    ``unexpected`` is the class for other exceptions: a plain StorageError where user code
+    may have run (a class's ``__setstate__``), CorruptFileError where none can.
+    """
+    try:
+        yield
+    except StorageError:
+        raise
+    except OSError as exc:
+        raise StorageError(f"cannot read {p}: {exc}", path=p, key=key) from exc
+    except RecursionError:
+        raise StorageError(f"{p} holds data nested too deeply to {action}", path=p, key=key) from None
+    except MemoryError:
+        raise StorageError(f"not enough memory to {action} {p}", path=p, key=key) from None
+    except Exception as exc:
+        raise unexpected(f"cannot {action} {p}: {type(exc).__name__}: {exc}", path=p, key=key) from exc
 
 
 def _exists(p: Path) -> bool:
@@ -180,18 +202,8 @@ def load(
     def check(env: dict[str, Any] | None, modules: Any) -> None:
         check_environment(env, version_policy, path=p, key=key, modules=modules, allow_import=not safe)
 
-    try:
+    with _read_errors(p, key, "load", unexpected=StorageError):
         return chosen.read(p, key=key, safe=safe, check=check)
-    except StorageError:
-        raise
-    except OSError as exc:
-        raise StorageError(f"cannot read {p}: {exc}", path=p, key=key) from exc
-    except RecursionError:
-        raise StorageError(f"{p} holds data nested too deeply to load", path=p, key=key) from None
-    except MemoryError:
-        raise StorageError(f"not enough memory to load {p}", path=p, key=key) from None
-    except Exception as exc:
-        raise StorageError(f"loading {p} failed: {type(exc).__name__}: {exc}", path=p, key=key) from exc
 
 
 @validated
@@ -203,16 +215,8 @@ def inspect(path: PathLike, *, key: str | None = None) -> Listing:
     """
     p = Path(path).expanduser()
     chosen = resolve_backend(p)
-    try:
+    with _read_errors(p, key, "list", unexpected=CorruptFileError):
         return chosen.list(p, key=key)
-    except StorageError:
-        raise
-    except OSError as exc:
-        raise StorageError(f"cannot read {p}: {exc}", path=p, key=key) from exc
-    except RecursionError:
-        raise StorageError(f"{p} holds data nested too deeply to list", path=p, key=key) from None
-    except Exception as exc:
-        raise CorruptFileError(f"cannot list {p}: {type(exc).__name__}: {exc}", path=p, key=key) from exc
 
 
 @validated

@@ -1,7 +1,8 @@
 """The ``storage-nodes demo``: storage as part of a pyiron_workflow graph, end to end.
 
 1. Workflow ``relax`` builds random atom positions, relaxes them in a harmonic trap,
-   computes energy and forces, and saves its results through two ``SaveNode``s.
+   computes energy and forces, and saves its results through three ``SaveNode``s (two
+   of them into different keys of one h5 archive).
 2. The whole workflow (recipe + every port value) is stored with ``save_workflow``.
 3. Workflow ``analysis`` reads the relaxed positions back through a ``LoadNode``,
    analyses them, and describes the results file with an ``InspectNode``.
@@ -20,9 +21,7 @@ from typing import Any
 import flowrep
 import numpy as np
 
-RESULTS_BACKEND = "json"  # browsable and safe to load; numpy arrays keep dtype and shape
-TRAJECTORY_BACKEND = "pickle"
-WORKFLOW_BACKEND = "pickle"
+WORKFLOW_BACKEND = "h5"
 
 
 @flowrep.atomic("positions")
@@ -72,11 +71,16 @@ def distance_stats(positions: np.ndarray) -> dict:
 
 
 def build_relax_workflow(directory: Path) -> Any:
-    """Workflow ``relax``: positions -> relax -> energy -> collect, saved by two SaveNodes."""
+    """Workflow ``relax``: positions -> relax -> energy -> collect, saved by three SaveNodes.
+
+    Two SaveNodes write different keys of one h5 archive (they run on parallel threads; the
+    archive's writer lock keeps both), a third writes a human-readable JSON summary.
+    """
     import pyiron_workflow as pwf
 
     from .nodes import SaveNode
 
+    archive = str(directory / "results.h5")
     wf = pwf.Workflow("relax")
     wf.start = pwf.node(random_positions, n=64, seed=1)
     wf.relax = pwf.node(relax, positions=wf.start, k=1.0, steps=40)
@@ -88,29 +92,25 @@ def build_relax_workflow(directory: Path) -> Any:
         forces=wf.energy.outputs.forces,
         energies=wf.relax.outputs.energies,
     )
-    # the backend is a plain string here; in pyironflow it is a dropdown of the registered backends
-    wf.save_results = pwf.node(
-        SaveNode,
-        obj=wf.collect,
-        path=str(directory / "results.json"),
-        backend=RESULTS_BACKEND,
-        metadata={"system": "harmonic trap", "n_atoms": 64, "k": 1.0},
-    )
-    wf.save_trajectory = pwf.node(SaveNode, obj=wf.relax.outputs.energies, path=str(directory / "trajectory.pkl"))
-    wf.save_trajectory.inputs.backend = TRAJECTORY_BACKEND  # setting it afterwards works too
+    # the backend is a plain string in a script; in pyironflow it is a dropdown of the registered backends
+    metadata = {"system": "harmonic trap", "n_atoms": 64, "k": 1.0}
+    wf.save_final = pwf.node(SaveNode, obj=wf.collect, path=archive, backend="h5", key="final", metadata=metadata)
+    wf.save_trajectory = pwf.node(SaveNode, obj=wf.relax.outputs.energies, path=archive, key="trajectory")
+    wf.save_summary = pwf.node(SaveNode, obj=wf.collect, path=str(directory / "summary.data"), backend="pickle")
+    wf.save_summary.inputs.backend = "json"  # re-setting a port replaces its value
     return wf
 
 
-def build_analysis_workflow(results: Path) -> Any:
-    """Workflow ``analysis``: LoadNode -> distance_stats, and an InspectNode on the same file."""
+def build_analysis_workflow(archive: Path) -> Any:
+    """Workflow ``analysis``: LoadNode (one key of the archive) -> distance_stats, and an InspectNode."""
     import pyiron_workflow as pwf
 
     from .nodes import InspectNode, LoadNode
 
     wf = pwf.Workflow("analysis")
-    wf.load = pwf.node(LoadNode, path=str(results), key="positions", safe=True)
+    wf.load = pwf.node(LoadNode, path=str(archive), key="final/positions", safe=True)
     wf.stats = pwf.node(distance_stats, positions=wf.load)
-    wf.info = pwf.node(InspectNode, path=str(results))
+    wf.info = pwf.node(InspectNode, path=str(archive))
     return wf
 
 
@@ -136,26 +136,29 @@ def run_demo(directory: Path) -> int:
         print(
             f"1. ran workflow {wf.label!r}: energy {energies[0]:.4f} -> {energies[-1]:.6f} in {len(energies) - 1} steps"
         )
-        for label in ("save_results", "save_trajectory"):
-            data = run.result.nodes[label]
-            written = Path(data.output_ports["path"].value)
-            print(f"   {label} (SaveNode, backend={data.input_ports['backend'].value!r}) wrote {written.name}")
+        for label in ("save_final", "save_trajectory", "save_summary"):
+            ports = run.result.nodes[label].input_ports
+            written = Path(run.result.nodes[label].output_ports["path"].value)
+            backend = api.resolve_backend(written).name
+            where = f"{written.name}, key {ports['key'].value!r}" if ports["key"].value else written.name
+            print(f"   {label} (SaveNode, {backend}) wrote {where}")
 
-        stored_path = workflows.save_workflow(wf, directory / "relax_workflow.pkl", WORKFLOW_BACKEND)
+        stored_path = workflows.save_workflow(wf, directory / "relax_workflow.h5", WORKFLOW_BACKEND)
         one_port = api.load(stored_path, key="energy/outputs/energy")
         print(
             f"2. saved the whole workflow to {stored_path.name}; one port back: energy/outputs/energy = {one_port:.6f}"
         )
 
-        analysis = build_analysis_workflow(directory / "results.json")
+        archive = directory / "results.h5"
+        analysis = build_analysis_workflow(archive)
         result = analysis.run().result
         stats = result.nodes["stats"].output_ports["stats"].value
         print(
-            f"3. workflow {analysis.label!r} loaded results.json/positions through a LoadNode: "
+            f"3. workflow {analysis.label!r} loaded {archive.name} key 'final/positions' through a LoadNode: "
             f"mean distance from the centre {stats['mean']:.6f}, histogram {stats['histogram'].tolist()}"
         )
         listing = Listing.from_dict(result.nodes["info"].output_ports["listing"].value)
-        print("   InspectNode listing of results.json:")
+        print(f"   InspectNode listing of {archive.name}:")
         print("   " + str(listing).replace("\n", "\n   "))
 
         stored = workflows.load_workflow(stored_path)

@@ -5,11 +5,11 @@
     {
         "@workflow": {"format": "storage_nodes-workflow", "version": 1, "label": ...,
                       "recipe": <flowrep recipe JSON, a str>, "pyiron_workflow": ..., "flowrep": ...},
-        "inputs":  {<workflow input>: value, ...},
-        "outputs": {<workflow output>: value, ...},
         "<node>":  {"inputs": {<port>: value}, "outputs": {<port>: value},
                     "nodes": {<child>: {...}}},   # "nodes" only for macros and flow controls
         ...
+        "inputs":  {<workflow input>: value, ...},
+        "outputs": {<workflow output>: value, ...},
     }
 
 so ``sn.load(path, key="<node>/outputs/<port>")`` loads one port value and
@@ -115,10 +115,13 @@ def workflow_document(wf: Any, run: Any = None) -> dict[str, Any]:
             "pyiron_workflow": pyiron_workflow.__version__,
             "flowrep": flowrep.__version__,
         },
-        "inputs": _port_values(result.input_ports, with_defaults=True),
-        "outputs": _port_values(result.output_ports, with_defaults=False),
     }
+    # nodes before the workflow's own inputs/outputs: a value shared by several ports is stored
+    # once, at its first place (the h5 archive lists the others as shared references), and the
+    # producing node's port is the place to look for it
     document.update(_children(result.nodes))
+    document["inputs"] = _port_values(result.input_ports, with_defaults=True)
+    document["outputs"] = _port_values(result.output_ports, with_defaults=False)
     return document
 
 

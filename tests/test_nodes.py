@@ -18,7 +18,7 @@ from storage_nodes.nodes import BACKEND_CHOICES
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*has no (input|output) ports:UserWarning")
 
-PLAIN_BACKENDS = ["pickle", "cloudpickle", "json"]
+BACKENDS = ["pickle", "cloudpickle", "json", "h5"]
 SUFFIX = {"pickle": ".pkl", "cloudpickle": ".cpkl", "json": ".json", "h5": ".h5"}
 
 
@@ -78,7 +78,7 @@ def test_ports_are_as_documented():
 # --- each node alone ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", PLAIN_BACKENDS)
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_each_node_alone(tmp_path, backend):
     path = tmp_path / f"alone{SUFFIX[backend]}"
     data = {"a": [1, 2], "x": np.arange(3.0)}  # run-time data need not be JSON-able
@@ -89,6 +89,7 @@ def test_each_node_alone(tmp_path, backend):
     np.testing.assert_array_equal(back["x"], data["x"])
     listing = pwf.node(InspectNode, "info").run(path=str(path)).outputs["listing"]
     assert listing["backend"] == backend
+    assert listing["environment"]["storage_nodes"] == sn.__version__  # the environment record travels along
     json.dumps(listing)  # plain JSON-able data
     assert "a" in sn.Listing.from_dict(listing)
 
@@ -104,7 +105,7 @@ def test_save_node_overwrite_false_refuses_existing_file(tmp_path):
 # --- in workflows ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", PLAIN_BACKENDS)
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_save_load_inspect_in_a_workflow(tmp_path, backend):
     path = tmp_path / f"grid{SUFFIX[backend]}"
     run = _save_load_workflow(path, backend).run()
@@ -141,7 +142,7 @@ def test_version_policy_takes_a_plain_string(tmp_path):
 # --- plain strings and Literal values for the backend ----------------------------------
 
 
-@pytest.mark.parametrize("backend", PLAIN_BACKENDS)
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_backend_plain_string_at_construction_and_by_assignment(tmp_path, backend):
     path = tmp_path / "data.bin"  # no telling suffix: the backend must come from the port
     wf = pwf.Workflow("strings")
@@ -245,3 +246,32 @@ def test_summarize_feeds_save_nodes_on_threads(tmp_path):
     wf.run()
     assert sn.load(tmp_path / "t.json") == pytest.approx(sum(np.linspace(0, 1, 4) ** 2))
     np.testing.assert_array_equal(sn.load(tmp_path / "s.pkl"), np.linspace(0, 1, 4) ** 2)
+
+
+def test_pull_through_save_and_load_keeps_the_backend_constant(tmp_path):
+    """pyiron_workflow 0.20.3's pull with expose_defaults=False swaps constants on defaulted
+    ports for the defaults (PYIRON_NOTES): pull with expose_defaults=True and pass the rest."""
+    wf = pwf.Workflow("pulled")
+    wf.grid = pwf.node(make_grid, n=5)
+    wf.save = pwf.node(SaveNode, obj=wf.grid, path=str(tmp_path / "x.data"), backend="json")
+    wf.save.inputs.backend = "pickle"
+    wf.load = pwf.node(LoadNode, path=wf.save)
+    wf.size = pwf.node(count, data=wf.load)
+    wf.unrelated = pwf.node(SaveNode, obj=[1], path=str(tmp_path / "unrelated.json"))
+    needed = set(wf.size.pulled_inputs(False, True))
+    assert "save__backend" not in needed  # fed by the constant, not asked for
+    defaults = {
+        "grid__n": 5,
+        "grid__scale": 1.0,
+        "save__key": None,
+        "save__metadata": None,
+        "save__overwrite": True,
+        "load__key": None,
+        "load__backend": None,
+        "load__version_policy": "warn",
+        "load__safe": False,
+    }
+    run = wf.size.pull(None, False, True, **{k: v for k, v in defaults.items() if k in needed})
+    assert run.outputs["n"] == 5
+    assert sn.registry.detect(tmp_path / "x.data") == "pickle"
+    assert not (tmp_path / "unrelated.json").exists()  # only the pulled node's upstream ran

@@ -112,3 +112,9 @@ def test_validate_reports_member_constants_as_valid():
 @flowrep.atomic("y")
 def _takes_one(x: typing.Literal[1] = 1) -> int:
     return x
+
+
+def test_other_pyiron_workflow_versions_are_not_patched(monkeypatch):
+    monkeypatch.setattr(pwf, "__version__", "0.21.0")
+    with pytest.warns(RuntimeWarning, match=r"0\.21\.0 is not 0\.20\.x"):
+        assert _pwf_compat.apply.__wrapped__() is False

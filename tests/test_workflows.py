@@ -17,7 +17,7 @@ from storage_nodes.workflows import WORKFLOW_KEY
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*has no (input|output) ports:UserWarning")
 
-PLAIN_BACKENDS = ["pickle", "cloudpickle", "json"]
+BACKENDS = ["pickle", "cloudpickle", "json", "h5"]
 SUFFIX = {"pickle": ".pkl", "cloudpickle": ".cpkl", "json": ".json", "h5": ".h5"}
 
 
@@ -48,7 +48,7 @@ def _node_values(run) -> dict:
     }
 
 
-@pytest.mark.parametrize("backend", PLAIN_BACKENDS)
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_save_load_rerun_reproduces_every_port(tmp_path, ran, backend):
     wf, run = ran
     path = sn.save_workflow(wf, tmp_path / f"wf{SUFFIX[backend]}", backend, metadata={"who": "test"})
@@ -163,9 +163,10 @@ def test_load_workflow_of_another_file_says_what_it_is(tmp_path):
 
 
 def test_save_and_load_outputs(tmp_path, ran):
-    _, run = ran
+    wf, run = ran
     path = sn.save_outputs(run, tmp_path / "out.json", "json")
     assert_same(sn.load_outputs(path), dict(run.outputs))
+    assert_same(sn.load_outputs(sn.save_outputs(wf, tmp_path / "wf_out.h5")), dict(run.outputs))  # its last run
     assert sn.load(path, key="stats__total") == run.outputs["stats__total"]
     node = pwf.node(make_grid, "solo")
     node.run(n=4)
@@ -183,3 +184,16 @@ class _Thing:
 @flowrep.atomic("thing")
 def _make_object() -> _Thing:
     return _Thing()
+
+
+def test_default_backend_is_the_h5_archive_browsable_to_each_port(tmp_path, ran):
+    wf, run = ran
+    path = sn.save_workflow(wf, tmp_path / "wf.data")  # no suffix hint: the default decides
+    assert sn.registry.detect(path) == "h5"
+    listing = sn.inspect(path)
+    assert listing["stats/outputs/squares"].shape == (6,)
+    assert listing["grid/inputs/n"].type == "int"
+    np.testing.assert_array_equal(sn.load(path, key="stats/inputs/grid"), sn.load(path, key="grid/outputs/grid"))
+    assert sn.load(path, key="stats/outputs/total", safe=True) == run.outputs["stats__total"]
+    stored = sn.load_workflow(path, safe=True)
+    assert_same(dict(stored.rerun().outputs), stored.outputs)
