@@ -77,22 +77,31 @@ def find_repository(directory: str) -> Repository | None:
     return None
 
 
+def _read_small(path: str) -> str | None:
+    """The stripped text of a small file, or None when it does not exist (binary read: fast)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "surrogateescape").strip()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+
+
 def read_head(repo: Repository) -> str | None:
     """The commit HEAD points to (None on an unborn branch)."""
-    with open(os.path.join(repo.git_dir, "HEAD")) as f:
-        head = f.read().strip()
+    head = _read_small(os.path.join(repo.git_dir, "HEAD"))
+    if head is None:
+        raise FileNotFoundError(f"{repo.git_dir} has no HEAD")
     if not head.startswith("ref:"):
         return head or None
     ref = head.split(":", 1)[1].strip()
     for base in (repo.git_dir, repo.common_dir):
-        ref_file = base / ref
-        if ref_file.is_file():
-            return ref_file.read_text().strip() or None
-    packed = repo.common_dir / "packed-refs"
-    if packed.is_file():
-        for line in packed.read_text().splitlines():
-            if line.endswith(" " + ref) and not line.startswith(("#", "^")):
-                return line.split(" ", 1)[0]
+        found = _read_small(os.path.join(base, ref))
+        if found is not None:
+            return found or None
+    packed = _read_small(os.path.join(repo.common_dir, "packed-refs"))
+    for line in (packed or "").splitlines():
+        if line.endswith(" " + ref) and not line.startswith(("#", "^")):
+            return line.split(" ", 1)[0]
     return None
 
 
@@ -364,30 +373,40 @@ def _blob_sha(path: str, _stat_key: tuple[int, int]) -> bytes:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).digest()
 
 
-def _index(repo: Repository) -> tuple[dict[str, IndexEntry], int]:
-    """The parsed index (cached while the file is unchanged) and its mtime."""
+def _index_key(repo: Repository) -> tuple[str, tuple[int, int, int]]:
+    """The index file and its stat key (the parsed index is cached while the key holds)."""
     path = os.path.join(repo.git_dir, "index")
     st = os.stat(path)
-    return _read_index(path, (st.st_mtime_ns, st.st_size, st.st_ino)), st.st_mtime_ns
+    return path, (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
-def _changed_files(
-    repo: Repository, commit: str | None, prefix: str, index: dict[str, IndexEntry], index_mtime: int
-) -> list[str]:
-    """Tracked files under ``prefix`` that differ from ``commit`` (in the index or the work tree)."""
+@functools.lru_cache(maxsize=64)
+def _plan(
+    repo: Repository, index_path: str, key: tuple[int, int, int], commit: str | None, prefix: str
+) -> tuple[tuple[str, ...], tuple[tuple[str, str, IndexEntry], ...]]:
+    """(paths differing between index and ``commit``, (path, full path, entry) to stat) under ``prefix``."""
+    index = _read_index(index_path, key)
     under = prefix + "/"
-    mine = {p: e for p, e in index.items() if p == prefix or p.startswith(under) or not prefix}
-    changed: list[str] = []
+    mine = {p: e for p, e in index.items() if not prefix or p == prefix or p.startswith(under)}
     committed = _head_blobs(str(repo.common_dir / "objects"), commit, prefix) if commit else {}
-    for path, entry in mine.items():
-        if entry.stage or committed.get(path) != entry.sha:
-            changed.append(path)  # staged change, conflict or new file
-    changed.extend(p for p in committed if p not in mine)  # staged deletion
+    staged = {p for p, e in mine.items() if e.stage or committed.get(p) != e.sha}  # change, conflict, new
+    staged.update(p for p in committed if p not in mine)  # staged deletion
     root = str(repo.work_tree)
-    for path, entry in mine.items():
-        if path in changed or entry.mode & 0o170000 == 0o160000:  # gitlinks (submodules)
-            continue
-        full = os.path.join(root, path)
+    to_stat = tuple(
+        (p, os.path.join(root, p), e)
+        for p, e in mine.items()
+        if p not in staged and e.mode & 0o170000 != 0o160000  # gitlinks (submodules) are not files
+    )
+    return tuple(sorted(staged)), to_stat
+
+
+def _changed_files(repo: Repository, commit: str | None, prefix: str) -> list[str]:
+    """Tracked files under ``prefix`` that differ from ``commit`` (in the index or the work tree)."""
+    index_path, key = _index_key(repo)
+    staged, to_stat = _plan(repo, index_path, key, commit, prefix)
+    changed = list(staged)
+    index_mtime = key[0]
+    for path, full, entry in to_stat:
         try:
             fst = os.lstat(full)
         except OSError:
@@ -397,7 +416,7 @@ def _changed_files(
         suspect = fst.st_mtime_ns != entry.mtime_ns or fst.st_mtime_ns >= index_mtime
         if fst.st_size != entry.size or (suspect and _blob_sha(full, (fst.st_mtime_ns, fst.st_size)) != entry.sha):
             changed.append(path)
-    return sorted(set(changed))
+    return sorted(changed)
 
 
 def _git_status(repo: Repository, prefix: str) -> list[str] | None:
@@ -459,19 +478,20 @@ def git_state(file: str | os.PathLike[str], scope: str | os.PathLike[str] | None
         return None
     repo, relative, prefix = located
     try:
-        index, index_mtime = _index(repo)
-        if relative not in index:
-            return None  # e.g. a site-packages inside a repository's ignored .venv
         commit = read_head(repo)
-    except (OSError, GitFormatError, ValueError, struct.error, IndexError):
+    except OSError:
         return None
     state: dict[str, Any] = {"commit": commit}
     try:
         problem = _unsupported_format(repo.common_dir)
         if problem:
             raise GitFormatError(problem)
-        changed: list[str] | None = _changed_files(repo, commit, prefix, index, index_mtime)
+        if relative not in _read_index(*_index_key(repo)):
+            return None  # e.g. a site-packages inside a repository's ignored .venv
+        changed: list[str] | None = _changed_files(repo, commit, prefix)
     except (OSError, GitFormatError, ValueError, zlib.error, struct.error, IndexError) as exc:
+        # the index or objects cannot be read here: the file lies in the work tree, so
+        # report the commit and ask git (when installed) for the dirty state
         changed = _git_status(repo, prefix)
         if changed is None:
             state["dirty"] = None

@@ -24,12 +24,15 @@ the next save.
 from __future__ import annotations
 
 import ast
+import contextlib
+import contextvars
 import datetime
 import functools
 import hashlib
 import importlib.machinery
 import importlib.metadata
 import importlib.util
+import itertools
 import json
 import os
 import platform
@@ -52,6 +55,7 @@ __all__ = [
     "merge_records",
     "module_record",
     "objects_from_recipe",
+    "recorded_objects",
     "validate_metadata",
 ]
 
@@ -183,6 +187,30 @@ def objects_from_recipe(recipe: str | Mapping[str, Any] | Any) -> Iterator[tuple
             stack.extend(reversed(item))
 
 
+_EXTRA_OBJECTS: contextvars.ContextVar[tuple[tuple[str, str], ...]] = contextvars.ContextVar(
+    "storage_nodes_recorded_objects", default=()
+)
+
+
+@contextlib.contextmanager
+def recorded_objects(objects: Iterable[tuple[str, str]]) -> Iterator[None]:
+    """Add ``(module, qualname)`` pairs to the environment record of every save inside the block.
+
+    For code a file refers to by name without storing it, e.g. the node functions of a
+    workflow recipe stored as JSON text. Per thread and per asyncio task (a context variable):
+    saves running elsewhere at the same time are not affected.
+
+    >>> import storage_nodes as sn
+    >>> with recorded_objects(objects_from_recipe(recipe_json)):  # doctest: +SKIP
+    ...     sn.save(document, "wf.h5")
+    """
+    token = _EXTRA_OBJECTS.set((*_EXTRA_OBJECTS.get(), *objects))
+    try:
+        yield
+    finally:
+        _EXTRA_OBJECTS.reset(token)
+
+
 # ---------------------------------------------------------------- locating modules without importing
 
 
@@ -256,15 +284,15 @@ def _name_version(dist: importlib.metadata.Distribution) -> tuple[str | None, st
     return meta["Name"], meta["Version"]
 
 
-def _distribution(top: str, *, fresh: bool) -> tuple[str | None, str | None]:
+def _distribution(top: str) -> tuple[str | None, str | None]:
     """(distribution name, version) providing the top-level package ``top``."""
     try:  # most distributions are named like their package (normalised): one directory scan
         return _name_version(importlib.metadata.distribution(top))
     except (importlib.metadata.PackageNotFoundError, ValueError):
         pass
-    if fresh:
-        _packages_distributions.cache_clear()
-    names = _packages_distributions().get(top) or []  # a full scan (~0.1 s), once per process
+    # a full scan (~0.1 s), once per process: a distribution installed under another name
+    # while the process runs is seen by the next process
+    names = _packages_distributions().get(top) or []
     for name in names:
         try:
             return name, importlib.metadata.version(name)
@@ -273,7 +301,7 @@ def _distribution(top: str, *, fresh: bool) -> tuple[str | None, str | None]:
     return None, None
 
 
-_cached_distribution = functools.lru_cache(maxsize=1024)(functools.partial(_distribution, fresh=False))
+_cached_distribution = functools.lru_cache(maxsize=1024)(_distribution)
 
 
 # ---------------------------------------------------------------- source hashes
@@ -352,7 +380,7 @@ def module_record(
     top = module.split(".", 1)[0]
     # an imported package runs the version it was imported at: the cached answer is the true one
     if fresh and top not in sys.modules:
-        distribution, version = _distribution(top, fresh=True)
+        distribution, version = _distribution(top)
     else:
         distribution, version = _cached_distribution(top)
     if version is None:
@@ -396,7 +424,8 @@ def environment_record(
     backend: str | None = None,
     format_version: int | None = None,
 ) -> dict[str, Any]:
-    """The environment record for a save that stored ``objects`` (``(module, qualname)`` pairs).
+    """The environment record for a save that stored ``objects`` (``(module, qualname)`` pairs),
+    plus those of any enclosing :func:`recorded_objects` block.
 
     >>> rec = environment_record([("storage_nodes.metadata", "ObjectCollector")], backend="pickle", format_version=1)
     >>> rec["modules"]["storage_nodes.metadata"]["package"], rec["backend"]
@@ -406,7 +435,8 @@ def environment_record(
 
     git_cache: dict[str, Any] = {}
     with _lock:
-        modules = {m: module_record(m, q, _git_cache=git_cache) for m, q in sorted(_group(objects).items())}
+        grouped = _group(itertools.chain(objects, _EXTRA_OBJECTS.get()))
+        modules = {m: module_record(m, q, _git_cache=git_cache) for m, q in sorted(grouped.items())}
     return {
         "record_version": RECORD_VERSION,
         "storage_nodes": __version__,
@@ -434,19 +464,24 @@ def current_record(
     stored_modules: Mapping[str, Any] = stored.get("modules") or {}
     names = list(stored_modules) if modules is None else [m for m in modules if m in stored_modules]
     git_cache: dict[str, Any] = {}
-    result = {}
+    result: dict[str, Any] = {}
+    invalidated = False
     with _lock:
         for name in names:
+            found = name in sys.modules or _module_spec(name) is not None
+            if not found and not invalidated:  # the import system caches directory listings: look again
+                importlib.invalidate_caches()
+                invalidated = True
+                found = _module_spec(name) is not None
+            if not found:
+                top = name.split(".", 1)[0]
+                result[name] = {"package": top, "distribution": None, "version": None, "git": None, "sources": {}}
+                result[name]["found"] = False
+                continue
             rec = stored_modules.get(name) or {}
             sources = rec.get("sources") if isinstance(rec, Mapping) else None
             qualnames: list[str] = list(sources) if isinstance(sources, Mapping) else []
-            now = module_record(name, qualnames, fresh=True, _git_cache=git_cache)
-            now["found"] = name in sys.modules or _module_spec(name) is not None
-            if not now["found"]:  # the import system caches directory listings: look again
-                importlib.invalidate_caches()
-                now = module_record(name, qualnames, fresh=True, _git_cache=git_cache)
-                now["found"] = _module_spec(name) is not None
-            result[name] = now
+            result[name] = {**module_record(name, qualnames, fresh=True, _git_cache=git_cache), "found": True}
     return {"record_version": RECORD_VERSION, "python": _python(), "platform": _platform(), "modules": result}
 
 

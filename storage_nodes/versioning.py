@@ -27,16 +27,18 @@ import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
-from .errors import InvalidArgumentError, VersionMismatchError, VersionMismatchWarning
+from .errors import CorruptFileError, InvalidArgumentError, VersionMismatchError, VersionMismatchWarning
 from .metadata import PolicyCallable, current_record
 
 __all__ = [
     "POLICIES",
     "Difference",
     "VersionPolicy",
+    "breaking_version_change",
     "check_environment",
     "compare",
     "differences",
+    "refused",
     "verify",
     "verify_file",
 ]
@@ -179,6 +181,24 @@ def refused(diffs: Iterable[Difference], policy: str) -> list[Difference]:
     return []
 
 
+def _damage(stored: Any) -> str | None:
+    """What is wrong with the shape of a stored record, or None when it can be compared."""
+    if not isinstance(stored, Mapping):
+        return f"the record is a {type(stored).__name__}, not an object"
+    modules = stored.get("modules")
+    if modules is None:
+        return None
+    if not isinstance(modules, Mapping):
+        return "'modules' is not an object"
+    for name, rec in modules.items():
+        if not isinstance(rec, Mapping):
+            return f"the entry of module {name!r} is not an object"
+        for field in ("git", "sources"):
+            if rec.get(field) is not None and not isinstance(rec[field], Mapping):
+                return f"{field!r} of module {name!r} is not an object"
+    return None
+
+
 def _check_policy(policy: Any, path: Any, key: str | None) -> None:
     if not callable(policy) and policy not in POLICIES:
         raise InvalidArgumentError(
@@ -187,10 +207,10 @@ def _check_policy(policy: Any, path: Any, key: str | None) -> None:
 
 
 def _mismatch(where: str, policy: str, diffs: list[Difference], path: Any, key: str | None) -> VersionMismatchError:
+    listing = "\n  ".join(str(d) for d in diffs) if diffs else "(no difference found; the callable refused)"
     return VersionMismatchError(
-        f"{where} was saved in a different environment ({policy!r} policy):\n  "
-        + "\n  ".join(str(d) for d in diffs)
-        + "\ninstall or check out the stored versions, or load with version_policy='warn'",
+        f"{where} was saved in a different environment ({policy!r} policy):\n  {listing}"
+        "\ninstall or check out the stored versions, or load with version_policy='warn'",
         path=path,
         key=key,
         differences=[str(d) for d in diffs],
@@ -229,6 +249,13 @@ def check_environment(
     if policy == "ignore":
         return []
     stored = stored or {}
+    damage = _damage(stored)
+    if damage:
+        raise CorruptFileError(
+            f"{path} has a damaged environment record ({damage}); load with version_policy='ignore' to skip the check",
+            path=path,
+            key=key,
+        )
     where = f"{path}" + (f" (key {key!r})" if key else "")
     if callable(policy):
         now = current_record(stored, modules=modules, allow_import=allow_import)
@@ -258,6 +285,9 @@ def _evaluate(path: str | os.PathLike[str], policy: str | PolicyCallable) -> tup
 
     _check_policy(policy, path, None)
     stored = environment(path)
+    damage = _damage(stored)
+    if damage:
+        raise CorruptFileError(f"{path} has a damaged environment record ({damage})", path=path)
     now = current_record(stored)
     diffs = compare(stored, now)
     if not callable(policy):

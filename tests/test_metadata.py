@@ -7,6 +7,7 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import flowrep
 import pytest
@@ -144,3 +145,23 @@ def test_merge_records_keeps_earlier_source_hashes() -> None:
     assert merged["modules"]["m"] == {"version": "2", "sources": {"A": "a", "B": "b"}}
     assert merged["modules"]["n"] == old["modules"]["n"] and merged["timestamp"] == "t2"
     assert old["modules"]["m"]["sources"] == {"A": "a"}  # inputs untouched
+
+
+def test_recorded_objects_reach_every_backend_and_stay_in_their_thread(tmp_path: Path) -> None:
+    import threading
+
+    names = list(metadata.objects_from_recipe(quadruple.flowrep_recipe.model_dump_json()))
+    other_thread: dict[str, Any] = {}
+
+    def save_elsewhere() -> None:
+        other_thread["env"] = sn.environment(sn.save({"a": 1}, tmp_path / "other.json"))
+
+    with metadata.recorded_objects(names):
+        for suffix in (".json", ".pkl", ".h5"):
+            env = sn.environment(sn.save({"recipe": "...json text..."}, tmp_path / f"wf{suffix}"))
+            assert set(env["modules"][__name__]["sources"]) == {"double", "quadruple"}
+        worker = threading.Thread(target=save_elsewhere)
+        worker.start()
+        worker.join()
+    assert other_thread["env"]["modules"] == {}
+    assert sn.environment(sn.save({"a": 1}, tmp_path / "after.json"))["modules"] == {}

@@ -151,3 +151,14 @@ def test_symlinked_file_is_compared_by_target(repo: Path) -> None:
     git(repo, "add", "pkg/link.py")
     git(repo, "commit", "-q", "-m", "link")
     assert state(repo)["dirty"] is False
+
+
+def test_unreadable_index_keeps_the_commit(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    head = git(repo, "rev-parse", "HEAD")
+    (repo / ".git" / "index").write_bytes(b"DIRC\x00\x00\x00\x09\x00\x00\x00\x00")  # an index version we do not know
+    monkeypatch.setenv("PATH", "")
+    assert state(repo) == {
+        "commit": head,
+        "dirty": None,
+        "note": "dirty state unknown: index version 9 is not supported and the git executable was not found",
+    }

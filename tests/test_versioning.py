@@ -113,6 +113,8 @@ def test_callable_policy_sees_both_records_and_refuses_by_false_or_raising(chang
 
     with pytest.raises(RuntimeError, match="not in my lab"):
         versioning.check_environment(changed, mine)
+    with pytest.raises(sn.VersionMismatchError, match=re.escape("(no difference found; the callable refused)")):
+        versioning.check_environment({"modules": {}}, lambda s, n: False, path="plain.json")
 
 
 def test_unknown_policy_is_an_argument_error(tmp_path: Path) -> None:
@@ -194,3 +196,13 @@ def test_versioning_doc_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyP
     namespace: dict[str, Any] = {}
     for i, block in enumerate(blocks):
         exec(compile(block, f"versioning.md[block {i}]", "exec"), namespace)
+
+
+@pytest.mark.parametrize(
+    "damaged",
+    [["a list"], {"modules": ["m"]}, {"modules": {"m": "x"}}, {"modules": {"m": {"git": "abc"}}}],
+)
+def test_damaged_record_is_a_corrupt_file_error_unless_ignored(damaged: Any) -> None:
+    with pytest.raises(sn.CorruptFileError, match="damaged environment record"):
+        versioning.check_environment(damaged, "warn", path="f.pkl")
+    assert versioning.check_environment(damaged, "ignore", path="f.pkl") == []

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-BACKENDS = {"pickle": ".pkl", "cloudpickle": ".cpkl", "json": ".json"}
+BACKENDS = {"pickle": ".pkl", "cloudpickle": ".cpkl", "h5": ".h5", "json": ".json"}
 CODE_BACKENDS = [b for b in BACKENDS if b != "json"]
 POLICIES = ["ignore", "warn", "compatible", "strict", "callable"]
 
@@ -43,7 +43,9 @@ import sys, storage_nodes as sn
 from snvt_models.core import Model, helper
 out = sys.argv[1]
 for backend, suffix in {backends!r}.items():
-    obj = {{"plain": [1, 2.5, "x"]}} if backend == "json" else {{"model": Model(3, 2.0), "f": helper}}
+    obj = {{"plain": [1, 2.5, "x"]}}
+    if backend != "json":
+        obj.update(model=Model(3, 2.0), f=helper)
     sn.save(obj, out + "/data" + suffix, backend=backend, metadata={{"run": 7}})
 """
 
@@ -61,9 +63,21 @@ def refuse_on_any_version_change(stored, now):
         seen["versions"] = versions
     return all(a == b for a, b in versions.values())
 
-result = {}
+def attempt(**kwargs):
+    try:
+        return {"loaded": type(sn.load(**kwargs)).__name__}
+    except sn.VersionMismatchError as exc:
+        return {"refused": exc.differences}
+    except sn.StorageError as exc:
+        return {"error": type(exc).__name__}
+
+result = {backend: {} for backend in files}
+for backend, path in files.items():  # first, before anything imported the package
+    result[backend]["safe-partial-strict"] = attempt(path=path, key="plain", safe=True, version_policy="strict")
+result["imported_by_safe_loads"] = sorted(m for m in sys.modules if m.startswith("snvt_models"))
 for backend, path in files.items():
-    outcomes = {}
+    outcomes = result[backend]
+    outcomes["partial-strict"] = attempt(path=path, key="plain", version_policy="strict")
     for policy in policies:
         chosen = refuse_on_any_version_change if policy == "callable" else policy
         with warnings.catch_warnings(record=True) as caught:
@@ -84,7 +98,6 @@ for backend, path in files.items():
             code = cli.main(["verify", path, "--policy", policy, "--json"])
         outcomes["verify-" + policy] = {"code": code, "report": json.loads(buf.getvalue())}
     outcomes["differences"] = [str(d) for d in sn.verify(path, policy="ignore")]
-    result[backend] = outcomes
 result["callable_saw"] = seen.get("versions")
 print(json.dumps(result))
 """
@@ -185,7 +198,8 @@ def test_record_written_by_every_backend(saved: Path) -> None:
         assert core["package"] == "snvt_models"
         assert core["distribution"] == "snvt-models" and core["version"] == "1.2.0"
         assert len(core["git"]["commit"]) == 40 and core["git"]["dirty"] is False
-        assert set(core["sources"]) == {"Model", "helper"}
+        # h5 stores the function as an opaque blob and records only the class
+        assert set(core["sources"]) == ({"Model"} if backend == "h5" else {"Model", "helper"})
         assert "note" not in core["git"]
         assert "snvt_models.core==1.2.0" in str(sn.inspect(saved / "files" / f"data{suffix}"))
 
@@ -193,6 +207,13 @@ def test_record_written_by_every_backend(saved: Path) -> None:
 def _assert_plain_data_unaffected(result: dict[str, Any]) -> None:
     for policy in POLICIES:
         assert result["json"][policy] == {"loaded": "dict", "warnings": [], "warned_here": True}
+    # a partial load checks only what its entry needs: plain data next to the class loads
+    # from h5 (and json) under "strict", safely, without importing the package
+    for backend in ("h5", "json"):
+        assert result[backend]["safe-partial-strict"] == {"loaded": "list"}
+        assert result[backend]["partial-strict"] == {"loaded": "list"}
+    assert result["pickle"]["safe-partial-strict"] == {"error": "UnsafeLoadError"}
+    assert result["imported_by_safe_loads"] == []
     assert result["json"]["verify-strict"]["code"] == 0
     assert result["json"]["differences"] == []
 
@@ -240,6 +261,8 @@ def test_policies_after_environment_change(saved: Path, tmp_path: Path, change: 
             assert "refused" not in r["compatible"] and r["compatible"]["warnings"]
             assert r["verify-compatible"]["code"] == 0
         assert r["verify-strict"]["code"] == 1 and r["verify-warn"]["code"] == 0
+        if backend != "h5":  # pickle files are checked whole, whatever the key
+            assert any(d.startswith(expected) for d in r["partial-strict"]["refused"])
         report = r["verify-strict"]["report"]["differences"]
         assert any(d["message"].startswith(expected) and d["refused"] for d in report)
         version_changed = change in ("bump minor", "bump major", "uninstall")
