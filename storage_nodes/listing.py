@@ -108,6 +108,19 @@ def _human(n: int) -> str:
     return f"{n} B"  # pragma: no cover
 
 
+def _module_summary(name: str, rec: Any) -> str:
+    """``name==version`` plus the git commit and dirty state when recorded."""
+    if not isinstance(rec, dict):
+        return name
+    text = f"{name}=={rec['version']}" if rec.get("version") else name
+    git = rec.get("git")
+    if isinstance(git, dict) and git.get("commit"):
+        state = git.get("dirty")
+        dirty = ", dirty" if state is True else "" if state is False else ", dirty state unknown"
+        text += f" (git {str(git['commit'])[:10]}{dirty})"
+    return text
+
+
 @dataclasses.dataclass
 class Listing:
     """The description of a stored file: metadata, environment record and entry tree."""
@@ -185,8 +198,7 @@ class Listing:
             if mods:
                 shown = []
                 for name, rec in sorted(mods.items()):
-                    version = rec.get("version") if isinstance(rec, dict) else None
-                    shown.append(f"{name}=={version}" if version else name)
+                    shown.append(_module_summary(name, rec))
                 lines.append("modules: " + ", ".join(shown))
         root_label = self.root.path or "/"
         lines.append(f"{root_label}: {self.root.describe()}")

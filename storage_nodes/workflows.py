@@ -37,6 +37,7 @@ from . import api
 from ._validation import validated
 from .errors import CorruptFileError, InvalidArgumentError, StorageError
 from .keys import navigate
+from .metadata import objects_from_recipe, recorded_objects
 from .versioning import VersionPolicy
 
 __all__ = [
@@ -145,7 +146,10 @@ def save_workflow(
     """
     if not (hasattr(wf, "recipe") and hasattr(wf, "label")):
         raise InvalidArgumentError(f"save_workflow() takes a pyiron_workflow Workflow, got {type(wf).__name__}")
-    return api.save(workflow_document(wf, run), path, backend, metadata=metadata)
+    document = workflow_document(wf, run)
+    # the node functions are stored by name in the recipe: record their versions and sources
+    with recorded_objects(objects_from_recipe(wf.recipe)):
+        return api.save(document, path, backend, metadata=metadata)
 
 
 @dataclasses.dataclass

@@ -184,3 +184,18 @@ def test_listing_of_wide_container_is_truncated_with_a_count(tmp_path, backend):
     root = sn.inspect(path).root
     assert root.length == 500 and len(root.children) == 200 and root.truncated == 300
     assert "... 300 more" in str(sn.inspect(path))
+
+
+def test_listing_text_shows_git_state_of_stored_modules():
+    env = {
+        "timestamp": "t",
+        "modules": {
+            "mypkg.core": {"version": "1.2", "git": {"commit": "0123456789abcdef", "dirty": True}},
+            "other": {"version": "3.0", "git": None},
+        },
+    }
+    listing = sn.Listing(
+        path="x.h5", backend="h5", format_version=1, root=sn.Entry(path="", type="dict"), environment=env
+    )
+    text = str(listing)
+    assert "mypkg.core==1.2 (git 0123456789, dirty)" in text and "other==3.0" in text

@@ -197,3 +197,23 @@ def test_default_backend_is_the_h5_archive_browsable_to_each_port(tmp_path, ran)
     assert sn.load(path, key="stats/outputs/total", safe=True) == run.outputs["stats__total"]
     stored = sn.load_workflow(path, safe=True)
     assert_same(dict(stored.rerun().outputs), stored.outputs)
+
+
+@pytest.mark.parametrize("backend", ["json", "h5", "pickle"])
+def test_stored_workflow_records_its_node_functions(tmp_path, backend):
+    """The recipe names node functions without storing them: their module is in the record."""
+    wf = _workflow_for_record()
+    path = sn.save_workflow(wf, tmp_path / "wf.data", backend=backend)
+    modules = sn.environment(path)["modules"]
+    assert "storage_nodes.demo" in modules
+    assert "random_positions" in modules["storage_nodes.demo"]["sources"]
+
+
+def _workflow_for_record() -> pwf.Workflow:
+    from storage_nodes.demo import harmonic_energy, random_positions
+
+    wf = pwf.Workflow("recorded")
+    wf.start = pwf.node(random_positions, n=4, seed=0)
+    wf.energy = pwf.node(harmonic_energy, positions=wf.start)
+    wf.run()
+    return wf
