@@ -57,7 +57,7 @@ from .errors import (
 from .keys import escape
 from .listing import Entry, Listing
 from .metadata import current_record, validate_metadata
-from .versioning import POLICIES, VersionPolicy, compare
+from .versioning import POLICIES, VersionPolicy, compare, record_damage, refused
 
 __all__ = ["Collection", "Member", "Problem", "VerifyReport", "is_collection", "verify"]
 
@@ -595,9 +595,16 @@ class Collection:
                 report.problems.append(problem)
             if policy == "ignore" or not m.environment.get("modules"):
                 continue
-            for d in compare(m.environment, current_record(m.environment)):
-                fatal = policy == "strict" or (policy == "compatible" and d.breaking)
-                report.problems.append(Problem(m.name, "environment", str(d), fatal))
+            damage = record_damage(m.environment)
+            if damage:  # a hand-edited or damaged manifest entry
+                report.problems.append(
+                    Problem(m.name, "environment", f"its recorded environment is unreadable ({damage})", True)
+                )
+                continue
+            diffs = compare(m.environment, current_record(m.environment))
+            fatal = {id(d) for d in refused(diffs, policy)}
+            for d in diffs:
+                report.problems.append(Problem(m.name, "environment", str(d), id(d) in fatal))
         return report
 
     def _check_file(self, m: Member, progress: bool | None) -> Problem | None:

@@ -181,7 +181,7 @@ def refused(diffs: Iterable[Difference], policy: str) -> list[Difference]:
     return []
 
 
-def _damage(stored: Any) -> str | None:
+def record_damage(stored: Any) -> str | None:
     """What is wrong with the shape of a stored record, or None when it can be compared."""
     if not isinstance(stored, Mapping):
         return f"the record is a {type(stored).__name__}, not an object"
@@ -249,7 +249,7 @@ def check_environment(
     if policy == "ignore":
         return []
     stored = stored or {}
-    damage = _damage(stored)
+    damage = record_damage(stored)
     if damage:
         raise CorruptFileError(
             f"{path} has a damaged environment record ({damage}); load with version_policy='ignore' to skip the check",
@@ -285,7 +285,7 @@ def _evaluate(path: str | os.PathLike[str], policy: str | PolicyCallable) -> tup
 
     _check_policy(policy, path, None)
     stored = environment(path)
-    damage = _damage(stored)
+    damage = record_damage(stored)
     if damage:
         raise CorruptFileError(f"{path} has a damaged environment record ({damage})", path=path)
     now = current_record(stored)

@@ -381,3 +381,13 @@ def test_os_errors_while_writing_are_storage_errors_and_change_nothing(col, runs
     monkeypatch.undo()
     assert col.path.read_bytes() == before and not (tmp_path / "x.zip").exists()
     assert not list(col.path.parent.glob(".sn-tmp-*")) and not list(tmp_path.glob(".sn-tmp-*"))
+
+
+def test_verify_reports_a_damaged_environment_record_instead_of_crashing(col):
+    doc = _manifest(col)
+    doc["members"][0]["environment"]["modules"]["numpy"] = ["not", "a", "record"]
+    col.path.write_text(json.dumps(doc))
+    col.reload()
+    report = col.verify()
+    assert not report.ok
+    assert any(p.kind == "environment" and "unreadable" in p.message for p in report.problems)
