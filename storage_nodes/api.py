@@ -37,7 +37,11 @@ PathLike = str | os.PathLike[str]
 
 
 def backends() -> list[str]:
-    """Names of the registered backends, e.g. ``['cloudpickle', 'h5', 'json', 'pickle']``."""
+    """Names of the registered backends, sorted.
+
+    >>> backends()  # doctest: +SKIP
+    ['cloudpickle', 'h5', 'json', 'pickle']
+    """
     return registry.names()
 
 
@@ -211,7 +215,15 @@ def inspect(path: PathLike, *, key: str | None = None) -> Listing:
     """Describe what ``path`` holds — entries, types, shapes, sizes, metadata, environment —
     without rebuilding objects or importing stored modules.
 
-    >>> print(inspect("result.json"))  # doctest: +SKIP
+    >>> print(inspect("results.h5"))  # doctest: +SKIP
+    results.h5 [h5, format 1]
+    metadata: {"sample": "Cu-3"}
+    saved 2026-11-25T16:08:33Z with storage_nodes 0.1.0, Python 3.11.7
+    /: dict, len=2
+    ├── energy: float, 24 B
+    └── forces: ndarray (numpy), shape=(4, 3), dtype=float64, 96 B
+    >>> inspect("results.h5", key="forces").root.shape  # doctest: +SKIP
+    (4, 3)
     """
     p = Path(path).expanduser()
     chosen = resolve_backend(p)
@@ -221,5 +233,12 @@ def inspect(path: PathLike, *, key: str | None = None) -> Listing:
 
 @validated
 def environment(path: PathLike) -> dict[str, Any]:
-    """The environment record stored in ``path`` (versions, git state, source hashes)."""
+    """The environment record stored in ``path`` (versions, git state, source hashes).
+
+    It describes the environment that *saved* the file; compare it with the current one
+    with :func:`verify`.
+
+    >>> environment("results.h5")["python"]["version"]  # doctest: +SKIP
+    '3.11.7'
+    """
     return inspect(path).environment

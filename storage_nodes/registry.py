@@ -55,7 +55,14 @@ def _ensure() -> None:
 
 
 def register(backend: type[Backend], *, replace: bool = False) -> None:
-    """Register a backend class under its ``name``."""
+    """Register a backend class under its ``name`` (``replace=True`` swaps an existing one).
+
+    Packages can also register through the ``storage_nodes.backends`` entry point group.
+
+    >>> register(MyBackend)  # doctest: +SKIP
+    >>> "mine" in backends()  # doctest: +SKIP
+    True
+    """
     if not (isinstance(backend, type) and issubclass(backend, Backend)):
         raise InvalidArgumentError(f"register() takes a Backend subclass, got {backend!r}")
     _ensure()
