@@ -10,7 +10,9 @@ from pathlib import Path
 
 from . import __version__
 from .collection_cli import add_collection_commands
-from .errors import StorageError
+from .errors import InvalidArgumentError, StorageError
+
+_DEMO_FILES = ("results.h5", "relax_workflow.h5", "summary.data")
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -18,10 +20,20 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     if args.directory is None:
         with tempfile.TemporaryDirectory(prefix="storage-nodes-demo-") as d:
+            print(f"files go to the temporary directory {d} (removed at the end; `storage-nodes demo DIR` keeps them)")
             return run_demo(Path(d))
     directory = Path(args.directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    return run_demo(directory)
+    if directory.exists() and not directory.is_dir():
+        raise InvalidArgumentError(f"{directory} is a file, not a directory; give a directory for the demo's files")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot create {directory} ({exc.strerror}); give a writable directory") from None
+    print(f"files go to {directory.resolve()}")
+    code = run_demo(directory)
+    first = directory / _DEMO_FILES[0]
+    print(f"kept: {', '.join(_DEMO_FILES)} in {directory}; look inside with `storage-nodes inspect {first}`")
+    return code
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
@@ -92,20 +104,63 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return code
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Wraps descriptions like argparse does, but keeps an ``examples:`` epilog line by line."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("examples:"):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
+_MAIN_EPILOG = """\
+examples:
+  storage-nodes demo out/                       run the demo, keep its files in out/
+  storage-nodes inspect out/results.h5          the tree, metadata and environment of a file
+  storage-nodes inspect out/results.h5 --key final/positions
+  storage-nodes verify out/results.h5           does the current environment match the saving one?
+  storage-nodes collection create paper/collection.json --title "Cu relaxations"
+  storage-nodes collection add paper/collection.json out/results.h5
+
+Run `storage-nodes COMMAND --help` for the options of each command.
+Errors print one line `storage-nodes: error: ...` and exit non-zero."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="storage-nodes",
         description="Save, load and browse pyiron_workflow results (storage_nodes).",
+        formatter_class=HelpFormatter,
+        epilog=_MAIN_EPILOG,
     )
     parser.add_argument("--version", action="version", version=f"storage_nodes {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    demo = sub.add_parser("demo", help="run a small workflow that saves, reloads and inspects its results")
+    demo = sub.add_parser(
+        "demo",
+        help="run a small workflow that saves, reloads and inspects its results",
+        description="Run two small pyiron_workflow workflows that save their results through SaveNodes "
+        "(results.h5, summary.data), store the whole workflow (relax_workflow.h5), load one entry back "
+        "through a LoadNode and re-run the stored workflow. Prints each step and where the files are.",
+        formatter_class=HelpFormatter,
+        epilog="examples:\n  storage-nodes demo          # files in a temporary directory, removed afterwards\n"
+        "  storage-nodes demo out/     # keep the files in out/, then: storage-nodes inspect out/results.h5",
+    )
     demo.add_argument("directory", nargs="?", help="where to write the files (default: a temporary directory)")
     demo.set_defaults(func=_cmd_demo)
 
-    insp = sub.add_parser("inspect", help="print what a stored file holds, without loading it")
-    insp.add_argument("file")
+    insp = sub.add_parser(
+        "inspect",
+        help="print what a stored file holds, without loading it",
+        description="Print the tree of entries (types, shapes, sizes), the user metadata and the saving "
+        "environment of FILE (any backend; pickle files are listed from their header, not unpickled). "
+        "Exit 1 with one error line when FILE cannot be read or KEY is not in it.",
+        formatter_class=HelpFormatter,
+        epilog="examples:\n  storage-nodes inspect results.h5\n"
+        "  storage-nodes inspect results.h5 --key final/positions\n"
+        "  storage-nodes inspect relax_workflow.h5 --key relax/outputs --json",
+    )
+    insp.add_argument("file", help="a file written by storage_nodes (h5, json, pickle, cloudpickle)")
     insp.add_argument("--key", default=None, help="only the entry at this /-separated key")
     insp.add_argument("--json", action="store_true", help="print the listing as JSON")
     insp.set_defaults(func=_cmd_inspect)
@@ -117,8 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
         "FILE may also be a collection manifest or bundle: then members are checked for presence, "
         "checksums and environment differences. "
         "Exit 0 when the policy accepts them, 1 when it refuses them, 2 when FILE cannot be read.",
+        formatter_class=HelpFormatter,
+        epilog="examples:\n  storage-nodes verify results.h5\n"
+        "  storage-nodes verify results.h5 --policy compatible --json\n"
+        "  storage-nodes verify paper.zip   # a collection bundle (same as `collection verify`, but strict by default)",
     )
-    ver.add_argument("file")
+    ver.add_argument("file", help="a stored file, a collection manifest or an exported collection zip")
     ver.add_argument(
         "--policy",
         choices=["strict", "compatible", "warn", "ignore"],
@@ -129,7 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--json", action="store_true", help="print the differences as JSON")
     ver.set_defaults(func=_cmd_verify)
 
-    bk = sub.add_parser("backends", help="list the registered backends and what each can do")
+    bk = sub.add_parser(
+        "backends",
+        help="list the registered backends and what each can do",
+        description="One line per registered backend: its suffixes, whether loading can run code "
+        "(pickle, cloudpickle) and its capabilities (browse inside, partial read, partial write).",
+    )
     bk.set_defaults(func=_cmd_backends)
     add_collection_commands(sub)
     return parser

@@ -120,24 +120,66 @@ def _unpack(args: argparse.Namespace) -> int:
     return 0
 
 
+def _examples(*commands: str) -> str:
+    return "examples:\n" + "\n".join(f"  {c}" for c in commands)
+
+
+def _formatter() -> Any:
+    from .cli import HelpFormatter  # cli imports this module at load time: import on call
+
+    return HelpFormatter
+
+
 def add_collection_commands(subparsers: Any) -> None:
     """Add the ``collection`` command group to the main parser's subparsers."""
     group = subparsers.add_parser(
-        "collection", help="group stored files across directories, verify them, export a publishable zip"
+        "collection",
+        help="group stored files across directories, verify them, export a publishable zip",
+        description="A collection is a JSON manifest listing stored files (any backend, any directory) "
+        "with their checksums and environments; `export` packs it into one zip with RO-Crate metadata.",
+        formatter_class=_formatter(),
+        epilog=_examples(
+            'storage-nodes collection create paper/collection.json --title "Cu relaxations" --creator "A. Author"',
+            "storage-nodes collection add paper/collection.json runs/300K/results.h5 --name relax-300K",
+            "storage-nodes collection inspect paper/collection.json",
+            "storage-nodes collection verify paper/collection.json",
+            "storage-nodes collection export paper/collection.json paper.zip",
+            "storage-nodes collection unpack paper.zip unpacked/",
+        ),
     )
     sub = group.add_subparsers(dest="collection_command", metavar="ACTION", required=True)
 
-    p = sub.add_parser("create", help="write a new, empty collection manifest")
+    p = sub.add_parser(
+        "create",
+        help="write a new, empty collection manifest",
+        description="Write a new, empty collection manifest; refuses to overwrite an existing one.",
+        formatter_class=_formatter(),
+        epilog=_examples(
+            'storage-nodes collection create paper/collection.json --title "Cu relaxations" --license CC-BY-4.0',
+            'storage-nodes collection create c.json --creator "A. Author" --creator https://orcid.org/0000-0002-1825-0097',
+        ),
+    )
     p.add_argument("manifest", help="the manifest file to write, e.g. paper/collection.json")
-    p.add_argument("--title")
-    p.add_argument("--description")
+    p.add_argument("--title", help="a short title (the zip's RO-Crate name)")
+    p.add_argument("--description", help="a longer description")
     p.add_argument("--creator", action="append", help="author name or ORCID URL (repeatable)")
     p.add_argument("--license", help="SPDX identifier (CC-BY-4.0), URL or text; used in exports")
     p.add_argument("--metadata", help="collection metadata as a JSON object")
     p.set_defaults(func=_create)
 
-    p = sub.add_parser("add", help="add stored files (any backend, any directory) as members")
-    p.add_argument("manifest")
+    p = sub.add_parser(
+        "add",
+        help="add stored files (any backend, any directory) as members",
+        description="Record FILEs as members of the collection: location relative to the manifest, "
+        "backend, size, sha256 and environment. Files stay where they are; nothing is copied.",
+        formatter_class=_formatter(),
+        epilog=_examples(
+            "storage-nodes collection add paper/collection.json runs/300K/results.h5 --name relax-300K --tag Cu",
+            "storage-nodes collection add paper/collection.json a.h5 b.json   # members a and b",
+            "storage-nodes collection add paper/collection.json a.h5 --replace   # after a.h5 changed",
+        ),
+    )
+    p.add_argument("manifest", help="the collection manifest (from `collection create`)")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--name", help="member name (one FILE only; default: the file's stem)")
     p.add_argument("--tag", action="append", help="a tag (repeatable)")
@@ -145,12 +187,31 @@ def add_collection_commands(subparsers: Any) -> None:
     p.add_argument("--replace", action="store_true", help="replace a member of the same name")
     p.set_defaults(func=_add)
 
-    p = sub.add_parser("inspect", help="print one tree across all members, without loading data")
+    p = sub.add_parser(
+        "inspect",
+        help="print one tree across all members, without loading data",
+        description="Print one tree across all members (entries, types, shapes), without loading data.",
+        formatter_class=_formatter(),
+        epilog=_examples(
+            "storage-nodes collection inspect paper/collection.json",
+            "storage-nodes collection inspect paper.zip --json",
+        ),
+    )
     p.add_argument("collection", help="a manifest or an exported zip")
     p.add_argument("--json", action="store_true", help="print the listing as JSON")
     p.set_defaults(func=_inspect)
 
-    p = sub.add_parser("verify", help="check members are present, unchanged and compatible; exit 1 if not")
+    p = sub.add_parser(
+        "verify",
+        help="check members are present, unchanged and compatible; exit 1 if not",
+        description="Check that every member is present, unchanged (sha256) and that its environment is "
+        "accepted by --policy. Exit 0 when all are, 1 when not, 2 when the collection cannot be read.",
+        formatter_class=_formatter(),
+        epilog=_examples(
+            "storage-nodes collection verify paper/collection.json",
+            "storage-nodes collection verify paper.zip --policy strict --json",
+        ),
+    )
     p.add_argument("collection", help="a manifest or an exported zip")
     p.add_argument(
         "--policy",
@@ -161,19 +222,47 @@ def add_collection_commands(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_verify)
 
-    p = sub.add_parser("export", help="write one zip with manifest, members, checksums and RO-Crate metadata")
-    p.add_argument("collection")
+    p = sub.add_parser(
+        "export",
+        help="write one zip with manifest, members, checksums and RO-Crate metadata",
+        description="Write one zip: the manifest, every member file, SHA256SUMS and ro-crate-metadata.json.",
+        formatter_class=_formatter(),
+        epilog=_examples(
+            "storage-nodes collection export paper/collection.json paper.zip",
+        ),
+    )
+    p.add_argument("collection", help="a manifest or an exported zip")
     p.add_argument("dest", help="the zip file to write")
     p.add_argument("--no-overwrite", action="store_true", help="refuse to replace an existing DEST")
     p.set_defaults(func=_export)
 
-    p = sub.add_parser("merge", help="add the members of OTHER to MANIFEST")
-    p.add_argument("manifest")
-    p.add_argument("other")
+    p = sub.add_parser(
+        "merge",
+        help="add the members of OTHER to MANIFEST",
+        description="Add the members of OTHER (a manifest; unpack an exported zip first) to MANIFEST; "
+        "clashing names fail unless --rename.",
+        formatter_class=_formatter(),
+        epilog=_examples(
+            "storage-nodes collection unpack colleague.zip theirs/   # a zip: unpack it first",
+            "storage-nodes collection merge paper/collection.json theirs/collection.json --rename",
+        ),
+    )
+    p.add_argument("manifest", help="the collection manifest to add to")
+    p.add_argument("other", help="the collection manifest whose members are added")
     p.add_argument("--rename", action="store_true", help="rename clashing members (name-2, ...) instead of failing")
     p.set_defaults(func=_merge)
 
-    p = sub.add_parser("unpack", help="extract an exported zip into a directory (checksums verified)")
-    p.add_argument("bundle")
-    p.add_argument("directory")
+    p = sub.add_parser(
+        "unpack",
+        help="extract an exported zip into a directory (checksums verified)",
+        description="Extract an exported zip into DIRECTORY (checksums verified); "
+        "DIRECTORY/collection.json is then a normal manifest.",
+        formatter_class=_formatter(),
+        epilog=_examples(
+            "storage-nodes collection unpack paper.zip unpacked/",
+            "storage-nodes collection inspect unpacked/collection.json",
+        ),
+    )
+    p.add_argument("bundle", help="an exported zip")
+    p.add_argument("directory", help="where to extract (must not hold a collection.json yet)")
     p.set_defaults(func=_unpack)

@@ -1,0 +1,53 @@
+"""What a newcomer reads first: every command's --help explains itself with examples, and
+`storage-nodes demo` says where its files go (in process: argparse and printing only)."""
+
+from __future__ import annotations
+
+import pytest
+
+from storage_nodes import cli
+
+COMMANDS = [
+    [],
+    ["demo"],
+    ["inspect"],
+    ["verify"],
+    ["backends"],
+    ["collection"],
+    *(["collection", a] for a in ("create", "add", "inspect", "verify", "export", "merge", "unpack")),
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "main")
+def test_every_help_has_a_description(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main([*command, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    usage, _, rest = out.partition("\n\n")
+    assert usage.startswith("usage: storage-nodes")
+    assert not rest.startswith(("positional arguments", "options")), f"{command}: no description"
+    if command != ["backends"]:
+        examples = out.split("examples:\n", 1)[1].split("\n\n")[0].splitlines()
+        assert examples and all(line.startswith("  storage-nodes ") for line in examples)
+
+
+def test_demo_into_a_file_is_one_error_line(tmp_path, capsys):
+    target = tmp_path / "results.h5"
+    target.write_bytes(b"keep me")
+    assert cli.main(["demo", str(target)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(target) in err and "give a directory" in err
+    assert target.read_bytes() == b"keep me"
+
+
+def test_demo_says_where_the_files_went(tmp_path, capsys, monkeypatch):
+    import storage_nodes.demo
+
+    monkeypatch.setattr(storage_nodes.demo, "run_demo", lambda directory: 0)  # the demo itself: test_demo.py
+    assert cli.main(["demo", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert f"files go to {(tmp_path / 'out').resolve()}" in out
+    assert f"storage-nodes inspect {tmp_path / 'out' / 'results.h5'}" in out
+    assert cli.main(["demo"]) == 0
+    assert "temporary directory" in capsys.readouterr().out
