@@ -169,6 +169,13 @@ class StoredWorkflow:
     nodes: dict[str, dict[str, Any]]
     info: dict[str, Any]
 
+    def __repr__(self) -> str:  # the dataclass repr would print the whole recipe JSON and every port value
+        nodes = ", ".join(self.nodes)
+        return (
+            f"<StoredWorkflow {self.label!r} from {self.path}: nodes [{nodes}], "
+            f"inputs {sorted(self.inputs)}, outputs {sorted(self.outputs)}>"
+        )
+
     def __getitem__(self, key: str) -> Any:
         """A stored value by key, e.g. ``stored["grid/outputs/grid"]`` or ``stored["outputs/energy"]``."""
         return navigate({"inputs": self.inputs, "outputs": self.outputs, **self.nodes}, key, path=self.path)

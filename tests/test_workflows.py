@@ -217,3 +217,12 @@ def _workflow_for_record() -> pwf.Workflow:
     wf.energy = pwf.node(harmonic_energy, positions=wf.start)
     wf.run()
     return wf
+
+
+def test_stored_workflow_repr_names_the_graph_not_its_recipe(tmp_path, ran):
+    wf, _ = ran
+    stored = sn.load_workflow(sn.save_workflow(wf, tmp_path / "wf.h5"))
+    text = repr(stored)
+    assert text.startswith("<StoredWorkflow 'grid_stats' from ") and "wf.h5" in text
+    assert "nodes [grid, stats" in text and "inputs ['n']" in text and "stats__total" in text
+    assert '"type":' not in text and len(text) < 300  # no recipe JSON, no port values
