@@ -11,6 +11,7 @@ from pathlib import Path
 from . import __version__
 from .collection_cli import add_collection_commands
 from .errors import InvalidArgumentError, StorageError
+from .listing import Listing
 
 _DEMO_FILES = ("results.h5", "relax_workflow.h5", "summary.data")
 
@@ -36,10 +37,23 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return code
 
 
+def _inspect_collection(file: str, key: str | None) -> Listing:
+    """A collection manifest or bundle: one tree across its members (as ``collection inspect``)."""
+    import dataclasses
+
+    from .collection import Collection
+
+    with Collection.open(file) as col:
+        listing = col.inspect()
+    return listing if key is None else dataclasses.replace(listing, root=listing[key], key=key)
+
+
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from .api import inspect
+    from .collection import is_collection
 
-    listing = inspect(args.file, key=args.key)
+    collection = is_collection(args.file)
+    listing = _inspect_collection(args.file, args.key) if collection else inspect(args.file, key=args.key)
     print(listing.to_json(indent=2) if args.json else listing)
     return 0
 
@@ -158,9 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
         epilog="examples:\n  storage-nodes inspect results.h5\n"
         "  storage-nodes inspect results.h5 --key final/positions\n"
-        "  storage-nodes inspect relax_workflow.h5 --key relax/outputs --json",
+        "  storage-nodes inspect relax_workflow.h5 --key relax/outputs --json\n"
+        "  storage-nodes inspect paper.zip --key relax-300K/final   # a collection: <member>/<key>",
     )
-    insp.add_argument("file", help="a file written by storage_nodes (h5, json, pickle, cloudpickle)")
+    insp.add_argument(
+        "file", help="a file written by storage_nodes (h5, json, pickle, cloudpickle), or a collection manifest or zip"
+    )
     insp.add_argument("--key", default=None, help="only the entry at this /-separated key")
     insp.add_argument("--json", action="store_true", help="print the listing as JSON")
     insp.set_defaults(func=_cmd_inspect)

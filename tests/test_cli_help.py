@@ -51,3 +51,21 @@ def test_demo_says_where_the_files_went(tmp_path, capsys, monkeypatch):
     assert f"storage-nodes inspect {tmp_path / 'out' / 'results.h5'}" in out
     assert cli.main(["demo"]) == 0
     assert "temporary directory" in capsys.readouterr().out
+
+
+def test_inspect_routes_collections_like_verify(tmp_path, capsys):
+    import storage_nodes as sn
+
+    member = sn.save({"energy": -1.5, "meta": {"T": 300}}, tmp_path / "run.json")
+    col = sn.Collection.create(tmp_path / "paper" / "collection.json", title="t")
+    col.add(member, name="relax")
+    bundle = col.export(tmp_path / "paper.zip")
+    for target in (col.path, bundle):
+        assert cli.main(["inspect", str(target)]) == 0
+        out = capsys.readouterr().out
+        assert "/: Collection, len=1" in out and "└── relax: dict, len=2" in out
+        assert cli.main(["inspect", str(target), "--key", "relax/meta/T"]) == 0
+        assert "relax/meta/T: int" in capsys.readouterr().out
+        assert cli.main(["inspect", str(target), "--key", "relax/nope"]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "'relax/nope'" in err
