@@ -83,6 +83,9 @@ class Entry:
             info=d.get("info", {}),
         )
 
+    def __repr__(self) -> str:  # the dataclass repr would spell out every field of every child
+        return f"<Entry {self.path or '/'!r}: {self.describe()}>"
+
     def describe(self) -> str:
         """A one-line description: type, shape/dtype or length, size."""
         parts = [self.type if not self.module else f"{self.type} ({self.module})"]
@@ -183,6 +186,10 @@ class Listing:
 
     def to_json(self, **kwargs: Any) -> str:
         return json.dumps(self.to_dict(), **kwargs)
+
+    def __repr__(self) -> str:  # print() shows the tree; the dataclass repr would spell out every entry
+        where = f", key {self.key!r}" if self.key else ""
+        return f"<Listing of {self.path} [{self.backend}{where}]: {self.root.describe()}; print() it for the tree>"
 
     def __str__(self) -> str:
         lines = [f"{self.path} [{self.backend}, format {self.format_version}]"]

@@ -1,0 +1,19 @@
+"""What a REPL shows for a Listing or an Entry: one line, not every field of every child."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import storage_nodes as sn
+
+
+def test_listing_and_entry_reprs_are_one_short_line(tmp_path):
+    data = {"forces": np.zeros((4, 3)), "runs": [{"i": i, "x": np.ones(2)} for i in range(50)]}
+    path = sn.save(data, tmp_path / "r.h5", metadata={"T": 300})
+    listing = sn.inspect(path)
+    text = repr(listing)
+    assert text == f"<Listing of {path} [h5]: dict, len=2; print() it for the tree>"
+    assert repr(listing["forces"]) == "<Entry 'forces': ndarray (numpy), shape=(4, 3), dtype=float64, 96 B>"
+    assert repr(sn.inspect(path, key="runs")).startswith(f"<Listing of {path} [h5, key 'runs']: list, len=50")
+    assert "\n" not in repr(listing.root) and len(repr(listing.root)) < 80
+    assert str(listing).count("\n") > 50  # the tree stays in str()/print()
