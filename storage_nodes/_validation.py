@@ -36,7 +36,8 @@ def validated(func: F) -> F:
                     value, hint, collection_check_strategy=typeguard.CollectionCheckStrategy.FIRST_ITEM
                 )
             except typeguard.TypeCheckError as exc:
-                raise InvalidArgumentError(f"{func.__name__}(): argument {name!r} {exc} (got {value!r:.80})") from None
+                why = str(exc).replace(":\n  ", ": ").replace("\n  ", "; ")  # unions list one reason per line
+                raise InvalidArgumentError(f"{func.__name__}(): argument {name!r} {why} (got {value!r:.80})") from None
         return func(*args, **kwargs)
 
     wrapper.__signature__ = signature  # type: ignore[attr-defined]

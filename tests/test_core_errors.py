@@ -204,3 +204,14 @@ def test_stale_temps_of_killed_writers_are_removed(tmp_path):
     removed = remove_stale_temps(tmp_path / "a.h5")
     assert sorted(p.name for p in removed) == sorted(names[:2])
     assert sorted(_files(tmp_path)) == sorted(names[2:])
+
+
+def test_a_wrong_argument_type_is_one_line_even_for_unions(tmp_path):
+    with pytest.raises(sn.InvalidArgumentError) as exc:
+        sn.save(1, tmp_path / "m.h5", metadata=[1])
+    text = str(exc.value)
+    assert "\n" not in text and "'metadata'" in text and "is not a mapping" in text and "(got [1])" in text
+    with pytest.raises(sn.InvalidArgumentError) as exc:
+        sn.load(tmp_path / "m.h5", version_policy="nope")
+    assert "\n" not in str(exc.value) and "is not any of ('ignore', 'warn', 'compatible', 'strict')" in str(exc.value)
+    assert not (tmp_path / "m.h5").exists()
