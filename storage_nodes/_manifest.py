@@ -120,6 +120,11 @@ class Member:
     environment: dict[str, Any] = dataclasses.field(default_factory=dict)
     added: str = ""
 
+    def __repr__(self) -> str:  # the dataclass repr would include the whole environment record
+        tags = f", tags {self.tags}" if self.tags else ""
+        what = f"{self.backend}, {self.size} bytes, sha256 {self.sha256[:12]}...{tags}"
+        return f"<Member {self.name!r}: {self.location} ({what})>"
+
     def to_dict(self) -> dict[str, Any]:
         """The manifest record (shares the nested tags/metadata/environment, which are plain data)."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

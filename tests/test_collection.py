@@ -391,3 +391,11 @@ def test_verify_reports_a_damaged_environment_record_instead_of_crashing(col):
     report = col.verify()
     assert not report.ok
     assert any(p.kind == "environment" and "unreadable" in p.message for p in report.problems)
+
+
+def test_member_repr_is_one_line_without_the_environment_record(tmp_path):
+    path = sn.save({"a": 1}, tmp_path / "run.h5")
+    col = sn.Collection.create(tmp_path / "c" / "collection.json", title="t")
+    m = col.add(path, name="run-1", tags=["Cu"])
+    assert repr(m) == f"<Member 'run-1': ../run.h5 (h5, {m.size} bytes, sha256 {m.sha256[:12]}..., tags ['Cu'])>"
+    assert "python" not in repr(m) and m.environment["python"]
