@@ -61,11 +61,13 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 def _cmd_backends(args: argparse.Namespace) -> int:
     from . import registry
 
+    can = {"supports_browse": "browse", "supports_partial_read": "partial load", "supports_partial_write": "update"}
     for name in registry.names():
         b = registry.get(name)
-        flags = [f for f in ("supports_browse", "supports_partial_read", "supports_partial_write") if getattr(b, f)]
+        flags = [text for flag, text in can.items() if getattr(b, flag)]
         safe = "safe load" if b.supports_safe_load else "runs code on load"
-        print(f"{name:12s} suffixes={','.join(b.suffixes) or '-'}  {safe}  {' '.join(flags)}")
+        print(f"{name:12s} suffixes={','.join(b.suffixes) or '-'}  {safe}  {', '.join(flags) or '-'}")
+    print(f"other suffixes save with {registry.DEFAULT_BACKEND!r}; choose with save(..., backend=NAME)")
     return 0
 
 
@@ -209,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
         "backends",
         help="list the registered backends and what each can do",
         description="One line per registered backend: its suffixes, whether loading can run code "
-        "(pickle, cloudpickle) and its capabilities (browse inside, partial read, partial write).",
+        "(pickle, cloudpickle) and what it can do: browse (inspect lists every level), partial load "
+        "(load(key=...) reads only that entry), update (save(key=...) rewrites one entry in place).",
     )
     bk.set_defaults(func=_cmd_backends)
     add_collection_commands(sub)

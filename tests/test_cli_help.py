@@ -69,3 +69,13 @@ def test_inspect_routes_collections_like_verify(tmp_path, capsys):
         assert cli.main(["inspect", str(target), "--key", "relax/nope"]) == 1
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "'relax/nope'" in err
+
+
+def test_backends_lists_capabilities_in_words(capsys):
+    assert cli.main(["backends"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line for line in lines[:-1]}
+    assert sorted(rows) == ["cloudpickle", "h5", "json", "pickle"]
+    assert rows["h5"].endswith("safe load  browse, partial load, update")
+    assert "runs code on load" in rows["pickle"] and "supports_" not in "".join(lines)
+    assert lines[-1] == "other suffixes save with 'h5'; choose with save(..., backend=NAME)"
