@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -228,8 +229,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except StorageError as exc:
-        print(f"storage-nodes: error: {exc}", file=sys.stderr)
+        print(f"storage-nodes: error: {_for_the_shell(str(exc))}", file=sys.stderr)
         return 1
+
+
+def _for_the_shell(message: str) -> str:
+    """Point hints at the command line: ``storage_nodes.inspect('f')`` -> ``storage-nodes inspect f``."""
+    return re.sub(r"storage_nodes\.inspect\('([^']*)'\)", r"`storage-nodes inspect \1`", message)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -79,3 +79,14 @@ def test_backends_lists_capabilities_in_words(capsys):
     assert rows["h5"].endswith("safe load  browse, partial load, update")
     assert "runs code on load" in rows["pickle"] and "supports_" not in "".join(lines)
     assert lines[-1] == "other suffixes save with 'h5'; choose with save(..., backend=NAME)"
+
+
+def test_a_missing_key_points_at_the_inspect_command_not_the_python_call(tmp_path, capsys):
+    import storage_nodes as sn
+
+    for name in ("r.h5", "r.json"):
+        path = sn.save({"meta": {"T": 300}, "x": 1.0}, tmp_path / name)
+        assert cli.main(["inspect", str(path), "--key", "meta/nope"]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"`storage-nodes inspect {path}` to list the keys" in err
+        assert "storage_nodes.inspect(" not in err
