@@ -99,6 +99,8 @@ class Entry:
             parts.append(_human(self.size))
         if self.opaque:
             parts.append("opaque: needs safe=False")
+        if self.info.get("shared_with"):
+            parts.append(f"the object at {self.info['shared_with']}")
         return ", ".join(parts)
 
 

@@ -17,3 +17,11 @@ def test_listing_and_entry_reprs_are_one_short_line(tmp_path):
     assert repr(sn.inspect(path, key="runs")).startswith(f"<Listing of {path} [h5, key 'runs']: list, len=50")
     assert "\n" not in repr(listing.root) and len(repr(listing.root)) < 80
     assert str(listing).count("\n") > 50  # the tree stays in str()/print()
+
+
+def test_a_shared_reference_says_which_entry_it_shares(tmp_path):
+    x, d = np.zeros(3), {"k": 1}
+    listing = sn.inspect(sn.save({"a": x, "b": x, "c": d, "e": d}, tmp_path / "s.h5"))
+    assert "├── b: shared reference, the object at a\n" in str(listing)
+    assert str(listing).endswith("└── e: shared reference, the object at c")
+    assert sn.load(tmp_path / "s.h5", key="b") is not None
