@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import tempfile
@@ -230,6 +231,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except StorageError as exc:
         print(f"storage-nodes: error: {_for_the_shell(str(exc))}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # `storage-nodes inspect big.h5 | head`: the reader left early, not our error
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        except (OSError, ValueError):
+            pass
         return 1
 
 

@@ -43,3 +43,27 @@ def test_verify_routes_collections_and_fails_on_a_tampered_member(tmp_path):
     sn.save({"a": 2}, member)  # changed after it was added: the checksum no longer matches
     out = _run("verify", str(tmp_path / "collection.json"))
     assert out.returncode == 1 and "m" in out.stdout, out.stdout + out.stderr
+
+
+def test_python_dash_m_storage_nodes_is_the_command(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "storage_nodes", "inspect", str(tmp_path / "missing.h5")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 1 and out.stderr == f"storage-nodes: error: no such file: {tmp_path / 'missing.h5'}\n"
+
+
+def test_a_reader_that_leaves_early_is_no_traceback(tmp_path):
+    path = sn.save({f"k{i}": i for i in range(2000)}, tmp_path / "big.json")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "storage_nodes", "inspect", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    proc.stdout.close()  # like `| head -1`: nobody reads the listing
+    err = proc.stderr.read()
+    proc.wait(timeout=300)
+    assert proc.returncode == 1 and "Traceback" not in err and "BrokenPipe" not in err, err
