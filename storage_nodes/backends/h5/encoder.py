@@ -222,7 +222,7 @@ class Encoder:
         t = type(obj)
         if t in codec._CONTAINERS:
             ids = codec.container_ids(obj)
-            if ids is None or not ids.isdisjoint(self.memo) or not ids.isdisjoint(self.force):
+            if ids is None or not self.memo.keys().isdisjoint(ids) or not ids.isdisjoint(self.force):
                 return None
             ids.discard(oid)
             self.blob_ids |= ids
