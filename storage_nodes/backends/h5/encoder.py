@@ -323,7 +323,8 @@ class Encoder:
         if arr.nbytes >= BIG_ARRAY_BYTES:
             name = f"{self.array_prefix}{self.next_array}"
             self.next_array += 1
-            if arr.dtype.kind not in "biufc":
+            kind, size = arr.dtype.kind, arr.dtype.itemsize
+            if not (kind in "biu" or (kind == "f" and size <= 8) or (kind == "c" and size <= 16)):
                 data = data.reshape(-1).view(np.uint8)
                 node["raw"] = True
             self.arrays.append(ArrayOut(name, data, self._path()))
