@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+from typing import TYPE_CHECKING
 
 try:
     __version__ = importlib.metadata.version("storage-nodes")
@@ -17,9 +18,11 @@ except importlib.metadata.PackageNotFoundError:  # pragma: no cover - source che
 
 from .api import backends, environment, inspect, load, save
 from .archive import compact, open
+from .collection import Collection
 from .errors import (
     BackendNotFoundError,
     CorruptFileError,
+    DuplicateMemberError,
     FileExistsStorageError,
     FileNotFoundStorageError,
     InvalidArgumentError,
@@ -35,10 +38,38 @@ from .errors import (
 )
 from .listing import Entry, Listing
 from .registry import register
+from .versioning import Difference, verify
+from .workflows import StoredWorkflow, load_outputs, load_workflow, save_outputs, save_workflow
+
+# The pyiron_workflow nodes are imported on first use: pyiron_workflow takes seconds to
+# import, and the plain API and the command line do not need it.
+_LAZY = {
+    "InspectNode": "nodes",
+    "LoadNode": "nodes",
+    "SaveNode": "nodes",
+    "CollectNode": "collection_nodes",
+}
+
+if TYPE_CHECKING:
+    from .collection_nodes import CollectNode
+    from .nodes import InspectNode, LoadNode, SaveNode
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'storage_nodes' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BackendNotFoundError",
     "CorruptFileError",
+    "Difference",
     "Entry",
     "FileExistsStorageError",
     "FileNotFoundStorageError",
@@ -62,4 +93,19 @@ __all__ = [
     "open",
     "register",
     "save",
+    "verify",
+    # nodes
+    "InspectNode",
+    "LoadNode",
+    "SaveNode",
+    # whole workflows
+    "StoredWorkflow",
+    "load_outputs",
+    "load_workflow",
+    "save_outputs",
+    "save_workflow",
+    # collections
+    "Collection",
+    "CollectNode",
+    "DuplicateMemberError",
 ]

@@ -7,8 +7,9 @@ the data goes to a temporary file that replaces the target only when complete.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from .errors import (
     CorruptFileError,
     FileExistsStorageError,
     FileNotFoundStorageError,
+    SerializationError,
     StorageError,
     UnsafeLoadError,
 )
@@ -64,6 +66,38 @@ def resolve_backend(path: PathLike, backend: str | None = None) -> Backend:
     return chosen
 
 
+@contextlib.contextmanager
+def _read_errors(p: Path, key: str | None, action: str, *, unexpected: type[StorageError]) -> Iterator[None]:
+    """Turn whatever a backend lets escape while reading ``p`` into a StorageError naming it.
+
+    ``unexpected`` is the class for other exceptions: a plain StorageError where user code
+    may have run (a class's ``__setstate__``), CorruptFileError where none can.
+    """
+    try:
+        yield
+    except StorageError:
+        raise
+    except OSError as exc:
+        raise StorageError(f"cannot read {p}: {exc}", path=p, key=key) from exc
+    except RecursionError:
+        raise StorageError(f"{p} holds data nested too deeply to {action}", path=p, key=key) from None
+    except MemoryError:
+        raise StorageError(f"not enough memory to {action} {p}", path=p, key=key) from None
+    except Exception as exc:
+        raise unexpected(f"cannot {action} {p}: {type(exc).__name__}: {exc}", path=p, key=key) from exc
+
+
+def _exists(p: Path) -> bool:
+    """Whether the save target exists; a directory or an inaccessible path is an error."""
+    try:
+        registry.check_readable_file(p)
+    except FileNotFoundStorageError:
+        return False
+    except CorruptFileError:  # a directory
+        raise StorageError(f"cannot save to {p}: it is a directory; give a file name", path=p) from None
+    return True
+
+
 @validated
 def save(
     obj: Any,
@@ -81,7 +115,9 @@ def save(
     ``.json`` json, ``.h5``/``.hdf5`` h5) and falls back to ``h5``. With ``key=`` the object
     replaces or adds one entry of an existing file (backends with
     ``supports_partial_write``). ``metadata`` (JSON-able dict) is stored beside the data.
-    ``overwrite=False`` refuses to replace an existing file (or entry). Extra keyword
+    ``overwrite=False`` refuses to replace an existing file (or entry). The write is atomic:
+    a save that dies halfway (exception, SIGKILL) leaves the previous file intact;
+    ``durable=True`` also fsyncs, so the file survives a power loss. Other keyword
     ``options`` go to the backend (e.g. ``compression="gzip"`` for h5).
 
     >>> save({"energy": -3.2}, "result.json", metadata={"sample": "Cu-3"})  # doctest: +SKIP
@@ -90,21 +126,42 @@ def save(
     p = Path(path).expanduser()
     user_metadata = validate_metadata(metadata, path=p)
     segments = split(key)
-    if p.is_dir():
-        raise StorageError(f"cannot save to {p}: it is a directory; give a file name", path=p)
+    exists = _exists(p)
     if segments:
-        name = backend or (registry.detect(p) if p.exists() else registry.for_suffix(p))
+        name = backend or (registry.detect(p) if exists else registry.for_suffix(p))
         chosen = _backend_named(name, p)
-        if p.exists() and backend is not None:
+        if exists and backend is not None:
             chosen = resolve_backend(p, backend)
         chosen.update(obj, p, key=key or "", metadata=user_metadata, options={**options, "overwrite": overwrite})
         return p
     chosen = _backend_named(backend or registry.for_suffix(p), p)
-    if p.exists() and not overwrite:
+    if exists and not overwrite:
         raise FileExistsStorageError(f"{p} exists and overwrite=False; pass overwrite=True to replace it", path=p)
-    with atomic_path(p) as tmp:
-        chosen.write(obj, tmp, metadata=user_metadata, options=options)
+    durable = bool(options.pop("durable", False))
+    with atomic_path(p, durable=durable) as tmp:
+        try:
+            chosen.write(obj, tmp, metadata=user_metadata, options=options)
+        except StorageError as exc:
+            raise _retarget(exc, tmp, p) from exc.__cause__
+        except RecursionError:
+            raise SerializationError(f"cannot save to {p}: the object is nested too deeply", path=p) from None
+        except Exception as exc:
+            raise SerializationError(
+                f"the {chosen.name!r} backend cannot save this {type(obj).__name__} to {p}: "
+                f"{type(exc).__name__}: {exc}",
+                path=p,
+            ) from exc
     return p
+
+
+def _retarget(exc: StorageError, tmp: Path, target: Path) -> StorageError:
+    """Name the target file, not the temporary file a backend wrote to, in an error."""
+    exc.message = exc.message.replace(str(tmp), str(target))
+    if str(target) not in exc.message:
+        exc.message = f"cannot save to {target}: {exc.message}"
+    exc.args = (exc.message,)
+    exc.path = str(target)
+    return exc
 
 
 @validated
@@ -128,9 +185,11 @@ def load(
     -3.2
     """
     p = Path(path).expanduser()
-    if not p.exists():
-        raise FileNotFoundStorageError(f"no such file: {p}", path=p, key=key)
-    chosen = resolve_backend(p, backend)
+    try:
+        chosen = resolve_backend(p, backend)
+    except StorageError as exc:
+        exc.key = key
+        raise
     split(key)  # validate the key syntax before reading
     if safe and not chosen.supports_safe_load:
         raise UnsafeLoadError(
@@ -143,14 +202,8 @@ def load(
     def check(env: dict[str, Any] | None, modules: Any) -> None:
         check_environment(env, version_policy, path=p, key=key, modules=modules, allow_import=not safe)
 
-    try:
+    with _read_errors(p, key, "load", unexpected=StorageError):
         return chosen.read(p, key=key, safe=safe, check=check)
-    except StorageError:
-        raise
-    except OSError as exc:
-        raise StorageError(f"cannot read {p}: {exc}", path=p, key=key) from exc
-    except RecursionError:
-        raise StorageError(f"{p} holds data nested too deeply to load", path=p, key=key) from None
 
 
 @validated
@@ -162,12 +215,8 @@ def inspect(path: PathLike, *, key: str | None = None) -> Listing:
     """
     p = Path(path).expanduser()
     chosen = resolve_backend(p)
-    try:
+    with _read_errors(p, key, "list", unexpected=CorruptFileError):
         return chosen.list(p, key=key)
-    except StorageError:
-        raise
-    except OSError as exc:
-        raise StorageError(f"cannot read {p}: {exc}", path=p, key=key) from exc
 
 
 @validated

@@ -22,7 +22,7 @@ import filelock
 
 from .errors import LockTimeoutError, StorageError
 
-__all__ = ["TEMP_PREFIX", "atomic_path", "fsync_path", "lock_path", "writer_lock"]
+__all__ = ["TEMP_PREFIX", "atomic_path", "fsync_path", "lock_path", "remove_stale_temps", "writer_lock"]
 
 TEMP_PREFIX = ".sn-tmp-"
 LOCK_SUFFIX = ".sn-lock"
@@ -58,12 +58,56 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
+def _temp_prefix(target: Path) -> str:
+    return f"{TEMP_PREFIX}{target.name}."
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temps(target: str | os.PathLike[str]) -> list[Path]:
+    """Remove temporary files of ``target`` left by writers that were killed.
+
+    Temporary names carry the writer's process id (``.sn-tmp-<name>.<pid>.<random>``);
+    a file whose process no longer runs on this host is a leftover of a crash.
+    """
+    target = Path(target)
+    removed: list[Path] = []
+    own = f"{target.name}."
+    try:
+        candidates = list(target.parent.iterdir())
+    except OSError:
+        return removed
+    for candidate in candidates:
+        name = candidate.name
+        if not name.startswith(TEMP_PREFIX):
+            continue
+        while name.startswith(TEMP_PREFIX):  # temporaries of temporaries (e.g. a compaction)
+            name = name[len(TEMP_PREFIX) :]
+        if not name.startswith(own):
+            continue
+        pid_text = name[len(own) :].split(".", 1)[0]
+        if pid_text.isdigit() and int(pid_text) != os.getpid() and not _pid_alive(int(pid_text)):
+            with contextlib.suppress(OSError):
+                candidate.unlink()
+                removed.append(candidate)
+    return removed
+
+
 @contextlib.contextmanager
-def atomic_path(target: str | os.PathLike[str], *, durable: bool = True) -> Iterator[Path]:
+def atomic_path(target: str | os.PathLike[str], *, durable: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success move it over ``target``.
 
     The new file keeps the permission bits of the file it replaces (or the umask default).
-    With ``durable=True`` the data and the directory entry are fsynced.
+    With ``durable=True`` the data and the directory entry are fsynced. Temporary files
+    left by killed writers of the same target are removed first.
     """
     target = Path(target)
     directory = target.parent
@@ -72,7 +116,11 @@ def atomic_path(target: str | os.PathLike[str], *, durable: bool = True) -> Iter
             f"cannot write {target}: directory {directory} does not exist; create it first",
             path=target,
         )
-    fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX + target.name + ".", dir=directory)
+    remove_stale_temps(target)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f"{_temp_prefix(target)}{os.getpid()}.", dir=directory)
+    except PermissionError:
+        raise StorageError(f"permission denied writing in {directory}", path=target) from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:

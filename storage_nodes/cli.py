@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
+from .collection_cli import add_collection_commands
 from .errors import StorageError
 
 
@@ -42,6 +43,55 @@ def _cmd_backends(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify_collection(args: argparse.Namespace) -> int:
+    """A collection manifest or bundle: members present, checksums unchanged, environments."""
+    import json
+
+    from .collection import verify
+
+    try:
+        report = verify(args.file, policy=args.policy)
+    except StorageError as exc:
+        print(f"storage-nodes: error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report)
+    return 0 if report.ok else 1
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    """Exit 0: accepted by the policy; 1: refused; 2: the file cannot be read."""
+    import json
+
+    from .collection import is_collection
+    from .versioning import refused, verify_file
+
+    if is_collection(args.file):
+        return _verify_collection(args)
+    try:
+        diffs, code = verify_file(args.file, args.policy)
+    except StorageError as exc:
+        print(f"storage-nodes: error: {exc}", file=sys.stderr)
+        return 2
+    refuse = set(map(str, refused(diffs, args.policy))) if code else set()
+    if args.json:
+        doc = {
+            "path": args.file,
+            "policy": args.policy,
+            "exit_code": code,
+            "differences": [{**d.to_dict(), "refused": str(d) in refuse} for d in diffs],
+        }
+        print(json.dumps(doc, indent=2))
+        return code
+    if not diffs:
+        print(f"{args.file}: the environment matches the stored record")
+        return code
+    verdict = f"refused by the {args.policy!r} policy" if code else f"accepted by the {args.policy!r} policy"
+    print(f"{args.file}: {len(diffs)} difference(s), {verdict}")
+    for d in diffs:
+        print(f"  {'!' if str(d) in refuse else '-'} {d}")
+    return code
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="storage-nodes",
@@ -60,8 +110,28 @@ def build_parser() -> argparse.ArgumentParser:
     insp.add_argument("--json", action="store_true", help="print the listing as JSON")
     insp.set_defaults(func=_cmd_inspect)
 
+    ver = sub.add_parser(
+        "verify",
+        help="compare a file's (or a collection's) stored environment with the current one",
+        description="Print the differences between FILE's environment record and the current environment. "
+        "FILE may also be a collection manifest or bundle: then members are checked for presence, "
+        "checksums and environment differences. "
+        "Exit 0 when the policy accepts them, 1 when it refuses them, 2 when FILE cannot be read.",
+    )
+    ver.add_argument("file")
+    ver.add_argument(
+        "--policy",
+        choices=["strict", "compatible", "warn", "ignore"],
+        default="strict",
+        help="strict: refuse any difference (default); compatible: refuse breaking ones "
+        "(major version, missing module); warn/ignore: report only",
+    )
+    ver.add_argument("--json", action="store_true", help="print the differences as JSON")
+    ver.set_defaults(func=_cmd_verify)
+
     bk = sub.add_parser("backends", help="list the registered backends and what each can do")
     bk.set_defaults(func=_cmd_backends)
+    add_collection_commands(sub)
     return parser
 
 

@@ -7,7 +7,7 @@ they store this shallow description in their header so ``inspect`` never unpickl
 from __future__ import annotations
 
 import dataclasses
-import sys
+import itertools
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,13 +25,16 @@ def _type_info(obj: Any) -> tuple[str, str | None]:
     return cls.__qualname__, (None if module == "builtins" else module)
 
 
-def _child_items(obj: Any) -> list[tuple[str, Any]] | None:
+def _child_items(obj: Any, limit: int) -> tuple[list[tuple[str, Any]], int] | None:
+    """The first ``limit`` (name, value) children of a container, and how many it has."""
     if isinstance(obj, Mapping):
-        return [(k if isinstance(k, str) else repr(k), v) for k, v in obj.items()]
+        items = itertools.islice(obj.items(), limit)
+        return [(k if isinstance(k, str) else repr(k), v) for k, v in items], len(obj)
     if isinstance(obj, list | tuple):
-        return [(str(i), v) for i, v in enumerate(obj)]
+        return [(str(i), v) for i, v in enumerate(obj[:limit])], len(obj)
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return [(f.name, getattr(obj, f.name, None)) for f in dataclasses.fields(obj)]
+        fields = dataclasses.fields(obj)
+        return [(f.name, getattr(obj, f.name, None)) for f in fields[:limit]], len(fields)
     return None
 
 
@@ -50,17 +53,18 @@ def describe(obj: Any, *, path: str = "", name: str = "", depth: int = 1) -> Ent
         entry.length = len(obj)
         entry.size = len(obj) if not isinstance(obj, str) else len(obj.encode("utf-8", "surrogatepass"))
     elif isinstance(obj, int | float | complex | bool) or obj is None:
-        entry.size = sys.getsizeof(obj) if obj is not None else 0
+        pass  # scalars: the type says enough
     else:
         try:
             entry.length = len(obj)
         except Exception:
             pass
     if depth > 0:
-        items = _child_items(obj)
-        if items is not None:
-            for child_name, value in items[:MAX_CHILDREN]:
+        found = _child_items(obj, MAX_CHILDREN)
+        if found is not None:
+            items, total = found
+            for child_name, value in items:
                 child_path = f"{path}/{_keys.escape(child_name)}" if path else _keys.escape(child_name)
                 entry.children.append(describe(value, path=child_path, name=child_name, depth=depth - 1))
-            entry.truncated = max(0, len(items) - MAX_CHILDREN)
+            entry.truncated = total - len(items)
     return entry

@@ -26,6 +26,7 @@ __all__ = [
     "UnsupportedOperationError",
     "VersionMismatchError",
     "VersionMismatchWarning",
+    "DuplicateMemberError",
 ]
 
 
@@ -118,3 +119,7 @@ class VersionMismatchError(StorageError):
 
 class VersionMismatchWarning(UserWarning):
     """The stored environment record differs from the current one (policy ``"warn"``)."""
+
+
+class DuplicateMemberError(StorageError, ValueError):
+    """A collection already has a member of this name (``key`` names it)."""

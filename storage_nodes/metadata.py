@@ -2,43 +2,56 @@
 
 The environment record is plain JSON-able data written with every save::
 
-    {"record_version": 1, "storage_nodes": "0.1.0", "backend": "h5", "format_version": 1,
-     "python": {"version": "3.11.7", "implementation": "CPython"}, "platform": "...",
-     "timestamp": "2026-11-25T12:00:00Z",
+    {"record_version": 1, "storage_nodes": "0.1.0", "backend": "pickle", "format_version": 1,
+     "python": {"version": "3.11.7", "implementation": "CPython"}, "platform": "Linux-...",
+     "timestamp": "2026-11-25T12:00:00.000000Z",
      "modules": {"mypkg.core": {"package": "mypkg", "distribution": "mypkg", "version": "1.2.0",
                                 "git": {"commit": "3f2a...", "dirty": false},
                                 "sources": {"Model": "<sha256 of the class source>"}}}}
 
 ``modules`` lists every non-standard-library module whose classes or functions were met
-while serialising. What does not change within a process (distribution versions, git
-state, source hashes) is cached per process, so recording is cheap.
+while serialising. ``git`` is null outside a git work tree (or for untracked files);
+``dirty`` covers the tracked files of the module's top-level package and is null, with a
+``note``, when it cannot be determined. ``sources`` hashes each stored class or function's
+definition lines (decorators included) as they stand in the module's file.
+
+Gathering the record never imports anything. What cannot change while a process runs
+(distribution versions of imported packages, platform) is cached per process; source
+hashes and git state are cached per file state (size and mtime), so an edit is seen at
+the next save.
 """
 
 from __future__ import annotations
 
+import ast
 import datetime
 import functools
 import hashlib
+import importlib.machinery
 import importlib.metadata
 import importlib.util
-import inspect
 import json
+import os
 import platform
-import shutil
-import subprocess
+import re
 import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping
+import types
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from .errors import MetadataError
+from .gitinfo import git_state
 
 __all__ = [
     "RECORD_VERSION",
     "ObjectCollector",
+    "current_record",
     "environment_record",
+    "merge_records",
     "module_record",
+    "objects_from_recipe",
     "validate_metadata",
 ]
 
@@ -46,21 +59,32 @@ RECORD_VERSION = 1
 
 _SKIP_MODULES = frozenset({"builtins", "__main__", "__mp_main__", "copyreg", "_codecs"})
 _lock = threading.RLock()
+_CODE_TYPES = (types.FunctionType, types.BuiltinFunctionType, types.MethodType)
 
 
 def validate_metadata(metadata: Mapping[str, Any] | None, *, path: Any = None) -> dict[str, Any]:
     """Return user metadata as plain JSON data, or raise :class:`MetadataError`.
 
     Keys must be strings; values must be JSON-able (str, int, float, bool, None, lists,
-    dicts with str keys).
+    dicts with str keys); NaN and infinities are refused.
+
+    >>> validate_metadata({"sample": "Cu-3", "T": 300})
+    {'T': 300, 'sample': 'Cu-3'}
     """
     if metadata is None:
         return {}
     if not isinstance(metadata, Mapping):
-        raise MetadataError(f"metadata must be a dict of JSON-able values, got {type(metadata).__name__}", path=path)
+        raise MetadataError(
+            f"metadata for {path} must be a dict of JSON-able values, got {type(metadata).__name__}", path=path
+        )
+    bad = _non_string_key(metadata)
+    if bad is not None:
+        raise MetadataError(
+            f"metadata for {path} has the non-string key {bad!r}; JSON keys are strings: convert it", path=path
+        )
     try:
         text = json.dumps(dict(metadata), allow_nan=False, sort_keys=True)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise MetadataError(
             f"metadata for {path} is not JSON-able ({exc}); use str, int, float, bool, None, "
             "lists and dicts with string keys",
@@ -70,37 +94,96 @@ def validate_metadata(metadata: Mapping[str, Any] | None, *, path: Any = None) -
     return result
 
 
-class ObjectCollector:
-    """Collects the ``(module, qualname)`` of classes and functions met while serialising."""
+def _non_string_key(value: Any, depth: int = 0) -> Any:
+    """The first dict key that is not a string, anywhere in ``value`` (JSON would stringify it)."""
+    if depth > 100:
+        return None  # json.dumps reports the nesting
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                return k
+            found = _non_string_key(v, depth + 1)
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for v in value:
+            found = _non_string_key(v, depth + 1)
+            if found is not None:
+                return found
+    return None
 
-    __slots__ = ("objects",)
+
+class ObjectCollector:
+    """Collects the ``(module, qualname)`` of classes and functions met while serialising.
+
+    >>> c = ObjectCollector()
+    >>> c.add_object(ObjectCollector())
+    >>> sorted(c.objects)
+    [('storage_nodes.metadata', 'ObjectCollector')]
+    """
+
+    __slots__ = ("_seen_types", "objects")
 
     def __init__(self) -> None:
         self.objects: set[tuple[str, str]] = set()
+        self._seen_types: set[type] = set()
 
     def add_type(self, cls: type) -> None:
+        """Record the class ``cls``."""
         module = getattr(cls, "__module__", None)
-        if module and module not in _SKIP_MODULES:
+        if isinstance(module, str) and module not in _SKIP_MODULES:
             self.objects.add((module, getattr(cls, "__qualname__", cls.__name__)))
 
     def add_object(self, obj: Any) -> None:
         """Record ``obj``'s class, or ``obj`` itself when it is a class or function."""
-        if isinstance(obj, type) or inspect.isfunction(obj) or inspect.isbuiltin(obj):
+        t = type(obj)
+        if t in self._seen_types:
+            return
+        if isinstance(obj, (type, *_CODE_TYPES)):
             module = getattr(obj, "__module__", None)
             qualname = getattr(obj, "__qualname__", None)
-            if module and qualname and module not in _SKIP_MODULES:
+            if isinstance(module, str) and isinstance(qualname, str) and module not in _SKIP_MODULES:
                 self.objects.add((module, qualname))
-        else:
-            self.add_type(type(obj))
+            return
+        self._seen_types.add(t)
+        self.add_type(t)
 
     def add_name(self, module: str, qualname: str) -> None:
+        """Record a class or function known by name (e.g. from a workflow recipe)."""
         if module and module not in _SKIP_MODULES:
             self.objects.add((module, qualname))
 
 
-@functools.cache
-def _packages_distributions() -> Mapping[str, list[str]]:
-    return importlib.metadata.packages_distributions()
+def objects_from_recipe(recipe: str | Mapping[str, Any] | Any) -> Iterator[tuple[str, str]]:
+    """The ``(module, qualname)`` of every function a pyiron_workflow recipe refers to.
+
+    Accepts the recipe JSON text, its parsed dict, or a pydantic recipe model. Every
+    mapping holding string ``module`` and ``qualname`` entries (atomic nodes keep them
+    under ``reference.info``) counts, at any depth (macros, loops, nested workflows).
+
+    >>> recipe = {"nodes": {"a": {"type": "atomic", "reference": {"info": {"module": "m", "qualname": "f"}}}}}
+    >>> list(objects_from_recipe(recipe))
+    [('m', 'f')]
+    """
+    if hasattr(recipe, "model_dump"):
+        recipe = recipe.model_dump(mode="json")
+    if isinstance(recipe, str | bytes):
+        recipe = json.loads(recipe)
+    seen: set[tuple[str, str]] = set()
+    stack: list[Any] = [recipe]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Mapping):
+            module, qualname = item.get("module"), item.get("qualname")
+            if isinstance(module, str) and isinstance(qualname, str) and (module, qualname) not in seen:
+                seen.add((module, qualname))
+                yield module, qualname
+            stack.extend(reversed(list(item.values())))
+        elif isinstance(item, list | tuple):
+            stack.extend(reversed(item))
+
+
+# ---------------------------------------------------------------- locating modules without importing
 
 
 def _is_stdlib(module: str) -> bool:
@@ -108,188 +191,203 @@ def _is_stdlib(module: str) -> bool:
     return top in sys.stdlib_module_names or (top.startswith("_") and top[1:] in sys.stdlib_module_names)
 
 
-@functools.cache
-def _dist_version(dist: str) -> str | None:
+def _module_spec(module: str) -> importlib.machinery.ModuleSpec | None:
+    """Find ``module`` without importing it (not even its parent packages)."""
+    parts = module.split(".")
     try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
+        top_mod = sys.modules.get(parts[0])
+        spec: importlib.machinery.ModuleSpec | None = (
+            getattr(top_mod, "__spec__", None) if top_mod is not None else importlib.util.find_spec(parts[0])
+        )
+        for i in range(1, len(parts)):
+            search = spec.submodule_search_locations if spec is not None else None
+            if not search:
+                return None
+            name = ".".join(parts[: i + 1])
+            loaded = sys.modules.get(name)
+            if loaded is not None and getattr(loaded, "__spec__", None) is not None:
+                spec = loaded.__spec__
+            else:
+                spec = importlib.machinery.PathFinder.find_spec(name, list(search))
+    except (ImportError, ValueError, AttributeError):
         return None
+    return spec
 
 
-def _uncached_dist_version(dist: str) -> str | None:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _module_file(module: str, *, allow_import: bool) -> str | None:
+def _module_file(module: str) -> str | None:
+    """The source file of ``module``: the loaded module's, else where an import would find it."""
     mod = sys.modules.get(module)
     if mod is not None:
-        return getattr(mod, "__file__", None)
-    if not allow_import and "." in module:
-        return None  # find_spec of a submodule would import its parents
-    try:
-        spec = importlib.util.find_spec(module)
-    except (ImportError, ValueError):
-        return None
+        file = getattr(mod, "__file__", None)
+        return file if isinstance(file, str) else None
+    spec = _module_spec(module)
     return spec.origin if spec is not None and spec.has_location else None
 
 
-def _find_git_dir(start: Path) -> Path | None:
-    for directory in [start, *start.parents]:
-        candidate = directory / ".git"
-        if candidate.is_dir():
-            return candidate
-        if candidate.is_file():  # worktrees and submodules: "gitdir: <path>"
-            text = candidate.read_text().strip()
-            if text.startswith("gitdir:"):
-                return (directory / text.split(":", 1)[1].strip()).resolve()
-    return None
+@functools.lru_cache(maxsize=1024)
+def _package_scope(module: str, file: str) -> str:
+    """The directory of ``module``'s top-level package (or its file for a top-level module)."""
+    p = Path(file)
+    if p.stem == "__init__":
+        p = p.parent
+    for _ in range(module.count(".")):
+        p = p.parent
+    return str(p)
 
 
-def _read_head(git_dir: Path) -> str | None:
-    """The commit HEAD points to, read from the repository files (no git executable)."""
-    try:
-        head = (git_dir / "HEAD").read_text().strip()
-    except OSError:
-        return None
-    if not head.startswith("ref:"):
-        return head or None
-    ref = head.split(":", 1)[1].strip()
-    common = git_dir
-    commondir = git_dir / "commondir"
-    if commondir.is_file():
-        common = (git_dir / commondir.read_text().strip()).resolve()
-    for base in (git_dir, common):
-        ref_file = base / ref
-        if ref_file.is_file():
-            return ref_file.read_text().strip() or None
-    packed = common / "packed-refs"
-    if packed.is_file():
-        for line in packed.read_text().splitlines():
-            if line.endswith(" " + ref):
-                return line.split(" ", 1)[0]
-    return None
-
-
-def _git_dirty(work_tree: Path) -> bool | None:
-    git = shutil.which("git")
-    if git is None:
-        return None
-    try:
-        out = subprocess.run(
-            [git, "-C", str(work_tree), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return bool(out.strip())
+# ---------------------------------------------------------------- distributions
 
 
 @functools.cache
-def _git_info_cached(directory: str) -> dict[str, Any] | None:
-    return _git_info(directory)
+def _packages_distributions() -> Mapping[str, list[str]]:
+    return importlib.metadata.packages_distributions()
 
 
-def _git_info(directory: str) -> dict[str, Any] | None:
-    git_dir = _find_git_dir(Path(directory))
-    if git_dir is None:
-        return None
-    work_tree = git_dir.parent if git_dir.name == ".git" else Path(directory)
-    info: dict[str, Any] = {"commit": _read_head(git_dir), "dirty": _git_dirty(work_tree)}
-    if info["dirty"] is None:
-        info["note"] = "dirty state unknown: the git executable was not found"
-    return info
+def _name_version(dist: importlib.metadata.Distribution) -> tuple[str | None, str | None]:
+    """Name and version from the metadata headers only: ``dist.metadata`` parses the whole
+    file with the email parser (~2 ms for a long README), the headers take microseconds."""
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    head = text.split("\n\n", 1)[0]
+    name = re.search(r"^Name:[ \t]*(\S+)", head, re.M)
+    version = re.search(r"^Version:[ \t]*(\S+)", head, re.M)
+    if name and version:
+        return name.group(1), version.group(1)
+    meta = dist.metadata
+    return meta["Name"], meta["Version"]
 
 
-def _source_hash(module: str, qualname: str, *, allow_import: bool) -> str | None:
-    mod = sys.modules.get(module)
-    if mod is None:
-        if not allow_import:
-            return None
+def _distribution(top: str, *, fresh: bool) -> tuple[str | None, str | None]:
+    """(distribution name, version) providing the top-level package ``top``."""
+    try:  # most distributions are named like their package (normalised): one directory scan
+        return _name_version(importlib.metadata.distribution(top))
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        pass
+    if fresh:
+        _packages_distributions.cache_clear()
+    names = _packages_distributions().get(top) or []  # a full scan (~0.1 s), once per process
+    for name in names:
         try:
-            mod = importlib.import_module(module)
-        except Exception:
-            return None
-    obj: Any = mod
-    for part in qualname.split("."):
-        if part == "<locals>":
-            return None
-        obj = getattr(obj, part, None)
-        if obj is None:
-            return None
+            return name, importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None, None
+
+
+_cached_distribution = functools.lru_cache(maxsize=1024)(functools.partial(_distribution, fresh=False))
+
+
+# ---------------------------------------------------------------- source hashes
+
+
+@functools.lru_cache(maxsize=512)
+def _definitions(file: str, _stat_key: tuple[int, int]) -> dict[str, str]:
+    """``{qualname: sha256}`` of every class and function defined in ``file`` (not in function bodies)."""
     try:
-        source = inspect.getsource(obj)
-    except (OSError, TypeError):
-        return None
-    return hashlib.sha256(source.encode()).hexdigest()
+        text = Path(file).read_text(encoding="utf-8")
+        tree = ast.parse(text)
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+        return {}
+    lines = text.splitlines(keepends=True)
+    result: dict[str, str] = {}
+    stack: list[tuple[ast.AST, str]] = [(tree, "")]
+    while stack:
+        node, prefix = stack.pop()
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+                qualname = f"{prefix}{child.name}"
+                start = min([child.lineno, *(d.lineno for d in child.decorator_list)])
+                end = child.end_lineno or child.lineno
+                result[qualname] = hashlib.sha256("".join(lines[start - 1 : end]).encode()).hexdigest()
+                if isinstance(child, ast.ClassDef):
+                    stack.append((child, qualname + "."))
+            elif isinstance(child, ast.If | ast.Try | ast.With):  # definitions under `if TYPE_CHECKING:` etc.
+                stack.append((child, prefix))
+    return result
 
 
-@functools.cache
-def _source_hash_cached(module: str, qualname: str) -> str | None:
-    return _source_hash(module, qualname, allow_import=False)
+@functools.lru_cache(maxsize=512)
+def _defined_names(file: str, _stat_key: tuple[int, int]) -> frozenset[str]:
+    """Names after ``class``/``def`` in ``file``: a cheap test before parsing it."""
+    try:
+        text = Path(file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return frozenset()
+    return frozenset(re.findall(r"^[ \t]*(?:async[ \t]+)?(?:class|def)[ \t]+(\w+)", text, re.M))
+
+
+def _source_hashes(file: str | None, qualnames: Iterable[str]) -> dict[str, str]:
+    if file is None or not file.endswith(".py"):
+        return {}
+    try:
+        st = os.stat(file)
+    except OSError:
+        return {}
+    key = (st.st_mtime_ns, st.st_size)
+    wanted = sorted(set(qualnames))
+    names = _defined_names(file, key)
+    if not any(q.split(".", 1)[0] in names for q in wanted):
+        return {}  # e.g. a C type exported by a package's __init__.py: skip parsing that file
+    defs = _definitions(file, key)
+    return {q: defs[q] for q in wanted if q in defs}
+
+
+# ---------------------------------------------------------------- records
 
 
 def module_record(
-    module: str, qualnames: Iterable[str] = (), *, fresh: bool = False, allow_import: bool = False
+    module: str,
+    qualnames: Iterable[str] = (),
+    *,
+    fresh: bool = False,
+    _git_cache: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The record of one module: package, distribution, version, git state, source hashes.
 
-    ``fresh=True`` bypasses the per-process caches (used when checking at load time).
-    ``allow_import=False`` never imports anything (submodules not yet imported get no file
-    and so no git state or source hashes).
+    ``fresh=True`` (used when checking at load time) looks distribution versions up again
+    for packages not imported yet. Never imports anything.
+
+    >>> module_record("storage_nodes.metadata", ["ObjectCollector"])["package"]
+    'storage_nodes'
     """
     top = module.split(".", 1)[0]
-    dists = _packages_distributions().get(top, [])
-    record: dict[str, Any] = {"package": top, "distribution": dists[0] if dists else None}
-    version = None
-    if dists:
-        version = _uncached_dist_version(dists[0]) if fresh else _dist_version(dists[0])
+    # an imported package runs the version it was imported at: the cached answer is the true one
+    if fresh and top not in sys.modules:
+        distribution, version = _distribution(top, fresh=True)
+    else:
+        distribution, version = _cached_distribution(top)
     if version is None:
         top_mod = sys.modules.get(top)
-        version = getattr(top_mod, "__version__", None) if top_mod is not None else None
-        version = str(version) if version is not None else None
-    record["version"] = version
-    file = _module_file(module, allow_import=allow_import)
-    if file is None and "." in module:
-        file = _module_file(top, allow_import=allow_import)
+        found = getattr(top_mod, "__version__", None) if top_mod is not None else None
+        version = str(found) if found is not None else None
+    record: dict[str, Any] = {"package": top, "distribution": distribution, "version": version, "git": None}
+    file = _module_file(module)
     if file is not None:
-        directory = str(Path(file).resolve().parent)
-        record["git"] = _git_info(directory) if fresh else _git_info_cached(directory)
-    else:
-        record["git"] = None
-        record["found"] = _importable(module)
-    sources = {}
-    for q in sorted(set(qualnames)):
-        h = _source_hash(module, q, allow_import=allow_import) if fresh else _source_hash_cached(module, q)
-        if h is not None:
-            sources[q] = h
-    record["sources"] = sources
+        scope = _package_scope(module, file)
+        cache = _git_cache if _git_cache is not None else {}
+        if scope not in cache:
+            cache[scope] = git_state(file, scope)
+        record["git"] = cache[scope]
+    record["sources"] = _source_hashes(file, qualnames)
     return record
-
-
-def _importable(module: str) -> bool:
-    """Whether the top-level package of ``module`` can be found, without importing it."""
-    top = module.split(".", 1)[0]
-    if top in sys.modules:
-        return True
-    try:
-        return importlib.util.find_spec(top) is not None
-    except (ImportError, ValueError):
-        return False
 
 
 def _group(objects: Iterable[tuple[str, str]]) -> dict[str, set[str]]:
     grouped: dict[str, set[str]] = {}
     for module, qualname in objects:
-        if _is_stdlib(module):
+        if module in _SKIP_MODULES or _is_stdlib(module):
             continue
         grouped.setdefault(module, set()).add(qualname)
     return grouped
+
+
+def _python() -> dict[str, str]:
+    return {"version": platform.python_version(), "implementation": platform.python_implementation()}
+
+
+@functools.cache
+def _platform() -> str:
+    # not platform.platform(): on Linux it runs `uname -p` in a subprocess (~5 ms)
+    return f"{platform.system()}-{platform.release()}-{platform.machine()}"
 
 
 def environment_record(
@@ -298,45 +396,77 @@ def environment_record(
     backend: str | None = None,
     format_version: int | None = None,
 ) -> dict[str, Any]:
-    """Build the environment record for a save that stored ``objects`` (module, qualname)."""
+    """The environment record for a save that stored ``objects`` (``(module, qualname)`` pairs).
+
+    >>> rec = environment_record([("storage_nodes.metadata", "ObjectCollector")], backend="pickle", format_version=1)
+    >>> rec["modules"]["storage_nodes.metadata"]["package"], rec["backend"]
+    ('storage_nodes', 'pickle')
+    """
     from . import __version__
 
+    git_cache: dict[str, Any] = {}
     with _lock:
-        modules = {m: module_record(m, q) for m, q in sorted(_group(objects).items())}
+        modules = {m: module_record(m, q, _git_cache=git_cache) for m, q in sorted(_group(objects).items())}
     return {
         "record_version": RECORD_VERSION,
         "storage_nodes": __version__,
         "backend": backend,
         "format_version": format_version,
-        "python": {"version": platform.python_version(), "implementation": platform.python_implementation()},
+        "python": _python(),
         "platform": _platform(),
         "timestamp": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "modules": modules,
     }
 
 
-@functools.cache
-def _platform() -> str:
-    return platform.platform()
-
-
 def current_record(
     stored: Mapping[str, Any], *, modules: Iterable[str] | None = None, allow_import: bool = False
 ) -> dict[str, Any]:
-    """The current environment's record for the modules named in ``stored`` (or ``modules``)."""
+    """The current environment's record for the modules named in ``stored`` (or only ``modules``).
+
+    Each module gets ``found``: whether an import would find it. Nothing is imported
+    (``allow_import`` is accepted for the backends' sake; the record never needs it).
+
+    >>> current_record({"modules": {"json": {}}})["modules"]["json"]["found"]
+    True
+    """
+    del allow_import  # locating, hashing and git reads never import
     stored_modules: Mapping[str, Any] = stored.get("modules") or {}
     names = list(stored_modules) if modules is None else [m for m in modules if m in stored_modules]
+    git_cache: dict[str, Any] = {}
     result = {}
-    for name in names:
-        rec = stored_modules.get(name) or {}
-        result[name] = module_record(name, (rec.get("sources") or {}).keys(), fresh=True, allow_import=allow_import)
-        result[name].setdefault("found", _importable(name))
-    return {
-        "record_version": RECORD_VERSION,
-        "python": {"version": platform.python_version(), "implementation": platform.python_implementation()},
-        "platform": _platform(),
-        "modules": result,
-    }
+    with _lock:
+        for name in names:
+            rec = stored_modules.get(name) or {}
+            sources = rec.get("sources") if isinstance(rec, Mapping) else None
+            qualnames: list[str] = list(sources) if isinstance(sources, Mapping) else []
+            now = module_record(name, qualnames, fresh=True, _git_cache=git_cache)
+            now["found"] = name in sys.modules or _module_spec(name) is not None
+            if not now["found"]:  # the import system caches directory listings: look again
+                importlib.invalidate_caches()
+                now = module_record(name, qualnames, fresh=True, _git_cache=git_cache)
+                now["found"] = _module_spec(name) is not None
+            result[name] = now
+    return {"record_version": RECORD_VERSION, "python": _python(), "platform": _platform(), "modules": result}
+
+
+def merge_records(stored: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The record of a file after a partial write: ``new`` wins, earlier modules and source hashes stay.
+
+    For a module in both, version and git state come from ``new`` and the ``sources``
+    are united (a class stored by an earlier save keeps its hash). Inputs are not changed.
+
+    >>> old = {"modules": {"m": {"version": "1", "sources": {"A": "a"}}}}
+    >>> merge_records(old, {"modules": {"m": {"version": "2", "sources": {"B": "b"}}}})["modules"]
+    {'m': {'version': '2', 'sources': {'A': 'a', 'B': 'b'}}}
+    """
+    merged = {**stored, **new}
+    modules = {name: dict(rec) for name, rec in (stored.get("modules") or {}).items()}
+    for name, rec in (new.get("modules") or {}).items():
+        sources = {**(modules.get(name, {}).get("sources") or {}), **(rec.get("sources") or {})}
+        modules[name] = {**rec, "sources": sources}
+    merged["modules"] = modules
+    return merged
 
 
 # Type of a user-supplied policy callable: (stored record, current record) -> None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import os
+import stat
 import threading
 from pathlib import Path
 
@@ -104,12 +105,23 @@ def for_suffix(path: str | os.PathLike[str]) -> str:
     return DEFAULT_BACKEND
 
 
+def check_readable_file(path: Path) -> None:
+    """Raise a clear :class:`StorageError` unless ``path`` is an existing regular file."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise FileNotFoundStorageError(f"no such file: {path}", path=path) from None
+    except PermissionError:
+        raise StorageError(f"permission denied: cannot access {path}", path=path) from None
+    except OSError as exc:
+        raise StorageError(f"cannot access {path}: {exc}", path=path) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise CorruptFileError(f"{path} is a directory, not a stored file", path=path)
+
+
 def read_head(path: Path, size: int = 1024) -> bytes:
     """The first bytes of ``path``, with clear errors for missing or unreadable files."""
-    if not path.exists():
-        raise FileNotFoundStorageError(f"no such file: {path}", path=path)
-    if path.is_dir():
-        raise CorruptFileError(f"{path} is a directory, not a stored file", path=path)
+    check_readable_file(path)
     try:
         with open(path, "rb") as f:
             return f.read(size)

@@ -21,13 +21,6 @@ def test_help_lists_commands():
         assert cmd in out.stdout
 
 
-def test_demo_runs_in_fresh_process(tmp_path):
-    out = _run("demo", str(tmp_path))
-    assert out.returncode == 0, out.stderr
-    assert "identical = True" in out.stdout
-    assert any(tmp_path.iterdir())
-
-
 def test_inspect_command(tmp_path):
     path = sn.save({"a": [1, 2]}, tmp_path / "a.json", metadata={"who": "cli"})
     out = _run("inspect", str(path))
@@ -39,3 +32,14 @@ def test_inspect_command(tmp_path):
 def test_inspect_missing_file_exits_nonzero_with_message(tmp_path):
     out = _run("inspect", str(tmp_path / "missing.h5"))
     assert out.returncode == 1 and "missing.h5" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_verify_routes_collections_and_fails_on_a_tampered_member(tmp_path):
+    member = sn.save({"a": 1}, tmp_path / "m.json")
+    col = sn.Collection.create(tmp_path / "collection.json", title="t")
+    col.add(member, name="m")
+    out = _run("verify", str(tmp_path / "collection.json"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    sn.save({"a": 2}, member)  # changed after it was added: the checksum no longer matches
+    out = _run("verify", str(tmp_path / "collection.json"))
+    assert out.returncode == 1 and "m" in out.stdout, out.stdout + out.stderr

@@ -176,3 +176,11 @@ def test_json_hostile_tag_is_refused_not_executed(tmp_path):
     )
     with pytest.raises(sn.CorruptFileError, match="unknown tag"):
         sn.load(path)
+
+
+@pytest.mark.parametrize("backend", SIMPLE)
+def test_listing_of_wide_container_is_truncated_with_a_count(tmp_path, backend):
+    path = sn.save({f"k{i}": i for i in range(500)}, tmp_path / f"w{SUFFIX[backend]}")
+    root = sn.inspect(path).root
+    assert root.length == 500 and len(root.children) == 200 and root.truncated == 300
+    assert "... 300 more" in str(sn.inspect(path))

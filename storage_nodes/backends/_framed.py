@@ -115,9 +115,10 @@ class FramedPickleBackend(Backend):
                     f"cannot {self.name} {type(obj).__name__} for {path}: nesting too deep", path=path
                 ) from None
             except (pickle.PicklingError, TypeError, AttributeError) as exc:
+                hint = "; try backend='cloudpickle' or 'h5'" if self.name == "pickle" else ""
                 raise SerializationError(
-                    f"the {self.name!r} backend cannot store this {type(obj).__name__} ({exc}); "
-                    "try backend='cloudpickle' or 'h5'",
+                    f"cannot save to {path}: the {self.name!r} backend cannot store this "
+                    f"{type(obj).__name__} ({exc}){hint}",
                     path=path,
                 ) from None
 

@@ -1,0 +1,179 @@
+"""``storage-nodes collection {create,add,inspect,verify,export,merge,unpack}``.
+
+:func:`add_collection_commands` plugs the group into the main parser (``cli.build_parser``);
+:func:`run_verify` is what ``storage-nodes verify <collection>`` and
+``storage-nodes collection verify`` run: it prints the report and returns the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from .errors import InvalidArgumentError, StorageError
+
+__all__ = ["add_collection_commands", "run_verify"]
+
+
+def _json_object(text: str | None, option: str) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise InvalidArgumentError(f'{option} must be a JSON object, e.g. \'{{"sample": "Cu-3"}}\' ({exc})') from None
+    if not isinstance(value, dict):
+        raise InvalidArgumentError(f"{option} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def run_verify(path: str, *, policy: str = "compatible", as_json: bool = False) -> int:
+    """Verify the collection (manifest or bundle) at ``path`` and print the report.
+
+    Returns the exit code of ``storage-nodes verify``: 0 when every member is present,
+    unchanged and accepted by ``policy``; 1 when not; 2 when the collection cannot be read.
+
+    >>> run_verify("paper.zip")  # doctest: +SKIP
+    paper.zip: 2 member(s) checked, OK
+    0
+    """
+    from .collection import verify
+
+    try:
+        report = verify(path, policy=policy)  # type: ignore[arg-type]  # argparse restricts the choices
+    except StorageError as exc:
+        print(f"storage-nodes: error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(report.to_dict(), indent=2) if as_json else report)
+    return 0 if report.ok else 1
+
+
+def _create(args: argparse.Namespace) -> int:
+    from .collection import Collection
+
+    creator = args.creator[0] if args.creator and len(args.creator) == 1 else args.creator
+    col = Collection.create(
+        args.manifest,
+        title=args.title or "",
+        description=args.description or "",
+        creator=creator,
+        license=args.license,
+        metadata=_json_object(args.metadata, "--metadata"),
+    )
+    print(f"created {col.path}")
+    return 0
+
+
+def _add(args: argparse.Namespace) -> int:
+    from .collection import Collection
+
+    if args.name is not None and len(args.files) > 1:
+        raise InvalidArgumentError("--name needs exactly one FILE; without it each member is named after its file")
+    col = Collection.open(args.manifest)
+    metadata = _json_object(args.metadata, "--metadata")
+    for file in args.files:
+        m = col.add(file, name=args.name, tags=args.tag or None, metadata=metadata, replace=args.replace)
+        print(f"added {m.name!r}: {m.location} ({m.backend}, {m.size} bytes)")
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from .collection import Collection
+
+    with Collection.open(args.collection) as col:
+        listing = col.inspect()
+        print(listing.to_json(indent=2) if args.json else listing)
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    return run_verify(args.collection, policy=args.policy, as_json=args.json)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .collection import Collection
+
+    with Collection.open(args.collection) as col:
+        dest = col.export(args.dest, overwrite=not args.no_overwrite)
+    print(f"exported {len(col)} member(s) to {dest}")
+    return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from .collection import Collection
+
+    added = Collection.open(args.manifest).merge(args.other, rename=args.rename)
+    for old, new in added.items():
+        print(f"added {new!r}" + (f" (renamed from {old!r})" if old != new else ""))
+    print(f"merged {len(added)} member(s) into {args.manifest}")
+    return 0
+
+
+def _unpack(args: argparse.Namespace) -> int:
+    from .collection import Collection
+
+    with Collection.open(args.bundle) as col:
+        unpacked = col.unpack(args.directory)
+    print(f"unpacked {len(unpacked)} member(s) to {unpacked.path}")
+    return 0
+
+
+def add_collection_commands(subparsers: Any) -> None:
+    """Add the ``collection`` command group to the main parser's subparsers."""
+    group = subparsers.add_parser(
+        "collection", help="group stored files across directories, verify them, export a publishable zip"
+    )
+    sub = group.add_subparsers(dest="collection_command", metavar="ACTION", required=True)
+
+    p = sub.add_parser("create", help="write a new, empty collection manifest")
+    p.add_argument("manifest", help="the manifest file to write, e.g. paper/collection.json")
+    p.add_argument("--title")
+    p.add_argument("--description")
+    p.add_argument("--creator", action="append", help="author name or ORCID URL (repeatable)")
+    p.add_argument("--license", help="SPDX identifier (CC-BY-4.0), URL or text; used in exports")
+    p.add_argument("--metadata", help="collection metadata as a JSON object")
+    p.set_defaults(func=_create)
+
+    p = sub.add_parser("add", help="add stored files (any backend, any directory) as members")
+    p.add_argument("manifest")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--name", help="member name (one FILE only; default: the file's stem)")
+    p.add_argument("--tag", action="append", help="a tag (repeatable)")
+    p.add_argument("--metadata", help="member metadata as a JSON object")
+    p.add_argument("--replace", action="store_true", help="replace a member of the same name")
+    p.set_defaults(func=_add)
+
+    p = sub.add_parser("inspect", help="print one tree across all members, without loading data")
+    p.add_argument("collection", help="a manifest or an exported zip")
+    p.add_argument("--json", action="store_true", help="print the listing as JSON")
+    p.set_defaults(func=_inspect)
+
+    p = sub.add_parser("verify", help="check members are present, unchanged and compatible; exit 1 if not")
+    p.add_argument("collection", help="a manifest or an exported zip")
+    p.add_argument(
+        "--policy",
+        choices=["ignore", "warn", "compatible", "strict"],
+        default="compatible",
+        help="which environment differences fail the check (default: compatible = breaking ones)",
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=_verify)
+
+    p = sub.add_parser("export", help="write one zip with manifest, members, checksums and RO-Crate metadata")
+    p.add_argument("collection")
+    p.add_argument("dest", help="the zip file to write")
+    p.add_argument("--no-overwrite", action="store_true", help="refuse to replace an existing DEST")
+    p.set_defaults(func=_export)
+
+    p = sub.add_parser("merge", help="add the members of OTHER to MANIFEST")
+    p.add_argument("manifest")
+    p.add_argument("other")
+    p.add_argument("--rename", action="store_true", help="rename clashing members (name-2, ...) instead of failing")
+    p.set_defaults(func=_merge)
+
+    p = sub.add_parser("unpack", help="extract an exported zip into a directory (checksums verified)")
+    p.add_argument("bundle")
+    p.add_argument("directory")
+    p.set_defaults(func=_unpack)

@@ -1,0 +1,90 @@
+"""Storage as nodes: ``SaveNode``, ``LoadNode`` and ``InspectNode`` for pyiron_workflow 0.20.x.
+
+Each node is a module-level ``@flowrep.atomic`` function, so it survives a recipe round
+trip (``wf.recipe.model_dump_json()`` then ``Workflow.from_recipe``) as the same node, and
+each is a thin layer over :func:`storage_nodes.save`, :func:`storage_nodes.load` and
+:func:`storage_nodes.inspect`: values are checked there (typeguard) and errors are the
+same :class:`~storage_nodes.StorageError` family.
+
+>>> import pyiron_workflow as pwf
+>>> from storage_nodes import SaveNode, LoadNode
+>>> wf = pwf.Workflow("relax")  # doctest: +SKIP
+>>> wf.save = pwf.node(SaveNode, obj=[1, 2], path="relax.json", backend="json")  # doctest: +SKIP
+>>> wf.save.inputs.backend = "pickle"  # doctest: +SKIP
+
+The ``backend`` port is hinted ``Literal[None, <registered backend names>]`` so the
+pyironflow GUI draws a dropdown (``None``: the backend comes from the file suffix on save
+and from the file's bytes on load). A plain string constant for it is accepted by the
+small version-gated patch in :mod:`storage_nodes._pwf_compat`, applied on import.
+"""
+
+# No ``from __future__ import annotations``: flowrep reads these hints at decoration time.
+
+from typing import TYPE_CHECKING, Any, Literal
+
+import flowrep
+
+from . import _pwf_compat, api, registry
+from .versioning import VersionPolicy
+
+__all__ = ["BACKEND_CHOICES", "BackendChoice", "InspectNode", "LoadNode", "SaveNode"]
+
+_pwf_compat.apply()
+
+#: what the ``backend`` port offers: ``None`` (automatic) and every registered backend name,
+#: including plugins registered through entry points before this module was imported
+BACKEND_CHOICES: tuple[str | None, ...] = (None, *registry.names())
+
+if TYPE_CHECKING:
+    BackendChoice = str | None
+else:
+    BackendChoice = Literal[BACKEND_CHOICES]
+
+
+@flowrep.atomic("path")
+def SaveNode(
+    obj,
+    path: str,
+    backend: BackendChoice = None,
+    key: str | None = None,
+    metadata: dict | None = None,
+    overwrite: bool = True,
+) -> str:
+    """Save ``obj`` to ``path`` (or into its entry ``key``) and output the path written.
+
+    Connect the ``path`` output to a downstream node (e.g. a :func:`LoadNode`) to make it
+    run after the save. ``backend=None`` picks by suffix (``.json``, ``.pkl``, ``.h5``...).
+
+    >>> wf.save = pwf.node(SaveNode, obj=wf.calc, path="calc.pkl", backend="pickle")  # doctest: +SKIP
+    """
+    return str(api.save(obj, path, backend, key=key, metadata=metadata, overwrite=overwrite))
+
+
+@flowrep.atomic("obj")
+def LoadNode(
+    path: str,
+    key: str | None = None,
+    backend: BackendChoice = None,
+    version_policy: VersionPolicy = "warn",
+    safe: bool = False,
+):
+    """Load the object stored in ``path`` (or only its entry ``key``) and output it.
+
+    The ``obj`` output is left unhinted so it can feed a port of any type.
+
+    >>> wf.prev = pwf.node(LoadNode, path="calc.pkl")  # doctest: +SKIP
+    """
+    return api.load(path, backend, key=key, version_policy=version_policy, safe=safe)
+
+
+@flowrep.atomic("listing")
+def InspectNode(path: str, key: str | None = None) -> dict[str, Any]:
+    """Describe what ``path`` holds (below ``key``) as plain JSON-able data.
+
+    The output is :meth:`storage_nodes.Listing.to_dict`: ``metadata``, ``environment``,
+    ``backend`` and the entry tree under ``root``; rebuild the printable form with
+    ``Listing.from_dict``.
+
+    >>> wf.info = pwf.node(InspectNode, path=wf.save)  # doctest: +SKIP
+    """
+    return api.inspect(path, key=key).to_dict()

@@ -1,0 +1,288 @@
+"""Whole workflows: the recipe plus every port value of a run, in one file of any backend.
+
+:func:`save_workflow` stores a plain nested dict through :func:`storage_nodes.save`::
+
+    {
+        "@workflow": {"format": "storage_nodes-workflow", "version": 1, "label": ...,
+                      "recipe": <flowrep recipe JSON, a str>, "pyiron_workflow": ..., "flowrep": ...},
+        "<node>":  {"inputs": {<port>: value}, "outputs": {<port>: value},
+                    "nodes": {<child>: {...}}},   # "nodes" only for macros and flow controls
+        ...
+        "inputs":  {<workflow input>: value, ...},
+        "outputs": {<workflow output>: value, ...},
+    }
+
+so ``sn.load(path, key="<node>/outputs/<port>")`` loads one port value and
+``sn.inspect(path)`` lists nodes and ports. ``inputs`` and ``outputs`` are reserved by
+flowrep and ``@workflow`` is not a Python identifier, so no node label can collide with
+them. Constant nodes are not listed: their values are the input values of the ports they
+feed (and they are in the recipe). The recipe is JSON text, readable without unpickling;
+json files hold the port values when they are JSON-able, pickle/cloudpickle always.
+
+:func:`load_workflow` returns a :class:`StoredWorkflow`; its ``.workflow`` is rebuilt from the
+recipe (importing the node functions' modules only then) and ``.rerun()`` runs it on the
+stored inputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from . import api
+from ._validation import validated
+from .errors import CorruptFileError, InvalidArgumentError, StorageError
+from .keys import navigate
+from .versioning import VersionPolicy
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "WORKFLOW_KEY",
+    "StoredWorkflow",
+    "load_outputs",
+    "load_workflow",
+    "save_outputs",
+    "save_workflow",
+]
+
+FORMAT = "storage_nodes-workflow"
+FORMAT_VERSION = 1
+#: the top-level entry holding the recipe and format information (not a valid node label)
+WORKFLOW_KEY = "@workflow"
+
+PathLike = str | os.PathLike[str]
+
+
+def _port_values(ports: Mapping[str, Any], *, with_defaults: bool) -> dict[str, Any]:
+    """Port label -> value; an input that ran on its default stores the default."""
+    from flowrep.api.schemas import NOT_DATA
+
+    values = {}
+    for label, port in ports.items():
+        if port.value is not NOT_DATA:
+            values[label] = port.value
+        elif with_defaults and getattr(port, "default", NOT_DATA) is not NOT_DATA:
+            values[label] = port.default
+    return values
+
+
+def _node_record(data: Any) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "inputs": _port_values(data.input_ports, with_defaults=True),
+        "outputs": _port_values(data.output_ports, with_defaults=False),
+    }
+    children = getattr(data, "nodes", None)
+    if children is not None:
+        record["nodes"] = _children(children)
+    return record
+
+
+def _children(nodes: Mapping[str, Any]) -> dict[str, Any]:
+    from flowrep.api.schemas import ConstantData
+
+    return {label: _node_record(d) for label, d in nodes.items() if not isinstance(d, ConstantData)}
+
+
+def _run_of(wf: Any, run: Any) -> Any:
+    chosen = run if run is not None else getattr(wf, "last_run", None)
+    if chosen is None:
+        raise StorageError(
+            f"workflow {getattr(wf, 'label', wf)!r} has no finished run to save: call wf.run() first, or pass run="
+        )
+    if getattr(chosen, "result", None) is None or not hasattr(chosen.result, "nodes"):
+        raise InvalidArgumentError(f"run= must be the Run of a workflow (with .result.nodes), got {chosen!r:.80}")
+    return chosen
+
+
+def workflow_document(wf: Any, run: Any = None) -> dict[str, Any]:
+    """The plain nested dict :func:`save_workflow` stores (see the module docstring)."""
+    import flowrep
+    import pyiron_workflow
+
+    chosen = _run_of(wf, run)
+    result = chosen.result
+    document: dict[str, Any] = {
+        WORKFLOW_KEY: {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "label": wf.label,
+            "recipe": wf.recipe.model_dump_json(),
+            "pyiron_workflow": pyiron_workflow.__version__,
+            "flowrep": flowrep.__version__,
+        },
+    }
+    # nodes before the workflow's own inputs/outputs: a value shared by several ports is stored
+    # once, at its first place (the h5 archive lists the others as shared references), and the
+    # producing node's port is the place to look for it
+    document.update(_children(result.nodes))
+    document["inputs"] = _port_values(result.input_ports, with_defaults=True)
+    document["outputs"] = _port_values(result.output_ports, with_defaults=False)
+    return document
+
+
+@validated
+def save_workflow(
+    wf: Any,
+    path: PathLike,
+    backend: str | None = "h5",
+    *,
+    run: Any = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> Path:
+    """Save ``wf``'s recipe and every port value of its last run (or of ``run``) to ``path``.
+
+    ``backend=None`` picks by suffix. Returns the path written. Load one value back with
+    ``sn.load(path, key="<node>/outputs/<port>")``, everything with :func:`load_workflow`.
+
+    >>> wf.run()  # doctest: +SKIP
+    >>> sn.save_workflow(wf, "relax.pkl", backend="pickle")  # doctest: +SKIP
+    PosixPath('relax.pkl')
+    """
+    if not (hasattr(wf, "recipe") and hasattr(wf, "label")):
+        raise InvalidArgumentError(f"save_workflow() takes a pyiron_workflow Workflow, got {type(wf).__name__}")
+    return api.save(workflow_document(wf, run), path, backend, metadata=metadata)
+
+
+@dataclasses.dataclass
+class StoredWorkflow:
+    """What :func:`load_workflow` returns: the stored recipe and port values of one run.
+
+    ``nodes[label]["outputs"][port]`` (or ``stored["<node>/outputs/<port>"]``) is a port value;
+    ``.workflow`` rebuilds a runnable workflow from the recipe, ``.rerun()`` runs it on
+    ``inputs``.
+    """
+
+    path: Path
+    label: str
+    recipe_json: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    nodes: dict[str, dict[str, Any]]
+    info: dict[str, Any]
+
+    def __getitem__(self, key: str) -> Any:
+        """A stored value by key, e.g. ``stored["grid/outputs/grid"]`` or ``stored["outputs/energy"]``."""
+        return navigate({"inputs": self.inputs, "outputs": self.outputs, **self.nodes}, key, path=self.path)
+
+    @functools.cached_property
+    def recipe(self) -> Any:
+        """The flowrep recipe (a pydantic model); parsing it imports no node code."""
+        import flowrep
+        import pydantic
+
+        return pydantic.TypeAdapter(flowrep.schemas.RecipeDiscrimination).validate_json(self.recipe_json)
+
+    @functools.cached_property
+    def workflow(self) -> Any:
+        """A new ``pyiron_workflow.Workflow`` built from the recipe (imports the node functions)."""
+        import pyiron_workflow as pwf
+
+        return pwf.Workflow.from_recipe(self.recipe, self.label)
+
+    def rerun(self, **inputs: Any) -> Any:
+        """Run :attr:`workflow` on the stored inputs (updated by ``inputs``); returns the ``Run``."""
+        return self.workflow.run(**{**self.inputs, **inputs})
+
+
+def _stored_workflow(doc: Any, path: Path) -> StoredWorkflow:
+    header = doc.get(WORKFLOW_KEY) if isinstance(doc, dict) else None
+    if not isinstance(header, dict) or header.get("format") != FORMAT or not isinstance(header.get("recipe"), str):
+        raise CorruptFileError(
+            f"{path} does not hold a stored workflow (no {WORKFLOW_KEY!r} entry of format {FORMAT!r}); "
+            "load it with storage_nodes.load()",
+            path=path,
+        )
+    if header.get("version", 0) > FORMAT_VERSION:
+        raise CorruptFileError(
+            f"{path} holds a stored workflow of format version {header.get('version')}, newer than this "
+            f"storage_nodes reads ({FORMAT_VERSION}); upgrade storage_nodes",
+            path=path,
+        )
+    reserved = {WORKFLOW_KEY, "inputs", "outputs"}
+    return StoredWorkflow(
+        path=path,
+        label=str(header.get("label", "workflow")),
+        recipe_json=header["recipe"],
+        inputs=dict(doc.get("inputs") or {}),
+        outputs=dict(doc.get("outputs") or {}),
+        nodes={k: v for k, v in doc.items() if k not in reserved},
+        info={k: v for k, v in header.items() if k != "recipe"},
+    )
+
+
+@validated
+def load_workflow(
+    path: PathLike,
+    backend: str | None = None,
+    *,
+    version_policy: VersionPolicy | Callable[[dict[str, Any], dict[str, Any]], Any] = "warn",
+    safe: bool = False,
+) -> StoredWorkflow:
+    """Load a file written by :func:`save_workflow`.
+
+    ``safe=True`` refuses pickle/cloudpickle files and imports nothing; the node functions
+    are imported only when ``.workflow`` (or ``.rerun()``) is used.
+
+    >>> stored = sn.load_workflow("relax.pkl")  # doctest: +SKIP
+    >>> stored.outputs, stored.nodes["calc"]["outputs"]  # doctest: +SKIP
+    >>> run = stored.rerun()  # doctest: +SKIP
+    """
+    p = Path(path).expanduser()
+    doc = api.load(p, backend, version_policy=version_policy, safe=safe)
+    return _stored_workflow(doc, p)
+
+
+def _outputs_of(run_or_node: Any) -> dict[str, Any]:
+    run = run_or_node
+    if not hasattr(run, "outputs") or not hasattr(run, "result"):  # a node: use its last run
+        run = getattr(run_or_node, "last_run", None)
+        if run is None:
+            raise StorageError(
+                f"{getattr(run_or_node, 'label', run_or_node)!r} has no finished run to save: run it first"
+            )
+    outputs = run.outputs
+    if not isinstance(outputs, Mapping):
+        raise InvalidArgumentError(f"save_outputs() takes a Run or a node, got {type(run_or_node).__name__}")
+    return dict(outputs)
+
+
+@validated
+def save_outputs(
+    run_or_node: Any,
+    path: PathLike,
+    backend: str | None = "h5",
+    *,
+    metadata: Mapping[str, Any] | None = None,
+) -> Path:
+    """Save the outputs of a ``Run`` (or of a node's or workflow's last run) as ``{port: value}``.
+
+    >>> sn.save_outputs(wf.run(), "outputs.pkl", backend="pickle")  # doctest: +SKIP
+    >>> sn.load("outputs.pkl", key="energy")  # doctest: +SKIP
+    """
+    return api.save(_outputs_of(run_or_node), path, backend, metadata=metadata)
+
+
+@validated
+def load_outputs(
+    path: PathLike,
+    backend: str | None = None,
+    *,
+    version_policy: VersionPolicy | Callable[[dict[str, Any], dict[str, Any]], Any] = "warn",
+    safe: bool = False,
+) -> dict[str, Any]:
+    """Load the ``{port: value}`` dict written by :func:`save_outputs`.
+
+    >>> sn.load_outputs("outputs.pkl")["energy"]  # doctest: +SKIP
+    """
+    p = Path(path).expanduser()
+    outputs = api.load(p, backend, version_policy=version_policy, safe=safe)
+    if not isinstance(outputs, dict):
+        raise CorruptFileError(
+            f"{p} holds a {type(outputs).__name__}, not the output dict save_outputs() writes", path=p
+        )
+    return outputs

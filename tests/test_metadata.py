@@ -1,0 +1,146 @@
+"""The environment record: what is collected, how it is located and hashed, never importing."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import flowrep
+import pytest
+
+import storage_nodes as sn
+from storage_nodes import metadata
+from tests._objects import Point
+
+
+@flowrep.atomic("y")
+def double(x: int = 1):
+    y = 2 * x
+    return y
+
+
+@flowrep.workflow("z")
+def quadruple(x: int = 1):
+    y = double(x)
+    z = double(y)
+    return z
+
+
+def test_validate_metadata_accepts_json_and_refuses_the_rest() -> None:
+    assert metadata.validate_metadata({"b": [1, {"c": None}], "a": 1.5}) == {"a": 1.5, "b": [1, {"c": None}]}
+    assert metadata.validate_metadata(None) == {}
+    for bad in ({1: "int key"}, {"x": math.nan}, {"x": object()}, ["not", "a", "dict"], {"x": {2: 3}}):
+        with pytest.raises(sn.MetadataError, match="metadata"):
+            metadata.validate_metadata(bad, path="f.json")  # type: ignore[arg-type]
+
+
+def test_bad_metadata_leaves_the_existing_file_untouched(tmp_path: Path) -> None:
+    path = sn.save({"a": 1}, tmp_path / "a.pkl")
+    before = path.read_bytes()
+    with pytest.raises(sn.MetadataError):
+        sn.save({"a": 2}, path, metadata={"when": object()})
+    assert path.read_bytes() == before
+
+
+def test_collector_records_classes_functions_and_instances_not_builtins() -> None:
+    c = metadata.ObjectCollector()
+    for obj in (Point(1, 2), Point(3, 4), Point, double, json.dumps, len, 3, "s", Point.__eq__, lambda: 0):
+        c.add_object(obj)
+    c.add_name("mypkg.core", "Model")
+    c.add_name("__main__", "f")
+    assert c.objects == {
+        ("tests._objects", "Point"),
+        (__name__, "double"),
+        ("json", "dumps"),
+        ("tests._objects", "Point.__eq__"),
+        (__name__, "test_collector_records_classes_functions_and_instances_not_builtins.<locals>.<lambda>"),
+        ("mypkg.core", "Model"),
+    }
+
+
+def test_objects_from_a_real_workflow_recipe() -> None:
+    recipe = quadruple.flowrep_recipe  # the recipe model pyiron_workflow stores (flowrep)
+    expected = [(__name__, "double"), (__name__, "quadruple")]
+    assert sorted(metadata.objects_from_recipe(recipe)) == expected
+    assert sorted(metadata.objects_from_recipe(recipe.model_dump_json())) == expected
+    nested = {"nodes": {"m": {"nodes": {"x": {"reference": {"info": {"module": "a.b", "qualname": "C.f"}}}}}}}
+    found = list(metadata.objects_from_recipe({"outer": [nested, recipe.model_dump(mode="json")]}))
+    assert sorted(found) == [("a.b", "C.f"), *expected] and len(found) == 3  # each pair once
+
+
+def test_record_filters_standard_library_and_is_json(tmp_path: Path) -> None:
+    rec = metadata.environment_record(
+        [("json", "dumps"), ("tests._objects", "Point"), ("no_such_module_xyz", "f")],
+        backend="pickle",
+        format_version=1,
+    )
+    assert set(rec["modules"]) == {"tests._objects", "no_such_module_xyz"}
+    missing = rec["modules"]["no_such_module_xyz"]
+    assert missing == {
+        "package": "no_such_module_xyz",
+        "distribution": None,
+        "version": None,
+        "git": None,
+        "sources": {},
+    }
+    assert json.loads(json.dumps(rec)) == rec
+    numpy_rec = metadata.module_record("numpy", ["ndarray"])
+    assert numpy_rec["distribution"] == "numpy" and numpy_rec["version"] == __import__("numpy").__version__
+    assert numpy_rec["git"] is None and numpy_rec["sources"] == {}  # a C type has no Python source
+
+
+def test_own_package_record_names_the_checked_out_commit() -> None:
+    rec = metadata.module_record("storage_nodes.metadata", ["ObjectCollector", "environment_record"])
+    assert rec["distribution"] == "storage-nodes" and rec["version"] == sn.__version__
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=Path(metadata.__file__).parent, capture_output=True, text=True
+    ).stdout.strip()
+    assert rec["git"]["commit"] == head
+    assert set(rec["sources"]) == {"ObjectCollector", "environment_record"}
+
+
+def test_source_hashes_cover_decorators_nesting_and_conditional_definitions(tmp_path: Path) -> None:
+    src = tmp_path / "m.py"
+    src.write_text(
+        "import dataclasses, functools\n"
+        "@dataclasses.dataclass\nclass D:\n    x: int\n"
+        "@functools.cache\n"
+        "def f():\n    return 1\n"
+        "class A:\n    class B:\n        def g(self):\n            def local():\n                pass\n"
+        "if True:\n    def h():\n        pass\n"
+    )
+    defs = metadata._definitions(str(src), (0, 0))
+    assert set(defs) == {"D", "f", "A", "A.B", "A.B.g", "h"}
+    assert set(metadata._source_hashes(str(src), ["D", "A.B.g", "nope"])) == {"D", "A.B.g"}
+    import hashlib
+
+    assert defs["f"] == hashlib.sha256(b"@functools.cache\ndef f():\n    return 1\n").hexdigest()
+
+
+def test_current_record_locates_and_hashes_without_importing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pkg = tmp_path / "snvt_lazy" / "inner"
+    pkg.mkdir(parents=True)
+    (tmp_path / "snvt_lazy" / "__init__.py").write_text("raise RuntimeError('imported!')\n")
+    (pkg / "__init__.py").write_text("raise RuntimeError('imported!')\n")
+    (pkg / "mod.py").write_text("class K:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    stored = {"modules": {"snvt_lazy.inner.mod": {"sources": {"K": "x"}}, "snvt_lazy.gone": {"sources": {}}}}
+    now = metadata.current_record(stored)["modules"]
+    assert now["snvt_lazy.inner.mod"]["found"] is True
+    assert set(now["snvt_lazy.inner.mod"]["sources"]) == {"K"}
+    assert now["snvt_lazy.gone"]["found"] is False
+    assert not any(name.startswith("snvt_lazy") for name in sys.modules)
+    only = metadata.current_record(stored, modules=["snvt_lazy.gone", "unrelated"])["modules"]
+    assert list(only) == ["snvt_lazy.gone"]
+
+
+def test_merge_records_keeps_earlier_source_hashes() -> None:
+    old = {"modules": {"m": {"version": "1", "sources": {"A": "a"}}, "n": {"version": "1", "sources": {}}}}
+    new = {"timestamp": "t2", "modules": {"m": {"version": "2", "sources": {"B": "b"}}}}
+    merged = metadata.merge_records(old, new)
+    assert merged["modules"]["m"] == {"version": "2", "sources": {"A": "a", "B": "b"}}
+    assert merged["modules"]["n"] == old["modules"]["n"] and merged["timestamp"] == "t2"
+    assert old["modules"]["m"]["sources"] == {"A": "a"}  # inputs untouched

@@ -1,0 +1,153 @@
+"""gitinfo reads commit and dirty state from the repository files; checked against real git."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from storage_nodes import gitinfo
+
+
+def git(repo: Path, *args: str, strip: bool = True) -> str:
+    out = subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", "-c", "init.defaultBranch=main", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip() if strip else out.stdout
+
+
+def status(repo: Path, scope: str) -> list[str]:
+    lines = git(repo, "status", "--porcelain", "--untracked-files=no", "--", scope, strip=False).splitlines()
+    return sorted(line[3:] for line in lines)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "repo"
+    (repo / "pkg" / "sub").mkdir(parents=True)
+    (repo / "pkg" / "__init__.py").write_text("")
+    (repo / "pkg" / "a.py").write_text("A = 1\n")
+    (repo / "pkg" / "sub" / "b.py").write_text("B = 1\n" * 50)
+    (repo / "other.txt").write_text("x\n")
+    git(repo, "init", "-q")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "one")
+    return repo
+
+
+def state(repo: Path, file: str = "pkg/a.py", scope: str = "pkg") -> dict | None:
+    gitinfo._read_index.cache_clear()  # the tests rewrite files within one mtime tick
+    gitinfo._blob_sha.cache_clear()
+    return gitinfo.git_state(repo / file, repo / scope)
+
+
+def test_clean_repository(repo: Path) -> None:
+    assert state(repo) == {"commit": git(repo, "rev-parse", "HEAD"), "dirty": False}
+
+
+def test_same_size_edit_is_dirty_like_git_status(repo: Path) -> None:
+    (repo / "pkg" / "sub" / "b.py").write_text("B = 2\n" + "B = 1\n" * 49)
+    assert state(repo) == {"commit": git(repo, "rev-parse", "HEAD"), "dirty": True, "changed": ["pkg/sub/b.py"]}
+    assert status(repo, "pkg") == ["pkg/sub/b.py"]
+
+
+def test_edit_outside_the_package_leaves_it_clean(repo: Path) -> None:
+    (repo / "other.txt").write_text("changed\n")
+    assert state(repo)["dirty"] is False
+    assert state(repo, scope=".")["changed"] == ["other.txt"]
+
+
+def test_staged_change_deletion_and_new_file_are_dirty(repo: Path) -> None:
+    (repo / "pkg" / "a.py").write_text("A = 22\n")
+    git(repo, "add", "pkg/a.py")
+    assert state(repo)["changed"] == ["pkg/a.py"]
+    git(repo, "commit", "-q", "-m", "two")
+    assert state(repo) == {"commit": git(repo, "rev-parse", "HEAD"), "dirty": False}
+    git(repo, "rm", "-q", "pkg/sub/b.py")
+    assert state(repo)["changed"] == ["pkg/sub/b.py"] == status(repo, "pkg")
+    git(repo, "reset", "-q", "--hard")
+    (repo / "pkg" / "c.py").write_text("C = 1\n")
+    assert state(repo)["dirty"] is False  # untracked files do not count
+    git(repo, "add", "pkg/c.py")
+    assert state(repo)["changed"] == ["pkg/c.py"] == status(repo, "pkg")
+
+
+def test_packed_objects_refs_and_index_v4(repo: Path) -> None:
+    for i in range(3):  # history whose packed objects are deltas of each other
+        (repo / "pkg" / "sub" / "b.py").write_text("B = 1\n" * 50 + f"C = {i}\n")
+        git(repo, "commit", "-q", "-am", f"change {i}")
+    git(repo, "gc", "-q", "--aggressive")
+    git(repo, "pack-refs", "--all")
+    git(repo, "update-index", "--index-version", "4")
+    assert not list((repo / ".git" / "objects").glob("??/*"))  # everything is packed
+    assert not (repo / ".git" / "refs" / "heads" / "main").exists()
+    head = git(repo, "rev-parse", "HEAD")
+    assert state(repo) == {"commit": head, "dirty": False}
+    objects = gitinfo._Objects(repo / ".git" / "objects")
+    for commit in git(repo, "rev-list", "HEAD").split():  # older blobs are stored as deltas
+        listed = dict(line.split()[2:4][::-1] for line in git(repo, "ls-tree", "-r", commit, "pkg").splitlines())
+        tree = gitinfo._head_blobs(str(repo / ".git" / "objects"), commit, "pkg")
+        assert {p: sha.hex() for p, sha in tree.items()} == listed
+        for sha in listed.values():
+            assert objects.read(bytes.fromhex(sha)) == (
+                "blob",
+                git(repo, "cat-file", "blob", sha, strip=False).encode(),
+            )
+    (repo / "pkg" / "a.py").write_text("A = 3\n")
+    assert state(repo) == {"commit": head, "dirty": True, "changed": ["pkg/a.py"]}
+
+
+def test_detached_head_and_linked_worktree(repo: Path, tmp_path: Path) -> None:
+    first = git(repo, "rev-parse", "HEAD")
+    (repo / "pkg" / "a.py").write_text("A = 2\n")
+    git(repo, "commit", "-q", "-am", "two")
+    git(repo, "worktree", "add", "-q", "--detach", str(tmp_path / "wt"), first)
+    assert state(tmp_path / "wt") == {"commit": first, "dirty": False}
+    (tmp_path / "wt" / "pkg" / "a.py").write_text("A = 9\n")
+    assert state(tmp_path / "wt")["changed"] == ["pkg/a.py"]
+    assert state(repo) == {"commit": git(repo, "rev-parse", "HEAD"), "dirty": False}
+
+
+def test_untracked_or_outside_a_repository_is_none(repo: Path, tmp_path: Path) -> None:
+    (repo / "pkg" / "new.py").write_text("")  # e.g. a .venv's site-packages inside a repository
+    assert state(repo, "pkg/new.py") is None
+    (tmp_path / "loose.py").write_text("")
+    assert gitinfo.git_state(tmp_path / "loose.py") is None
+
+
+def test_unknown_layout_falls_back_then_says_so(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def unsupported(*args: object) -> list[str]:
+        raise gitinfo.GitFormatError("the index is split (core.splitIndex)")
+
+    monkeypatch.setattr(gitinfo, "_changed_files", unsupported)
+    (repo / "pkg" / "a.py").write_text("A = 5\n")
+    assert state(repo)["changed"] == ["pkg/a.py"]  # from `git status`
+    head = git(repo, "rev-parse", "HEAD")
+    monkeypatch.setenv("PATH", "")
+    assert state(repo) == {
+        "commit": head,
+        "dirty": None,
+        "note": "dirty state unknown: the index is split (core.splitIndex) and the git executable was not found",
+    }
+
+
+def test_unborn_branch_has_no_commit(tmp_path: Path) -> None:
+    repo = tmp_path / "fresh"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    (repo / "m.py").write_text("")
+    git(repo, "add", "m.py")
+    assert gitinfo.git_state(repo / "m.py") == {"commit": None, "dirty": True, "changed": ["m.py"]}
+
+
+def test_symlinked_file_is_compared_by_target(repo: Path) -> None:
+    os.symlink("a.py", repo / "pkg" / "link.py")
+    git(repo, "add", "pkg/link.py")
+    git(repo, "commit", "-q", "-m", "link")
+    assert state(repo)["dirty"] is False
