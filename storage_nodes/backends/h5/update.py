@@ -49,7 +49,7 @@ class _Slot:
 
 def _slot_in(parent: dict[str, Any], segment: str, path: Path, key: str) -> _Slot | None:
     """The slot named ``segment`` in a container node (created on put when missing)."""
-    k = parent["k"]
+    k = tree.kind(parent)
     if k == "d":
         items = parent["items"]
         pos = next((i for i, it in enumerate(items) if it[0] == segment and len(it) == 2), None)
@@ -136,7 +136,7 @@ def _apply(
     ids = {n["id"]: n for n in tree.walk(root) if "id" in n}
 
     def resolve(n: dict[str, Any]) -> dict[str, Any]:
-        while n["k"] == "r":
+        while tree.kind(n) == "r":
             n = ids[n["to"]]
         return n
 
@@ -150,7 +150,9 @@ def _apply(
             value = _set_plain({}, segments[i:], obj)
             break
         current = resolve(current)
-        if current["k"] == "p" or (current["k"] == "v" and type(current["v"]) in (dict, list)):
+        if tree.kind(current) == "p" or (
+            tree.kind(current) == "v" and type(current) is dict and type(current["v"]) in (dict, list)
+        ):
             # inside packed plain data (or a small list/dict in the index): set, re-encode all of it
             if current["k"] == "p":
                 plain = codec.unpack(layout.Reader(f, path, index).heap(current["h"]))
