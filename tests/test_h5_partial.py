@@ -234,3 +234,12 @@ def test_update_treats_a_stored_none_as_an_existing_entry(tmp_path):
     sn.save(2, path, key="a")
     sn.save(3, path, key="b/0")
     assert sn.load(path, key="a") == 2 and sn.load(path, key="b") == [3]
+
+
+def test_partial_update_keeps_earlier_source_hashes(tmp_path):
+    from _objects import Crystal, Point
+
+    path = sn.save({"p": Point(1, 2)}, tmp_path / "a.h5")
+    sn.save(Crystal("Cu", np.eye(3)), path, key="c")
+    sources = sn.environment(path)["modules"]["_objects"]["sources"]
+    assert {"Point", "Crystal"} <= set(sources)

@@ -16,12 +16,12 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import cloudpickle
 import numpy as np
 
 from ...errors import SerializationError
 from ...keys import escape
 from ...metadata import ObjectCollector
+from ...picklers import cloudpickle_dumps
 from . import codec
 
 __all__ = ["ArrayOut", "Encoded", "Encoder"]
@@ -351,7 +351,7 @@ class Encoder:
 
     def _opaque(self, obj: Any) -> dict[str, Any]:
         try:
-            data = cloudpickle.dumps(obj, protocol=5)
+            data = cloudpickle_dumps(obj, self.collector)
         except Exception as exc:
             raise SerializationError(
                 f"cannot store the {type(obj).__qualname__} at {self._where()}: it cannot be decomposed "

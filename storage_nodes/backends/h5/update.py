@@ -27,7 +27,7 @@ from ...errors import (
 )
 from ...keys import child as py_child
 from ...keys import escape, split
-from ...metadata import ObjectCollector, environment_record
+from ...metadata import ObjectCollector, environment_record, merge_records
 from . import codec, layout, tree
 from .encoder import Encoder
 
@@ -254,7 +254,8 @@ def update(
                         ) from None
                     env = environment_record(collector.objects, backend="h5", format_version=layout.FORMAT_VERSION)
                     stored_env = index.setdefault("environment", {})
-                    stored_env.setdefault("modules", {}).update(env.get("modules", {}))
+                    # earlier modules and their source hashes stay; this update's modules are added
+                    stored_env["modules"] = merge_records(stored_env, env)["modules"]
                     index.setdefault("metadata", {}).update(metadata)
                     note: dict[str, Any] = {
                         "key": key,
