@@ -117,11 +117,11 @@ class Runner:
         return lambda: path.unlink(missing_ok=True)
 
     def measure(self, name: str, obj: Any) -> dict[str, tuple[float, float, int]]:
-        r = self.repeat
+        """Save and load times (medians) and file sizes, backends interleaved in each round
+        so that load from other processes on a shared machine hits all of them alike."""
         d = self.dir
-        out: dict[str, tuple[float, float, int]] = {}
-
-        p = d / f"{name}.pkl"
+        check = lambda env, modules: None  # noqa: E731 - the version check is measured separately
+        p, c, h, s = d / f"{name}.pkl", d / f"{name}.cpkl", d / f"{name}.h5", d / f"{name}-api.h5"
 
         def pkl_save() -> None:
             with open(p, "wb") as f:
@@ -131,33 +131,37 @@ class Runner:
             with open(p, "rb") as f:
                 return pickle.load(f)
 
-        out["pickle"] = (median_time(pkl_save, r), median_time(pkl_load, r), p.stat().st_size)
-
-        c = d / f"{name}.cpkl"
-
         def cp_save() -> None:
             with open(c, "wb") as f:
                 cloudpickle.dump(obj, f, protocol=5)
 
-        out["cloudpickle"] = (
-            median_time(cp_save, r),
-            median_time(lambda: pickle.loads(c.read_bytes()), r),
-            c.stat().st_size,
-        )
+        def cp_load() -> Any:
+            with open(c, "rb") as f:
+                return pickle.load(f)
 
-        h = d / f"{name}.h5"
-        check = lambda env, modules: None  # noqa: E731 - the version check is measured separately
-        out["h5"] = (
-            median_time(lambda: self.h5.write(obj, h, metadata={}, options={}), r, self._unlink(h)),
-            median_time(lambda: self.h5.read(h, key=None, safe=False, check=check), r),
-            h.stat().st_size,
-        )
-        s = d / f"{name}-api.h5"
-        out["h5 via sn.save/load"] = (
-            median_time(lambda: sn.save(obj, s), r, self._unlink(s)),
-            median_time(lambda: sn.load(s, version_policy="ignore"), r),
-            s.stat().st_size,
-        )
+        def h5_save() -> None:
+            h.unlink(missing_ok=True)
+            self.h5.write(obj, h, metadata={}, options={})
+
+        def api_save() -> None:
+            s.unlink(missing_ok=True)
+            sn.save(obj, s)
+
+        backends: dict[str, tuple[Callable[[], Any], Callable[[], Any], Path]] = {
+            "pickle": (pkl_save, pkl_load, p),
+            "cloudpickle": (cp_save, cp_load, c),
+            "h5": (h5_save, lambda: self.h5.read(h, key=None, safe=False, check=check), h),
+            "h5 via sn.save/load": (api_save, lambda: sn.load(s, version_policy="ignore"), s),
+        }
+        times: dict[str, tuple[list[float], list[float]]] = {n: ([], []) for n in backends}
+        for _ in range(self.repeat):
+            for n, (save, load, _) in backends.items():
+                times[n][0].append(median_time(save, 1))
+                times[n][1].append(median_time(load, 1))
+        out = {
+            n: (statistics.median(times[n][0]), statistics.median(times[n][1]), backends[n][2].stat().st_size)
+            for n in backends
+        }
         if H5Bag is not None:
             b = d / f"{name}-boh.h5"
             try:

@@ -26,7 +26,9 @@ def _read_array(f: h5py.File, node: dict) -> np.ndarray:
     return arr.T if node["o"] == "F" else arr
 
 
-def _read(f: h5py.File, node: dict):
+def _read(f: h5py.File, node):
+    if not isinstance(node, dict):  # a bare JSON scalar is its own value
+        return node
     if node["k"] == "v":
         return node["v"]
     if node["k"] == "a":

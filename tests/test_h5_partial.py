@@ -213,3 +213,33 @@ def test_damaged_files_raise_corrupt_file_error(tmp_path, archive):
         sn.load(foreign)
     with pytest.raises(sn.CorruptFileError):
         sn.save(1, foreign, key="a")
+
+
+def test_non_string_keys_of_decomposed_dicts(tmp_path):
+    obj = {1: Atom("H", np.zeros(3)), (2, "b"): np.arange(3), "1": "str key wins", None: [Slotted(1, 2)]}
+    path = sn.save(obj, tmp_path / "k.h5")
+    back = sn.load(path)
+    assert list(back) == [1, (2, "b"), "1", None]
+    assert back[1] == obj[1] and np.array_equal(back[(2, "b")], np.arange(3)) and back[None] == [Slotted(1, 2)]
+    assert sn.load(path, key="1") == "str key wins"
+    assert np.array_equal(sn.load(path, key="(2, 'b')"), np.arange(3))
+    assert sn.load(path, key="None/0") == Slotted(1, 2)
+    assert sn.inspect(path)["None/0"].type == "Slotted"
+
+
+def test_update_treats_a_stored_none_as_an_existing_entry(tmp_path):
+    path = sn.save({"a": None, "obj": Atom("H", np.zeros(3)), "b": [None]}, tmp_path / "n.h5")
+    with pytest.raises(sn.FileExistsStorageError):
+        sn.save(1, path, key="a", overwrite=False)
+    sn.save(2, path, key="a")
+    sn.save(3, path, key="b/0")
+    assert sn.load(path, key="a") == 2 and sn.load(path, key="b") == [3]
+
+
+def test_partial_update_keeps_earlier_source_hashes(tmp_path):
+    from _objects import Crystal, Point
+
+    path = sn.save({"p": Point(1, 2)}, tmp_path / "a.h5")
+    sn.save(Crystal("Cu", np.eye(3)), path, key="c")
+    sources = sn.environment(path)["modules"]["_objects"]["sources"]
+    assert {"Point", "Crystal"} <= set(sources)

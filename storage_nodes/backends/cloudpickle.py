@@ -6,24 +6,13 @@ is refused.
 from __future__ import annotations
 
 import pickle
-from typing import IO, Any
-
-import cloudpickle
+from typing import IO
 
 from ..metadata import ObjectCollector
+from ..picklers import RecordingCloudPickler
 from ._framed import FramedPickleBackend
 
 __all__ = ["CloudpickleBackend"]
-
-
-class _CloudPickler(cloudpickle.Pickler):
-    def __init__(self, f: IO[bytes], protocol: int, collector: ObjectCollector) -> None:
-        super().__init__(f, protocol=protocol)
-        self._collector = collector
-
-    def reducer_override(self, obj: Any) -> Any:
-        self._collector.add_object(obj)
-        return super().reducer_override(obj)
 
 
 class CloudpickleBackend(FramedPickleBackend):
@@ -32,4 +21,4 @@ class CloudpickleBackend(FramedPickleBackend):
     magic = b"\x93SN-CPK\n"
 
     def make_pickler(self, f: IO[bytes], collector: ObjectCollector) -> pickle.Pickler:
-        return _CloudPickler(f, self.protocol, collector)
+        return RecordingCloudPickler(f, self.protocol, collector)

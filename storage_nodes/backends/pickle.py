@@ -7,22 +7,13 @@ Fast and stores nearly anything importable; loading runs code named by the file,
 from __future__ import annotations
 
 import pickle
-from typing import IO, Any
+from typing import IO
 
 from ..metadata import ObjectCollector
+from ..picklers import RecordingPickler
 from ._framed import FramedPickleBackend
 
 __all__ = ["PickleBackend"]
-
-
-class _Pickler(pickle.Pickler):
-    def __init__(self, f: IO[bytes], protocol: int, collector: ObjectCollector) -> None:
-        super().__init__(f, protocol=protocol)
-        self._collector = collector
-
-    def reducer_override(self, obj: Any) -> Any:
-        self._collector.add_object(obj)
-        return NotImplemented
 
 
 class PickleBackend(FramedPickleBackend):
@@ -31,4 +22,4 @@ class PickleBackend(FramedPickleBackend):
     magic = b"\x93SN-PKL\n"
 
     def make_pickler(self, f: IO[bytes], collector: ObjectCollector) -> pickle.Pickler:
-        return _Pickler(f, self.protocol, collector)
+        return RecordingPickler(f, self.protocol, collector)

@@ -121,7 +121,7 @@ class H5Backend(Backend):
         index = r.index
         root = index["root"]
         node, used = tree.find(root, segments, r.definition)
-        if node is None or (used < len(segments) and node["k"] not in ("p", "a", "x", "v")):
+        if node is None or (used < len(segments) and tree.kind(node) not in ("p", "a", "x", "v")):
             raise self._missing(path, key, segments[: used + 1])
         here = "/".join(escape(s) for s in segments[:used])
         if safe:
@@ -179,7 +179,7 @@ class H5Backend(Backend):
             index = r.index
             try:
                 node, used = tree.find(index["root"], segments, r.definition)
-                if node is None or (used < len(segments) and node["k"] != "p"):
+                if node is None or (used < len(segments) and tree.kind(node) not in ("p", "v")):
                     raise self._missing(path, key, segments[: used + 1])
                 here = "/".join(escape(s) for s in segments[:used])
                 name = segments[used - 1] if used else ""

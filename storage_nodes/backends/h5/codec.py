@@ -55,11 +55,20 @@ def _tuplify(descr: Any) -> Any:
     return descr
 
 
+_dtypes: dict[str, np.dtype[Any]] = {}
+
+
 def dtype_from_json(value: Any) -> np.dtype[Any]:
     """Inverse of :func:`dtype_to_json`; never yields an object dtype."""
+    if type(value) is str:
+        found = _dtypes.get(value)
+        if found is not None:
+            return found
     dtype = np.lib.format.descr_to_dtype(_tuplify(value)) if isinstance(value, list) else np.dtype(value)
     if dtype.hasobject:
         raise ValueError(f"object dtype {value!r} cannot be read from raw bytes")
+    if type(value) is str and len(_dtypes) < 1024:
+        _dtypes[value] = dtype  # a plain dict: concurrent inserts of equal values are harmless
     return dtype
 
 

@@ -113,6 +113,8 @@ class Decoder:
             n, p = stack.pop()
             if n is wanted:
                 return p
+            if type(n) is not dict:
+                continue
             prefix = p + "/" if p else ""
             stack.extend((c, prefix + escape(name)) for name, c in children(n))
             for field in ("args", "kw", "li", "di"):
@@ -120,7 +122,9 @@ class Decoder:
                     stack.append((n[field], f"{prefix}__{field}__"))
         return self.top_key
 
-    def _dec(self, node: dict[str, Any]) -> Any:
+    def _dec(self, node: Any) -> Any:
+        if type(node) is not dict:
+            return node  # a bare JSON scalar is its own value
         k = node["k"]
         if k == "v":
             if "id" in node:

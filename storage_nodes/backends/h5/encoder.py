@@ -16,12 +16,12 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import cloudpickle
 import numpy as np
 
 from ...errors import SerializationError
 from ...keys import escape
 from ...metadata import ObjectCollector
+from ...picklers import cloudpickle_dumps
 from . import codec
 
 __all__ = ["ArrayOut", "Encoded", "Encoder"]
@@ -131,6 +131,7 @@ class Encoder:
         self.next_array = self.first_array
         self.next_id = self.first_id
         self.classes_len = len(self.classes)
+        self.by_class: dict[Any, int] = {}
         self.stack: list[Any] = []
 
     # -- public -------------------------------------------------------------------------
@@ -175,6 +176,9 @@ class Encoder:
 
     # -- helpers --------------------------------------------------------------------------
     def _class(self, cls: Any) -> int:
+        found = self.by_class.get(cls)
+        if found is not None:
+            return found
         name = class_name(cls)
         index = self.class_ids.get(name)
         if index is None:
@@ -182,6 +186,7 @@ class Encoder:
             self.classes.append(list(name))
             self.class_ids[name] = index
         self.collector.add_name(*name)
+        self.by_class[cls] = index
         return index
 
     def _ref(self, node: dict[str, Any]) -> dict[str, Any]:
@@ -215,14 +220,19 @@ class Encoder:
         oid = id(obj)
         if oid in self.force:
             return None
+        t = type(obj)
+        if t is dict:  # a cheap look first: most containers of objects fail here
+            if len(obj) <= 64 and not all(map(_PLAIN_TYPES.__contains__, map(type, obj.values()))):
+                return None
+        elif t in _SIMPLE_CONTAINERS and len(obj) <= 64 and not all(map(_PLAIN_TYPES.__contains__, map(type, obj))):
+            return None
         try:
             data = codec.pack(obj)
         except (codec.NotPlain, ValueError, OverflowError, TypeError):  # UnicodeEncodeError is a ValueError
             return None
-        t = type(obj)
         if t in codec._CONTAINERS:
             ids = codec.container_ids(obj)
-            if ids is None or not ids.isdisjoint(self.memo) or not ids.isdisjoint(self.force):
+            if ids is None or not self.memo.keys().isdisjoint(ids) or not ids.isdisjoint(self.force):
                 return None
             ids.discard(oid)
             self.blob_ids |= ids
@@ -238,14 +248,14 @@ class Encoder:
         t = type(obj)
         if t is str:
             if len(obj) <= INLINE_STR:
-                return {"k": "v", "v": obj}
+                return obj
         elif obj is None or t is bool:
-            return {"k": "v", "v": obj}
+            return obj
         elif t is int:
             if -_INT_LIMIT < obj < _INT_LIMIT:
-                return {"k": "v", "v": obj}
+                return obj
         elif t is float and math.isfinite(obj):
-            return {"k": "v", "v": obj}
+            return obj
         oid = id(obj)
         node = self.memo.get(oid)
         if node is not None:
@@ -268,7 +278,7 @@ class Encoder:
             if plain is not None:
                 return plain
             if t is str:  # not valid UTF-8 (lone surrogates): JSON escapes them
-                return {"k": "v", "v": obj}
+                return obj
             if t is dict:
                 return self._dict(obj)
             if t in _SIMPLE_CONTAINERS:
@@ -323,7 +333,8 @@ class Encoder:
         if arr.nbytes >= BIG_ARRAY_BYTES:
             name = f"{self.array_prefix}{self.next_array}"
             self.next_array += 1
-            if arr.dtype.kind not in "biufc":
+            kind, size = arr.dtype.kind, arr.dtype.itemsize
+            if not (kind in "biu" or (kind == "f" and size <= 8) or (kind == "c" and size <= 16)):
                 data = data.reshape(-1).view(np.uint8)
                 node["raw"] = True
             self.arrays.append(ArrayOut(name, data, self._path()))
@@ -340,7 +351,7 @@ class Encoder:
 
     def _opaque(self, obj: Any) -> dict[str, Any]:
         try:
-            data = cloudpickle.dumps(obj, protocol=5)
+            data = cloudpickle_dumps(obj, self.collector)
         except Exception as exc:
             raise SerializationError(
                 f"cannot store the {type(obj).__qualname__} at {self._where()}: it cannot be decomposed "
@@ -402,6 +413,10 @@ class Encoder:
 
 
 _JSON_SCALARS = frozenset({str, bool, type(None), int, float})
+_PLAIN_TYPES = frozenset(
+    {str, bool, type(None), int, float, bytes, complex, dict, list, tuple, set, frozenset}
+    | {np.float64, np.float32, np.int64, np.int32, np.bool_, np.complex128}
+)
 
 
 def _flat_json(obj: Any, t: type) -> bool:

@@ -41,7 +41,7 @@ def _corrupt(path: Path, exc: BaseException | str) -> CorruptFileError:
 
 def dump_index(index: dict[str, Any]) -> np.ndarray:
     text = json.dumps(index, separators=(",", ":"), allow_nan=False).encode("utf-8")
-    return np.frombuffer(zlib.compress(text, 6 if len(text) < 65536 else 1), dtype=np.uint8)
+    return np.frombuffer(zlib.compress(text, 1), dtype=np.uint8)
 
 
 def write_index(f: h5py.File, index: dict[str, Any]) -> None:

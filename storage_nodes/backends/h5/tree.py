@@ -16,14 +16,19 @@ from ...keys import escape
 from ...listing import Entry
 from . import codec
 
-__all__ = ["children", "describe_node", "find", "walk"]
+__all__ = ["children", "describe_node", "find", "kind", "walk"]
 
 _CONTAINER_TYPES = {"d": "dict", "l": "list", "t": "tuple", "s": "set", "f": "frozenset"}
 
 
-def children(node: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+def kind(node: Any) -> str:
+    """The kind of a node; a bare JSON scalar is a value (``"v"``)."""
+    return str(node["k"]) if type(node) is dict else "v"
+
+
+def children(node: Any) -> Iterator[tuple[str, Any]]:
     """(name, child node) pairs of an index node, in stored order."""
-    k = node["k"]
+    k = kind(node)
     if k == "d":
         for item in node["items"]:
             yield item[0], item[1]
@@ -39,9 +44,9 @@ def children(node: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
             yield "__state__", node["state"]
 
 
-def child(node: dict[str, Any], segment: str) -> dict[str, Any] | None:
+def child(node: Any, segment: str) -> Any:
     """The child named ``segment`` (exact string keys win over ``str()`` of other keys)."""
-    k = node["k"]
+    k = kind(node)
     if k == "d":
         fallback = None
         for item in node["items"]:
@@ -71,6 +76,8 @@ def walk(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
     stack = [node]
     while stack:
         n = stack.pop()
+        if type(n) is not dict:
+            continue
         yield n
         k = n["k"]
         if k == "d":
@@ -100,7 +107,7 @@ def find(
     """
     node = root
     for i, segment in enumerate(segments):
-        if node["k"] == "r":
+        if kind(node) == "r":
             target = resolve(node["to"])
             if target is None:
                 return None, i
@@ -109,7 +116,7 @@ def find(
         if nxt is None:
             return node, i
         node = nxt
-    if node["k"] == "r":
+    if kind(node) == "r":
         target = resolve(node["to"])
         if target is not None:
             node = target
@@ -161,6 +168,8 @@ def describe_node(
     ``heap`` reads plain blobs to list their content (``None``: do not look inside).
     ``shared`` maps shared-object ids to the key where they are defined (filled as we go).
     """
+    if type(node) is not dict:
+        return _entry_for_value(node, path, name, 0)
     k = node["k"]
     if "id" in node:
         shared[node["id"]] = path
@@ -196,7 +205,7 @@ def describe_node(
         entry = Entry(path=path, name=name, type=node.get("t", "?"), module=node.get("m"), opaque=True)
         entry.size = node["h"][2]
     else:
-        entry = Entry(path=path, name=name, type=_CONTAINER_TYPES.get(k, k))
+        entry = Entry(path=path, name=name, type=str(_CONTAINER_TYPES.get(k, k)))
     if k in _CONTAINER_TYPES:
         entry.length = len(node["items"])
     if k in ("d", "l", "t", "s", "f", "o", "oa"):
@@ -236,12 +245,13 @@ def unsafe_node(node: dict[str, Any], path: str) -> tuple[str, dict[str, Any]] |
     stack = [(node, path)]
     while stack:
         n, p = stack.pop()
-        if n["k"] in ("o", "g", "x"):
+        k = kind(n)
+        if k in ("o", "g", "x"):
             return p, n
         prefix = p + "/" if p else ""
         for name, c in children(n):
             stack.append((c, prefix + escape(name)))
-        if n["k"] == "d":
+        if k == "d":
             for item in n["items"]:
                 if len(item) == 3:
                     stack.append((item[2], prefix + escape(item[0])))

@@ -27,7 +27,7 @@ from ...errors import (
 )
 from ...keys import child as py_child
 from ...keys import escape, split
-from ...metadata import ObjectCollector, environment_record
+from ...metadata import ObjectCollector, environment_record, merge_records
 from . import codec, layout, tree
 from .encoder import Encoder
 
@@ -37,19 +37,20 @@ if TYPE_CHECKING:
 __all__ = ["compact", "update"]
 
 SLACK_BYTES = 1 << 20
+MISSING = object()  # a slot that has no entry yet (None is a stored value)
 
 
 class _Slot:
     """Where a node sits: read and replace it in its parent."""
 
-    def __init__(self, get: Callable[[], dict[str, Any] | None], put: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(self, get: Callable[[], Any], put: Callable[[Any], None]) -> None:
         self.get = get
         self.put = put
 
 
 def _slot_in(parent: dict[str, Any], segment: str, path: Path, key: str) -> _Slot | None:
     """The slot named ``segment`` in a container node (created on put when missing)."""
-    k = parent["k"]
+    k = tree.kind(parent)
     if k == "d":
         items = parent["items"]
         pos = next((i for i, it in enumerate(items) if it[0] == segment and len(it) == 2), None)
@@ -62,7 +63,7 @@ def _slot_in(parent: dict[str, Any], segment: str, path: Path, key: str) -> _Slo
             else:
                 items[pos][1] = node
 
-        return _Slot(lambda: items[pos][1] if pos is not None else None, put_d)
+        return _Slot(lambda: items[pos][1] if pos is not None else MISSING, put_d)
     if k in ("l", "t", "oa"):
         items = parent["items"]
         try:
@@ -78,7 +79,7 @@ def _slot_in(parent: dict[str, Any], segment: str, path: Path, key: str) -> _Slo
             else:
                 items[i] = node
 
-        return _Slot(lambda: items[i] if i < len(items) else None, put_l)
+        return _Slot(lambda: items[i] if i < len(items) else MISSING, put_l)
     if k == "o":
         for field in ("attrs", "slots"):
             for pair in parent.get(field, ()):
@@ -94,7 +95,7 @@ def _slot_in(parent: dict[str, Any], segment: str, path: Path, key: str) -> _Slo
         if "state" in parent:
             return None
         attrs = parent.setdefault("attrs", [])
-        return _Slot(lambda: None, lambda node: attrs.append([segment, node]))
+        return _Slot(lambda: MISSING, lambda node: attrs.append([segment, node]))
     return None
 
 
@@ -136,7 +137,7 @@ def _apply(
     ids = {n["id"]: n for n in tree.walk(root) if "id" in n}
 
     def resolve(n: dict[str, Any]) -> dict[str, Any]:
-        while n["k"] == "r":
+        while tree.kind(n) == "r":
             n = ids[n["to"]]
         return n
 
@@ -146,11 +147,13 @@ def _apply(
     place = 0  # how many segments lead to the slot being replaced
     for i, segment in enumerate(segments):
         current = slot.get()
-        if current is None:  # a missing level: build the rest as nested dicts
+        if current is MISSING:  # a missing level: build the rest as nested dicts
             value = _set_plain({}, segments[i:], obj)
             break
         current = resolve(current)
-        if current["k"] == "p" or (current["k"] == "v" and type(current["v"]) in (dict, list)):
+        if tree.kind(current) == "p" or (
+            tree.kind(current) == "v" and type(current) is dict and type(current["v"]) in (dict, list)
+        ):
             # inside packed plain data (or a small list/dict in the index): set, re-encode all of it
             if current["k"] == "p":
                 plain = codec.unpack(layout.Reader(f, path, index).heap(current["h"]))
@@ -169,10 +172,10 @@ def _apply(
         slot = nxt
         place = i + 1
     else:
-        if slot.get() is not None and not options.get("overwrite", True):
+        if slot.get() is not MISSING and not options.get("overwrite", True):
             raise _exists(path, key)
     old = slot.get()
-    if old is not None:
+    if old is not MISSING:
         defined = {n["id"] for n in tree.walk(old) if "id" in n}
         if defined:
             inside = sum(1 for n in tree.walk(old) if n["k"] == "r" and n["to"] in defined)
@@ -251,7 +254,8 @@ def update(
                         ) from None
                     env = environment_record(collector.objects, backend="h5", format_version=layout.FORMAT_VERSION)
                     stored_env = index.setdefault("environment", {})
-                    stored_env.setdefault("modules", {}).update(env.get("modules", {}))
+                    # earlier modules and their source hashes stay; this update's modules are added
+                    stored_env["modules"] = merge_records(stored_env, env)["modules"]
                     index.setdefault("metadata", {}).update(metadata)
                     note: dict[str, Any] = {
                         "key": key,
