@@ -8,7 +8,7 @@ Run from a checkout with the ``benchmark`` extra installed::
 Everything is measured in this one process on the same data; ratios are to pickle
 (protocol 5, ``pickle.dump``/``pickle.load`` on a file). ``h5`` is timed through the
 backend's ``write``/``read`` (the format's cost, like ``pickle.dump``) and through
-``storage_nodes.save``/``load`` (which add argument checks, an atomic replace and fsync).
+``storage_nodes.save``/``load`` (which add argument checks, the environment record and an atomic replace).
 Prints markdown tables (paste them into docs/performance.md).
 """
 
