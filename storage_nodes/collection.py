@@ -323,7 +323,7 @@ class Collection:
 
     def __repr__(self) -> str:
         kind = "bundle" if self._bundle is not None else "manifest"
-        return f"<Collection {self.title!r} ({kind} {self._path}, {len(self)} members)>"
+        return f"<Collection {self.title!r} ({kind} {self._path}, {len(self)} member{'' if len(self) == 1 else 's'})>"
 
     def member(self, name: str) -> Member:
         """The record of member ``name``; an unknown name raises :class:`KeyNotFoundError`.

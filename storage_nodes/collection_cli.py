@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
-from .errors import InvalidArgumentError, StorageError
+from .errors import DuplicateMemberError, InvalidArgumentError, StorageError
 
 __all__ = ["add_collection_commands", "run_verify"]
 
@@ -73,6 +74,15 @@ def _add(args: argparse.Namespace) -> int:
         raise InvalidArgumentError("--name needs exactly one FILE; without it each member is named after its file")
     col = Collection.open(args.manifest)
     metadata = _json_object(args.metadata, "--metadata")
+    # all or nothing: refuse a name clash before adding the first file
+    names = [args.name] if args.name is not None else [Path(f).stem for f in args.files]
+    clashes = sorted({n for n in names if names.count(n) > 1 or (n in col and not args.replace)})
+    if clashes:
+        raise DuplicateMemberError(
+            f"nothing added to {args.manifest}: member name(s) {clashes} would clash "
+            "(already in the collection or given twice); use --name for one file, or --replace",
+            path=args.manifest,
+        )
     for file in args.files:
         m = col.add(file, name=args.name, tags=args.tag or None, metadata=metadata, replace=args.replace)
         print(f"added {m.name!r}: {m.location} ({m.backend}, {m.size} bytes)")

@@ -148,7 +148,8 @@ def detect(path: str | os.PathLike[str]) -> str:
         if get(n).sniff(head):
             return n
     raise BackendNotFoundError(
-        f"cannot tell which backend wrote {p}: it is not a storage_nodes file of any of {names()}; "
-        "pass backend= explicitly if you know the format",
+        f"cannot tell which backend wrote {p}: its first bytes match none of {names()}, so it was "
+        "not written by storage_nodes (or its start is damaged); files of other tools, e.g. a plain "
+        "pickle, are not read by storage_nodes",
         path=p,
     )

@@ -116,3 +116,14 @@ def test_unreadable_collection_exits_2(tmp_path, capsys):
     assert main(["verify", str(manifest)]) == 2
     assert "format version 7" in capsys.readouterr().err
     assert run_verify(str(tmp_path / "missing.json")) == 2
+
+
+def test_add_of_several_files_is_all_or_nothing(tmp_path, capsys):
+    manifest = tmp_path / "c.json"
+    main(["collection", "create", str(manifest)])
+    a_h5 = sn.save({"x": 1}, tmp_path / "a.h5")
+    a_json = sn.save({"x": 2}, tmp_path / "a.json")
+    before = manifest.read_bytes()
+    assert main(["collection", "add", str(manifest), str(a_h5), str(a_json)]) == 1
+    assert "nothing added" in capsys.readouterr().err
+    assert manifest.read_bytes() == before

@@ -243,3 +243,10 @@ def test_partial_update_keeps_earlier_source_hashes(tmp_path):
     sn.save(Crystal("Cu", np.eye(3)), path, key="c")
     sources = sn.environment(path)["modules"]["_objects"]["sources"]
     assert {"Point", "Crystal"} <= set(sources)
+
+
+def test_inspect_into_a_small_inline_dict(tmp_path):
+    path = sn.save({"meta": {"n": 4, "name": "x"}, "a": np.zeros(3)}, tmp_path / "i.h5")
+    listing = sn.inspect(path, key="meta/n")
+    assert listing.root.type == "int"
+    assert sn.load(path, key="meta/n") == 4
