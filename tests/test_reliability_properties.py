@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from conftest import assert_same
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -74,25 +75,8 @@ def _roundtrip(tmp_path_factory, backend, value) -> None:
 common = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
 @common
 @given(value=data)
-def test_pickle_round_trip(tmp_path_factory, value):
-    _roundtrip(tmp_path_factory, "pickle", value)
-
-
-@common
-@given(value=data)
-def test_cloudpickle_round_trip(tmp_path_factory, value):
-    _roundtrip(tmp_path_factory, "cloudpickle", value)
-
-
-@common
-@given(value=data)
-def test_json_round_trip(tmp_path_factory, value):
-    _roundtrip(tmp_path_factory, "json", value)
-
-
-@common
-@given(value=data)
-def test_h5_round_trip(tmp_path_factory, value):
-    _roundtrip(tmp_path_factory, "h5", value)
+def test_generated_data_round_trips(tmp_path_factory, backend, value):
+    _roundtrip(tmp_path_factory, backend, value)
