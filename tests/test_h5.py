@@ -222,3 +222,17 @@ def test_metadata_and_environment(tmp_path):
     assert listing.metadata == {"sample": "Cu-3"}
     assert listing.environment["backend"] == "h5" and "_h5_objects" in listing.environment["modules"]
     assert listing.format_version == 1
+
+
+def test_inspect_of_a_wide_container_lists_a_bounded_number_of_children(tmp_path):
+    from _objects import Point
+
+    from storage_nodes.backends.h5.tree import MAX_LISTED_CHILDREN
+
+    n = MAX_LISTED_CHILDREN + 5
+    path = sn.save({"wide": {f"k{i}": i for i in range(n)}, "objs": [Point(i, i) for i in range(n)]}, tmp_path / "w.h5")
+    listing = sn.inspect(path)
+    for key in ("wide", "objs"):
+        entry = listing[key]
+        assert entry.length == n and len(entry.children) == MAX_LISTED_CHILDREN and entry.truncated == 5
+    assert sn.load(path, key=f"wide/k{n - 1}") == n - 1

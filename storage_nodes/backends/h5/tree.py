@@ -6,6 +6,7 @@ key reaches inside them. Nothing imports a stored module or rebuilds an object.
 
 from __future__ import annotations
 
+import itertools
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -123,6 +124,11 @@ def find(
     return node, len(segments)
 
 
+#: children listed per container; the rest are counted in ``Entry.truncated`` (inspect of a
+#: million-entry dict would otherwise build a million entries)
+MAX_LISTED_CHILDREN = 10_000
+
+
 def _entry_for_value(value: Any, path: str, name: str, depth: int) -> Entry:
     """Describe a plain value (from an unpacked blob), all its children included."""
     t = type(value)
@@ -145,9 +151,10 @@ def _entry_for_value(value: Any, path: str, name: str, depth: int) -> Entry:
             return entry
         prefix = path + "/" if path else ""
         items = value.items() if t is dict else enumerate(value)
-        for k, v in items:
+        for k, v in itertools.islice(items, MAX_LISTED_CHILDREN):
             child_name = k if type(k) is str else str(k)
             entry.children.append(_entry_for_value(v, prefix + escape(child_name), child_name, depth - 1))
+        entry.truncated = len(value) - len(entry.children)
         return entry
     entry.size = sys.getsizeof(value) if value is not None else 0
     return entry
@@ -213,7 +220,12 @@ def describe_node(
             entry.truncated = sum(1 for _ in children(node))
             return entry
         prefix = path + "/" if path else ""
+        listed = 0
         for child_name, c in children(node):
+            if listed == MAX_LISTED_CHILDREN:
+                entry.truncated += 1
+                continue
+            listed += 1
             entry.children.append(
                 describe_node(
                     c,
