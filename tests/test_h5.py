@@ -236,3 +236,11 @@ def test_inspect_of_a_wide_container_lists_a_bounded_number_of_children(tmp_path
         entry = listing[key]
         assert entry.length == n and len(entry.children) == MAX_LISTED_CHILDREN and entry.truncated == 5
     assert sn.load(path, key=f"wide/k{n - 1}") == n - 1
+
+
+def test_truncated_archive_error_says_what_to_do(tmp_path):
+    path = sn.save({"a": np.arange(100)}, tmp_path / "t.h5")
+    path.write_bytes(path.read_bytes()[:500])
+    with pytest.raises(sn.CorruptFileError) as err:
+        sn.load(path)
+    assert str(path) in str(err.value) and "restore it from a copy" in str(err.value)

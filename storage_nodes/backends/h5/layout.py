@@ -36,7 +36,11 @@ FILE_OPTIONS: dict[str, Any] = {"libver": ("v110", "v110"), "meta_block_size": 2
 
 def _corrupt(path: Path, exc: BaseException | str) -> CorruptFileError:
     detail = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
-    return CorruptFileError(f"{path} is not a readable h5 archive of storage_nodes ({detail})", path=path)
+    return CorruptFileError(
+        f"{path} is not a readable h5 archive of storage_nodes ({detail}); it is damaged or was cut "
+        "short (storage_nodes itself never leaves a half-written file): restore it from a copy",
+        path=path,
+    )
 
 
 def dump_index(index: dict[str, Any]) -> np.ndarray:
