@@ -132,10 +132,8 @@ def save(
     segments = split(key)
     exists = _exists(p)
     if segments:
-        name = backend or (registry.detect(p) if exists else registry.for_suffix(p))
-        chosen = _backend_named(name, p)
-        if exists and backend is not None:
-            chosen = resolve_backend(p, backend)
+        # an existing file keeps its backend (detected, or the given one checked against it)
+        chosen = resolve_backend(p, backend) if exists else _backend_named(backend or registry.for_suffix(p), p)
         chosen.update(obj, p, key=key or "", metadata=user_metadata, options={**options, "overwrite": overwrite})
         return p
     chosen = _backend_named(backend or registry.for_suffix(p), p)
