@@ -81,20 +81,20 @@ def remove_stale_temps(target: str | os.PathLike[str]) -> list[Path]:
     target = Path(target)
     removed: list[Path] = []
     own = f"{target.name}."
-    try:
-        candidates = list(target.parent.iterdir())
+    try:  # names only (no Path per entry): this runs on every save, in directories of any size
+        with os.scandir(target.parent) as entries:
+            candidates = [e.name for e in entries if e.name.startswith(TEMP_PREFIX)]
     except OSError:
         return removed
-    for candidate in candidates:
-        name = candidate.name
-        if not name.startswith(TEMP_PREFIX):
-            continue
+    for original in candidates:
+        name = original
         while name.startswith(TEMP_PREFIX):  # temporaries of temporaries (e.g. a compaction)
             name = name[len(TEMP_PREFIX) :]
         if not name.startswith(own):
             continue
         pid_text = name[len(own) :].split(".", 1)[0]
         if pid_text.isdigit() and int(pid_text) != os.getpid() and not _pid_alive(int(pid_text)):
+            candidate = target.parent / original
             with contextlib.suppress(OSError):
                 candidate.unlink()
                 removed.append(candidate)

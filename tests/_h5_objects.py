@@ -86,3 +86,22 @@ class Node:
         self.name = name
         self.children: list[Node] = []
         self.parent: Node | None = None
+
+
+CALLS: list[tuple[object, ...]] = []
+
+
+def record_call(*args: object) -> str:
+    """A module-level function that leaves a trace when called."""
+    CALLS.append(args)
+    return "called"
+
+
+class _Sentinel:
+    """A module-level singleton that pickle stores by name (``__reduce__`` gives its name)."""
+
+    def __reduce__(self) -> str:
+        return "SENTINEL"
+
+
+SENTINEL = _Sentinel()

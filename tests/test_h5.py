@@ -244,3 +244,46 @@ def test_truncated_archive_error_says_what_to_do(tmp_path):
     with pytest.raises(sn.CorruptFileError) as err:
         sn.load(path)
     assert str(path) in str(err.value) and "restore it from a copy" in str(err.value)
+
+
+def test_functions_and_named_singletons_are_stored_by_reference(tmp_path):
+    import os.path
+
+    from _h5_objects import SENTINEL, record_call
+
+    obj = {"f": record_call, "again": record_call, "join": os.path.join, "len": len, "s": SENTINEL}
+    path = sn.save(obj, tmp_path / "refs.h5")
+    back = sn.load(path)
+    assert back["f"] is record_call and back["again"] is record_call and back["s"] is SENTINEL
+    assert back["join"] is os.path.join and back["len"] is len
+    listing = sn.inspect(path)
+    assert listing["f"].type == "function" and not listing["f"].opaque
+    assert listing["f"].info["reference"] == "_h5_objects.record_call"
+    assert listing["s"].type == "_Sentinel" and listing["s"].info["reference"] == "_h5_objects.SENTINEL"
+    assert "_h5_objects" in listing.environment["modules"]
+    with pytest.raises(sn.UnsafeLoadError, match="reference to a class or function"):
+        sn.load(path, key="f", safe=True)
+
+
+def test_a_reference_resolving_to_something_else_than_declared_is_refused(tmp_path):
+    import h5py
+    from _h5_objects import CALLS, Color, record_call
+
+    from storage_nodes.backends.h5 import layout
+
+    path = sn.save({"f": record_call, "c": Color.RED}, tmp_path / "refs.h5")
+    with h5py.File(path, "r+") as f:
+        index = layout.read_index(f.id, path)
+        items = dict((item[0], item[1]) for item in index["root"]["items"])
+        function_entry = items["f"]["c"]
+        items["c"]["c"] = function_entry  # the Enum is rebuilt by calling its class: now the function
+        layout.write_index(f, index)
+    with pytest.raises(sn.UnsafeLoadError, match="not a class"):
+        sn.load(path)
+    assert CALLS == []  # never called, even though a g node had resolved the same entry first
+    with h5py.File(path, "r+") as f:
+        index = layout.read_index(f.id, path)
+        index["classes"][function_entry] = ["builtins", "int"]
+        layout.write_index(f, index)
+    with pytest.raises(sn.UnsafeLoadError, match="is a function, but it is a type"):
+        sn.load(path, key="f")

@@ -130,7 +130,7 @@ class H5Backend(Backend):
                 bad_key, bad_node = bad
                 what = "an opaque pickled object" if bad_node["k"] == "x" else "an instance of a class"
                 if bad_node["k"] == "g":
-                    what = "a class reference"
+                    what = "a reference to a class or function"
                 raise UnsafeLoadError(
                     f"refusing to load {bad_key or 'the root'!r} of {path} with safe=True: it holds {what} "
                     f"({self._class_label(index, bad_node)}), which needs importing or running code; load with "

@@ -15,6 +15,7 @@ import importlib
 import pickle
 from collections.abc import Callable
 from pathlib import Path
+from types import BuiltinFunctionType, FunctionType
 from typing import Any
 
 import numpy as np
@@ -23,24 +24,34 @@ from ...errors import CorruptFileError, StorageError, UnsafeLoadError
 from ...keys import escape
 from . import codec
 
-__all__ = ["Decoder", "resolve_class"]
+__all__ = ["Decoder", "resolve_class", "resolve_global"]
 
 Slice = list[Any]  # [heap dataset name, offset, nbytes]
 
 
-def resolve_class(module: str, qualname: str) -> type:
-    """Import ``module`` and follow ``qualname``; the result must be a class."""
+def resolve_global(module: str, qualname: str) -> Any:
+    """Import ``module`` and follow ``qualname`` with ``getattr`` (nothing is called)."""
     if not isinstance(module, str) or not isinstance(qualname, str) or "<locals>" in qualname:
-        raise CorruptFileError(f"invalid class reference {module!r}.{qualname!r}")
+        raise CorruptFileError(f"invalid reference {module!r}.{qualname!r}")
     found: Any = importlib.import_module(module)
     for part in qualname.split("."):
         found = getattr(found, part)
+    return found
+
+
+def resolve_class(module: str, qualname: str) -> type:
+    """Import ``module`` and follow ``qualname``; the result must be a class."""
+    found = resolve_global(module, qualname)
     if not isinstance(found, type):
         raise UnsafeLoadError(
             f"the file names {module}.{qualname}, which is not a class; refusing to call it "
             "(only classes are rebuilt from h5 archives)"
         )
     return found
+
+
+def _is_function(found: Any) -> bool:
+    return isinstance(found, FunctionType | BuiltinFunctionType)
 
 
 class Decoder:
@@ -66,20 +77,47 @@ class Decoder:
         self.safe = safe
         self.memo: dict[int, Any] = {}
         self._resolved: dict[int, type] = {}
+        self._globals: dict[int, Any] = {}
 
-    def _class(self, index: int, node: dict[str, Any]) -> type:
-        cls = self._resolved.get(index)
+    def _global(self, node: dict[str, Any]) -> Any:
+        """The object of a ``g`` node: a class, or a function or singleton that its ``t`` names."""
+        declared = node.get("t", "type")
+        if declared == "type":
+            return self._class(node["c"], node)
+        index = node["c"]
+        found = self._class(index, node, resolve=resolve_global, cache=self._globals)
+        if not (_is_function(found) if declared == "function" else type(found).__qualname__ == declared):
+            module, qualname = self.classes[index]
+            raise UnsafeLoadError(
+                f"{self.path} says {module}.{qualname} at {self._key(node)!r} is a {declared}, but it is a "
+                f"{type(found).__qualname__}; refusing to load it",
+                path=self.path,
+                key=self._key(node),
+            )
+        return found
+
+    def _class(
+        self,
+        index: int,
+        node: dict[str, Any],
+        resolve: Callable[[str, str], Any] = resolve_class,
+        cache: dict[int, Any] | None = None,
+    ) -> Any:
+        """Resolve ``classes[index]``; by default it must be a class (what ``o`` nodes build)."""
+        if cache is None:
+            cache = self._resolved  # checked classes only: never a function resolved for a g node
+        cls = cache.get(index)
         if cls is None:
             try:
                 module, qualname = self.classes[index]
             except (IndexError, TypeError, ValueError):
                 raise CorruptFileError(f"{self.path} names an unknown class #{index}", path=self.path) from None
             try:
-                cls = resolve_class(module, qualname)
+                cls = resolve(module, qualname)
             except (ImportError, AttributeError) as exc:
                 key = self._key(node)
                 raise StorageError(
-                    f"cannot load {key or 'the root'!r} from {self.path}: class {module}.{qualname} is not "
+                    f"cannot load {key or 'the root'!r} from {self.path}: {module}.{qualname} is not "
                     f"importable here ({exc}); plain entries still load with key=..., and "
                     f"storage_nodes.inspect({str(self.path)!r}) lists what is stored",
                     path=self.path,
@@ -88,7 +126,7 @@ class Decoder:
             except StorageError as exc:
                 key = self._key(node)
                 raise type(exc)(f"{exc} (file {self.path}, key {key!r})", path=self.path, key=key) from None
-            self._resolved[index] = cls
+            cache[index] = cls
         return cls
 
     def _unsafe(self, what: str, key: str) -> UnsafeLoadError:
@@ -124,8 +162,12 @@ class Decoder:
 
     def _dec(self, node: Any) -> Any:
         if type(node) is not dict:
-            return node  # a bare JSON scalar is its own value
+            return node  # a bare scalar is its own value
         k = node["k"]
+        if k == "o":  # the most common kinds first
+            return self._object(node)
+        if k == "r":
+            return self._shared(node)
         if k == "v":
             if "id" in node:
                 self.memo[node["id"]] = node["v"]
@@ -144,7 +186,8 @@ class Decoder:
                 self.memo[node["id"]] = d
             for item in node["items"]:
                 if len(item) == 2:
-                    d[item[0]] = dec(item[1])
+                    value = item[1]
+                    d[item[0]] = dec(value) if type(value) is dict else value
                 else:
                     d[dec(item[2])] = dec(item[1])
             return d
@@ -166,8 +209,6 @@ class Decoder:
             if "id" in node:
                 self.memo[node["id"]] = obj
             return obj
-        if k == "r":
-            return self._shared(node)
         if k == "oa":
             children = node["items"]
             flat = np.empty(len(children), dtype=object)
@@ -176,12 +217,13 @@ class Decoder:
             for i, c in enumerate(children):
                 flat[i] = dec(c)
             return flat.reshape(node["sh"], order="F" if node.get("o") == "F" else "C")
-        if k == "o":
-            return self._object(node)
         if k == "g":
             if self.safe:
-                raise self._unsafe("a class reference", self._key(node))
-            return self._class(node["c"], node)
+                raise self._unsafe("a reference to a class or function", self._key(node))
+            found = self._global(node)
+            if "id" in node:
+                self.memo[node["id"]] = found
+            return found
         if k == "x":
             if self.safe:
                 raise self._unsafe(f"an opaque pickled {node.get('m')}.{node.get('t')}", self._key(node))
@@ -258,8 +300,12 @@ class Decoder:
         if "state" in node:
             state = dec(node["state"])
         elif "attrs" in node or "slots" in node:
-            attrs = {name: dec(c) for name, c in node.get("attrs", ())}
-            state = (attrs or None, {name: dec(c) for name, c in node["slots"]}) if "slots" in node else attrs
+            attrs = {name: dec(c) if type(c) is dict else c for name, c in node.get("attrs", ())}
+            state = (
+                (attrs or None, {name: dec(c) if type(c) is dict else c for name, c in node["slots"]})
+                if "slots" in node
+                else attrs
+            )
         if state is not None:
             _set_state(obj, state)
         if "li" in node:

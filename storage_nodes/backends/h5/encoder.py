@@ -14,6 +14,7 @@ import sys
 import threading
 import weakref
 from dataclasses import dataclass, field
+from types import BuiltinFunctionType, FunctionType
 from typing import Any, Literal
 
 import numpy as np
@@ -180,14 +181,19 @@ class Encoder:
         found = self.by_class.get(cls)
         if found is not None:
             return found
-        name = class_name(cls)
+        index = self._name(*class_name(cls))
+        self.by_class[cls] = index
+        return index
+
+    def _name(self, module: str, qualname: str) -> int:
+        """The position of ``module.qualname`` in the file's ``classes`` table (added if new)."""
+        name = (module, qualname)
         index = self.class_ids.get(name)
         if index is None:
             index = len(self.classes)
-            self.classes.append(list(name))
+            self.classes.append([module, qualname])
             self.class_ids[name] = index
-        self.collector.add_name(*name)
-        self.by_class[cls] = index
+        self.collector.add_name(module, qualname)  # also for names already in an updated file
         return index
 
     def _ref(self, node: dict[str, Any]) -> dict[str, Any]:
@@ -287,6 +293,8 @@ class Encoder:
                 return self._sequence(obj, t)
         if isinstance(obj, type):
             return self._global(obj)
+        if t is FunctionType or t is BuiltinFunctionType:
+            return self._function(obj)
         return self._object(obj)
 
     def _dict(self, obj: dict[Any, Any]) -> dict[str, Any]:
@@ -351,6 +359,26 @@ class Encoder:
             return {"k": "g", "c": self._class(cls)}
         return self._opaque(cls)
 
+    def _function(self, func: Any) -> dict[str, Any]:
+        """A module-level function by reference (as pickle stores it); others are opaque."""
+        if importable(func):
+            node = {"k": "g", "c": self._name(func.__module__, func.__qualname__), "t": "function"}
+            self._memo(func, node)
+            return node
+        return self._opaque(func)
+
+    def _named(self, obj: Any, name: str) -> dict[str, Any]:
+        """An object whose ``__reduce_ex__`` gave its global name (a module-level singleton)."""
+        module = getattr(obj, "__module__", None)
+        found: Any = sys.modules.get(module) if type(module) is str else None
+        for part in name.split("."):
+            found = getattr(found, part, None)
+        if found is not obj or obj is None or "<locals>" in name:
+            return self._opaque(obj)
+        node = {"k": "g", "c": self._name(module, name), "t": type(obj).__qualname__}  # type: ignore[arg-type]
+        self._memo(obj, node)
+        return node
+
     def _opaque(self, obj: Any) -> dict[str, Any]:
         try:
             data = cloudpickle_dumps(obj, self.collector)
@@ -371,7 +399,9 @@ class Encoder:
             reduced = obj.__reduce_ex__(5)
         except Exception:
             return self._opaque(obj)
-        if isinstance(reduced, str) or not isinstance(reduced, tuple) or not 2 <= len(reduced) <= 6:
+        if type(reduced) is str:
+            return self._named(obj, reduced)
+        if not isinstance(reduced, tuple) or not 2 <= len(reduced) <= 6:
             return self._opaque(obj)
         func, args, state, listitems, dictitems = (*reduced, None, None, None)[:5]
         if len(reduced) == 6 or not isinstance(args, tuple):

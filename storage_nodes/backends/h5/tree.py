@@ -207,7 +207,9 @@ def describe_node(
         entry = Entry(path=path, name=name, type=qualname, module=module)
     elif k == "g":
         module, qualname = classes[node["c"]]
-        entry = Entry(path=path, name=name, type="type", info={"class": f"{module}.{qualname}"})
+        declared = str(node.get("t", "type"))  # "type" (a class), "function", or a singleton's type
+        what = "class" if declared == "type" else "reference"
+        entry = Entry(path=path, name=name, type=declared, info={what: f"{module}.{qualname}"})
     elif k == "x":
         entry = Entry(path=path, name=name, type=node.get("t", "?"), module=node.get("m"), opaque=True)
         entry.size = node["h"][2]
