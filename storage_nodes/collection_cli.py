@@ -20,7 +20,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import DuplicateMemberError, InvalidArgumentError, KeyNotFoundError, StorageError
+from .errors import (
+    DuplicateMemberError,
+    FileNotFoundStorageError,
+    InvalidArgumentError,
+    KeyNotFoundError,
+    StorageError,
+)
 
 __all__ = ["add_collection_commands", "for_the_command_line", "run_verify"]
 
@@ -124,14 +130,30 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _add(args: argparse.Namespace) -> int:
+    from . import registry
+    from ._manifest import check_name
     from .collection import Collection
 
     if args.name is not None and len(args.files) > 1:
         raise InvalidArgumentError("--name needs exactly one FILE; without it each member is named after its file")
+    if not Path(args.manifest).expanduser().exists():
+        raise FileNotFoundStorageError(
+            f"no such collection manifest: {args.manifest}; create it first with "
+            f"`storage-nodes collection create {args.manifest}`",
+            path=args.manifest,
+        )
     col = Collection.open(args.manifest)
     metadata = _json_object(args.metadata, "--metadata")
-    # all or nothing: refuse a name clash before adding the first file
+    # all or nothing: refuse a missing or foreign file, a bad name or a name clash before adding the first file
     names = [args.name] if args.name is not None else [Path(f).stem for f in args.files]
+    for file, name in zip(args.files, names, strict=True):
+        try:
+            check_name(name)
+            registry.detect(Path(file).expanduser())
+        except StorageError as exc:
+            exc.message = f"nothing added to {args.manifest}: cannot add member {name!r}: {exc.message}"
+            exc.args = (exc.message,)
+            raise
     clashes = sorted({n for n in names if names.count(n) > 1 or (n in col and not args.replace)})
     if clashes:
         raise DuplicateMemberError(

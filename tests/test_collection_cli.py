@@ -209,3 +209,18 @@ def test_every_subcommand_help_shows_placeholders_and_examples(capsys):
         build_parser().parse_args(["collection", "--help"])
     out = capsys.readouterr().out
     assert all(a in out for a in actions)
+
+
+def test_add_refuses_a_missing_or_foreign_file_before_adding_any(tmp_path, files, capsys):
+    manifest = tmp_path / "c.json"
+    assert main(["collection", "add", str(manifest), str(files[0])]) == 1
+    assert f"`storage-nodes collection create {manifest}`" in capsys.readouterr().err
+    main(["collection", "create", str(manifest)])
+    foreign = tmp_path / "notes.txt"
+    foreign.write_text("hello")
+    before = manifest.read_bytes()
+    for bad in (tmp_path / "ghost.h5", foreign):
+        assert main(["collection", "add", str(manifest), str(files[0]), str(bad), str(files[1])]) == 1
+        err = capsys.readouterr().err
+        assert f"nothing added to {manifest}: cannot add member '{bad.stem}'" in err and str(bad) in err
+        assert manifest.read_bytes() == before
