@@ -290,7 +290,11 @@ def resolve_location(location: str, manifest: Path) -> Path:
 
 def same_file(a: Path, b: Path) -> bool:
     """Whether ``a`` and ``b`` are the same file: the same inode when both exist (links and
-    other spellings included), else the same normalized path."""
+    other spellings included), else the same normalized path.
+
+    >>> same_file(Path("runs/a.h5"), Path("runs/sub/../a.h5"))  # doctest: +SKIP
+    True
+    """
     try:
         return os.path.samefile(a, b)
     except OSError:

@@ -293,19 +293,23 @@ class Collection:
 
     @property
     def title(self) -> str:
+        """The title (default: the manifest's file stem); the RO-Crate ``name`` of exports."""
         return str(self._doc.get("title") or "")
 
     @property
     def description(self) -> str:
+        """The longer description ('' when none was given)."""
         return str(self._doc.get("description") or "")
 
     @property
     def creator(self) -> str | list[str] | None:
+        """The author name or ORCID URL, a list of them, or None."""
         creator: str | list[str] | None = self._doc.get("creator")
         return creator
 
     @property
     def license(self) -> str | None:
+        """The license (SPDX identifier, URL or text), or None."""
         value = self._doc.get("license")
         return None if value is None else str(value)
 
@@ -321,6 +325,7 @@ class Collection:
 
     @property
     def names(self) -> list[str]:
+        """The member names, in the order they were added."""
         return [m.name for m in self._members]
 
     def __len__(self) -> int:
