@@ -395,8 +395,10 @@ class Collection:
         """Add the stored file ``path`` (any backend, any directory) as member ``name``
         (default: the file's stem) and return its record.
 
-        The size, sha256, backend and environment record are taken from the file. A name
-        already in use raises :class:`DuplicateMemberError` unless ``replace=True``.
+        The size, sha256, backend and environment record are taken from the file; its
+        location is normalized (``./a.h5`` and ``sub/../a.h5`` record ``a.h5``). A name
+        already in use raises :class:`DuplicateMemberError` unless ``replace=True``, and so
+        does a file that is already a member under another name, however it is spelled.
 
         >>> col.add("runs/relax_300K.pkl", name="relax-300K", tags=["Cu", "300K"])  # doctest: +SKIP
         Member(name='relax-300K', location='../runs/relax_300K.pkl', backend='pickle', ...)
