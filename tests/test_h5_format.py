@@ -1,4 +1,4 @@
-"""Read an h5 archive with h5py, json, zlib and numpy alone, following docs/format.md."""
+"""Read an h5 archive with h5py, msgpack, zlib and numpy alone, following docs/format.md."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 import zlib
 
 import h5py
+import msgpack
 import numpy as np
 
 import storage_nodes as sn
@@ -27,7 +28,7 @@ def _read_array(f: h5py.File, node: dict) -> np.ndarray:
 
 
 def _read(f: h5py.File, node):
-    if not isinstance(node, dict):  # a bare JSON scalar is its own value
+    if not isinstance(node, dict):  # a bare scalar is its own value
         return node
     if node["k"] == "v":
         return node["v"]
@@ -48,8 +49,8 @@ def test_nested_dict_of_arrays_reads_with_bare_h5py(tmp_path):
     }
     path = sn.save(data, tmp_path / "spec.h5")
     with h5py.File(path, "r") as f:
-        index = json.loads(zlib.decompress(f["index"][()].tobytes()))
-        assert index["format"] == "storage_nodes-h5" and index["format_version"] == 1
+        index = msgpack.unpackb(zlib.decompress(f["index"][()].tobytes()))
+        assert index["format"] == "storage_nodes-h5" and index["format_version"] == 2
         back = _read(f, index["root"])
         big_node = index["root"]["items"][0][1]
         assert f[big_node["ds"]].attrs["key"] == "big"
@@ -66,3 +67,23 @@ def test_big_arrays_are_plain_hdf5_datasets(tmp_path):
         datasets = [f[name] for name in f if name.startswith("array_")]
         assert len(datasets) == 1 and np.array_equal(datasets[0][()], data["x"])
         assert datasets[0].attrs["key"] == "x"
+
+
+def test_format_version_1_files_with_a_json_index_still_load(tmp_path):
+    """Version 1 wrote the same index as zlib-compressed JSON; readers still accept it."""
+    data = {"x": np.arange(4.0), "label": "Cu", "steps": (1, 2), "n": 2**70}
+    path = sn.save(data, tmp_path / "v1.h5")
+    with h5py.File(path, "r+") as f:
+        index = msgpack.unpackb(zlib.decompress(f["index"][()].tobytes()), ext_hook=lambda code, raw: None)
+        index["format_version"] = 1
+        del f["index"]
+        text = json.dumps(index).encode()
+        f.create_dataset("index", data=np.frombuffer(zlib.compress(text), dtype=np.uint8))
+    assert sn.inspect(path).format_version == 1
+    back = sn.load(path)
+    assert np.array_equal(back["x"], data["x"]) and back["label"] == "Cu" and back["steps"] == (1, 2)
+    assert back["n"] == 2**70
+    sn.save("Fe", path, key="label")  # an update rewrites the index in the current encoding
+    with h5py.File(path, "r") as f:
+        assert msgpack.unpackb(zlib.decompress(f["index"][()].tobytes()))["format_version"] == 2
+    assert sn.load(path, key="label") == "Fe" and sn.inspect(path).format_version == 2

@@ -126,7 +126,7 @@ def test_safe_load_refuses_classes_and_names_the_key(archive):
 def test_class_reference_must_resolve_to_a_class(tmp_path):
     path = sn.save({"cls": Atom}, tmp_path / "c.h5")
     with h5py.File(path, "r+") as f:
-        index = layout.read_index(f, path)
+        index = layout.read_index(f.id, path)
         index["classes"] = [["os", "system"]]
         layout.write_index(f, index)
     with pytest.raises(sn.UnsafeLoadError, match="not a class"):

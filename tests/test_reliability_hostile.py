@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import textwrap
 import zlib
 
 import h5py
+import msgpack
 import numpy as np
 import pytest
 from _objects import Point
@@ -17,10 +17,10 @@ import storage_nodes as sn
 
 def _rewrite_classes(path, classes) -> None:
     with h5py.File(path, "r+") as f:
-        index = json.loads(zlib.decompress(f["index"][()].tobytes()))
+        index = msgpack.unpackb(zlib.decompress(f["index"][()].tobytes()))
         index["classes"] = classes
         del f["index"]
-        f.create_dataset("index", data=np.frombuffer(zlib.compress(json.dumps(index).encode()), dtype=np.uint8))
+        f.create_dataset("index", data=np.frombuffer(zlib.compress(msgpack.packb(index)), dtype=np.uint8))
 
 
 @pytest.fixture

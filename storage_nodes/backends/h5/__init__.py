@@ -1,6 +1,6 @@
 """The ``h5`` archive backend: browsable, partially loadable and updatable HDF5 files.
 
-The HDF5 tree stays coarse (see :mod:`.layout`): one JSON index, packed heap segments for
+The HDF5 tree stays coarse (see :mod:`.layout`): one MessagePack index, packed heap segments for
 everything small, one dataset per big array. ``inspect`` reads the index (and unpacks
 plain blobs, which is safe); ``load(key=...)`` reads the slices one entry needs;
 ``save(key=...)`` replaces one entry crash-safely. The format is specified in

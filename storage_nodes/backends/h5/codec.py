@@ -30,9 +30,9 @@ from typing import Any
 import msgpack
 import numpy as np
 
-__all__ = ["NotPlain", "container_ids", "dtype_from_json", "dtype_to_json", "pack", "unpack"]
+__all__ = ["BIGINT", "NotPlain", "bigint_bytes", "container_ids", "dtype_from_json", "dtype_to_json", "pack", "unpack"]
 
-_TUPLE, _SET, _FROZENSET, _BIGINT, _COMPLEX, _NPSCALAR = 1, 2, 3, 4, 5, 6
+_TUPLE, _SET, _FROZENSET, BIGINT, _COMPLEX, _NPSCALAR = 1, 2, 3, 4, 5, 6
 _COMPLEX_STRUCT = struct.Struct("<dd")
 _CONTAINERS = frozenset({dict, list, tuple, set, frozenset})
 _is_container = _CONTAINERS.__contains__
@@ -72,7 +72,8 @@ def dtype_from_json(value: Any) -> np.dtype[Any]:
     return dtype
 
 
-def _bigint_bytes(value: int) -> bytes:
+def bigint_bytes(value: int) -> bytes:
+    """``value`` as signed little-endian two's complement bytes (extension type 4)."""
     return value.to_bytes((value.bit_length() + 8) // 8, "little", signed=True)
 
 
@@ -85,7 +86,7 @@ def _default(obj: Any) -> Any:
     if t is frozenset:
         return msgpack.ExtType(_FROZENSET, pack(list(obj)))
     if t is int:
-        return msgpack.ExtType(_BIGINT, _bigint_bytes(obj))
+        return msgpack.ExtType(BIGINT, bigint_bytes(obj))
     if t is complex:
         return msgpack.ExtType(_COMPLEX, _COMPLEX_STRUCT.pack(obj.real, obj.imag))
     if isinstance(obj, np.generic) and not obj.dtype.hasobject:
@@ -109,7 +110,7 @@ def _ext(code: int, data: bytes) -> Any:
         return set(unpack(data))
     if code == _FROZENSET:
         return frozenset(unpack(data))
-    if code == _BIGINT:
+    if code == BIGINT:
         return int.from_bytes(data, "little", signed=True)
     if code == _COMPLEX:
         real, imag = _COMPLEX_STRUCT.unpack(data)

@@ -119,6 +119,7 @@ class Encoder:
         self.collector = collector
         self.compression = compression
         self.force: set[int] = set()
+        self._importable: dict[type, bool] = {}
         self._reset()
 
     def _reset(self) -> None:
@@ -264,8 +265,9 @@ class Encoder:
             raise _Restart(oid)
         if t is np.ndarray:
             return self._array(obj)
-        if (t is list or t is dict) and len(obj) <= INLINE_ITEMS and oid not in self.force and _flat_json(obj, t):
-            node = {"k": "v", "v": obj}
+        if t in _INLINE_TYPES and len(obj) <= INLINE_ITEMS and oid not in self.force and _flat_json(obj, t):
+            # a few JSON scalars: straight into the index (cheaper than a packed blob)
+            node = {"k": "v", "v": obj} if t is list or t is dict else {"k": _SIMPLE_CONTAINERS[t], "items": list(obj)}
             self._memo(obj, node)
             return node
         if (
@@ -294,7 +296,7 @@ class Encoder:
         child = self._child
         for key, value in obj.items():
             if type(key) is str:
-                items.append([key, child(key, value)])
+                items.append([key, value if _scalar(value) else child(key, value)])
             else:
                 name = str(key)
                 key_node = child(name, key)
@@ -382,7 +384,10 @@ class Encoder:
             how, kwargs = "call", None
         else:
             return self._opaque(obj)
-        if not importable(cls):
+        ok = self._importable.get(cls)
+        if ok is None:
+            ok = self._importable[cls] = importable(cls)
+        if not ok:
             return self._opaque(obj)
         node: dict[str, Any] = {"k": "o", "c": self._class(cls), "r": how}
         self._memo(obj, node)
@@ -398,9 +403,9 @@ class Encoder:
                 node["state"] = child("__state__", state)
             else:
                 if attrs is not None:
-                    node["attrs"] = [[k, child(k, v)] for k, v in attrs.items()]
+                    node["attrs"] = [[k, v if _scalar(v) else child(k, v)] for k, v in attrs.items()]
                 if slots is not None:
-                    node["slots"] = [[k, child(k, v)] for k, v in slots.items()]
+                    node["slots"] = [[k, v if _scalar(v) else child(k, v)] for k, v in slots.items()]
         if listitems is not None:
             items = list(listitems)
             self.keep.append(items)
@@ -413,6 +418,22 @@ class Encoder:
 
 
 _JSON_SCALARS = frozenset({str, bool, type(None), int, float})
+_ONLY_STR = frozenset({str})
+
+
+def _scalar(v: Any) -> bool:
+    """Whether ``v`` stands for itself in the index (what ``Encoder._enc`` returns as is)."""
+    t = type(v)
+    if t is str:
+        return len(v) <= INLINE_STR
+    if v is None or t is bool:
+        return True
+    if t is int:
+        return -_INT_LIMIT < v < _INT_LIMIT
+    return t is float and math.isfinite(v)
+
+
+_INLINE_TYPES = frozenset({list, dict, tuple, set, frozenset})
 _PLAIN_TYPES = frozenset(
     {str, bool, type(None), int, float, bytes, complex, dict, list, tuple, set, frozenset}
     | {np.float64, np.float32, np.int64, np.int32, np.bool_, np.complex128}
@@ -439,16 +460,20 @@ def _flat_json(obj: Any, t: type) -> bool:
     return True
 
 
+def _str_keys(d: dict[Any, Any]) -> bool:
+    return _ONLY_STR.issuperset(map(type, d))
+
+
 def _split_state(state: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """(attrs, slots) when ``state`` is pickle's default shape, else (None, None)."""
-    if type(state) is dict and all(type(k) is str for k in state):
+    if type(state) is dict and _str_keys(state):
         return state, None
     if (
         type(state) is tuple
         and len(state) == 2
-        and (state[0] is None or (type(state[0]) is dict and all(type(k) is str for k in state[0])))
+        and (state[0] is None or (type(state[0]) is dict and _str_keys(state[0])))
         and type(state[1]) is dict
-        and all(type(k) is str for k in state[1])
+        and _str_keys(state[1])
     ):
         return (state[0] if state[0] else None), state[1]
     return None, None

@@ -2,10 +2,14 @@
 
 ::
 
-    /index            uint8[]  zlib-compressed UTF-8 JSON: node tree, classes, metadata, environment
+    /index            uint8[]  zlib-compressed MessagePack: node tree, classes, metadata, environment
+                               (format version 1: zlib-compressed UTF-8 JSON, still read)
     /heap_<n>         uint8[]  packed blobs, small arrays, opaque pickles (16-byte aligned)
     /array_<n>        big arrays, one dataset each (attr "key": the entry's key)
 
+The small uint8 datasets (index, heaps) are created and read whole through h5py's
+low-level API: a save or load of a small object is dominated by per-call overhead, and
+the high-level ``File``/``create_dataset`` wrappers cost about as much as the HDF5 work.
 Every h5py/HDF5 failure on open or read becomes :class:`CorruptFileError` naming the file.
 """
 
@@ -13,22 +17,26 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import h5py
+import msgpack
 import numpy as np
+from h5py import h5d, h5f, h5p, h5s, h5t
 
 from ...errors import CorruptFileError, StorageError
+from . import codec
 from .encoder import ArrayOut
 from .tree import walk
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "Reader", "live_resources", "open_reader", "write_file", "write_index"]
 
 FORMAT = "storage_nodes-h5"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 INDEX = "index"
 #: HDF5 file-format bounds (readable by HDF5 >= 1.10) and a small metadata block: small files
 FILE_OPTIONS: dict[str, Any] = {"libver": ("v110", "v110"), "meta_block_size": 256}
@@ -43,24 +51,88 @@ def _corrupt(path: Path, exc: BaseException | str) -> CorruptFileError:
     )
 
 
+def _index_default(obj: Any) -> Any:
+    if type(obj) is int:  # beyond 64 bits (user metadata may hold such ints)
+        return msgpack.ExtType(codec.BIGINT, codec.bigint_bytes(obj))
+    raise TypeError(f"cannot store {type(obj).__name__} in the index")
+
+
 def dump_index(index: dict[str, Any]) -> np.ndarray:
-    text = json.dumps(index, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    text = msgpack.packb(index, default=_index_default, use_bin_type=True)
     return np.frombuffer(zlib.compress(text, 1), dtype=np.uint8)
 
 
+def _load_index(raw: bytes) -> Any:
+    text = zlib.decompress(raw)
+    if text[:1] == b"{":  # format version 1: JSON (a MessagePack map never starts with "{")
+        return json.loads(text.decode("utf-8"))
+    return msgpack.unpackb(text, ext_hook=_index_ext, raw=False)
+
+
+def _index_ext(code: int, data: bytes) -> Any:
+    if code != codec.BIGINT:
+        raise ValueError(f"unexpected extension type {code} in the index")
+    return int.from_bytes(data, "little", signed=True)
+
+
+def create_file(path: Path) -> h5f.FileID:
+    """Create (truncate) the HDF5 file ``path`` with the archive's file options."""
+    fapl = h5p.create(h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(h5f.LIBVER_V110, h5f.LIBVER_V110)
+    fapl.set_meta_block_size(FILE_OPTIONS["meta_block_size"])
+    return h5f.create(os.fsencode(path), h5f.ACC_TRUNC, fapl=fapl)
+
+
+def create_bytes(fid: h5f.FileID, name: str, data: np.ndarray) -> None:
+    """Create the 1-d uint8 dataset ``name`` holding ``data`` (low-level: no wrapper overhead)."""
+    dcpl = h5p.create(h5p.DATASET_CREATE)
+    dcpl.set_obj_track_times(False)
+    n = int(data.shape[0])
+    ds = h5d.create(fid, name.encode(), h5t.NATIVE_UINT8, h5s.create_simple((n,)), dcpl=dcpl)
+    try:
+        if n:
+            ds.write(h5s.ALL, h5s.ALL, np.ascontiguousarray(data, dtype=np.uint8))
+    finally:
+        ds.close()
+
+
+def read_bytes(fid: h5f.FileID, name: str) -> np.ndarray:
+    """The whole content of the 1-d uint8 dataset ``name`` (``KeyError`` if missing)."""
+    try:
+        ds = h5d.open(fid, name.encode())
+    except KeyError:
+        raise
+    except (OSError, ValueError) as exc:  # h5py reports a missing link as KeyError or OSError
+        raise KeyError(f"no dataset {name!r} ({exc})") from None
+    try:
+        if ds.dtype != np.uint8 or len(ds.shape) != 1:
+            raise ValueError(f"dataset {name!r} is {ds.dtype}{list(ds.shape)}, not uint8[n]")
+        out = np.empty(ds.shape, dtype=np.uint8)
+        if out.shape[0]:
+            ds.read(h5s.ALL, h5s.ALL, out)
+        return out
+    finally:
+        ds.close()
+
+
 def write_index(f: h5py.File, index: dict[str, Any]) -> None:
-    """(Re)write the index dataset of an open file."""
+    """(Re)write the index dataset of an open file (in this version's encoding)."""
+    index["format_version"] = FORMAT_VERSION
     if INDEX in f:
         del f[INDEX]
-    f.create_dataset(INDEX, data=dump_index(index))
+    create_bytes(f.id, INDEX, dump_index(index))
 
 
 def write_data(
-    f: h5py.File, heap_name: str, heap: np.ndarray | None, arrays: Iterable[ArrayOut], compression: Any
+    fid: h5f.FileID, heap_name: str, heap: np.ndarray | None, arrays: Iterable[ArrayOut], compression: Any
 ) -> None:
     """Write one heap segment and the big arrays of an encoding into an open file."""
     if heap is not None:
-        f.create_dataset(heap_name, data=heap)
+        create_bytes(fid, heap_name, heap)
+    arrays = list(arrays)
+    if not arrays:
+        return
+    f = h5py.File(fid)  # a second handle on the open file, for h5py's dataset creation
     for a in arrays:
         ds = (
             f.create_dataset(a.name, data=a.data, compression=compression)
@@ -74,18 +146,30 @@ def write_file(
     path: Path, index: dict[str, Any], heap_name: str, heap: np.ndarray | None, arrays: list[ArrayOut], compression: Any
 ) -> None:
     """Create the archive ``path`` (a new file)."""
-    with h5py.File(path, "w", **FILE_OPTIONS) as f:
-        write_data(f, heap_name, heap, arrays, compression)
-        f.create_dataset(INDEX, data=dump_index(index))
-
-
-def read_index(f: h5py.File, path: Path) -> dict[str, Any]:
+    fid = create_file(path)
     try:
-        raw = f[INDEX][()]
-        index = json.loads(zlib.decompress(raw.tobytes()).decode("utf-8"))
+        write_data(fid, heap_name, heap, arrays, compression)
+        create_bytes(fid, INDEX, dump_index(index))
+    finally:
+        fid.close()
+
+
+def read_index(fid: h5f.FileID, path: Path) -> dict[str, Any]:
+    """The decoded index of the open file ``fid`` (format versions 1 and 2)."""
+    try:
+        index = _load_index(read_bytes(fid, INDEX).tobytes())
         if not isinstance(index, dict) or index.get("format") != FORMAT or not isinstance(index.get("root"), dict):
             raise ValueError("no storage_nodes index")
-    except (KeyError, OSError, ValueError, TypeError, AttributeError, UnicodeDecodeError, zlib.error) as exc:
+    except (
+        KeyError,
+        OSError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        UnicodeDecodeError,
+        zlib.error,
+        msgpack.UnpackException,
+    ) as exc:
         raise _corrupt(path, exc) from None
     version = index.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
@@ -99,13 +183,22 @@ def read_index(f: h5py.File, path: Path) -> dict[str, Any]:
 class Reader:
     """Read access to an open archive: the index, heap slices and big arrays."""
 
-    def __init__(self, f: h5py.File, path: Path, index: dict[str, Any]) -> None:
-        self.f = f
+    def __init__(self, fid: h5f.FileID, path: Path, index: dict[str, Any]) -> None:
+        self.fid = fid
         self.path = path
         self.index = index
+        self._f: h5py.File | None = None
+        self._whole = False
         self._heaps: dict[str, np.ndarray] = {}
         self._spans: dict[str, tuple[int, np.ndarray]] = {}
         self._ids: dict[int, dict[str, Any]] | None = None
+
+    @property
+    def f(self) -> h5py.File:
+        """A high-level handle on the open file (made on first use; closed with the file)."""
+        if self._f is None:
+            self._f = h5py.File(self.fid)
+        return self._f
 
     def prefetch(self, slices: list[list[Any]], *, whole: bool = False) -> None:
         """Read what ``slices`` need in one read per heap segment (the whole segment if ``whole``)."""
@@ -115,12 +208,15 @@ class Reader:
         for name, group in by_name.items():
             if name in self._heaps:
                 continue
+            if whole:
+                self._read_whole(name)
+                continue
             ds = self._dataset(name)
             start = min(s[1] for s in group)
             end = max(s[1] + s[2] for s in group)
             needed = sum(s[2] for s in group)
             try:
-                if whole or (start == 0 and end >= ds.shape[0]):
+                if start == 0 and end >= ds.shape[0]:
                     self._heaps[name] = ds[()]
                 elif end - start <= 2 * needed + 65536:
                     self._spans[name] = (start, ds[start:end])
@@ -128,13 +224,17 @@ class Reader:
                 raise _corrupt(self.path, exc) from None
 
     def prefetch_all(self) -> None:
-        """Read every heap segment whole (for a full load)."""
-        for name in self.f:
-            if name.startswith("heap_") and name not in self._heaps:
-                try:
-                    self._heaps[name] = self._dataset(name)[()]
-                except (OSError, ValueError, TypeError) as exc:
-                    raise _corrupt(self.path, exc) from None
+        """Read each heap segment whole on its first use (for a full load)."""
+        self._whole = True
+
+    def _read_whole(self, name: str) -> np.ndarray:
+        if not isinstance(name, str) or not name.startswith("heap_"):
+            raise _corrupt(self.path, f"{name!r} is not a heap segment")
+        try:
+            data = self._heaps[name] = read_bytes(self.fid, name)
+        except (KeyError, OSError, ValueError, TypeError) as exc:
+            raise _corrupt(self.path, f"cannot read heap segment {name!r}: {exc}") from None
+        return data
 
     def heap(self, s: list[Any]) -> np.ndarray:
         try:
@@ -143,6 +243,8 @@ class Reader:
         except (TypeError, ValueError) as exc:
             raise _corrupt(self.path, exc) from None
         whole = self._heaps.get(name)
+        if whole is None and self._whole:
+            whole = self._read_whole(name)
         if whole is not None:
             out = whole[offset : offset + nbytes]
         else:
@@ -183,15 +285,20 @@ class Reader:
 def open_reader(path: Path) -> Iterator[Reader]:
     """Open ``path`` for reading; h5py errors become :class:`CorruptFileError`."""
     try:
-        f = h5py.File(path, "r")
+        fid = h5f.open(os.fsencode(path), h5f.ACC_RDONLY)
     except FileNotFoundError:
         raise
     except (OSError, ValueError) as exc:
         raise _corrupt(path, exc) from None
+    reader = None
     try:
-        yield Reader(f, path, read_index(f, path))
+        reader = Reader(fid, path, read_index(fid, path))
+        yield reader
     finally:
-        f.close()
+        if reader is not None and reader._f is not None:
+            reader._f.close()  # closes what was opened through it, then its own file id
+        if fid.valid:
+            fid.close()
 
 
 def heap_slices(node: dict[str, Any]) -> list[list[Any]]:
@@ -237,10 +344,11 @@ def compact_into(src: Path, dst: Path) -> None:
         for n in nodes:
             n["h"] = ["heap_0", offsets[(n["h"][0], int(n["h"][1]))], n["h"][2]]
         index["next_heap"] = 1
+        index["format_version"] = FORMAT_VERSION
         _, arrays, _ = live_resources(index["root"])
         with h5py.File(dst, "w", **FILE_OPTIONS) as out:
             if heap is not None:
-                out.create_dataset("heap_0", data=heap)
+                create_bytes(out.id, "heap_0", heap)
             for name in sorted(arrays):
                 r.f.copy(r.f[name], out, name)
-            out.create_dataset(INDEX, data=dump_index(index))
+            create_bytes(out.id, INDEX, dump_index(index))

@@ -156,7 +156,7 @@ def _apply(
         ):
             # inside packed plain data (or a small list/dict in the index): set, re-encode all of it
             if current["k"] == "p":
-                plain = codec.unpack(layout.Reader(f, path, index).heap(current["h"]))
+                plain = codec.unpack(layout.Reader(f.id, path, index).heap(current["h"]))
             else:
                 plain = current["v"]
             if not options.get("overwrite", True) and _plain_has(plain, segments[i:]):
@@ -204,7 +204,7 @@ def _apply(
     index["next_id"] = encoder.next_id
     index["next_heap"] += 1
     index["next_array"] = encoder.next_array
-    layout.write_data(f, heap_name, enc.heap, enc.arrays, options.get("compression") or None)
+    layout.write_data(f.id, heap_name, enc.heap, enc.arrays, options.get("compression") or None)
     heaps, arrays, _ = layout.live_resources(index["root"])
     for name in list(f.keys()):
         if (name.startswith("heap_") and name not in heaps) or (name.startswith("array_") and name not in arrays):
@@ -243,7 +243,7 @@ def update(
             shutil.copyfile(path, tmp)
             try:
                 with h5py.File(tmp, "r+") as f:
-                    index = layout.read_index(f, path)
+                    index = layout.read_index(f.id, path)
                     try:
                         collector = _apply(f, index, obj, path, key, options)
                     except (KeyError, IndexError, TypeError, AttributeError) as exc:
