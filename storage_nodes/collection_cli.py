@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -161,10 +162,45 @@ def _add(args: argparse.Namespace) -> int:
             "(already in the collection or given twice); use --name for one file, or --replace",
             path=args.manifest,
         )
+    twice = _files_already_members(col, args.files, names) if len(args.files) > 1 else []  # one: add() says it
+    if twice:
+        raise DuplicateMemberError(
+            f"nothing added to {args.manifest}: a file is a member once, but {'; '.join(twice)}; "
+            "leave those FILEs out, or remove the members first with `storage-nodes collection remove`",
+            path=args.manifest,
+        )
     for file in args.files:
         m = col.add(file, name=args.name, tags=args.tag or None, metadata=metadata, replace=args.replace)
         print(f"added {m.name!r}: {m.location} ({m.backend}, {m.size} bytes)")
     return 0
+
+
+def _files_already_members(col: Any, files: list[str], names: list[str]) -> list[str]:
+    """For a batch add: each FILE that is already a member under another name, or the same
+    file as an earlier FILE of the batch (the same location or the same file on disk)."""
+    from ._manifest import location_for, resolve_location
+
+    def on_disk(p: Path) -> tuple[int, int] | None:
+        try:
+            st = os.stat(p)
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino)
+
+    known: dict[object, str] = {}  # recorded location or (device, inode) -> member name
+    for m in col.members:
+        known[m.location] = m.name
+        known[on_disk(resolve_location(m.location, col.path))] = m.name
+    known.pop(None, None)
+    found = []
+    for file, name in zip(files, names, strict=True):
+        src = Path(file).expanduser()
+        keys = [location_for(src, col.path), on_disk(src)]
+        holder = next((known[k] for k in keys if k in known), None)
+        if holder is not None and holder != name:
+            found.append(f"{file} is the file of member {holder!r}")
+        known.update({k: name for k in keys if k is not None})
+    return found
 
 
 def _remove(args: argparse.Namespace) -> int:

@@ -224,3 +224,20 @@ def test_add_refuses_a_missing_or_foreign_file_before_adding_any(tmp_path, files
         err = capsys.readouterr().err
         assert f"nothing added to {manifest}: cannot add member '{bad.stem}'" in err and str(bad) in err
         assert manifest.read_bytes() == before
+
+
+def test_add_refuses_a_file_already_a_member_before_adding_any(tmp_path, files, capsys):
+    manifest = tmp_path / "c.json"
+    main(["collection", "create", str(manifest)])
+    main(["collection", "add", str(manifest), str(files[0]), "--name", "first"])
+    new = sn.save({"energy": -3.0}, tmp_path / "new.json")
+    (tmp_path / "link.json").symlink_to(new)
+    before = manifest.read_bytes()
+    for batch in ([new, tmp_path / "." / "a.json"], [new, tmp_path / "link.json"]):
+        assert main(["collection", "add", str(manifest), *map(str, batch)]) == 1
+        err = capsys.readouterr().err
+        assert f"nothing added to {manifest}: a file is a member once" in err and str(batch[1]) in err, err
+        assert "'first'" in err or "'new'" in err
+        assert manifest.read_bytes() == before
+    assert main(["collection", "add", str(manifest), str(new), str(files[1])]) == 0
+    assert Collection.open(manifest).names == ["first", "new", "b"]
