@@ -493,8 +493,7 @@ class Collection:
         (under any name) with the same checksum is skipped; with another checksum, or when
         names clash, :class:`DuplicateMemberError` is raised and nothing is written, unless
         the clash is of names only and ``rename=True``, which adds ``-2``, ``-3`` ... to the
-        incoming name. Returns ``{name in other: name here}``
-        for the members added.
+        incoming name. Returns ``{name in other: name here}`` for the members added.
 
         >>> a.merge(b, rename=True)  # doctest: +SKIP
         {'relax-600K': 'relax-600K', 'relax-300K': 'relax-300K-2'}
