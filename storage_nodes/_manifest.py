@@ -21,7 +21,7 @@ import os
 import re
 import unicodedata
 from collections.abc import Mapping
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_path
@@ -35,11 +35,13 @@ __all__ = [
     "check_name",
     "environment_summary",
     "location_for",
+    "normalized",
     "new_manifest",
     "now",
     "read_manifest",
     "resolve_location",
     "safe_relative",
+    "same_file",
     "sniff",
     "write_manifest",
 ]
@@ -241,24 +243,62 @@ def write_manifest(path: Path, doc: Mapping[str, Any], members: list[Member]) ->
         tmp.write_text(text, encoding="utf-8")
 
 
+def normalized(path: Path) -> Path:
+    """``path`` made absolute, without ``.`` or ``..`` segments, naming the same file.
+
+    ``..`` after a symbolic link to a directory goes up from the link's target (as the OS
+    does), so the part up to the last ``..`` is resolved; later links are kept as given.
+
+    >>> normalized(Path("/data/./runs/sub/../a.h5"))  # doctest: +SKIP
+    PosixPath('/data/runs/a.h5')
+    """
+    parts = Path(path).parts
+    if ".." not in parts:
+        return Path(os.path.abspath(path))
+    last = len(parts) - 1 - parts[::-1].index("..")
+    head = Path(os.path.realpath(Path(*parts[: last + 1])))
+    return Path(os.path.abspath(head.joinpath(*parts[last + 1 :])))
+
+
 def location_for(member: Path, manifest: Path) -> str:
-    """How the manifest records ``member``: relative to the manifest's directory when the two
-    share a directory below the file system root, else absolute (``/`` separated)."""
-    member = Path(os.path.abspath(member))
-    base = Path(os.path.abspath(manifest)).parent
+    """How the manifest records ``member``: ``/``-separated and without ``.`` or ``..`` in the
+    member's own path; relative to the manifest's directory when the two share a directory
+    below the file system root and the relative path leads to the same file, else absolute.
+
+    >>> location_for(Path("runs/./sub/../a.h5"), Path("paper/collection.json"))  # doctest: +SKIP
+    '../runs/a.h5'
+    """
+    member = normalized(member)
+    base = normalized(manifest).parent
     try:
         common = Path(os.path.commonpath([member, base]))
     except ValueError:  # different drives (Windows)
         return member.as_posix()
     if common == Path(common.anchor):
         return member.as_posix()
-    return PurePosixPath(Path(os.path.relpath(member, base)).as_posix()).as_posix()
+    relative = Path(os.path.relpath(member, base)).as_posix()
+    if relative.startswith("../") and not same_file(base / relative, member):
+        return member.as_posix()  # the manifest's directory is reached through a link: '..' would go elsewhere
+    return relative
 
 
 def resolve_location(location: str, manifest: Path) -> Path:
     """The file a recorded location points to."""
     p = Path(location)
     return p if p.is_absolute() else Path(os.path.abspath(manifest)).parent / p
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` are the same file: the same inode when both exist (links and
+    other spellings included), else the same normalized path.
+
+    >>> same_file(Path("runs/a.h5"), Path("runs/sub/../a.h5"))  # doctest: +SKIP
+    True
+    """
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return normalized(a) == normalized(b)
 
 
 def safe_relative(name: str) -> bool:

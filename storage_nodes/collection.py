@@ -34,10 +34,12 @@ from ._manifest import (
     environment_summary,
     location_for,
     new_manifest,
+    normalized,
     now,
     read_manifest,
     resolve_location,
     safe_relative,
+    same_file,
     sniff,
     write_manifest,
 )
@@ -167,6 +169,15 @@ def _check_tags(tags: Sequence[str] | None) -> list[str]:
     return list(dict.fromkeys(tags))
 
 
+def _holder(members: Sequence[Member], location: str, sha256: str, src: Path, manifest: Path) -> Member | None:
+    """The member that already records the file ``src``: the same location, or the same
+    content and the same file on disk (a link or another absolute spelling)."""
+    for m in members:
+        if m.location == location or (m.sha256 == sha256 and same_file(resolve_location(m.location, manifest), src)):
+            return m
+    return None
+
+
 def _prefixed(entry: Entry, prefix: str) -> Entry:
     """A copy of ``entry``'s tree with every key put below ``prefix``."""
     return dataclasses.replace(
@@ -282,19 +293,23 @@ class Collection:
 
     @property
     def title(self) -> str:
+        """The title (default: the manifest's file stem); the RO-Crate ``name`` of exports."""
         return str(self._doc.get("title") or "")
 
     @property
     def description(self) -> str:
+        """The longer description ('' when none was given)."""
         return str(self._doc.get("description") or "")
 
     @property
     def creator(self) -> str | list[str] | None:
+        """The author name or ORCID URL, a list of them, or None."""
         creator: str | list[str] | None = self._doc.get("creator")
         return creator
 
     @property
     def license(self) -> str | None:
+        """The license (SPDX identifier, URL or text), or None."""
         value = self._doc.get("license")
         return None if value is None else str(value)
 
@@ -310,6 +325,7 @@ class Collection:
 
     @property
     def names(self) -> list[str]:
+        """The member names, in the order they were added."""
         return [m.name for m in self._members]
 
     def __len__(self) -> int:
@@ -379,8 +395,10 @@ class Collection:
         """Add the stored file ``path`` (any backend, any directory) as member ``name``
         (default: the file's stem) and return its record.
 
-        The size, sha256, backend and environment record are taken from the file. A name
-        already in use raises :class:`DuplicateMemberError` unless ``replace=True``.
+        The size, sha256, backend and environment record are taken from the file; its
+        location is normalized (``./a.h5`` and ``sub/../a.h5`` record ``a.h5``). A name
+        already in use raises :class:`DuplicateMemberError` unless ``replace=True``, and so
+        does a file that is already a member under another name, however it is spelled.
 
         >>> col.add("runs/relax_300K.pkl", name="relax-300K", tags=["Cu", "300K"])  # doctest: +SKIP
         Member(name='relax-300K', location='../runs/relax_300K.pkl', backend='pickle', ...)
@@ -406,9 +424,10 @@ class Collection:
             raise StorageError(
                 f"cannot add member {member_name!r}: cannot read {src}: {exc}", path=src, key=member_name
             ) from None
+        location = location_for(src, self._path)
         record = Member(
             name=member_name,
-            location=location_for(src, self._path),
+            location=location,
             backend=backend,
             size=size,
             sha256=digest,
@@ -420,13 +439,25 @@ class Collection:
         )
         with _updating(self._path):
             doc, members = read_manifest(self._path)
-            index = next((i for i, m in enumerate(members) if m.name == member_name), None)
-            if index is not None and not replace:
+            holder = _holder(members, location, digest, src, self._path)
+            if holder is not None and holder.name != member_name:
                 raise DuplicateMemberError(
-                    f"{self._path} already has a member named {member_name!r} ({members[index].location}); "
-                    "choose another name or pass replace=True (CLI: --replace)",
+                    f"cannot add {src} to {self._path} as {member_name!r}: that file is already member "
+                    f"{holder.name!r} (recorded as {holder.location!r}); a file is a member once: "
+                    f"use {holder.name!r}, or call remove({holder.name!r}) first",
                     path=self._path,
                     key=member_name,
+                )
+            index = next((i for i, m in enumerate(members) if m.name == member_name), None)
+            if index is not None and not replace:
+                here = f"{member_name!r} (recorded as {members[index].location!r})"
+                why = (
+                    f"that file is already member {here}; to record it again"
+                    if holder is not None
+                    else f"{self._path} has a member named {here}; choose another name, or to replace it"
+                )
+                raise DuplicateMemberError(
+                    f"cannot add {src} to {self._path}: {why} pass replace=True", path=self._path, key=member_name
                 )
             if index is None:
                 members.append(record)
@@ -458,11 +489,11 @@ class Collection:
     def merge(self, other: Collection | PathLike, *, rename: bool = False) -> dict[str, str]:
         """Add every member of ``other`` (a collection or a manifest path) to this one.
 
-        Locations are re-based onto this manifest. A member already here with the same
-        file and checksum is skipped. Any other name clash raises
-        :class:`DuplicateMemberError` (nothing is written) unless ``rename=True``, which
-        adds ``-2``, ``-3`` ... to the incoming name. Returns ``{name in other: name here}``
-        for the members added.
+        Locations are re-based onto this manifest. A member whose file is already here
+        (under any name) with the same checksum is skipped; with another checksum, or when
+        names clash, :class:`DuplicateMemberError` is raised and nothing is written, unless
+        the clash is of names only and ``rename=True``, which adds ``-2``, ``-3`` ... to the
+        incoming name. Returns ``{name in other: name here}`` for the members added.
 
         >>> a.merge(b, rename=True)  # doctest: +SKIP
         {'relax-600K': 'relax-600K', 'relax-300K': 'relax-300K-2'}
@@ -478,19 +509,22 @@ class Collection:
                 "Collection.open(zip).unpack(directory), then merge the unpacked collection",
                 path=other.path,
             )
-        incoming = [(m, Path(os.path.abspath(resolve_location(m.location, other.path)))) for m in other._members]
+        incoming = [(m, normalized(resolve_location(m.location, other.path))) for m in other._members]
         with _updating(self._path):
             doc, members = read_manifest(self._path)
             taken = {m.name: m for m in members}
             added: dict[str, str] = {}
             clashes: list[str] = []
+            stale: list[tuple[str, str]] = []  # (name there, name here)
             for m, src in incoming:
                 new_name = m.name
+                location = location_for(src, self._path)
+                holder = _holder(members, location, m.sha256, src, self._path)
+                if holder is not None:  # the file is a member here already: skip it, or the records disagree
+                    if holder.sha256 != m.sha256:
+                        stale.append((m.name, holder.name))
+                    continue
                 if m.name in taken:
-                    here = taken[m.name]
-                    same_file = Path(os.path.abspath(resolve_location(here.location, self._path))) == src
-                    if same_file and here.sha256 == m.sha256:
-                        continue
                     if not rename:
                         clashes.append(m.name)
                         continue
@@ -498,7 +532,7 @@ class Collection:
                     while f"{m.name}-{n}" in taken:
                         n += 1
                     new_name = check_name(f"{m.name}-{n}")
-                record = dataclasses.replace(m, name=new_name, location=location_for(src, self._path))
+                record = dataclasses.replace(m, name=new_name, location=location)
                 taken[new_name] = record
                 members.append(record)
                 added[m.name] = new_name
@@ -508,6 +542,14 @@ class Collection:
                     "rename them or pass rename=True",
                     path=self._path,
                     key=clashes[0],
+                )
+            if stale:
+                raise DuplicateMemberError(
+                    f"cannot merge {other.path} into {self._path}: the same file is recorded with different "
+                    f"checksums ({'; '.join(f'{a!r} there is {b!r} here' for a, b in stale)}); verify both, "
+                    "re-add the file with replace=True where it is outdated, then merge again",
+                    path=self._path,
+                    key=stale[0][1],
                 )
             if added:
                 doc["modified"] = now()

@@ -138,12 +138,58 @@ def test_add_missing_file_names_member_and_leaves_manifest_identical(col, tmp_pa
 
 def test_add_duplicate_name_and_replace(col, runs, tmp_path):
     before = col.path.read_bytes()
+    other = sn.save({"energy": -3.5}, tmp_path / "runs" / "relax_300K_v2.json")
     with pytest.raises(sn.DuplicateMemberError, match="relax-300K") as info:
-        col.add(runs["b"], name="relax-300K")
+        col.add(other, name="relax-300K")
     assert info.value.key == "relax-300K" and isinstance(info.value, ValueError)
+    assert "../runs/relax_300K.pkl" in str(info.value)  # names what holds the name now
     assert col.path.read_bytes() == before
-    col.add(runs["b"], name="relax-300K", replace=True)
+    col.add(other, name="relax-300K", replace=True)
     assert Collection.open(col.path).member("relax-300K").backend == "json"
+
+
+def test_the_same_file_under_another_spelling_is_one_member(col, runs, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "sub").mkdir()
+    (tmp_path / "runs-link").symlink_to(tmp_path / "runs", target_is_directory=True)
+    before = col.path.read_bytes()
+    spellings = ["./runs/relax_300K.pkl", "runs/sub/../relax_300K.pkl", str(runs["a"]), "runs-link/relax_300K.pkl"]
+    for spelling in spellings:
+        with pytest.raises(sn.DuplicateMemberError) as info:
+            col.add(spelling, name="again")
+        message = str(info.value)
+        assert "'relax-300K'" in message and "'../runs/relax_300K.pkl'" in message and "'again'" in message
+        assert info.value.key == "again"
+    assert col.path.read_bytes() == before
+    with pytest.raises(sn.DuplicateMemberError, match="already member 'relax-300K'"):
+        col.add("runs/sub/../relax_300K.pkl", name="relax-300K")  # its own name: replace=True re-records it
+    col.add("./runs/sub/../relax_300K.pkl", name="relax-300K", replace=True)
+    assert col.names == ["relax-300K", "relax-600K"]
+    assert col.member("relax-300K").location == "../runs/relax_300K.pkl"
+    copy = tmp_path / "runs" / "copy.pkl"
+    copy.write_bytes(runs["a"].read_bytes())  # the same content in another file is another member
+    assert col.add(copy).location == "../runs/copy.pkl"
+
+
+def test_locations_are_normalized_and_dot_dot_follows_links_like_the_os(tmp_path, monkeypatch):
+    from storage_nodes._manifest import location_for, normalized
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data" / "deep").mkdir(parents=True)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "link").symlink_to(tmp_path / "data" / "deep", target_is_directory=True)
+    decoy = sn.save({"x": "decoy"}, tmp_path / "runs" / "a.json")
+    real = sn.save({"x": "real"}, tmp_path / "data" / "a.json")
+    col = Collection.create(tmp_path / "paper" / "c.json")
+    member = col.add("runs/link/../a.json", name="through-link")  # the OS reads data/a.json
+    assert member.location == "../data/a.json" and col.load("through-link") == {"x": "real"}
+    assert col.verify().ok
+    assert col.add("./runs/./a.json").location == "../runs/a.json"
+    assert normalized(Path("runs/./x/../a.json")) == decoy
+    assert location_for(real, tmp_path / "paper" / "sub" / ".." / "c.json") == "../data/a.json"
+    # a manifest directory reached through a link: '..' from it would leave the link, so absolute
+    (tmp_path / "pub").symlink_to(tmp_path / "data" / "deep", target_is_directory=True)
+    assert location_for(decoy, tmp_path / "pub" / "c.json") == decoy.as_posix()
 
 
 def test_add_foreign_file_and_bad_arguments(col, tmp_path):
@@ -271,6 +317,24 @@ def test_merge_rebases_locations_and_skips_identical(col, tmp_path, runs):
     assert col.merge(col) == {}  # merging with itself changes nothing
 
 
+def test_merge_skips_a_file_already_here_under_another_name_and_refuses_a_stale_record(col, tmp_path, runs):
+    other = Collection.create(tmp_path / "other" / "c.json")
+    other.add(runs["a"], name="same-file")  # relax-300K here
+    c = sn.save({"energy": -5.0}, tmp_path / "runs" / "relax_900K.json")
+    other.add(c, name="relax-900K")
+    assert col.merge(other, rename=True) == {"relax-900K": "relax-900K"}
+    assert col.names == ["relax-300K", "relax-600K", "relax-900K"]
+    (tmp_path / "runs" / "sub").mkdir()
+    doc = json.loads(other.path.read_text())  # the other record of relax-300K's file is outdated
+    doc["members"][0]["sha256"] = "0" * 64
+    doc["members"][0]["location"] = "./../runs/sub/../relax_300K.pkl"  # and spelled oddly by hand
+    other.path.write_text(json.dumps(doc))
+    before = col.path.read_bytes()
+    with pytest.raises(sn.DuplicateMemberError, match="'same-file' there is 'relax-300K' here") as info:
+        col.merge(other.path, rename=True)
+    assert info.value.key == "relax-300K" and col.path.read_bytes() == before
+
+
 def test_merge_clash_is_an_error_unless_rename(col, tmp_path):
     other = Collection.create(tmp_path / "o.json")
     clash = sn.save({"energy": 1.0}, tmp_path / "clash.json")
@@ -367,6 +431,7 @@ def test_os_errors_while_writing_are_storage_errors_and_change_nothing(col, runs
     import errno
     import os
 
+    new = sn.save({"energy": 0.0}, tmp_path / "runs" / "new.json")
     before = col.path.read_bytes()
 
     def full(*args, **kwargs):
@@ -374,7 +439,7 @@ def test_os_errors_while_writing_are_storage_errors_and_change_nothing(col, runs
 
     monkeypatch.setattr(os, "replace", full)
     with pytest.raises(sn.StorageError, match="No space left") as info:
-        col.add(runs["a"], name="again")
+        col.add(new, name="again")
     assert not isinstance(info.value, FileNotFoundError)
     with pytest.raises(sn.StorageError, match="No space left"):
         col.export(tmp_path / "x.zip")

@@ -314,9 +314,9 @@ def test_closed_bundle_is_a_storage_error(bundle):
 
 def test_member_names_become_safe_unique_paths(tmp_path):
     col = Collection.create(tmp_path / "c.json")
-    src = sn.save([1], tmp_path / "résumé data.json")
-    for name in ("a b", "a_b", "A_B", "Cu ✓", "~tilde"):
-        col.add(src, name=name)
+    for i, name in enumerate(("a b", "a_b", "A_B", "Cu ✓", "~tilde")):  # a file is a member once: five copies
+        (tmp_path / str(i)).mkdir()
+        col.add(sn.save([1], tmp_path / str(i) / "résumé data.json"), name=name)
     with zipfile.ZipFile(col.export(tmp_path / "x.zip")) as zf:
         members = [n for n in zf.namelist() if n.startswith("members/")]
     assert len(set(members)) == 5 and len({m.lower() for m in members}) == 5

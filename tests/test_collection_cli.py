@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -127,3 +128,116 @@ def test_add_of_several_files_is_all_or_nothing(tmp_path, capsys):
     assert main(["collection", "add", str(manifest), str(a_h5), str(a_json)]) == 1
     assert "nothing added" in capsys.readouterr().err
     assert manifest.read_bytes() == before
+
+
+def _python_words(text: str) -> list[str]:
+    return re.findall(r"\w+=(?:True|False)|Collection\.\w+|\w+\(\)|add\(\.\.\.|remove\(", text)
+
+
+def test_errors_name_the_command_line_options_not_python_arguments(tmp_path, files, capsys):
+    manifest, other, zip_ = str(tmp_path / "c.json"), str(tmp_path / "o.json"), str(tmp_path / "c.zip")
+    extra = sn.save({"energy": -3.0}, tmp_path / "extra.json")
+    main(["collection", "create", manifest])
+    main(["collection", "add", manifest, str(files[0]), "--name", "a"])
+    main(["collection", "create", other])
+    main(["collection", "add", other, str(extra), "--name", "a"])
+    main(["collection", "export", manifest, zip_])
+    capsys.readouterr()
+    cases = [
+        (["create", manifest], "`storage-nodes collection add`"),
+        (["merge", manifest, other], "--rename"),
+        (["merge", manifest, zip_], "`storage-nodes collection unpack ZIP DIRECTORY`"),
+        (["add", zip_, str(extra)], "`storage-nodes collection unpack ZIP DIRECTORY`"),
+        (["remove", zip_, "a"], "`storage-nodes collection unpack ZIP DIRECTORY`"),
+        (["export", manifest, zip_, "--no-overwrite"], "--no-overwrite was given"),
+        (["add", manifest, str(tmp_path / "." / "a.json"), "--name", "again"], "collection remove MANIFEST 'a'"),
+        (["add", manifest, str(files[1]), "--tag", ""], "--tag must not be empty"),
+        (["unpack", manifest, str(tmp_path / "u")], "`storage-nodes collection export`"),
+    ]
+    for argv, cli_words in cases:
+        assert main(["collection", *argv]) == 1, argv
+        err = capsys.readouterr().err
+        assert cli_words in err and not _python_words(err), (argv, err)
+    files[0].write_bytes(files[0].read_bytes().replace(b"-1.0", b"-9.0"))  # changed since it was added
+    assert main(["collection", "export", manifest, str(tmp_path / "d.zip")]) == 1
+    err = capsys.readouterr().err
+    assert "`storage-nodes collection add MANIFEST FILE --replace`" in err and not _python_words(err), err
+    assert main(["collection", "add", manifest, str(files[0]), "--name", "a", "--replace"]) == 0
+    doc = json.loads((tmp_path / "o.json").read_text())  # a record of the same file with another checksum
+    doc["members"].append({**doc["members"][0], "name": "b", "location": "a.json"})
+    (tmp_path / "o.json").write_text(json.dumps(doc))
+    assert main(["collection", "merge", manifest, other, "--rename"]) == 1
+    err = capsys.readouterr().err
+    assert "`storage-nodes collection add MANIFEST FILE --replace`" in err and not _python_words(err), err
+
+
+def test_the_python_api_keeps_its_own_words(tmp_path, files):
+    col = Collection.create(tmp_path / "c.json")
+    other = Collection.create(tmp_path / "o.json")
+    col.add(files[0], name="a")
+    other.add(files[1], name="a")
+    with pytest.raises(sn.DuplicateMemberError, match=r"pass rename=True$"):
+        col.merge(other)
+    with pytest.raises(sn.FileExistsStorageError, match="exist_ok=True"):
+        Collection.create(tmp_path / "c.json")
+
+
+def test_remove_command(tmp_path, files, capsys):
+    manifest = str(tmp_path / "c.json")
+    main(["collection", "create", manifest])
+    main(["collection", "add", manifest, *map(str, files)])
+    before = (tmp_path / "c.json").read_bytes()
+    assert main(["collection", "remove", manifest, "a", "ghost"]) == 1
+    assert "nothing removed" in capsys.readouterr().err and (tmp_path / "c.json").read_bytes() == before
+    assert main(["collection", "remove", manifest, "a", "b", "a"]) == 0
+    assert "removed 'a'" in capsys.readouterr().out
+    assert Collection.open(manifest).names == [] and files[0].exists() and files[1].exists()
+
+
+def test_every_subcommand_help_shows_placeholders_and_examples(capsys):
+    from storage_nodes.cli import build_parser
+
+    actions = ["create", "add", "remove", "inspect", "verify", "export", "merge", "unpack"]
+    for action in actions:
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["collection", action, "--help"])
+        out = capsys.readouterr().out
+        usage = out.split("\n\n", 1)[0]
+        assert usage == usage.replace(" manifest", "").replace(" collection\n", ""), usage  # placeholders upper case
+        assert f"storage-nodes collection {action} " in out.split("examples:", 1)[1], action
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["collection", "--help"])
+    out = capsys.readouterr().out
+    assert all(a in out for a in actions)
+
+
+def test_add_refuses_a_missing_or_foreign_file_before_adding_any(tmp_path, files, capsys):
+    manifest = tmp_path / "c.json"
+    assert main(["collection", "add", str(manifest), str(files[0])]) == 1
+    assert f"`storage-nodes collection create {manifest}`" in capsys.readouterr().err
+    main(["collection", "create", str(manifest)])
+    foreign = tmp_path / "notes.txt"
+    foreign.write_text("hello")
+    before = manifest.read_bytes()
+    for bad in (tmp_path / "ghost.h5", foreign):
+        assert main(["collection", "add", str(manifest), str(files[0]), str(bad), str(files[1])]) == 1
+        err = capsys.readouterr().err
+        assert f"nothing added to {manifest}: cannot add member '{bad.stem}'" in err and str(bad) in err
+        assert manifest.read_bytes() == before
+
+
+def test_add_refuses_a_file_already_a_member_before_adding_any(tmp_path, files, capsys):
+    manifest = tmp_path / "c.json"
+    main(["collection", "create", str(manifest)])
+    main(["collection", "add", str(manifest), str(files[0]), "--name", "first"])
+    new = sn.save({"energy": -3.0}, tmp_path / "new.json")
+    (tmp_path / "link.json").symlink_to(new)
+    before = manifest.read_bytes()
+    for batch in ([new, tmp_path / "." / "a.json"], [new, tmp_path / "link.json"]):
+        assert main(["collection", "add", str(manifest), *map(str, batch)]) == 1
+        err = capsys.readouterr().err
+        assert f"nothing added to {manifest}: a file is a member once" in err and str(batch[1]) in err, err
+        assert "'first'" in err or "'new'" in err
+        assert manifest.read_bytes() == before
+    assert main(["collection", "add", str(manifest), str(new), str(files[1])]) == 0
+    assert Collection.open(manifest).names == ["first", "new", "b"]
