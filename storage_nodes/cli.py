@@ -73,21 +73,6 @@ def _cmd_backends(args: argparse.Namespace) -> int:
     return 0
 
 
-def _verify_collection(args: argparse.Namespace) -> int:
-    """A collection manifest or bundle: members present, checksums unchanged, environments."""
-    import json
-
-    from .collection import verify
-
-    try:
-        report = verify(args.file, policy=args.policy)
-    except StorageError as exc:
-        print(f"storage-nodes: error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(report.to_dict(), indent=2) if args.json else report)
-    return 0 if report.ok else 1
-
-
 def _cmd_verify(args: argparse.Namespace) -> int:
     """Exit 0: accepted by the policy; 1: refused; 2: the file cannot be read."""
     import json
@@ -95,8 +80,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     from .collection import is_collection
     from .versioning import refused, verify_file
 
-    if is_collection(args.file):
-        return _verify_collection(args)
+    if is_collection(args.file):  # members present, checksums unchanged, environments
+        from .collection_cli import run_verify
+
+        return run_verify(args.file, policy=args.policy, as_json=args.json)
     try:
         diffs, code = verify_file(args.file, args.policy)
     except StorageError as exc:

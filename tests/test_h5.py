@@ -287,3 +287,15 @@ def test_a_reference_resolving_to_something_else_than_declared_is_refused(tmp_pa
         layout.write_index(f, index)
     with pytest.raises(sn.UnsafeLoadError, match="is a function, but it is a type"):
         sn.load(path, key="f")
+
+
+def test_big_plain_dicts_round_trip_with_any_keys(tmp_path):
+    data = {i if i % 3 else f"k{i}": (i, [i * 0.5, None], {"x": b"\x00" * (i % 5)}) for i in range(500)}
+    data[(1, 2)] = frozenset({1, 2})
+    data[2.5] = {"nested": {f"n{j}": j for j in range(100)}}
+    path = sn.save(data, tmp_path / "big.h5")
+    back = sn.load(path)
+    assert back == data and list(back) == list(data)  # order kept too
+    assert sn.load(path, key="k3/2/x") == b"\x00\x00\x00"
+    assert sn.load(path, key="4/1") == [2.0, None]
+    assert sn.inspect(path).root.length == len(data)

@@ -87,3 +87,24 @@ def test_format_version_1_files_with_a_json_index_still_load(tmp_path):
     with h5py.File(path, "r") as f:
         assert msgpack.unpackb(zlib.decompress(f["index"][()].tobytes()))["format_version"] == 2
     assert sn.load(path, key="label") == "Fe" and sn.inspect(path).format_version == 2
+
+
+def test_packed_plain_data_reads_with_bare_msgpack(tmp_path):
+    """A big plain dict is one packed blob; extension type 7 is its flat key/value list."""
+    data = {"results": {f"run{i}": [i, i * 0.5, f"s{i}"] for i in range(100)}, "small": {"a": (1, 2)}}
+    path = sn.save(data, tmp_path / "packed.h5")
+
+    def ext(code, payload):
+        if code == 1:
+            return tuple(msgpack.unpackb(payload, ext_hook=ext, strict_map_key=False))
+        assert code == 7, code
+        flat = msgpack.unpackb(payload, ext_hook=ext, strict_map_key=False)
+        return dict(zip(flat[::2], flat[1::2]))
+
+    with h5py.File(path, "r") as f:
+        index = msgpack.unpackb(zlib.decompress(f["index"][()].tobytes()))
+        root = index["root"]
+        assert root["k"] == "p"
+        name, offset, nbytes = root["h"]
+        back = msgpack.unpackb(f[name][offset : offset + nbytes].tobytes(), ext_hook=ext, strict_map_key=False)
+    assert back == data

@@ -29,9 +29,9 @@ __all__ = ["ArrayOut", "Encoded", "Encoder"]
 
 #: arrays of at least this many bytes get their own HDF5 dataset
 BIG_ARRAY_BYTES = 1 << 18
-#: strings up to this length are written straight into the index
+#: str and bytes up to this length are written straight into the index
 INLINE_STR = 200
-#: lists and dicts of up to this many JSON scalars are written straight into the index
+#: lists, dicts, tuples and sets of up to this many such scalars are written straight into the index
 INLINE_ITEMS = 16
 _ALIGN = 16
 _INT_LIMIT = 2**53
@@ -253,7 +253,7 @@ class Encoder:
     # -- the walk -------------------------------------------------------------------------
     def _enc(self, obj: Any) -> dict[str, Any]:
         t = type(obj)
-        if t is str:
+        if t is str or t is bytes:
             if len(obj) <= INLINE_STR:
                 return obj
         elif obj is None or t is bool:
@@ -271,7 +271,7 @@ class Encoder:
             raise _Restart(oid)
         if t is np.ndarray:
             return self._array(obj)
-        if t in _INLINE_TYPES and len(obj) <= INLINE_ITEMS and oid not in self.force and _flat_json(obj, t):
+        if t in _INLINE_TYPES and len(obj) <= INLINE_ITEMS and oid not in self.force and _flat(obj, t):
             # a few JSON scalars: straight into the index (cheaper than a packed blob)
             node = {"k": "v", "v": obj} if t is list or t is dict else {"k": _SIMPLE_CONTAINERS[t], "items": list(obj)}
             self._memo(obj, node)
@@ -447,14 +447,13 @@ class Encoder:
         return node
 
 
-_JSON_SCALARS = frozenset({str, bool, type(None), int, float})
 _ONLY_STR = frozenset({str})
 
 
 def _scalar(v: Any) -> bool:
     """Whether ``v`` stands for itself in the index (what ``Encoder._enc`` returns as is)."""
     t = type(v)
-    if t is str:
+    if t is str or t is bytes:
         return len(v) <= INLINE_STR
     if v is None or t is bool:
         return True
@@ -470,24 +469,12 @@ _PLAIN_TYPES = frozenset(
 )
 
 
-def _flat_json(obj: Any, t: type) -> bool:
-    """Whether a small list or dict holds only scalars that JSON keeps exactly."""
-    values = obj.values() if t is dict else obj
-    if t is dict and not all(type(k) is str for k in obj):
-        return False
-    for v in values:
-        tv = type(v)
-        if tv not in _JSON_SCALARS:
-            return False
-        if tv is str:
-            if len(v) > INLINE_STR:
-                return False
-        elif tv is int:
-            if not -_INT_LIMIT < v < _INT_LIMIT:
-                return False
-        elif tv is float and not math.isfinite(v):
-            return False
-    return True
+def _flat(obj: Any, t: type) -> bool:
+    """Whether a small list, dict, tuple or set holds only scalars that stand for themselves
+    in the index (see :func:`_scalar`); dict keys must be str."""
+    if t is dict:
+        return _str_keys(obj) and all(map(_scalar, obj.values()))
+    return all(map(_scalar, obj))
 
 
 def _str_keys(d: dict[Any, Any]) -> bool:
