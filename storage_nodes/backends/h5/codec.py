@@ -109,7 +109,9 @@ def pack(obj: Any) -> bytes:
     valid UTF-8 (lone surrogates) raise ``UnicodeEncodeError``: the caller decomposes.
     """
     if type(obj) is dict and len(obj) > FLAT_DICT:
-        flat = list(itertools.chain.from_iterable(obj.items()))
+        flat: list[Any] = [None] * (2 * len(obj))
+        flat[::2] = obj  # keys and values by slice assignment: no (key, value) tuples
+        flat[1::2] = obj.values()
         obj = msgpack.ExtType(_FLATDICT, msgpack.packb(flat, default=_default, strict_types=True, use_bin_type=True))
     return msgpack.packb(obj, default=_default, strict_types=True, use_bin_type=True)
 
