@@ -250,3 +250,35 @@ def test_inspect_into_a_small_inline_dict(tmp_path):
     listing = sn.inspect(path, key="meta/n")
     assert listing.root.type == "int"
     assert sn.load(path, key="meta/n") == 4
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        (
+            "big/3",
+            "'big' is a numpy array, which has no entries to replace one by one; "
+            "save the whole numpy array with key='big'",
+        ),
+        (
+            "small/steps/7",
+            "'small/steps' is a list of 3 items and '7' is not an index from -3 to 3 (3 appends an item)",
+        ),
+        ("small/energy/x", "'small/energy' is a float, which has no entries"),
+        ("plain/k3/x", "'plain/k3' is an int, which has no entries"),
+        ("atoms/5", "'atoms' is a list of 1 item and '5' is not an index from -1 to 1"),
+    ],
+)
+def test_an_update_that_cannot_reach_its_key_says_why(archive, key, message):
+    before = archive.read_bytes()
+    with pytest.raises(sn.KeyNotFoundError) as err:
+        sn.save(1, archive, key=key)
+    assert message in str(err.value) and str(archive) in str(err.value)
+    assert archive.read_bytes() == before
+
+
+def test_an_item_of_a_packed_tuple_can_be_replaced(tmp_path):
+    path = sn.save({"t": tuple(range(40)), "x": 1}, tmp_path / "t.h5")
+    sn.save("new", path, key="t/3")
+    back = sn.load(path)
+    assert back["t"][3] == "new" and type(back["t"]) is tuple and back["t"][4] == 4 and back["x"] == 1

@@ -126,6 +126,11 @@ def _set_plain(value: Any, segments: list[str], obj: Any) -> Any:
         else:
             value[i] = _set_plain(value[i], rest, obj)
         return value
+    if type(value) is tuple:  # stored data, not the tuple itself: a new tuple with the item replaced
+        items = list(value)
+        i = int(head)
+        items[i] = _set_plain(items[i], rest, obj)
+        return tuple(items)
     raise KeyError(head)
 
 
@@ -164,11 +169,12 @@ def _apply(
             try:
                 value = _set_plain(plain, segments[i:], obj)
             except (KeyError, IndexError, ValueError, TypeError):
-                raise _not_found(path, key, segments[:i]) from None
+                raise _plain_failure(path, key, plain, segments[:i], segments[i:]) from None
             break
         nxt = _slot_in(current, segment, path, key)
         if nxt is None:
-            raise _not_found(path, key, segments[: i + 1])
+            what, length = _node_type(current, index["classes"])
+            raise _cannot(path, key, segments[:i], what, segment, length)
         slot = nxt
         place = i + 1
     else:
@@ -212,13 +218,69 @@ def _apply(
     return collector
 
 
-def _not_found(path: Path, key: str, walked: list[str]) -> KeyNotFoundError:
+def _cannot(path: Path, key: str, walked: list[str], what: str, segment: str, length: int | None) -> KeyNotFoundError:
+    """Why ``segment`` cannot be set below the entry at ``walked`` (a ``what`` of ``length`` items)."""
+    here = "/".join(escape(s) for s in walked)
+    where = repr(here) if here else "the root"
+    a = "an" if what[:1] in ("a", "e", "i", "o", "u") else "a"
+    if length is not None:
+        last = length if what == "list" else length - 1
+        detail = (
+            f"{where} is {a} {what} of {length} item{'' if length == 1 else 's'} and {segment!r} is not an "
+            f"index from {-length} to {last}" + (f" ({length} appends an item)" if what == "list" else "")
+        )
+    else:
+        detail = (
+            f"{where} is {a} {what}, which has no entries to replace one by one; "
+            f"save the whole {what} with key={here!r} instead"
+        )
     return KeyNotFoundError(
-        f"cannot update {key!r} in {path}: {'/'.join(escape(s) for s in walked) or 'the root'!r} is not a "
-        f"container that has or can take this entry; see storage_nodes.inspect({str(path)!r})",
+        f"cannot update {key!r} in {path}: {detail}; see storage_nodes.inspect({str(path)!r})",
         path=path,
         key=key,
     )
+
+
+def _node_type(node: Any, classes: list[list[str]]) -> tuple[str, int | None]:
+    """(type name, item count or None) of an index node, for error messages."""
+    k = tree.kind(node)
+    if type(node) is not dict:
+        return type(node).__name__, None
+    if k in ("l", "t", "oa"):
+        return ("list" if k == "l" else "tuple" if k == "t" else "numpy object array"), len(node["items"])
+    if k == "a":
+        return "numpy array", None
+    if k in ("s", "f"):
+        return ("set" if k == "s" else "frozenset"), None
+    if k == "o":
+        return f"{classes[node['c']][1]} (its state is not a set of attributes)", None
+    if k == "x":
+        return f"opaque {node.get('t', 'object')}", None
+    if k == "g":
+        return f"reference to {'.'.join(classes[node['c']])}", None
+    return str(k), None
+
+
+def _plain_failure(path: Path, key: str, value: Any, walked: list[str], segments: list[str]) -> KeyNotFoundError:
+    """The error for setting ``segments`` inside plain ``value`` (what :func:`_set_plain` refused)."""
+    walked = list(walked)
+    for segment in segments:
+        t = type(value)
+        if t is dict:
+            found = segment if segment in value else next((k for k in value if str(k) == segment), None)
+            if found is None:
+                break  # a missing dict key is created: the failure lies below it
+            value = value[found]
+        elif t is list or t is tuple:
+            try:
+                i = int(segment)
+                value = value[i]
+            except (ValueError, IndexError):
+                return _cannot(path, key, walked, t.__name__, segment, len(value))
+        else:
+            return _cannot(path, key, walked, t.__name__, segment, None)
+        walked.append(segment)
+    return _cannot(path, key, walked, type(value).__name__, segments[-1], None)
 
 
 def _exists(path: Path, key: str) -> FileExistsStorageError:
