@@ -282,3 +282,12 @@ def test_an_item_of_a_packed_tuple_can_be_replaced(tmp_path):
     sn.save("new", path, key="t/3")
     back = sn.load(path)
     assert back["t"][3] == "new" and type(back["t"]) is tuple and back["t"][4] == 4 and back["x"] == 1
+
+
+def test_a_listing_below_the_root_names_where_a_shared_object_lives(tmp_path):
+    shared = [1, 2, {"deep": Atom}]
+    path = sn.save({"b": {"inner": shared}, "a": {"ref": shared}}, tmp_path / "shared.h5")
+    assert sn.inspect(path)["a/ref"].info["shared_with"] == "b/inner"
+    assert sn.inspect(path, key="a")["a/ref"].info["shared_with"] == "b/inner"
+    assert "the object at b/inner" in str(sn.inspect(path, key="a"))
+    assert sn.inspect(path, key="a/ref").root.length == 3  # the key itself lists the shared object

@@ -183,7 +183,9 @@ class H5Backend(Backend):
                     raise self._missing(path, key, segments[: used + 1])
                 here = "/".join(escape(s) for s in segments[:used])
                 name = segments[used - 1] if used else ""
-                entry = tree.describe_node(node, here, name, classes=index["classes"], heap=r.heap, shared={})
+                # a listing below the root may meet references to objects defined elsewhere
+                shared = tree.defined_at(index["root"]) if segments else {}
+                entry = tree.describe_node(node, here, name, classes=index["classes"], heap=r.heap, shared=shared)
             except StorageError:
                 raise
             except (KeyError, IndexError, TypeError, ValueError) as exc:

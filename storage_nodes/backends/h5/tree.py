@@ -17,7 +17,7 @@ from ...keys import escape
 from ...listing import Entry
 from . import codec
 
-__all__ = ["children", "describe_node", "find", "kind", "walk"]
+__all__ = ["children", "defined_at", "describe_node", "find", "kind", "walk"]
 
 _CONTAINER_TYPES = {"d": "dict", "l": "list", "t": "tuple", "s": "set", "f": "frozenset"}
 
@@ -240,6 +240,26 @@ def describe_node(
                 )
             )
     return entry
+
+
+def defined_at(root: dict[str, Any]) -> dict[int, str]:
+    """The key of every node that carries an ``id`` (a shared object's definition)."""
+    found: dict[int, str] = {}
+    stack: list[tuple[Any, str]] = [(root, "")]
+    while stack:
+        n, p = stack.pop()
+        if type(n) is not dict:
+            continue
+        if "id" in n:
+            found.setdefault(n["id"], p)
+        prefix = p + "/" if p else ""
+        stack.extend((c, prefix + escape(name)) for name, c in children(n))
+        if n["k"] == "d":
+            stack.extend((item[2], prefix + escape(item[0])) for item in n["items"] if len(item) == 3)
+        for field in ("args", "kw", "li", "di"):
+            if field in n:
+                stack.append((n[field], f"{prefix}__{field}__"))
+    return found
 
 
 def modules_needed(node: dict[str, Any], classes: list[list[str]]) -> set[str]:
