@@ -1,10 +1,11 @@
 """Lazy, read-only browsing of a stored file: ``storage_nodes.open(path)``.
 
-``open`` reads the listing once (for h5 archives: the index only) and hands out
-Mapping-like groups, in the style of h5py's groups: ``keys()``, ``arc["a/b"]``,
-``"a" in arc``, ``len(arc)``; ``.load()`` loads that entry and nothing else, ``.entry``
-is its listing :class:`~storage_nodes.listing.Entry`. Nothing is imported or rebuilt
-until ``.load()`` is called.
+``open`` lists the top level only and hands out Mapping-like groups, in the style of
+h5py's groups: ``keys()``, ``arc["a/b"]``, ``"a" in arc``, ``len(arc)``. Each group is
+listed one level deep when first reached (``inspect(path, key=..., depth=1)``; h5 archives
+parse their index once for all of them); ``.entry`` is that listing
+:class:`~storage_nodes.listing.Entry` and ``.load()`` loads that entry and nothing else.
+Nothing is imported or rebuilt until ``.load()`` is called.
 """
 
 from __future__ import annotations
@@ -57,8 +58,8 @@ class Group(Mapping[str, "Group"]):
             return False
         try:
             self._archive.entry_at(self._child_key(key))
-        except (KeyNotFoundError, ValueError, TypeError):
-            return False
+        except (KeyNotFoundError, UnsupportedOperationError, ValueError, TypeError):
+            return False  # (pickle files list their top level only)
         return True
 
     def load(self, **kwargs: Any) -> Any:
@@ -80,7 +81,7 @@ class Archive(Group):
         self.path = path
         self.listing = listing
         self._lock = threading.Lock()
-        self._by_key: dict[str, Entry] | None = None
+        self._entries: dict[str, Entry] = {"": listing.root}
         super().__init__(self, listing.root)
 
     @property
@@ -92,25 +93,21 @@ class Archive(Group):
         return self.listing.environment
 
     def entry_at(self, key: str) -> Entry:
-        """The listing entry of ``key`` (a missing key raises :class:`KeyNotFoundError`)."""
+        """The listing entry of ``key``, one level deep (a missing key raises :class:`KeyNotFoundError`)."""
         with self._lock:
-            if self._by_key is None:
-                self._by_key = {e.path: e for e in self.listing.root.walk()}
-            found = self._by_key.get(key)
+            found = self._entries.get(key)
         if found is None:
-            raise KeyNotFoundError(
-                f"key {key!r} not found in {self.path}; keys here start with {sorted(self.keys())[:10]}",
-                path=self.path,
-                key=key,
-            )
+            found = api.inspect(self.path, key=key or None, depth=1).root
+            with self._lock:
+                found = self._entries.setdefault(key, found)
         return found
 
     def refresh(self) -> Archive:
         """Read the listing again (after the file changed) and return ``self``."""
-        listing = api.inspect(self.path)
+        listing = api.inspect(self.path, depth=1)
         with self._lock:
             self.listing = listing
-            self._by_key = None
+            self._entries = {"": listing.root}
         self.entry = listing.root
         return self
 
@@ -122,7 +119,7 @@ def open(path: PathLike) -> Archive:
     >>> arc["outputs"].keys(), arc["outputs/energy"].load()  # doctest: +SKIP
     """
     p = Path(path).expanduser()
-    return Archive(p, api.inspect(p))
+    return Archive(p, api.inspect(p, depth=1))
 
 
 def compact(path: PathLike) -> Path:
