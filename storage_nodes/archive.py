@@ -1,11 +1,11 @@
 """Lazy, read-only browsing of a stored file: ``storage_nodes.open(path)``.
 
-``open`` lists the top level only and hands out Mapping-like groups, in the style of
-h5py's groups: ``keys()``, ``arc["a/b"]``, ``"a" in arc``, ``len(arc)``. Each group is
-listed one level deep when first reached (``inspect(path, key=..., depth=1)``; h5 archives
-parse their index once for all of them); ``.entry`` is that listing
-:class:`~storage_nodes.listing.Entry` and ``.load()`` loads that entry and nothing else.
-Nothing is imported or rebuilt until ``.load()`` is called.
+``open`` lists the root alone (type, size, metadata, environment) and hands out
+Mapping-like groups, in the style of h5py's groups: ``keys()``, ``arc["a/b"]``,
+``"a" in arc``, ``len(arc)``. Each group is listed one level deep when first reached
+(``inspect(path, key=..., depth=1)``; h5 archives parse their index once for all of
+them); ``.entry`` is that listing :class:`~storage_nodes.listing.Entry` and ``.load()``
+loads that entry and nothing else. Nothing is imported or rebuilt until ``.load()``.
 """
 
 from __future__ import annotations
@@ -29,14 +29,19 @@ PathLike = str | os.PathLike[str]
 class Group(Mapping[str, "Group"]):
     """One entry of an opened file; its children are reached by name or key path."""
 
-    def __init__(self, archive: Archive, entry: Entry) -> None:
+    def __init__(self, archive: Archive, key: str) -> None:
         self._archive = archive
-        self.entry = entry
+        self._key = key
 
     @property
     def key(self) -> str:
         """The entry's key in the file (``""`` for the root)."""
-        return self.entry.path
+        return self._key
+
+    @property
+    def entry(self) -> Entry:
+        """The listing entry, with its children one level down (listed on first use)."""
+        return self._archive.entry_at(self._key)
 
     def _child_key(self, key: str) -> str:
         rel = "/".join(escape(s) for s in split(key))
@@ -45,7 +50,9 @@ class Group(Mapping[str, "Group"]):
     def __getitem__(self, key: str) -> Group:
         if not isinstance(key, str):
             raise KeyNotFoundError(f"keys are str paths like 'outputs/energy', got {key!r}", path=self._archive.path)
-        return Group(self._archive, self._archive.entry_at(self._child_key(key)))
+        child = self._child_key(key)
+        self._archive.entry_at(child)  # a missing key raises here
+        return Group(self._archive, child)
 
     def __iter__(self) -> Iterator[str]:
         return (c.name for c in self.entry.children)
@@ -71,18 +78,20 @@ class Group(Mapping[str, "Group"]):
         return api.load(self._archive.path, key=self.key or None, **kwargs)
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.key or '/'!r} of {self._archive.path}: {self.entry.describe()}>"
+        summary = self._archive.summary(self._key).describe()
+        return f"<{type(self).__name__} {self.key or '/'!r} of {self._archive.path}: {summary}>"
 
 
 class Archive(Group):
-    """An opened file (the root group), with its ``listing``, ``metadata`` and ``environment``."""
+    """An opened file (the root group), with its ``listing`` (the root alone: metadata,
+    environment, type and size), ``metadata`` and ``environment``."""
 
     def __init__(self, path: Path, listing: Listing) -> None:
         self.path = path
         self.listing = listing
         self._lock = threading.Lock()
-        self._entries: dict[str, Entry] = {"": listing.root}
-        super().__init__(self, listing.root)
+        self._entries: dict[str, Entry] = {}
+        super().__init__(self, "")
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -102,13 +111,18 @@ class Archive(Group):
                 found = self._entries.setdefault(key, found)
         return found
 
+    def summary(self, key: str) -> Entry:
+        """The entry of ``key`` as far as it is listed already (the root: without children)."""
+        with self._lock:
+            found = self._entries.get(key)
+        return found if found is not None else (self.listing.root if not key else self.entry_at(key))
+
     def refresh(self) -> Archive:
         """Read the listing again (after the file changed) and return ``self``."""
-        listing = api.inspect(self.path, depth=1)
+        listing = api.inspect(self.path, depth=0)
         with self._lock:
             self.listing = listing
-            self._entries = {"": listing.root}
-        self.entry = listing.root
+            self._entries = {}
         return self
 
 
@@ -119,7 +133,7 @@ def open(path: PathLike) -> Archive:
     >>> arc["outputs"].keys(), arc["outputs/energy"].load()  # doctest: +SKIP
     """
     p = Path(path).expanduser()
-    return Archive(p, api.inspect(p, depth=1))
+    return Archive(p, api.inspect(p, depth=0))
 
 
 def compact(path: PathLike) -> Path:
