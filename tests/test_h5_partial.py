@@ -327,3 +327,14 @@ def test_open_lists_each_group_when_reached_and_parses_the_index_once(tmp_path, 
     assert nodes["n7/outputs/y"].load() == [7, 7, 7]  # (a load reads the index itself)
     sn.save({"run": "replaced"}, path)  # a new file (new inode): listings see it at once
     assert sn.open(path)["run"].entry.type == "str" and sn.inspect(path, key="run").root.type == "str"
+
+
+def test_a_reference_into_constructor_arguments_names_them(tmp_path):
+    import functools
+
+    path = sn.save({"f": functools.partial(max, 1)}, tmp_path / "partial.h5")
+    listing = sn.inspect(path)
+    refs = [e for e in listing.root.walk() if e.type == "shared reference"]
+    assert [e.info["shared_with"] for e in refs] == ["f/__args__/0"]
+    assert sn.load(path, key="f/__args__/0") is max
+    assert sn.load(path)["f"](5) == 5

@@ -194,8 +194,9 @@ class H5Backend(Backend):
                     entry = tree.describe_value(value, wanted, segments[-1], levels)
                 else:
                     name = segments[used - 1] if used else ""
-                    # a listing below the root may meet references to objects defined elsewhere
-                    shared = tree.defined_at(index["root"]) if segments else {}
+                    # references may point outside the listed part (another key, or the
+                    # constructor arguments of an object, which are not listed as children)
+                    shared = tree.defined_at(index["root"])
                     entry = tree.describe_node(
                         node, here, name, classes=index["classes"], heap=r.heap, shared=shared, depth=levels
                     )

@@ -21,6 +21,8 @@ __all__ = ["children", "defined_at", "describe_node", "describe_value", "find", 
 
 _CONTAINER_TYPES = {"d": "dict", "l": "list", "t": "tuple", "s": "set", "f": "frozenset"}
 _CONTAINER_NAMES = frozenset(_CONTAINER_TYPES.values())
+#: parts of an object node that are not listed as children, and the names the encoder gives them
+_REDUCE_FIELDS = (("args", "__args__"), ("kw", "__kwargs__"), ("li", "__items__"), ("di", "__dictitems__"))
 
 
 def kind(node: Any) -> str:
@@ -266,9 +268,9 @@ def defined_at(root: dict[str, Any]) -> dict[int, str]:
         stack.extend((c, prefix + escape(name)) for name, c in children(n))
         if n["k"] == "d":
             stack.extend((item[2], prefix + escape(item[0])) for item in n["items"] if len(item) == 3)
-        for field in ("args", "kw", "li", "di"):
+        for field, label in _REDUCE_FIELDS:
             if field in n:
-                stack.append((n[field], f"{prefix}__{field}__"))
+                stack.append((n[field], prefix + label))
     return found
 
 
