@@ -338,3 +338,14 @@ def test_a_reference_into_constructor_arguments_names_them(tmp_path):
     assert [e.info["shared_with"] for e in refs] == ["f/__args__/0"]
     assert sn.load(path, key="f/__args__/0") is max
     assert sn.load(path)["f"](5) == 5
+
+
+def test_a_none_or_falsy_value_beside_objects_loads_by_key(tmp_path):
+    import pathlib
+
+    data = {"a": None, "z": 0, "e": "", "obj": pathlib.Path("x"), "b": [None, pathlib.Path("y")]}
+    path = sn.save(data, tmp_path / "none.h5")
+    assert sn.load(path, key="a") is None and sn.load(path, key="b/0") is None
+    assert sn.load(path, key="z") == 0 and sn.load(path, key="e") == ""
+    assert sn.inspect(path, key="a").root.type == "NoneType"
+    assert sn.load(sn.save(None, tmp_path / "root.h5")) is None

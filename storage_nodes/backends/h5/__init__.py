@@ -121,7 +121,9 @@ class H5Backend(Backend):
         index = r.index
         root = index["root"]
         node, used = tree.find(root, segments, r.definition)
-        if node is None or (used < len(segments) and tree.kind(node) not in ("p", "a", "x", "v")):
+        # below a packed blob, array, opaque leaf or object (e.g. the items of an OrderedDict),
+        # the rest of the key is followed in the rebuilt value
+        if node is tree.MISSING or (used < len(segments) and tree.kind(node) not in ("p", "a", "x", "v", "o")):
             raise self._missing(path, key, segments[: used + 1])
         here = "/".join(escape(s) for s in segments[:used])
         if safe:
@@ -180,7 +182,7 @@ class H5Backend(Backend):
             index = r.index
             try:
                 node, used = tree.find(index["root"], segments, r.definition)
-                if node is None or (used < len(segments) and tree.kind(node) not in ("p", "v")):
+                if node is tree.MISSING or (used < len(segments) and tree.kind(node) not in ("p", "v")):
                     raise self._missing(path, key, segments[: used + 1])
                 here = "/".join(escape(s) for s in segments[:used])
                 if used < len(segments):  # inside plain data: describe only the part asked for

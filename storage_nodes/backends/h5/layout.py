@@ -156,23 +156,33 @@ def write_file(
         fid.close()
 
 
+_ROOT_TYPES = (dict, str, bytes, int, float, bool, type(None))  # a node, or a scalar standing for itself
+
+
+def _foreign(path: Path, why: str) -> CorruptFileError:
+    return CorruptFileError(
+        f"{path} is an HDF5 file, but not an archive written by storage_nodes ({why}); "
+        "read it with h5py, or with the tool that wrote it",
+        path=path,
+    )
+
+
 def read_index(fid: h5f.FileID, path: Path) -> dict[str, Any]:
     """The decoded index of the open file ``fid`` (format versions 1 and 2)."""
     try:
-        index = _load_index(read_bytes(fid, INDEX).tobytes())
-        if not isinstance(index, dict) or index.get("format") != FORMAT or not isinstance(index.get("root"), dict):
-            raise ValueError("no storage_nodes index")
-    except (
-        KeyError,
-        OSError,
-        ValueError,
-        TypeError,
-        AttributeError,
-        UnicodeDecodeError,
-        zlib.error,
-        msgpack.UnpackException,
-    ) as exc:
+        raw = read_bytes(fid, INDEX)
+    except KeyError:
+        raise _foreign(path, "it has no /index dataset") from None
+    except (OSError, ValueError, TypeError) as exc:
         raise _corrupt(path, exc) from None
+    try:
+        index = _load_index(raw.tobytes())
+    except (ValueError, TypeError, UnicodeDecodeError, zlib.error, msgpack.UnpackException) as exc:
+        raise _corrupt(path, exc) from None
+    if not isinstance(index, dict) or index.get("format") != FORMAT:
+        raise _foreign(path, "its /index is not a storage_nodes index")
+    if "root" not in index or not isinstance(index["root"], _ROOT_TYPES):
+        raise _corrupt(path, "the index has no root entry")
     version = index.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise StorageError(

@@ -17,7 +17,7 @@ from ...keys import escape
 from ...listing import Entry
 from . import codec
 
-__all__ = ["children", "defined_at", "describe_node", "describe_value", "find", "kind", "walk"]
+__all__ = ["MISSING", "children", "defined_at", "describe_node", "describe_value", "find", "kind", "walk"]
 
 _CONTAINER_TYPES = {"d": "dict", "l": "list", "t": "tuple", "s": "set", "f": "frozenset"}
 _CONTAINER_NAMES = frozenset(_CONTAINER_TYPES.values())
@@ -48,31 +48,37 @@ def children(node: Any) -> Iterator[tuple[str, Any]]:
             yield "__state__", node["state"]
 
 
+#: what :func:`child` and :func:`find` return for "no such entry" (``None`` is a stored value)
+MISSING: Any = object()
+
+
 def child(node: Any, segment: str) -> Any:
-    """The child named ``segment`` (exact string keys win over ``str()`` of other keys)."""
+    """The child named ``segment``, or :data:`MISSING` (exact string keys win over ``str()``
+    of other keys)."""
     k = kind(node)
     if k == "d":
-        fallback = None
+        fallback = MISSING
         for item in node["items"]:
             if item[0] == segment:
                 if len(item) == 2:
                     return item[1]
-                fallback = fallback or item[1]
+                if fallback is MISSING:
+                    fallback = item[1]
         return fallback
     if k in ("l", "t", "s", "f", "oa"):
         try:
             return node["items"][int(segment)]
         except (ValueError, IndexError):
-            return None
+            return MISSING
     if k == "o":
         for name, c in (*node.get("attrs", ()), *node.get("slots", ())):
             if name == segment:
                 return c
         if segment == "__state__":
-            return node.get("state")
+            return node.get("state", MISSING)
         if segment == "__args__":
-            return node.get("args")
-    return None
+            return node.get("args", MISSING)
+    return MISSING
 
 
 def walk(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -102,22 +108,21 @@ def walk(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
                     stack.append(n[field])
 
 
-def find(
-    root: dict[str, Any], segments: list[str], resolve: Callable[[int], dict[str, Any] | None]
-) -> tuple[dict[str, Any] | None, int]:
+def find(root: Any, segments: list[str], resolve: Callable[[int], dict[str, Any] | None]) -> tuple[Any, int]:
     """Follow ``segments`` from ``root``; return (deepest node reached, segments consumed).
 
-    Shared-reference nodes are followed to their definition with ``resolve``.
+    Shared-reference nodes are followed to their definition with ``resolve``; a reference
+    whose definition is missing gives :data:`MISSING`.
     """
     node = root
     for i, segment in enumerate(segments):
         if kind(node) == "r":
             target = resolve(node["to"])
             if target is None:
-                return None, i
+                return MISSING, i
             node = target
         nxt = child(node, segment)
-        if nxt is None:
+        if nxt is MISSING:
             return node, i
         node = nxt
     if kind(node) == "r":
@@ -217,6 +222,9 @@ def describe_node(
     elif k == "o":
         module, qualname = classes[node["c"]]
         entry = Entry(path=path, name=name, type=qualname, module=module)
+        items = node.get("di", node.get("li"))  # a list or dict subclass: its items, counted
+        if items is not None:
+            entry.length = _length(items)
     elif k == "g":
         module, qualname = classes[node["c"]]
         declared = str(node.get("t", "type"))  # "type" (a class), "function", or a singleton's type
@@ -272,6 +280,18 @@ def defined_at(root: dict[str, Any]) -> dict[int, str]:
             if field in n:
                 stack.append((n[field], prefix + label))
     return found
+
+
+def _length(node: Any) -> int | None:
+    """The number of items of a container node, when the index says it."""
+    k = kind(node)
+    if k in _CONTAINER_TYPES:
+        return len(node["items"])
+    if k == "v" and isinstance(node, dict):
+        return len(node["v"])
+    if k == "p":
+        return node.get("n")
+    return None
 
 
 def modules_needed(node: dict[str, Any], classes: list[list[str]]) -> set[str]:

@@ -295,13 +295,14 @@ def update(
     backend: H5Backend, obj: Any, path: Path, *, key: str, metadata: dict[str, Any], options: dict[str, Any]
 ) -> None:
     """Replace or add the entry ``key`` of ``path`` (creating the file if missing)."""
+    durable = bool(options.get("durable", False))
     with writer_lock(path):
         if not path.exists():
             value = _set_plain({}, split(key), obj)
-            with atomic_path(path) as tmp:
+            with atomic_path(path, durable=durable) as tmp:
                 backend.write(value, tmp, metadata=metadata, options=options)
             return
-        with atomic_path(path) as tmp:
+        with atomic_path(path, durable=durable) as tmp:
             shutil.copyfile(path, tmp)
             try:
                 with h5py.File(tmp, "r+") as f:
