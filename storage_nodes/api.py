@@ -22,6 +22,7 @@ from .errors import (
     CorruptFileError,
     FileExistsStorageError,
     FileNotFoundStorageError,
+    InvalidArgumentError,
     SerializationError,
     StorageError,
     UnsafeLoadError,
@@ -122,7 +123,8 @@ def save(
     ``overwrite=False`` refuses to replace an existing file (or entry). The write is atomic:
     a save that dies halfway (exception, SIGKILL) leaves the previous file intact;
     ``durable=True`` also fsyncs, so the file survives a power loss. Other keyword
-    ``options`` go to the backend (e.g. ``compression="gzip"`` for h5).
+    ``options`` go to the backend (e.g. ``compression="gzip"`` for h5, ``indent`` for json);
+    one the backend does not take raises :class:`InvalidArgumentError`.
 
     >>> save({"energy": -3.2}, "result.json", metadata={"sample": "Cu-3"})  # doctest: +SKIP
     PosixPath('result.json')
@@ -134,9 +136,11 @@ def save(
     if segments:
         # an existing file keeps its backend (detected, or the given one checked against it)
         chosen = resolve_backend(p, backend) if exists else _backend_named(backend or registry.for_suffix(p), p)
+        _check_options(chosen, options, p)
         chosen.update(obj, p, key=key or "", metadata=user_metadata, options={**options, "overwrite": overwrite})
         return p
     chosen = _backend_named(backend or registry.for_suffix(p), p)
+    _check_options(chosen, options, p)
     if exists and not overwrite:
         raise FileExistsStorageError(f"{p} exists and overwrite=False; pass overwrite=True to replace it", path=p)
     durable = bool(options.pop("durable", False))
@@ -154,6 +158,21 @@ def save(
                 path=p,
             ) from exc
     return p
+
+
+def _check_options(chosen: Backend, options: Mapping[str, Any], p: Path) -> None:
+    """Refuse keyword options the backend does not take (a typo would else be ignored)."""
+    known = chosen.save_options
+    if known is None:
+        return
+    unknown = sorted(set(options) - {"durable"} - known)
+    if unknown:
+        takes = ", ".join(sorted({"durable", *known}))
+        raise InvalidArgumentError(
+            f"save(): the {chosen.name!r} backend takes no option {', '.join(map(repr, unknown))} "
+            f"(saving {p}); its options: {takes}",
+            path=p,
+        )
 
 
 def _retarget(exc: StorageError, tmp: Path, target: Path) -> StorageError:
@@ -214,7 +233,7 @@ def inspect(path: PathLike, *, key: str | None = None) -> Listing:
     without rebuilding objects or importing stored modules.
 
     >>> print(inspect("results.h5"))  # doctest: +SKIP
-    results.h5 [h5, format 1]
+    results.h5 [h5, format 2]
     metadata: {"sample": "Cu-3"}
     saved 2026-11-25T16:08:33Z with storage_nodes 0.1.0, Python 3.11.7
     /: dict, len=2

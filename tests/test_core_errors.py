@@ -215,3 +215,22 @@ def test_a_wrong_argument_type_is_one_line_even_for_unions(tmp_path):
         sn.load(tmp_path / "m.h5", version_policy="nope")
     assert "\n" not in str(exc.value) and "is not any of ('ignore', 'warn', 'compatible', 'strict')" in str(exc.value)
     assert not (tmp_path / "m.h5").exists()
+
+
+def test_an_option_the_backend_does_not_take_is_refused_before_writing(tmp_path):
+    """A misspelt or misplaced option used to be ignored silently (e.g. compression= on json)."""
+    with pytest.raises(sn.InvalidArgumentError) as exc:
+        sn.save({"a": 1}, tmp_path / "a.json", compression="gzip")
+    assert "'json'" in str(exc.value) and "'compression'" in str(exc.value) and "indent" in str(exc.value)
+    with pytest.raises(sn.InvalidArgumentError, match="'indent'"):
+        sn.save({"a": 1}, tmp_path / "a.pkl", indent=2)
+    with pytest.raises(sn.InvalidArgumentError, match="'protocol'"):
+        sn.save({"a": 1}, tmp_path / "a.cpkl", protocol=4)
+    assert _files(tmp_path) == []
+    sn.save({"a": 1}, tmp_path / "b.json", indent=None, durable=True)
+    sn.save({"a": 1}, tmp_path / "b.pkl", durable=True)
+    assert sn.load(tmp_path / "b.json") == {"a": 1} and sn.load(tmp_path / "b.pkl") == {"a": 1}
+    before = (tmp_path / "b.pkl").read_bytes()
+    with pytest.raises(sn.InvalidArgumentError):
+        sn.save({"b": 2}, tmp_path / "b.pkl", key="b", compresion="gzip")
+    assert (tmp_path / "b.pkl").read_bytes() == before

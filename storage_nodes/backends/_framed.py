@@ -96,6 +96,7 @@ class FramedPickleBackend(Backend):
     magic: ClassVar[bytes]
     supports_safe_load = False
     can_run_code = True
+    save_options: ClassVar[frozenset[str] | None] = frozenset()
     protocol = 5
 
     def make_pickler(self, f: IO[bytes], collector: ObjectCollector) -> pickle.Pickler:
