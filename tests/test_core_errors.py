@@ -234,3 +234,10 @@ def test_an_option_the_backend_does_not_take_is_refused_before_writing(tmp_path)
     with pytest.raises(sn.InvalidArgumentError):
         sn.save({"b": 2}, tmp_path / "b.pkl", key="b", compresion="gzip")
     assert (tmp_path / "b.pkl").read_bytes() == before
+
+
+def test_an_optional_argument_error_does_not_talk_about_nonetype(tmp_path):
+    with pytest.raises(sn.InvalidArgumentError) as exc:
+        sn.save(1, tmp_path / "m.h5", metadata="Cu-3")
+    text = str(exc.value)
+    assert "None: is not None" in text and "NoneType" not in text, text
