@@ -241,3 +241,17 @@ def test_an_optional_argument_error_does_not_talk_about_nonetype(tmp_path):
         sn.save(1, tmp_path / "m.h5", metadata="Cu-3")
     text = str(exc.value)
     assert "None: is not None" in text and "NoneType" not in text, text
+
+
+@pytest.mark.parametrize("suffix", [".json", ".pkl", ".cpkl"])
+def test_a_misspelt_key_gets_a_suggestion(tmp_path, suffix):
+    path = sn.save({"energy": -3.2, "outputs": {"forces": [1.0]}}, tmp_path / f"r{suffix}")
+    with pytest.raises(sn.KeyNotFoundError) as exc:
+        sn.load(path, key="energies")
+    assert "(did you mean 'energy'?)" in str(exc.value) and "to list the keys" in str(exc.value)
+    with pytest.raises(sn.KeyNotFoundError) as exc:
+        sn.load(path, key="outputs/force")
+    assert "outputs (dict) has no entry 'force' (did you mean 'forces'?)" in str(exc.value)
+    with pytest.raises(sn.KeyNotFoundError) as exc:
+        sn.load(path, key="zzz")
+    assert "did you mean" not in str(exc.value)
