@@ -137,6 +137,10 @@ def save(
         # an existing file keeps its backend (detected, or the given one checked against it)
         chosen = resolve_backend(p, backend) if exists else _backend_named(backend or registry.for_suffix(p), p)
         _check_options(chosen, options, p)
+        if not exists and not p.parent.is_dir():  # the writer lock would create the directory
+            raise StorageError(
+                f"cannot write {p}: directory {p.parent} does not exist; create it first", path=p, key=key
+            )
         chosen.update(obj, p, key=key or "", metadata=user_metadata, options={**options, "overwrite": overwrite})
         return p
     chosen = _backend_named(backend or registry.for_suffix(p), p)

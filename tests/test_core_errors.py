@@ -255,3 +255,12 @@ def test_a_misspelt_key_gets_a_suggestion(tmp_path, suffix):
     with pytest.raises(sn.KeyNotFoundError) as exc:
         sn.load(path, key="zzz")
     assert "did you mean" not in str(exc.value)
+
+
+def test_a_keyed_save_into_a_missing_directory_is_refused_like_a_whole_save(tmp_path):
+    """save(..., key=...) used to create the missing directory (through the lock file) while a
+    whole save refuses it: a typo in a directory name silently made a new tree."""
+    for key in (None, "a"):
+        with pytest.raises(sn.StorageError, match="does not exist; create it first"):
+            sn.save(1, tmp_path / "no_such_dir" / "x.h5", key=key)
+    assert _files(tmp_path) == []
