@@ -27,7 +27,7 @@ from .errors import (
     StorageError,
     UnsafeLoadError,
 )
-from .keys import split
+from .keys import split, suggest
 from .listing import Listing
 from .metadata import validate_metadata
 from .versioning import VersionPolicy, check_environment
@@ -50,7 +50,10 @@ def _backend_named(name: str, path: Path) -> Backend:
     try:
         return registry.get(name)
     except BackendNotFoundError as exc:
-        raise BackendNotFoundError(f"{exc} (file {path})", path=path) from None
+        hint = suggest(name, registry.names())
+        if not hint and name:  # load(path, "energy") passes a key as the backend
+            hint = f"; the argument after the path is the backend: to select an entry, pass key={name!r}"
+        raise BackendNotFoundError(f"{exc} (file {path}){hint}", path=path) from None
 
 
 def resolve_backend(path: PathLike, backend: str | None = None) -> Backend:

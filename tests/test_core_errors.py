@@ -264,3 +264,17 @@ def test_a_keyed_save_into_a_missing_directory_is_refused_like_a_whole_save(tmp_
         with pytest.raises(sn.StorageError, match="does not exist; create it first"):
             sn.save(1, tmp_path / "no_such_dir" / "x.h5", key=key)
     assert _files(tmp_path) == []
+
+
+def test_a_key_passed_as_the_backend_says_to_use_key(tmp_path):
+    """load(path, 'energy') is a natural first try; the error used to list backends only."""
+    path = sn.save({"energy": -3.2}, tmp_path / "r.h5")
+    with pytest.raises(sn.BackendNotFoundError) as exc:
+        sn.load(path, "energy")
+    assert "pass key='energy'" in str(exc.value)
+    with pytest.raises(sn.BackendNotFoundError) as exc:
+        sn.save(1.0, path, "outputs/energy")
+    assert "pass key='outputs/energy'" in str(exc.value)
+    with pytest.raises(sn.BackendNotFoundError) as exc:
+        sn.save(1.0, tmp_path / "x.bin", "hdf5")
+    assert "(did you mean 'h5'?)" in str(exc.value) and "key=" not in str(exc.value)
