@@ -88,8 +88,13 @@ def suggest(segment: str, names: Iterable[str]) -> str:
 
     >>> suggest("energies", ["energy", "forces"])
     " (did you mean 'energy'?)"
+    >>> suggest("outputs.forces", ["outputs"])
+    " (keys are /-separated: did you mean 'outputs/forces'?)"
     """
-    close = difflib.get_close_matches(segment, list(names), n=3, cutoff=0.6)
+    names = list(names)
+    if "." in segment and segment.split(".", 1)[0] in names:  # 'outputs.forces' for 'outputs/forces'
+        return f" (keys are /-separated: did you mean {segment.replace('.', '/')!r}?)"
+    close = difflib.get_close_matches(segment, names, n=3, cutoff=0.6)
     return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
 
 

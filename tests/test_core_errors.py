@@ -253,6 +253,9 @@ def test_a_misspelt_key_gets_a_suggestion(tmp_path, suffix):
         sn.load(path, key="outputs/force")
     assert "outputs (dict) has no entry 'force' (did you mean 'forces'?)" in str(exc.value)
     with pytest.raises(sn.KeyNotFoundError) as exc:
+        sn.load(path, key="outputs.forces")
+    assert "(keys are /-separated: did you mean 'outputs/forces'?)" in str(exc.value)
+    with pytest.raises(sn.KeyNotFoundError) as exc:
         sn.load(path, key="zzz")
     assert "did you mean" not in str(exc.value)
 
