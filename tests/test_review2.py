@@ -1,4 +1,4 @@
-"""Bugs found by the review2 helper in code it may not edit (storage_nodes/backends/h5/**).
+"""Bugs found by the review2 helper in code it may not edit (storage_nodes/backends/h5/**, archive.py).
 
 Each test states the wanted behaviour and is marked ``xfail(strict=True)``: it fails today,
 and the suite turns red as soon as the lead's fix makes it pass — then delete the mark.
@@ -15,7 +15,7 @@ import pytest
 import storage_nodes as sn
 from storage_nodes import atomic
 
-LEAD = "REVIEW2-LEAD: fix in storage_nodes/backends/h5, then remove this xfail mark"
+LEAD = "REVIEW2-LEAD: a bug in code the lead owns (backends/h5, archive.py); remove this mark once fixed"
 
 
 @pytest.mark.xfail(strict=True, reason="SEVERE " + LEAD + " (layout.read_index: a bare scalar is a valid root node)")
