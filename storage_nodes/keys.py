@@ -83,7 +83,7 @@ def child(obj: Any, segment: str) -> Any:
     raise KeyError(segment)
 
 
-def suggest(segment: str, names: Iterable[str]) -> str:
+def suggest(segment: str, names: Iterable[str], *, limit: int = 3) -> str:
     """`` (did you mean 'x'?)`` for near misses of ``segment`` among ``names``, else ``""``.
 
     >>> suggest("energies", ["energy", "forces"])
@@ -94,7 +94,7 @@ def suggest(segment: str, names: Iterable[str]) -> str:
     names = list(names)
     if "." in segment and segment.split(".", 1)[0] in names:  # 'outputs.forces' for 'outputs/forces'
         return f" (keys are /-separated: did you mean {segment.replace('.', '/')!r}?)"
-    close = difflib.get_close_matches(segment, names, n=3, cutoff=0.6)
+    close = difflib.get_close_matches(segment, names, n=limit, cutoff=0.6)
     return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
 
 
