@@ -8,6 +8,9 @@ the data goes to a temporary file that replaces the target only when complete.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
+import inspect as pyinspect
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -28,7 +31,7 @@ from .errors import (
     UnsafeLoadError,
 )
 from .keys import split, suggest
-from .listing import Listing
+from .listing import Listing, prune
 from .metadata import validate_metadata
 from .versioning import VersionPolicy, check_environment
 
@@ -235,9 +238,12 @@ def load(
 
 
 @validated
-def inspect(path: PathLike, *, key: str | None = None) -> Listing:
+def inspect(path: PathLike, *, key: str | None = None, depth: int | None = None) -> Listing:
     """Describe what ``path`` holds — entries, types, shapes, sizes, metadata, environment —
     without rebuilding objects or importing stored modules.
+
+    ``depth`` limits how many levels below ``key`` are listed (0: the entry alone, with
+    its children counted in ``truncated``); ``None`` lists everything the backend can.
 
     >>> print(inspect("results.h5"))  # doctest: +SKIP
     results.h5 [h5, format 2]
@@ -250,9 +256,21 @@ def inspect(path: PathLike, *, key: str | None = None) -> Listing:
     (4, 3)
     """
     p = Path(path).expanduser()
+    if depth is not None and depth < 0:
+        raise InvalidArgumentError(f"depth must be None or >= 0, got {depth}")
     chosen = resolve_backend(p)
     with _read_errors(p, key, "list", unexpected=CorruptFileError):
-        return chosen.list(p, key=key)
+        if depth is None:
+            return chosen.list(p, key=key)
+        if _lists_with_depth(type(chosen)):
+            return chosen.list(p, key=key, depth=depth)
+        listing = chosen.list(p, key=key)  # a backend without depth support: prune its listing
+        return dataclasses.replace(listing, root=prune(listing.root, depth))
+
+
+@functools.lru_cache(maxsize=64)
+def _lists_with_depth(cls: type[Backend]) -> bool:
+    return "depth" in pyinspect.signature(cls.list).parameters
 
 
 @validated

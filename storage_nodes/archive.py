@@ -1,10 +1,11 @@
 """Lazy, read-only browsing of a stored file: ``storage_nodes.open(path)``.
 
-``open`` reads the listing once (for h5 archives: the index only) and hands out
+``open`` lists the root alone (type, size, metadata, environment) and hands out
 Mapping-like groups, in the style of h5py's groups: ``keys()``, ``arc["a/b"]``,
-``"a" in arc``, ``len(arc)``; ``.load()`` loads that entry and nothing else, ``.entry``
-is its listing :class:`~storage_nodes.listing.Entry`. Nothing is imported or rebuilt
-until ``.load()`` is called.
+``"a" in arc``, ``len(arc)``. Each group is listed one level deep when first reached
+(``inspect(path, key=..., depth=1)``; h5 archives parse their index once for all of
+them); ``.entry`` is that listing :class:`~storage_nodes.listing.Entry` and ``.load()``
+loads that entry and nothing else. Nothing is imported or rebuilt until ``.load()``.
 """
 
 from __future__ import annotations
@@ -28,14 +29,19 @@ PathLike = str | os.PathLike[str]
 class Group(Mapping[str, "Group"]):
     """One entry of an opened file; its children are reached by name or key path."""
 
-    def __init__(self, archive: Archive, entry: Entry) -> None:
+    def __init__(self, archive: Archive, key: str) -> None:
         self._archive = archive
-        self.entry = entry
+        self._key = key
 
     @property
     def key(self) -> str:
         """The entry's key in the file (``""`` for the root)."""
-        return self.entry.path
+        return self._key
+
+    @property
+    def entry(self) -> Entry:
+        """The listing entry, with its children one level down (listed on first use)."""
+        return self._archive.entry_at(self._key)
 
     def _child_key(self, key: str) -> str:
         rel = "/".join(escape(s) for s in split(key))
@@ -44,7 +50,9 @@ class Group(Mapping[str, "Group"]):
     def __getitem__(self, key: str) -> Group:
         if not isinstance(key, str):
             raise KeyNotFoundError(f"keys are str paths like 'outputs/energy', got {key!r}", path=self._archive.path)
-        return Group(self._archive, self._archive.entry_at(self._child_key(key)))
+        child = self._child_key(key)
+        self._archive.entry_at(child)  # a missing key raises here
+        return Group(self._archive, child)
 
     def __iter__(self) -> Iterator[str]:
         return (c.name for c in self.entry.children)
@@ -57,8 +65,8 @@ class Group(Mapping[str, "Group"]):
             return False
         try:
             self._archive.entry_at(self._child_key(key))
-        except (KeyNotFoundError, ValueError, TypeError):
-            return False
+        except (KeyNotFoundError, UnsupportedOperationError, ValueError, TypeError):
+            return False  # (pickle files list their top level only)
         return True
 
     def load(self, **kwargs: Any) -> Any:
@@ -70,18 +78,20 @@ class Group(Mapping[str, "Group"]):
         return api.load(self._archive.path, key=self.key or None, **kwargs)
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.key or '/'!r} of {self._archive.path}: {self.entry.describe()}>"
+        summary = self._archive.summary(self._key).describe()
+        return f"<{type(self).__name__} {self.key or '/'!r} of {self._archive.path}: {summary}>"
 
 
 class Archive(Group):
-    """An opened file (the root group), with its ``listing``, ``metadata`` and ``environment``."""
+    """An opened file (the root group), with its ``listing`` (the root alone: metadata,
+    environment, type and size), ``metadata`` and ``environment``."""
 
     def __init__(self, path: Path, listing: Listing) -> None:
         self.path = path
         self.listing = listing
         self._lock = threading.Lock()
-        self._by_key: dict[str, Entry] | None = None
-        super().__init__(self, listing.root)
+        self._entries: dict[str, Entry] = {}
+        super().__init__(self, "")
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -92,26 +102,27 @@ class Archive(Group):
         return self.listing.environment
 
     def entry_at(self, key: str) -> Entry:
-        """The listing entry of ``key`` (a missing key raises :class:`KeyNotFoundError`)."""
+        """The listing entry of ``key``, one level deep (a missing key raises :class:`KeyNotFoundError`)."""
         with self._lock:
-            if self._by_key is None:
-                self._by_key = {e.path: e for e in self.listing.root.walk()}
-            found = self._by_key.get(key)
+            found = self._entries.get(key)
         if found is None:
-            raise KeyNotFoundError(
-                f"key {key!r} not found in {self.path}; keys here start with {sorted(self.keys())[:10]}",
-                path=self.path,
-                key=key,
-            )
+            found = api.inspect(self.path, key=key or None, depth=1).root
+            with self._lock:
+                found = self._entries.setdefault(key, found)
         return found
+
+    def summary(self, key: str) -> Entry:
+        """The entry of ``key`` as far as it is listed already (the root: without children)."""
+        with self._lock:
+            found = self._entries.get(key)
+        return found if found is not None else (self.listing.root if not key else self.entry_at(key))
 
     def refresh(self) -> Archive:
         """Read the listing again (after the file changed) and return ``self``."""
-        listing = api.inspect(self.path)
+        listing = api.inspect(self.path, depth=0)
         with self._lock:
             self.listing = listing
-            self._by_key = None
-        self.entry = listing.root
+            self._entries = {}
         return self
 
 
@@ -122,7 +133,7 @@ def open(path: PathLike) -> Archive:
     >>> arc["outputs"].keys(), arc["outputs/energy"].load()  # doctest: +SKIP
     """
     p = Path(path).expanduser()
-    return Archive(p, api.inspect(p))
+    return Archive(p, api.inspect(p, depth=0))
 
 
 def compact(path: PathLike) -> Path:

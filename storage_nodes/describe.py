@@ -59,12 +59,11 @@ def describe(obj: Any, *, path: str = "", name: str = "", depth: int = 1) -> Ent
             entry.length = len(obj)
         except Exception:
             pass
-    if depth > 0:
-        found = _child_items(obj, MAX_CHILDREN)
-        if found is not None:
-            items, total = found
-            for child_name, value in items:
-                child_path = f"{path}/{_keys.escape(child_name)}" if path else _keys.escape(child_name)
-                entry.children.append(describe(value, path=child_path, name=child_name, depth=depth - 1))
-            entry.truncated = total - len(items)
+    found = _child_items(obj, MAX_CHILDREN if depth > 0 else 0)
+    if found is not None:
+        items, total = found
+        for child_name, value in items:
+            child_path = f"{path}/{_keys.escape(child_name)}" if path else _keys.escape(child_name)
+            entry.children.append(describe(value, path=child_path, name=child_name, depth=depth - 1))
+        entry.truncated = total - len(items)  # at depth 0: all of them
     return entry

@@ -15,7 +15,7 @@ from typing import Any
 from . import keys as _keys
 from .errors import KeyNotFoundError
 
-__all__ = ["Entry", "Listing", "LISTING_VERSION"]
+__all__ = ["Entry", "Listing", "LISTING_VERSION", "prune"]
 
 LISTING_VERSION = 1
 
@@ -228,3 +228,16 @@ class Listing:
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:  # IPython
         p.text(str(self))
+
+
+def prune(entry: Entry, depth: int) -> Entry:
+    """A copy of ``entry`` listing children down to ``depth`` levels (0: none); the children
+    left out are counted in ``truncated``.
+
+    >>> e = Entry(path="", type="dict", children=[Entry(path="a", name="a", type="int")])
+    >>> prune(e, 0).children, prune(e, 0).truncated
+    ([], 1)
+    """
+    if depth <= 0:
+        return dataclasses.replace(entry, children=[], truncated=entry.truncated + len(entry.children))
+    return dataclasses.replace(entry, children=[prune(c, depth - 1) for c in entry.children])

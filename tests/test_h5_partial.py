@@ -291,3 +291,50 @@ def test_a_listing_below_the_root_names_where_a_shared_object_lives(tmp_path):
     assert sn.inspect(path, key="a")["a/ref"].info["shared_with"] == "b/inner"
     assert "the object at b/inner" in str(sn.inspect(path, key="a"))
     assert sn.inspect(path, key="a/ref").root.length == 3  # the key itself lists the shared object
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".json", ".pkl"])
+def test_inspect_depth_lists_that_many_levels(tmp_path, suffix):
+    data = {"a": {"b": {"c": 1, "d": [1, 2]}, "e": 2.5}, "f": "x"}
+    path = sn.save(data, tmp_path / f"depth{suffix}")
+    top = sn.inspect(path, depth=0).root
+    assert top.children == [] and top.truncated == 2 and top.length == 2
+    one = sn.inspect(path, depth=1)
+    assert [c.name for c in one.root.children] == ["a", "f"]
+    assert one["a"].children == [] and one["a"].truncated == 2
+    if suffix != ".pkl":  # pickle headers describe the top level only
+        two = sn.inspect(path, key="a", depth=1)
+        assert [c.name for c in two.root.children] == ["b", "e"] and two["a/b"].truncated == 2
+        assert sn.inspect(path, key="a/b/d", depth=0).root.truncated == 2
+    with pytest.raises(sn.InvalidArgumentError, match="depth"):
+        sn.inspect(path, depth=-1)
+
+
+def test_open_lists_each_group_when_reached_and_parses_the_index_once(tmp_path, monkeypatch):
+    data = {"run": {"nodes": {f"n{i}": {"inputs": {"x": i}, "outputs": {"y": [i] * 3}} for i in range(50)}}}
+    path = sn.save(data, tmp_path / "lazy.h5")
+    parsed: list[str] = []
+    original = layout.read_index
+    monkeypatch.setattr(layout, "read_index", lambda fid, p: parsed.append(str(p)) or original(fid, p))
+    arc = sn.open(path)
+    (run,) = arc.entry.children
+    assert run.children == [] and run.truncated == 1  # not listed yet
+    nodes = arc["run"]["nodes"]
+    assert len(nodes) == 50 and nodes["n7/outputs/y"].entry.length == 3
+    assert [c.truncated for c in nodes["n3"].entry.children] == [1, 1]
+    assert "n49/inputs/x" in nodes and "n50" not in nodes
+    assert len(parsed) <= 1  # listings of one unchanged file share its parsed index
+    assert nodes["n7/outputs/y"].load() == [7, 7, 7]  # (a load reads the index itself)
+    sn.save({"run": "replaced"}, path)  # a new file (new inode): listings see it at once
+    assert sn.open(path)["run"].entry.type == "str" and sn.inspect(path, key="run").root.type == "str"
+
+
+def test_a_reference_into_constructor_arguments_names_them(tmp_path):
+    import functools
+
+    path = sn.save({"f": functools.partial(max, 1)}, tmp_path / "partial.h5")
+    listing = sn.inspect(path)
+    refs = [e for e in listing.root.walk() if e.type == "shared reference"]
+    assert [e.info["shared_with"] for e in refs] == ["f/__args__/0"]
+    assert sn.load(path, key="f/__args__/0") is max
+    assert sn.load(path)["f"](5) == 5

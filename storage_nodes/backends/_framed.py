@@ -31,7 +31,7 @@ from ..errors import (
     UnsupportedOperationError,
 )
 from ..keys import escape, navigate, split
-from ..listing import Entry, Listing
+from ..listing import Entry, Listing, prune
 from ..metadata import ObjectCollector, environment_record
 from ..registry import names_with
 from .base import Backend, CheckCallback
@@ -169,7 +169,7 @@ class FramedPickleBackend(Backend):
             ) from None
         return navigate(obj, key, path=path)
 
-    def list(self, path: Path, *, key: str | None = None) -> Listing:
+    def list(self, path: Path, *, key: str | None = None, depth: int | None = None) -> Listing:
         header, _, _ = read_frame(path, self.magic)
         try:
             root = Entry.from_dict(header["root"])
@@ -187,6 +187,8 @@ class FramedPickleBackend(Backend):
                     key=key,
                 )
             root = found
+        if depth is not None:
+            root = prune(root, depth)
         return Listing(
             path=str(path),
             backend=self.name,

@@ -67,8 +67,14 @@ class Backend(abc.ABC):
         """
 
     @abc.abstractmethod
-    def list(self, path: Path, *, key: str | None = None) -> Listing:
-        """Describe what ``path`` holds (below ``key``) without rebuilding objects."""
+    def list(self, path: Path, *, key: str | None = None, depth: int | None = None) -> Listing:
+        """Describe what ``path`` holds (below ``key``) without rebuilding objects.
+
+        ``depth`` limits the levels of children listed (0: the entry alone, its children
+        counted in ``truncated``); ``None`` lists as deep as the backend goes.
+        :func:`storage_nodes.inspect` prunes the listing of a backend whose ``list`` takes
+        no ``depth``.
+        """
 
     def update(self, obj: Any, path: Path, *, key: str, metadata: dict[str, Any], options: dict[str, Any]) -> None:
         """Replace or add the entry ``key`` of the existing file ``path``."""

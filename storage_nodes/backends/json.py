@@ -261,7 +261,7 @@ class JsonBackend(Backend):
         check(doc.get("environment"), None)
         return navigate(self._data(path, doc), key, path=path)
 
-    def list(self, path: Path, *, key: str | None = None) -> Listing:
+    def list(self, path: Path, *, key: str | None = None, depth: int | None = None) -> Listing:
         doc = self._document(path)
         obj = navigate(self._data(path, doc), key, path=path)
         prefix = "/".join(escape(s) for s in split(key))
@@ -271,7 +271,7 @@ class JsonBackend(Backend):
             path=str(path),
             backend=self.name,
             format_version=int(header.get("format_version", 0)),
-            root=describe(obj, path=prefix, name=name, depth=64),
+            root=describe(obj, path=prefix, name=name, depth=64 if depth is None else depth),
             metadata=doc.get("metadata") or {},
             environment=doc.get("environment") or {},
             key=key,

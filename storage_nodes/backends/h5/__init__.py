@@ -18,7 +18,7 @@ from ...keys import escape, navigate, split
 from ...listing import Listing
 from ...metadata import ObjectCollector, environment_record
 from ..base import Backend, CheckCallback
-from . import layout, tree
+from . import codec, layout, tree
 from .decoder import Decoder
 from .encoder import Encoder
 
@@ -173,29 +173,37 @@ class H5Backend(Backend):
         )
 
     # -- list -------------------------------------------------------------------------------
-    def list(self, path: Path, *, key: str | None = None) -> Listing:
+    def list(self, path: Path, *, key: str | None = None, depth: int | None = None) -> Listing:
         segments = split(key)
-        with layout.open_reader(path) as r:
+        levels = tree.MAX_DEPTH if depth is None else depth
+        with layout.open_reader(path, cached_index=True) as r:
             index = r.index
             try:
                 node, used = tree.find(index["root"], segments, r.definition)
                 if node is None or (used < len(segments) and tree.kind(node) not in ("p", "v")):
                     raise self._missing(path, key, segments[: used + 1])
                 here = "/".join(escape(s) for s in segments[:used])
-                name = segments[used - 1] if used else ""
-                # a listing below the root may meet references to objects defined elsewhere
-                shared = tree.defined_at(index["root"]) if segments else {}
-                entry = tree.describe_node(node, here, name, classes=index["classes"], heap=r.heap, shared=shared)
+                if used < len(segments):  # inside plain data: describe only the part asked for
+                    value = codec.unpack(r.heap(node["h"])) if tree.kind(node) == "p" else node["v"]
+                    rest = "/".join(escape(s) for s in segments[used:])
+                    try:
+                        value = navigate(value, rest, path=path)
+                    except KeyNotFoundError:
+                        raise self._missing(path, key, segments) from None
+                    wanted = "/".join(escape(s) for s in segments)
+                    entry = tree.describe_value(value, wanted, segments[-1], levels)
+                else:
+                    name = segments[used - 1] if used else ""
+                    # references may point outside the listed part (another key, or the
+                    # constructor arguments of an object, which are not listed as children)
+                    shared = tree.defined_at(index["root"])
+                    entry = tree.describe_node(
+                        node, here, name, classes=index["classes"], heap=r.heap, shared=shared, depth=levels
+                    )
             except StorageError:
                 raise
             except (KeyError, IndexError, TypeError, ValueError) as exc:
                 raise CorruptFileError(f"{path} has a damaged index ({type(exc).__name__}: {exc})", path=path) from None
-            if used < len(segments):
-                wanted = "/".join(escape(s) for s in segments)
-                found = next((e for e in entry.walk() if e.path == wanted), None)
-                if found is None:
-                    raise self._missing(path, key, segments)
-                entry = found
             return Listing(
                 path=str(path),
                 backend=self.name,

@@ -15,9 +15,11 @@ Every h5py/HDF5 failure on open or read becomes :class:`CorruptFileError` naming
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import os
+import threading
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -281,9 +283,61 @@ class Reader:
         return self._ids.get(target)
 
 
+#: parsed indexes of recently listed files, by the identity of the file opened (device,
+#: inode, size, mtime, ctime): repeated listings of one file (``open(...)["a"]["b"]``) parse
+#: its index once. storage_nodes' writers replace files (a new inode), so a changed file
+#: never matches; another program rewriting the file in place to the same size within the
+#: file system's timestamp granularity (a few ms) would go unnoticed by listings (never by
+#: loads). Only listings use it: they neither modify nor hand out the index.
+_INDEX_CACHE: collections.OrderedDict[tuple[int, ...], dict[str, Any]] = collections.OrderedDict()
+_INDEX_CACHE_LOCK = threading.Lock()
+_INDEX_CACHE_ITEMS = 8
+_INDEX_CACHE_MAX_BYTES = 1 << 22  # compressed index bytes; bigger indexes are not kept
+
+
+def _file_identity(fid: h5f.FileID) -> tuple[int, ...] | None:
+    try:
+        st = os.fstat(fid.get_vfd_handle())
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _cached_index(fid: h5f.FileID, path: Path) -> dict[str, Any]:
+    identity = _file_identity(fid)
+    if identity is not None:
+        with _INDEX_CACHE_LOCK:
+            found = _INDEX_CACHE.get(identity)
+            if found is not None:
+                _INDEX_CACHE.move_to_end(identity)
+                return found
+    index = read_index(fid, path)
+    if identity is not None and _index_nbytes(fid) <= _INDEX_CACHE_MAX_BYTES:
+        with _INDEX_CACHE_LOCK:
+            _INDEX_CACHE[identity] = index
+            while len(_INDEX_CACHE) > _INDEX_CACHE_ITEMS:
+                _INDEX_CACHE.popitem(last=False)
+    return index
+
+
+def _index_nbytes(fid: h5f.FileID) -> int:
+    try:
+        ds = h5d.open(fid, INDEX.encode())
+    except (KeyError, OSError, ValueError):
+        return 1 << 62
+    try:
+        return int(ds.shape[0])
+    finally:
+        ds.close()
+
+
 @contextlib.contextmanager
-def open_reader(path: Path) -> Iterator[Reader]:
-    """Open ``path`` for reading; h5py errors become :class:`CorruptFileError`."""
+def open_reader(path: Path, *, cached_index: bool = False) -> Iterator[Reader]:
+    """Open ``path`` for reading; h5py errors become :class:`CorruptFileError`.
+
+    ``cached_index=True`` (listings only) may hand out an index shared with earlier calls:
+    the caller must not modify it or return parts of it.
+    """
     try:
         fid = h5f.open(os.fsencode(path), h5f.ACC_RDONLY)
     except FileNotFoundError:
@@ -292,7 +346,7 @@ def open_reader(path: Path) -> Iterator[Reader]:
         raise _corrupt(path, exc) from None
     reader = None
     try:
-        reader = Reader(fid, path, read_index(fid, path))
+        reader = Reader(fid, path, _cached_index(fid, path) if cached_index else read_index(fid, path))
         yield reader
     finally:
         if reader is not None and reader._f is not None:

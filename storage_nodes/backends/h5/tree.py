@@ -17,9 +17,12 @@ from ...keys import escape
 from ...listing import Entry
 from . import codec
 
-__all__ = ["children", "defined_at", "describe_node", "find", "kind", "walk"]
+__all__ = ["children", "defined_at", "describe_node", "describe_value", "find", "kind", "walk"]
 
 _CONTAINER_TYPES = {"d": "dict", "l": "list", "t": "tuple", "s": "set", "f": "frozenset"}
+_CONTAINER_NAMES = frozenset(_CONTAINER_TYPES.values())
+#: parts of an object node that are not listed as children, and the names the encoder gives them
+_REDUCE_FIELDS = (("args", "__args__"), ("kw", "__kwargs__"), ("li", "__items__"), ("di", "__dictitems__"))
 
 
 def kind(node: Any) -> str:
@@ -127,6 +130,8 @@ def find(
 #: children listed per container; the rest are counted in ``Entry.truncated`` (inspect of a
 #: million-entry dict would otherwise build a million entries)
 MAX_LISTED_CHILDREN = 10_000
+#: levels listed when no depth is asked for
+MAX_DEPTH = 64
 
 
 def _entry_for_value(value: Any, path: str, name: str, depth: int) -> Entry:
@@ -160,6 +165,11 @@ def _entry_for_value(value: Any, path: str, name: str, depth: int) -> Entry:
     return entry
 
 
+def describe_value(value: Any, path: str, name: str, depth: int) -> Entry:
+    """The listing entry of a plain value (from inside a packed blob), ``depth`` levels deep."""
+    return _entry_for_value(value, path, name, depth)
+
+
 def describe_node(
     node: dict[str, Any],
     path: str,
@@ -168,7 +178,7 @@ def describe_node(
     classes: list[list[str]],
     heap: Callable[[list[Any]], np.ndarray] | None,
     shared: dict[int, str],
-    depth: int = 64,
+    depth: int = MAX_DEPTH,
 ) -> Entry:
     """The listing entry of ``node`` and everything below it.
 
@@ -183,10 +193,12 @@ def describe_node(
     if k == "v":
         entry = _entry_for_value(node["v"], path, name, depth)
     elif k == "p":
-        if heap is not None:
+        if heap is not None and (depth > 0 or node.get("t") not in _CONTAINER_NAMES):
             entry = _entry_for_value(codec.unpack(heap(node["h"])), path, name, depth)
-        else:
+        else:  # not looking inside: the index says type and length
             entry = Entry(path=path, name=name, type=node.get("t", "?"), length=node.get("n"))
+            if depth <= 0 and node.get("t") in _CONTAINER_NAMES:
+                entry.truncated = int(node.get("n") or 0)
         entry.size = node["h"][2]
         entry.info["packed"] = True
     elif k == "a":
@@ -256,9 +268,9 @@ def defined_at(root: dict[str, Any]) -> dict[int, str]:
         stack.extend((c, prefix + escape(name)) for name, c in children(n))
         if n["k"] == "d":
             stack.extend((item[2], prefix + escape(item[0])) for item in n["items"] if len(item) == 3)
-        for field in ("args", "kw", "li", "di"):
+        for field, label in _REDUCE_FIELDS:
             if field in n:
-                stack.append((n[field], f"{prefix}__{field}__"))
+                stack.append((n[field], prefix + label))
     return found
 
 
