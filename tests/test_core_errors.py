@@ -281,3 +281,16 @@ def test_a_key_passed_as_the_backend_says_to_use_key(tmp_path):
     with pytest.raises(sn.BackendNotFoundError) as exc:
         sn.save(1.0, tmp_path / "x.bin", "hdf5")
     assert "(did you mean 'h5'?)" in str(exc.value) and "key=" not in str(exc.value)
+
+
+@pytest.mark.parametrize("suffix", [".pkl", ".cpkl"])
+def test_inspecting_a_pickle_key_that_is_surely_absent_says_so(tmp_path, suffix):
+    """The header lists every top-level entry: a missing one is a KeyNotFoundError (with a
+    suggestion), not 'load(..., key=...) reads it', which sent users to unpickle for nothing."""
+    path = sn.save({"energy": -3.2, "outputs": {"forces": [1.0]}}, tmp_path / f"r{suffix}")
+    with pytest.raises(sn.KeyNotFoundError) as exc:
+        sn.inspect(path, key="energies/x")
+    assert "the root (dict) has no entry 'energies' (did you mean 'energy'?)" in str(exc.value)
+    with pytest.raises(sn.UnsupportedOperationError, match="lists only the top level"):
+        sn.inspect(path, key="outputs/forces")  # below the header's levels: load it instead
+    assert sn.inspect(path, key="outputs").root.length == 1
