@@ -37,6 +37,7 @@ def validated(func: F) -> F:
                 )
             except typeguard.TypeCheckError as exc:
                 why = str(exc).replace(":\n  ", ": ").replace("\n  ", "; ")  # unions list one reason per line
+                why = why.replace("NoneType: is not an instance of NoneType", "None: is not None")
                 raise InvalidArgumentError(f"{func.__name__}(): argument {name!r} {why} (got {value!r:.80})") from None
         return func(*args, **kwargs)
 

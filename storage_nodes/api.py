@@ -30,7 +30,7 @@ from .errors import (
     StorageError,
     UnsafeLoadError,
 )
-from .keys import split
+from .keys import split, suggest
 from .listing import Listing, prune
 from .metadata import validate_metadata
 from .versioning import VersionPolicy, check_environment
@@ -53,7 +53,10 @@ def _backend_named(name: str, path: Path) -> Backend:
     try:
         return registry.get(name)
     except BackendNotFoundError as exc:
-        raise BackendNotFoundError(f"{exc} (file {path})", path=path) from None
+        hint = suggest(name, registry.names())
+        if not hint and name:  # load(path, "energy") passes a key as the backend
+            hint = f"; the argument after the path is the backend: to select an entry, pass key={name!r}"
+        raise BackendNotFoundError(f"{exc} (file {path}){hint}", path=path) from None
 
 
 def resolve_backend(path: PathLike, backend: str | None = None) -> Backend:
@@ -126,7 +129,8 @@ def save(
     ``overwrite=False`` refuses to replace an existing file (or entry). The write is atomic:
     a save that dies halfway (exception, SIGKILL) leaves the previous file intact;
     ``durable=True`` also fsyncs, so the file survives a power loss. Other keyword
-    ``options`` go to the backend (e.g. ``compression="gzip"`` for h5).
+    ``options`` go to the backend (e.g. ``compression="gzip"`` for h5, ``indent`` for json);
+    one the backend does not take raises :class:`InvalidArgumentError`.
 
     >>> save({"energy": -3.2}, "result.json", metadata={"sample": "Cu-3"})  # doctest: +SKIP
     PosixPath('result.json')
@@ -138,9 +142,15 @@ def save(
     if segments:
         # an existing file keeps its backend (detected, or the given one checked against it)
         chosen = resolve_backend(p, backend) if exists else _backend_named(backend or registry.for_suffix(p), p)
+        _check_options(chosen, options, p)
+        if not exists and not p.parent.is_dir():  # the writer lock would create the directory
+            raise StorageError(
+                f"cannot write {p}: directory {p.parent} does not exist; create it first", path=p, key=key
+            )
         chosen.update(obj, p, key=key or "", metadata=user_metadata, options={**options, "overwrite": overwrite})
         return p
     chosen = _backend_named(backend or registry.for_suffix(p), p)
+    _check_options(chosen, options, p)
     if exists and not overwrite:
         raise FileExistsStorageError(f"{p} exists and overwrite=False; pass overwrite=True to replace it", path=p)
     durable = bool(options.pop("durable", False))
@@ -158,6 +168,21 @@ def save(
                 path=p,
             ) from exc
     return p
+
+
+def _check_options(chosen: Backend, options: Mapping[str, Any], p: Path) -> None:
+    """Refuse keyword options the backend does not take (a typo would else be ignored)."""
+    known = chosen.save_options
+    if known is None:
+        return
+    unknown = sorted(set(options) - {"durable"} - known)
+    if unknown:
+        takes = ", ".join(sorted({"durable", *known}))
+        raise InvalidArgumentError(
+            f"save(): the {chosen.name!r} backend takes no option {', '.join(map(repr, unknown))} "
+            f"(saving {p}); its options: {takes}",
+            path=p,
+        )
 
 
 def _retarget(exc: StorageError, tmp: Path, target: Path) -> StorageError:
@@ -221,7 +246,7 @@ def inspect(path: PathLike, *, key: str | None = None, depth: int | None = None)
     its children counted in ``truncated``); ``None`` lists everything the backend can.
 
     >>> print(inspect("results.h5"))  # doctest: +SKIP
-    results.h5 [h5, format 1]
+    results.h5 [h5, format 2]
     metadata: {"sample": "Cu-3"}
     saved 2026-11-25T16:08:33Z with storage_nodes 0.1.0, Python 3.11.7
     /: dict, len=2

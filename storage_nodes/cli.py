@@ -106,6 +106,11 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     print(f"{args.file}: {len(diffs)} difference(s), {verdict}")
     for d in diffs:
         print(f"  {'!' if str(d) in refuse else '-'} {d}")
+    if any(d.what == "missing" for d in diffs):  # the console script does not see the current directory
+        print(
+            "  (modules are looked up on this Python's path: for modules beside your scripts, run "
+            "`python -m storage_nodes verify FILE` in their directory or set PYTHONPATH)"
+        )
     return code
 
 

@@ -9,12 +9,13 @@ used by every backend, by stored workflows (``<node>/outputs/<port>``) and colle
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .errors import InvalidArgumentError, KeyNotFoundError
 
-__all__ = ["escape", "join", "navigate", "split", "unescape"]
+__all__ = ["escape", "join", "navigate", "split", "suggest", "unescape"]
 
 
 def escape(segment: str) -> str:
@@ -82,6 +83,28 @@ def child(obj: Any, segment: str) -> Any:
     raise KeyError(segment)
 
 
+def suggest(segment: str, names: Iterable[str], *, limit: int = 3) -> str:
+    """`` (did you mean 'x'?)`` for near misses of ``segment`` among ``names``, else ``""``.
+
+    >>> suggest("energies", ["energy", "forces"])
+    " (did you mean 'energy'?)"
+    >>> suggest("outputs.forces", ["outputs"])
+    " (keys are /-separated: did you mean 'outputs/forces'?)"
+    """
+    names = list(names)
+    if "." in segment and segment.split(".", 1)[0] in names:  # 'outputs.forces' for 'outputs/forces'
+        return f" (keys are /-separated: did you mean {segment.replace('.', '/')!r}?)"
+    close = difflib.get_close_matches(segment, names, n=limit, cutoff=0.6)
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+
+
+def _names(obj: Any) -> list[str]:
+    """The segments that name the children of a mapping or an object with attributes."""
+    if isinstance(obj, Mapping):
+        return [k if isinstance(k, str) else str(k) for k in obj]
+    return [k for k in getattr(obj, "__dict__", {}) if isinstance(k, str)]
+
+
 def navigate(obj: Any, key: str | None, *, path: Any = None) -> Any:
     """Follow ``key`` through a loaded object; a missing segment raises :class:`KeyNotFoundError`."""
     current = obj
@@ -93,7 +116,8 @@ def navigate(obj: Any, key: str | None, *, path: Any = None) -> Any:
             where = "/".join(escape(w) for w in walked) or "the root"
             raise KeyNotFoundError(
                 f"key {key!r} not found in {path!s}: {where} ({type(current).__name__}) "
-                f"has no entry {segment!r}; use storage_nodes.inspect({str(path)!r}) to list the keys",
+                f"has no entry {segment!r}{suggest(segment, _names(current))}; "
+                f"use storage_nodes.inspect({str(path)!r}) to list the keys",
                 path=path,
                 key=key,
             ) from None

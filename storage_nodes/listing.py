@@ -141,10 +141,13 @@ class Listing:
 
     def __getitem__(self, key: str) -> Entry:
         wanted = "/".join(_keys.escape(s) for s in _keys.split(key))
+        paths = []
         for entry in self.root.walk():
             if entry.path == wanted:
                 return entry
-        raise KeyNotFoundError(f"no entry {key!r} in the listing of {self.path}", path=self.path, key=key)
+            paths.append(entry.path)
+        hint = _keys.suggest(wanted, paths, limit=1)  # whole paths: the best match only
+        raise KeyNotFoundError(f"no entry {key!r} in the listing of {self.path}{hint}", path=self.path, key=key)
 
     def __contains__(self, key: object) -> bool:
         if not isinstance(key, str):

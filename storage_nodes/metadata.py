@@ -87,7 +87,7 @@ def validate_metadata(metadata: Mapping[str, Any] | None, *, path: Any = None) -
             f"metadata for {path} has the non-string key {bad!r}; JSON keys are strings: convert it", path=path
         )
     try:
-        text = json.dumps(dict(metadata), allow_nan=False, sort_keys=True)
+        text = json.dumps(dict(metadata), allow_nan=False, sort_keys=True, default=_numpy_scalar)
     except (TypeError, ValueError, RecursionError) as exc:
         raise MetadataError(
             f"metadata for {path} is not JSON-able ({exc}); use str, int, float, bool, None, "
@@ -96,6 +96,15 @@ def validate_metadata(metadata: Mapping[str, Any] | None, *, path: Any = None) -
         ) from None
     result: dict[str, Any] = json.loads(text)
     return result
+
+
+def _numpy_scalar(value: Any) -> Any:
+    """A numpy scalar's Python value (``np.int64(3)`` -> ``3``), as ``np.float64`` is a float already."""
+    if type(value).__module__ == "numpy" and getattr(value, "shape", None) == () and hasattr(value, "item"):
+        item = value.item()
+        if isinstance(item, str | int | float | bool):
+            return item
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def _non_string_key(value: Any, depth: int = 0) -> Any:

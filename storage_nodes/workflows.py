@@ -253,12 +253,20 @@ def _outputs_of(run_or_node: Any) -> dict[str, Any]:
     if not hasattr(run, "outputs") or not hasattr(run, "result"):  # a node: use its last run
         run = getattr(run_or_node, "last_run", None)
         if run is None:
+            label = getattr(run_or_node, "label", run_or_node)
             raise StorageError(
-                f"{getattr(run_or_node, 'label', run_or_node)!r} has no finished run to save: run it first"
+                f"{label!r} has no finished run to save: run it first (a node run inside a workflow "
+                f"keeps no run of its own: pass the workflow's Run, or save_workflow() every port)"
             )
     outputs = run.outputs
     if not isinstance(outputs, Mapping):
         raise InvalidArgumentError(f"save_outputs() takes a Run or a node, got {type(run_or_node).__name__}")
+    if not outputs:
+        raise InvalidArgumentError(
+            "save_outputs(): the run has no outputs, so there is nothing to save (a pyiron_workflow 0.20 "
+            "workflow has no output ports until you add some: wf.set_outputs_to_unconnected_child_output() "
+            "or wf.create_output_from(...)); save_workflow() stores every node's ports instead"
+        )
     return dict(outputs)
 
 

@@ -105,3 +105,23 @@ class _Sentinel:
 
 
 SENTINEL = _Sentinel()
+
+
+class Bag(list):
+    """A list subclass: pickle reduces it with list items (``li``)."""
+
+
+class Table(dict):
+    """A dict subclass: pickle reduces it with dict items (``di``)."""
+
+
+class Keyworded:
+    """Built with keyword arguments to ``__new__`` (``copyreg.__newobj_ex__``, ``kw``)."""
+
+    def __new__(cls, *args: object, **kwargs: object) -> Keyworded:
+        self = super().__new__(cls)
+        self.args, self.kwargs = args, kwargs
+        return self
+
+    def __getnewargs_ex__(self) -> tuple[tuple[object, ...], dict[str, object]]:
+        return self.args, self.kwargs

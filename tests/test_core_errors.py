@@ -215,3 +215,82 @@ def test_a_wrong_argument_type_is_one_line_even_for_unions(tmp_path):
         sn.load(tmp_path / "m.h5", version_policy="nope")
     assert "\n" not in str(exc.value) and "is not any of ('ignore', 'warn', 'compatible', 'strict')" in str(exc.value)
     assert not (tmp_path / "m.h5").exists()
+
+
+def test_an_option_the_backend_does_not_take_is_refused_before_writing(tmp_path):
+    """A misspelt or misplaced option used to be ignored silently (e.g. compression= on json)."""
+    with pytest.raises(sn.InvalidArgumentError) as exc:
+        sn.save({"a": 1}, tmp_path / "a.json", compression="gzip")
+    assert "'json'" in str(exc.value) and "'compression'" in str(exc.value) and "indent" in str(exc.value)
+    with pytest.raises(sn.InvalidArgumentError, match="'indent'"):
+        sn.save({"a": 1}, tmp_path / "a.pkl", indent=2)
+    with pytest.raises(sn.InvalidArgumentError, match="'protocol'"):
+        sn.save({"a": 1}, tmp_path / "a.cpkl", protocol=4)
+    assert _files(tmp_path) == []
+    sn.save({"a": 1}, tmp_path / "b.json", indent=None, durable=True)
+    sn.save({"a": 1}, tmp_path / "b.pkl", durable=True)
+    assert sn.load(tmp_path / "b.json") == {"a": 1} and sn.load(tmp_path / "b.pkl") == {"a": 1}
+    before = (tmp_path / "b.pkl").read_bytes()
+    with pytest.raises(sn.InvalidArgumentError):
+        sn.save({"b": 2}, tmp_path / "b.pkl", key="b", compresion="gzip")
+    assert (tmp_path / "b.pkl").read_bytes() == before
+
+
+def test_an_optional_argument_error_does_not_talk_about_nonetype(tmp_path):
+    with pytest.raises(sn.InvalidArgumentError) as exc:
+        sn.save(1, tmp_path / "m.h5", metadata="Cu-3")
+    text = str(exc.value)
+    assert "None: is not None" in text and "NoneType" not in text, text
+
+
+@pytest.mark.parametrize("suffix", [".json", ".pkl", ".cpkl"])
+def test_a_misspelt_key_gets_a_suggestion(tmp_path, suffix):
+    path = sn.save({"energy": -3.2, "outputs": {"forces": [1.0]}}, tmp_path / f"r{suffix}")
+    with pytest.raises(sn.KeyNotFoundError) as exc:
+        sn.load(path, key="energies")
+    assert "(did you mean 'energy'?)" in str(exc.value) and "to list the keys" in str(exc.value)
+    with pytest.raises(sn.KeyNotFoundError) as exc:
+        sn.load(path, key="outputs/force")
+    assert "outputs (dict) has no entry 'force' (did you mean 'forces'?)" in str(exc.value)
+    with pytest.raises(sn.KeyNotFoundError) as exc:
+        sn.load(path, key="outputs.forces")
+    assert "(keys are /-separated: did you mean 'outputs/forces'?)" in str(exc.value)
+    with pytest.raises(sn.KeyNotFoundError) as exc:
+        sn.load(path, key="zzz")
+    assert "did you mean" not in str(exc.value)
+
+
+def test_a_keyed_save_into_a_missing_directory_is_refused_like_a_whole_save(tmp_path):
+    """save(..., key=...) used to create the missing directory (through the lock file) while a
+    whole save refuses it: a typo in a directory name silently made a new tree."""
+    for key in (None, "a"):
+        with pytest.raises(sn.StorageError, match="does not exist; create it first"):
+            sn.save(1, tmp_path / "no_such_dir" / "x.h5", key=key)
+    assert _files(tmp_path) == []
+
+
+def test_a_key_passed_as_the_backend_says_to_use_key(tmp_path):
+    """load(path, 'energy') is a natural first try; the error used to list backends only."""
+    path = sn.save({"energy": -3.2}, tmp_path / "r.h5")
+    with pytest.raises(sn.BackendNotFoundError) as exc:
+        sn.load(path, "energy")
+    assert "pass key='energy'" in str(exc.value)
+    with pytest.raises(sn.BackendNotFoundError) as exc:
+        sn.save(1.0, path, "outputs/energy")
+    assert "pass key='outputs/energy'" in str(exc.value)
+    with pytest.raises(sn.BackendNotFoundError) as exc:
+        sn.save(1.0, tmp_path / "x.bin", "hdf5")
+    assert "(did you mean 'h5'?)" in str(exc.value) and "key=" not in str(exc.value)
+
+
+@pytest.mark.parametrize("suffix", [".pkl", ".cpkl"])
+def test_inspecting_a_pickle_key_that_is_surely_absent_says_so(tmp_path, suffix):
+    """The header lists every top-level entry: a missing one is a KeyNotFoundError (with a
+    suggestion), not 'load(..., key=...) reads it', which sent users to unpickle for nothing."""
+    path = sn.save({"energy": -3.2, "outputs": {"forces": [1.0]}}, tmp_path / f"r{suffix}")
+    with pytest.raises(sn.KeyNotFoundError) as exc:
+        sn.inspect(path, key="energies/x")
+    assert "the root (dict) has no entry 'energies' (did you mean 'energy'?)" in str(exc.value)
+    with pytest.raises(sn.UnsupportedOperationError, match="lists only the top level"):
+        sn.inspect(path, key="outputs/forces")  # below the header's levels: load it instead
+    assert sn.inspect(path, key="outputs").root.length == 1

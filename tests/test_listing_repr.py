@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import storage_nodes as sn
 
@@ -25,3 +26,11 @@ def test_a_shared_reference_says_which_entry_it_shares(tmp_path):
     assert "├── b: shared reference, the object at a\n" in str(listing)
     assert str(listing).endswith("└── e: shared reference, the object at c")
     assert sn.load(tmp_path / "s.h5", key="b") is not None
+
+
+def test_a_misspelt_listing_key_gets_a_suggestion(tmp_path):
+    listing = sn.inspect(sn.save({"outputs": {"forces": [1.0], "energy": 2.0}}, tmp_path / "r.json"))
+    with pytest.raises(sn.KeyNotFoundError, match=r"\(did you mean 'outputs/forces'\?\)"):
+        listing["outputs/force"]
+    with pytest.raises(sn.KeyNotFoundError, match=r"keys are /-separated: did you mean 'outputs/energy'"):
+        listing["outputs.energy"]

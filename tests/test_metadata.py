@@ -165,3 +165,17 @@ def test_recorded_objects_reach_every_backend_and_stay_in_their_thread(tmp_path:
         worker.join()
     assert other_thread["env"]["modules"] == {}
     assert sn.environment(sn.save({"a": 1}, tmp_path / "after.json"))["modules"] == {}
+
+
+def test_numpy_scalars_in_metadata_are_stored_as_python_values(tmp_path):
+    """np.float64 passed (a float subclass) while np.int64 - e.g. np.sum(mask) - was refused."""
+    import numpy as np
+
+    meta = {"n": np.int64(3), "ok": np.bool_(True), "T": np.float32(300.5), "name": np.str_("Cu"), "x": [np.int8(1)]}
+    path = sn.save(1, tmp_path / "m.json", metadata=meta)
+    stored = sn.inspect(path).metadata
+    assert stored == {"n": 3, "ok": True, "T": 300.5, "name": "Cu", "x": [1]}
+    assert type(stored["n"]) is int and type(stored["ok"]) is bool
+    for bad in ({"nan": np.float32("nan")}, {"arr": np.arange(2)}, {"dt": np.datetime64("2020-01-01")}):
+        with pytest.raises(sn.MetadataError):
+            sn.save(1, tmp_path / "bad.json", metadata=bad)

@@ -206,3 +206,18 @@ def test_damaged_record_is_a_corrupt_file_error_unless_ignored(damaged: Any) -> 
     with pytest.raises(sn.CorruptFileError, match="damaged environment record"):
         versioning.check_environment(damaged, "warn", path="f.pkl")
     assert versioning.check_environment(damaged, "ignore", path="f.pkl") == []
+
+
+def test_verify_says_where_missing_modules_are_looked_up(tmp_path: Path, capsys, monkeypatch) -> None:
+    """`storage-nodes verify` (a console script) does not see modules in the current
+    directory, so a module beside the user's script read as 'not installed'."""
+    path = sn.save(Point(1, 2), tmp_path / "p.pkl")
+    record = sn.environment(path)
+    record["modules"]["snreview_beside_script"] = {"package": "snreview_beside_script", "version": None}
+    monkeypatch.setattr(sn.api, "environment", lambda p: record)
+    assert cli.main(["verify", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "snreview_beside_script: stored present, now not installed" in out
+    assert "python -m storage_nodes verify FILE" in out
+    assert cli.main(["verify", str(path), "--policy", "warn"]) == 0
+    assert "python -m storage_nodes" in capsys.readouterr().out

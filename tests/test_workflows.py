@@ -226,3 +226,15 @@ def test_stored_workflow_repr_names_the_graph_not_its_recipe(tmp_path, ran):
     assert text.startswith("<StoredWorkflow 'grid_stats' from ") and "wf.h5" in text
     assert "nodes [grid, stats" in text and "inputs ['n']" in text and "stats__total" in text
     assert '"type":' not in text and len(text) < 300  # no recipe JSON, no port values
+
+
+def test_save_outputs_refuses_a_run_without_outputs(tmp_path):
+    """A 0.20 workflow exposes no outputs by default: saving its run stored {} silently."""
+    wf = pwf.Workflow("closed")
+    wf.grid = pwf.node(make_grid, n=3)
+    run = wf.run()
+    with pytest.raises(sn.InvalidArgumentError, match="set_outputs_to_unconnected_child_output"):
+        sn.save_outputs(run, tmp_path / "out.h5")
+    assert not (tmp_path / "out.h5").exists()
+    with pytest.raises(sn.StorageError, match="pass the workflow's Run"):
+        sn.save_outputs(wf.grid, tmp_path / "child.h5")  # ran inside the workflow: no run of its own

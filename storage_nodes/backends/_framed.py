@@ -25,12 +25,13 @@ from typing import IO, Any, ClassVar
 from ..describe import describe
 from ..errors import (
     CorruptFileError,
+    KeyNotFoundError,
     SerializationError,
     StorageError,
     UnsafeLoadError,
     UnsupportedOperationError,
 )
-from ..keys import escape, navigate, split
+from ..keys import escape, navigate, split, suggest
 from ..listing import Entry, Listing, prune
 from ..metadata import ObjectCollector, environment_record
 from ..registry import names_with
@@ -96,6 +97,7 @@ class FramedPickleBackend(Backend):
     magic: ClassVar[bytes]
     supports_safe_load = False
     can_run_code = True
+    save_options: ClassVar[frozenset[str] | None] = frozenset()
     protocol = 5
 
     def make_pickler(self, f: IO[bytes], collector: ObjectCollector) -> pickle.Pickler:
@@ -177,6 +179,16 @@ class FramedPickleBackend(Backend):
         if key:
             wanted = "/".join(escape(s) for s in split(key))
             found = next((e for e in root.walk() if e.path == wanted), None)
+            first = wanted.split("/", 1)[0]
+            listed = [c.path for c in root.children]
+            if found is None and root.length == len(listed) and first not in listed:  # surely absent
+                raise KeyNotFoundError(
+                    f"key {key!r} not found in {path}: the root ({root.type}) has no entry "
+                    f"{split(key)[0]!r}{suggest(first, listed)}; use storage_nodes.inspect({str(path)!r}) "
+                    "to list the keys",
+                    path=path,
+                    key=key,
+                )
             if found is None:
                 raise UnsupportedOperationError(
                     f"the {self.name!r} backend lists only the top level of {path} without unpickling; "

@@ -47,6 +47,9 @@ class Backend(abc.ABC):
     supports_safe_load: ClassVar[bool] = True
     #: loading may import modules and call code named by the file (when not ``safe``)
     can_run_code: ClassVar[bool] = False
+    #: keyword options of ``save(..., **options)`` that ``write``/``update`` understand
+    #: (``durable`` is always accepted); ``None``: not declared, passed on unchecked
+    save_options: ClassVar[frozenset[str] | None] = None
 
     @abc.abstractmethod
     def sniff(self, head: bytes) -> bool:

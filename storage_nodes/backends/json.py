@@ -206,6 +206,7 @@ class JsonBackend(Backend):
     name = "json"
     suffixes = (".json",)
     supports_browse = True  # the whole file is plain data: listing it runs no code
+    save_options = frozenset({"indent"})  # json.dump's indent (default 1)
 
     def sniff(self, head: bytes) -> bool:
         return _SNIFF.match(head) is not None
