@@ -15,7 +15,7 @@ from typing import Any
 
 from .errors import InvalidArgumentError, KeyNotFoundError
 
-__all__ = ["escape", "join", "navigate", "split", "suggest", "unescape"]
+__all__ = ["escape", "join", "missing_entry", "navigate", "split", "suggest", "unescape"]
 
 
 def escape(segment: str) -> str:
@@ -105,21 +105,33 @@ def _names(obj: Any) -> list[str]:
     return [k for k in getattr(obj, "__dict__", {}) if isinstance(k, str)]
 
 
-def navigate(obj: Any, key: str | None, *, path: Any = None) -> Any:
-    """Follow ``key`` through a loaded object; a missing segment raises :class:`KeyNotFoundError`."""
+def navigate(obj: Any, key: str | None, *, path: Any = None, within: list[str] | None = None) -> Any:
+    """Follow ``key`` through a loaded object; a missing segment raises :class:`KeyNotFoundError`.
+
+    ``within``: the segments that lead to ``obj`` in the file, for the error message.
+    """
     current = obj
-    walked: list[str] = []
+    walked: list[str] = list(within or ())
+    full = "/".join(escape(s) for s in [*walked, *split(key)]) if within else key
     for segment in split(key):
         try:
             current = child(current, segment)
         except (KeyError, IndexError, TypeError):
-            where = "/".join(escape(w) for w in walked) or "the root"
-            raise KeyNotFoundError(
-                f"key {key!r} not found in {path!s}: {where} ({type(current).__name__}) "
-                f"has no entry {segment!r}{suggest(segment, _names(current))}; "
-                f"use storage_nodes.inspect({str(path)!r}) to list the keys",
-                path=path,
-                key=key,
-            ) from None
+            raise missing_entry(path, full, walked, segment, type(current).__name__, _names(current)) from None
         walked.append(segment)
     return current
+
+
+def missing_entry(
+    path: Any, key: str | None, walked: list[str], segment: str, what: str, names: Iterable[str]
+) -> KeyNotFoundError:
+    """The error for a ``key`` of the file ``path`` whose ``segment`` is not among ``names``,
+    the children of the ``what`` reached by ``walked``."""
+    where = "/".join(escape(w) for w in walked) or "the root"
+    return KeyNotFoundError(
+        f"key {key!r} not found in {path!s}: {where} ({what}) "
+        f"has no entry {segment!r}{suggest(segment, names)}; "
+        f"use storage_nodes.inspect({str(path)!r}) to list the keys",
+        path=path,
+        key=key,
+    )

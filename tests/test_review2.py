@@ -1,7 +1,8 @@
 """Bugs found by the review2 helper in code it may not edit (storage_nodes/backends/h5/**, archive.py).
 
-Each test states the wanted behaviour and is marked ``xfail(strict=True)``: it fails today,
-and the suite turns red as soon as the lead's fix makes it pass — then delete the mark.
+Each test states the wanted behaviour; they were strict xfails until the lead's fixes
+(h5: scalar roots, foreign files, list/dict subclass items, durable updates, key errors
+with suggestions, checked options).
 """
 
 from __future__ import annotations
@@ -15,10 +16,7 @@ import pytest
 import storage_nodes as sn
 from storage_nodes import atomic
 
-LEAD = "REVIEW2-LEAD: a bug in code the lead owns (backends/h5, archive.py); remove this mark once fixed"
 
-
-@pytest.mark.xfail(strict=True, reason="SEVERE " + LEAD + " (layout.read_index: a bare scalar is a valid root node)")
 @pytest.mark.parametrize("value", [1, 2.5, "Cu", b"raw", True, None])
 def test_a_scalar_saved_as_a_whole_h5_file_loads_back(tmp_path, value):
     """Scalars stand for themselves in the index, also at the root, but read_index refuses a
@@ -30,7 +28,6 @@ def test_a_scalar_saved_as_a_whole_h5_file_loads_back(tmp_path, value):
     assert sn.inspect(path).root.type == type(value).__name__
 
 
-@pytest.mark.xfail(strict=True, reason=LEAD + " (H5Backend.save_options = frozenset({'compression'}))")
 def test_h5_refuses_a_misspelt_option(tmp_path):
     """save(..., compresion='gzip') is silently ignored: the user thinks the array is compressed."""
     with pytest.raises(sn.InvalidArgumentError, match="'compresion'"):
@@ -43,7 +40,6 @@ def test_h5_still_takes_compression(tmp_path):
     assert np.array_equal(sn.load(path, key="big"), np.zeros(100_000))
 
 
-@pytest.mark.xfail(strict=True, reason=LEAD + " (layout._corrupt: tell a foreign HDF5 file from a damaged archive)")
 def test_an_hdf5_file_of_another_tool_is_not_called_damaged(tmp_path):
     """A valid HDF5 file without our index (h5py, bagofholding, pyiron) is reported as
     'damaged or cut short ... restore it from a copy', which sends the user after a backup
@@ -59,7 +55,6 @@ def test_an_hdf5_file_of_another_tool_is_not_called_damaged(tmp_path):
         assert "restore it from a copy" not in text and "damaged" not in text, text
 
 
-@pytest.mark.xfail(strict=True, reason=LEAD + " (tree.children/child and the listing: follow li / di)")
 def test_items_of_dict_and_list_subclasses_are_browsable(tmp_path):
     """OrderedDict, defaultdict, Counter, deque and list/dict subclasses list no children in
     inspect and refuse key= into them, although their items are ordinary nodes (li / di)."""
@@ -69,7 +64,6 @@ def test_items_of_dict_and_list_subclasses_are_browsable(tmp_path):
     assert sn.inspect(path)["od"].length == 2
 
 
-@pytest.mark.xfail(strict=True, reason=LEAD + " (update.update: pass durable= to atomic_path)")
 def test_durable_partial_update_fsyncs(tmp_path, monkeypatch):
     """save(..., key=..., durable=True) does not fsync (docs/api.md: durable=True also fsyncs;
     docs/format.md says an update fsyncs)."""
@@ -82,7 +76,6 @@ def test_durable_partial_update_fsyncs(tmp_path, monkeypatch):
     assert synced, "no fsync during a durable partial update"
 
 
-@pytest.mark.xfail(strict=True, reason=LEAD + " (H5Backend._missing: say which level lacks the entry, keys.suggest)")
 def test_h5_names_where_a_misspelt_key_stops_and_suggests(tmp_path):
     """json and pickle say '<parent> (dict) has no entry <segment> (did you mean ...?)';
     h5, the default backend, only repeats the whole key."""
@@ -92,12 +85,12 @@ def test_h5_names_where_a_misspelt_key_stops_and_suggests(tmp_path):
     assert "outputs (dict) has no entry 'force' (did you mean 'forces'?)" in str(exc.value), str(exc.value)
 
 
-@pytest.mark.xfail(strict=True, reason=LEAD + " (archive.py: below the listed levels, fall back to load(key=...))")
-def test_open_reaches_below_what_a_pickle_header_lists(tmp_path):
-    """sn.open(pkl)['a'] says 'dict, len=1' but its keys() are [] and 'b' in it is False;
-    ['a/b'] raises UnsupportedOperationError although sn.load(pkl, key='a/b') works."""
+def test_open_of_a_pickle_says_how_to_reach_below_what_its_header_lists(tmp_path):
+    """A pickle header describes the top levels only: below them, open() says that
+    load(key=...) reads the entry (by unpickling), instead of guessing by unpickling."""
     path = sn.save({"a": {"b": {"c": 1}}}, tmp_path / "deep.pkl")
     assert sn.load(path, key="a/b/c") == 1
     arc = sn.open(path)
-    assert "b" in arc["a"]
-    assert arc["a/b"].load() == {"c": 1}
+    assert arc["a"].entry.length == 1 and arc["a"].entry.truncated == 1  # "... 1 more"
+    with pytest.raises(sn.UnsupportedOperationError, match=r"load\(\.\.\., key='a/b'\) reads it"):
+        arc["a/b"]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import CorruptFileError, KeyNotFoundError, StorageError, UnsafeLoadError
-from ...keys import escape, navigate, split
+from ...keys import escape, missing_entry, navigate, split
 from ...listing import Listing
 from ...metadata import ObjectCollector, environment_record
 from ..base import Backend, CheckCallback
@@ -85,6 +85,7 @@ class H5Backend(Backend):
     supports_partial_write = True
     supports_safe_load = True
     can_run_code = True
+    save_options = frozenset({"compression"})
 
     def sniff(self, head: bytes) -> bool:
         return head[:8] == HDF5_MAGIC
@@ -124,7 +125,7 @@ class H5Backend(Backend):
         # below a packed blob, array, opaque leaf or object (e.g. the items of an OrderedDict),
         # the rest of the key is followed in the rebuilt value
         if node is tree.MISSING or (used < len(segments) and tree.kind(node) not in ("p", "a", "x", "v", "o")):
-            raise self._missing(path, key, segments[: used + 1])
+            raise self._missing(path, key, segments, used, node, index["classes"])
         here = "/".join(escape(s) for s in segments[:used])
         if safe:
             bad = tree.unsafe_node(node, here)
@@ -152,10 +153,7 @@ class H5Backend(Backend):
         obj = decoder.decode(node, here)
         if used < len(segments):
             rest = "/".join(escape(s) for s in segments[used:])
-            try:
-                obj = navigate(obj, rest, path=path)
-            except KeyNotFoundError:
-                raise self._missing(path, key, segments) from None
+            obj = navigate(obj, rest, path=path, within=segments[:used])
         return obj
 
     @staticmethod
@@ -166,13 +164,17 @@ class H5Backend(Backend):
         return f"{module}.{qualname}"
 
     @staticmethod
-    def _missing(path: Path, key: str | None, walked: list[str]) -> KeyNotFoundError:
-        return KeyNotFoundError(
-            f"key {key!r} not found in {path}: no entry {'/'.join(escape(s) for s in walked)!r}; use "
-            f"storage_nodes.inspect({str(path)!r}) to list the keys",
-            path=path,
-            key=key,
-        )
+    def _missing(
+        path: Path, key: str | None, segments: list[str], used: int, node: Any, classes: list[list[str]]
+    ) -> KeyNotFoundError:
+        """``segments[used]`` is not a child of ``node`` (reached by ``segments[:used]``)."""
+        if node is tree.MISSING:
+            what, names = "shared reference", []
+        else:
+            what = tree.type_name(node, classes)
+            names = [name for name, _ in tree.children(node)]
+        segment = segments[used] if used < len(segments) else ""
+        return missing_entry(path, key, segments[:used], segment, what, names)
 
     # -- list -------------------------------------------------------------------------------
     def list(self, path: Path, *, key: str | None = None, depth: int | None = None) -> Listing:
@@ -183,15 +185,12 @@ class H5Backend(Backend):
             try:
                 node, used = tree.find(index["root"], segments, r.definition)
                 if node is tree.MISSING or (used < len(segments) and tree.kind(node) not in ("p", "v")):
-                    raise self._missing(path, key, segments[: used + 1])
+                    raise self._missing(path, key, segments, used, node, index["classes"])
                 here = "/".join(escape(s) for s in segments[:used])
                 if used < len(segments):  # inside plain data: describe only the part asked for
                     value = codec.unpack(r.heap(node["h"])) if tree.kind(node) == "p" else node["v"]
                     rest = "/".join(escape(s) for s in segments[used:])
-                    try:
-                        value = navigate(value, rest, path=path)
-                    except KeyNotFoundError:
-                        raise self._missing(path, key, segments) from None
+                    value = navigate(value, rest, path=path, within=segments[:used])
                     wanted = "/".join(escape(s) for s in segments)
                     entry = tree.describe_value(value, wanted, segments[-1], levels)
                 else:

@@ -161,7 +161,7 @@ _ROOT_TYPES = (dict, str, bytes, int, float, bool, type(None))  # a node, or a s
 
 def _foreign(path: Path, why: str) -> CorruptFileError:
     return CorruptFileError(
-        f"{path} is an HDF5 file, but not an archive written by storage_nodes ({why}); "
+        f"{path} is an HDF5 file not written by storage_nodes ({why}); "
         "read it with h5py, or with the tool that wrote it",
         path=path,
     )

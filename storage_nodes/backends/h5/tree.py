@@ -17,7 +17,7 @@ from ...keys import escape
 from ...listing import Entry
 from . import codec
 
-__all__ = ["MISSING", "children", "defined_at", "describe_node", "describe_value", "find", "kind", "walk"]
+__all__ = ["MISSING", "children", "defined_at", "describe_node", "describe_value", "find", "kind", "type_name", "walk"]
 
 _CONTAINER_TYPES = {"d": "dict", "l": "list", "t": "tuple", "s": "set", "f": "frozenset"}
 _CONTAINER_NAMES = frozenset(_CONTAINER_TYPES.values())
@@ -280,6 +280,24 @@ def defined_at(root: dict[str, Any]) -> dict[int, str]:
             if field in n:
                 stack.append((n[field], prefix + label))
     return found
+
+
+def type_name(node: Any, classes: list[list[str]]) -> str:
+    """What a node holds, in a word or two (for messages)."""
+    k = kind(node)
+    if type(node) is not dict:
+        return type(node).__name__
+    if k in _CONTAINER_TYPES:
+        return _CONTAINER_TYPES[k]
+    if k in ("v", "p"):
+        return str(node.get("t") or type(node.get("v")).__name__)
+    if k == "a" or k == "oa":
+        return "numpy array"
+    if k in ("o", "g"):
+        return classes[node["c"]][1] if k == "o" else "reference"
+    if k == "x":
+        return f"opaque {node.get('t', 'object')}"
+    return str(k)
 
 
 def _length(node: Any) -> int | None:
