@@ -257,7 +257,7 @@ def test_functions_and_named_singletons_are_stored_by_reference(tmp_path):
     assert back["f"] is record_call and back["again"] is record_call and back["s"] is SENTINEL
     assert back["join"] is os.path.join and back["len"] is len
     listing = sn.inspect(path)
-    assert listing["f"].type == "function" and not listing["f"].opaque
+    assert listing["f"].type == "function" and not listing["f"].opaque and listing["f"].module == "_h5_objects"
     assert listing["f"].info["reference"] == "_h5_objects.record_call"
     assert listing["s"].type == "_Sentinel" and listing["s"].info["reference"] == "_h5_objects.SENTINEL"
     assert "_h5_objects" in listing.environment["modules"]

@@ -349,3 +349,13 @@ def test_a_none_or_falsy_value_beside_objects_loads_by_key(tmp_path):
     assert sn.load(path, key="z") == 0 and sn.load(path, key="e") == ""
     assert sn.inspect(path, key="a").root.type == "NoneType"
     assert sn.load(sn.save(None, tmp_path / "root.h5")) is None
+
+
+def test_a_safe_load_names_the_first_entry_it_refuses(tmp_path):
+    import pathlib
+
+    path = sn.save({"plain": 1, "first": pathlib.Path("a"), "second": pathlib.Path("b")}, tmp_path / "s.h5")
+    with pytest.raises(sn.UnsafeLoadError) as err:
+        sn.load(path, safe=True)
+    assert err.value.key == "first"
+    assert sn.inspect(path)["first"].module == "pathlib"

@@ -229,7 +229,7 @@ def describe_node(
         module, qualname = classes[node["c"]]
         declared = str(node.get("t", "type"))  # "type" (a class), "function", or a singleton's type
         what = "class" if declared == "type" else "reference"
-        entry = Entry(path=path, name=name, type=declared, info={what: f"{module}.{qualname}"})
+        entry = Entry(path=path, name=name, type=declared, module=module, info={what: f"{module}.{qualname}"})
     elif k == "x":
         entry = Entry(path=path, name=name, type=node.get("t", "?"), module=node.get("m"), opaque=True)
         entry.size = node["h"][2]
@@ -333,10 +333,8 @@ def unsafe_node(node: dict[str, Any], path: str) -> tuple[str, dict[str, Any]] |
         if k in ("o", "g", "x"):
             return p, n
         prefix = p + "/" if p else ""
-        for name, c in children(n):
-            stack.append((c, prefix + escape(name)))
+        below = [(c, prefix + escape(name)) for name, c in children(n)]
         if k == "d":
-            for item in n["items"]:
-                if len(item) == 3:
-                    stack.append((item[2], prefix + escape(item[0])))
+            below.extend((item[2], prefix + escape(item[0])) for item in n["items"] if len(item) == 3)
+        stack.extend(reversed(below))  # depth first, in stored order: the first such entry is named
     return None
