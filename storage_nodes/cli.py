@@ -51,13 +51,30 @@ def _inspect_collection(file: str, key: str | None) -> Listing:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from .api import inspect
     from .collection import is_collection
+    from .listing import prune
 
-    collection = is_collection(args.file)
-    listing = _inspect_collection(args.file, args.key) if collection else inspect(args.file, key=args.key)
+    if is_collection(args.file):
+        listing = _inspect_collection(args.file, args.key)
+        if args.depth is not None:
+            listing = dataclasses.replace(listing, root=prune(listing.root, args.depth))
+    else:
+        listing = inspect(args.file, key=args.key, depth=args.depth)
     print(listing.to_json(indent=2) if args.json else listing)
     return 0
+
+
+def _depth(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
 
 
 def _cmd_backends(args: argparse.Namespace) -> int:
@@ -169,12 +186,20 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n  storage-nodes inspect results.h5\n"
         "  storage-nodes inspect results.h5 --key final/positions\n"
         "  storage-nodes inspect relax_workflow.h5 --key relax/outputs --json\n"
+        "  storage-nodes inspect big_archive.h5 --depth 1   # the top level and its children only\n"
         "  storage-nodes inspect paper.zip --key relax-300K/final   # a collection: <member>/<key>",
     )
     insp.add_argument(
         "file", help="a file written by storage_nodes (h5, json, pickle, cloudpickle), or a collection manifest or zip"
     )
     insp.add_argument("--key", default=None, help="only the entry at this /-separated key")
+    insp.add_argument(
+        "--depth",
+        type=_depth,
+        default=None,
+        metavar="N",
+        help="list N levels below the entry (0: the entry alone); default: all",
+    )
     insp.add_argument("--json", action="store_true", help="print the listing as JSON")
     insp.set_defaults(func=_cmd_inspect)
 

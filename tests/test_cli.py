@@ -67,3 +67,18 @@ def test_a_reader_that_leaves_early_is_no_traceback(tmp_path):
     err = proc.stderr.read()
     proc.wait(timeout=300)
     assert proc.returncode == 1 and "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_inspect_depth_limits_the_levels(tmp_path):
+    import json
+
+    from storage_nodes.cli import main
+
+    path = sn.save({"a": {"b": {"c": 1}}, "d": 2}, tmp_path / "deep.h5")
+    assert main(["inspect", str(path), "--depth", "1", "--json"]) == 0
+    out = _run("inspect", str(path), "--depth", "1", "--json")
+    root = json.loads(out.stdout)["root"]
+    assert [c["name"] for c in root["children"]] == ["a", "d"]
+    assert "children" not in root["children"][0] and root["children"][0]["truncated"] == 1
+    out = _run("inspect", str(path), "--depth", "-1")
+    assert out.returncode == 2 and "whole number >= 0" in out.stderr
