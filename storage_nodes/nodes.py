@@ -78,8 +78,9 @@ def LoadNode(
 
 
 @flowrep.atomic("listing")
-def InspectNode(path: str, key: str | None = None) -> dict[str, Any]:
-    """Describe what ``path`` holds (below ``key``) as plain JSON-able data.
+def InspectNode(path: str, key: str | None = None, depth: int | None = None) -> dict[str, Any]:
+    """Describe what ``path`` holds (below ``key``, ``depth`` levels deep; ``None``: all) as
+    plain JSON-able data.
 
     The output is :meth:`storage_nodes.Listing.to_dict`: ``metadata``, ``environment``,
     ``backend`` and the entry tree under ``root``; rebuild the printable form with
@@ -87,4 +88,4 @@ def InspectNode(path: str, key: str | None = None) -> dict[str, Any]:
 
     >>> wf.info = pwf.node(InspectNode, path=wf.save)  # doctest: +SKIP
     """
-    return api.inspect(path, key=key).to_dict()
+    return api.inspect(path, key=key, depth=depth).to_dict()

@@ -69,7 +69,7 @@ def test_ports_are_as_documented():
     assert list(save.outputs) == ["path"]
     assert list(load.inputs) == ["path", "key", "backend", "version_policy", "safe"]
     assert list(load.outputs) == ["obj"]
-    assert list(insp.inputs) == ["path", "key"]
+    assert list(insp.inputs) == ["path", "key", "depth"]
     assert list(insp.outputs) == ["listing"]
     assert load.outputs.obj.type_hint is None  # unhinted: feeds a port of any type
     assert save.inputs.obj.type_hint is None
@@ -92,6 +92,8 @@ def test_each_node_alone(tmp_path, backend):
     assert listing["environment"]["storage_nodes"] == sn.__version__  # the environment record travels along
     json.dumps(listing)  # plain JSON-able data
     assert "a" in sn.Listing.from_dict(listing)
+    top = pwf.node(InspectNode, "top").run(path=str(path), depth=0).outputs["listing"]
+    assert "children" not in top["root"] and top["root"]["truncated"] == len(data)
 
 
 def test_save_node_overwrite_false_refuses_existing_file(tmp_path):
