@@ -167,14 +167,21 @@ def _foreign(path: Path, why: str) -> CorruptFileError:
     )
 
 
-def read_index(fid: h5f.FileID, path: Path) -> dict[str, Any]:
-    """The decoded index of the open file ``fid`` (format versions 1 and 2)."""
+def _index_bytes(fid: h5f.FileID, path: Path) -> np.ndarray:
+    """The raw (compressed) content of the ``/index`` dataset."""
     try:
-        raw = read_bytes(fid, INDEX)
+        return read_bytes(fid, INDEX)
     except KeyError:
         raise _foreign(path, "it has no /index dataset") from None
     except (OSError, ValueError, TypeError) as exc:
         raise _corrupt(path, exc) from None
+
+
+def read_index(fid: h5f.FileID, path: Path, raw: np.ndarray | None = None) -> dict[str, Any]:
+    """The decoded index of the open file ``fid`` (format versions 1 and 2); ``raw``: its
+    compressed bytes when the caller has read them already."""
+    if raw is None:
+        raw = _index_bytes(fid, path)
     try:
         index = _load_index(raw.tobytes())
     except (ValueError, TypeError, UnicodeDecodeError, zlib.error, msgpack.UnpackException) as exc:
@@ -321,24 +328,14 @@ def _cached_index(fid: h5f.FileID, path: Path) -> dict[str, Any]:
             if found is not None:
                 _INDEX_CACHE.move_to_end(identity)
                 return found
-    index = read_index(fid, path)
-    if identity is not None and _index_nbytes(fid) <= _INDEX_CACHE_MAX_BYTES:
+    raw = _index_bytes(fid, path)
+    index = read_index(fid, path, raw)
+    if identity is not None and raw.nbytes <= _INDEX_CACHE_MAX_BYTES:
         with _INDEX_CACHE_LOCK:
             _INDEX_CACHE[identity] = index
             while len(_INDEX_CACHE) > _INDEX_CACHE_ITEMS:
                 _INDEX_CACHE.popitem(last=False)
     return index
-
-
-def _index_nbytes(fid: h5f.FileID) -> int:
-    try:
-        ds = h5d.open(fid, INDEX.encode())
-    except (KeyError, OSError, ValueError):
-        return 1 << 62
-    try:
-        return int(ds.shape[0])
-    finally:
-        ds.close()
 
 
 @contextlib.contextmanager
