@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from ...errors import CorruptFileError, StorageError, UnsafeLoadError
-from ...keys import escape
 from . import codec
+from .tree import keyed_walk
 
 __all__ = ["Decoder", "resolve_class", "resolve_global"]
 
@@ -144,21 +144,7 @@ class Decoder:
 
     def _key(self, wanted: dict[str, Any]) -> str:
         """The key of ``wanted`` below the decoded node (searched only for error messages)."""
-        from .tree import children
-
-        stack = [(self.top, self.top_key)]
-        while stack:
-            n, p = stack.pop()
-            if n is wanted:
-                return p
-            if type(n) is not dict:
-                continue
-            prefix = p + "/" if p else ""
-            stack.extend((c, prefix + escape(name)) for name, c in children(n))
-            for field in ("args", "kw", "li", "di"):
-                if field in n:
-                    stack.append((n[field], f"{prefix}__{field}__"))
-        return self.top_key
+        return next((p for n, p in keyed_walk(self.top, self.top_key) if n is wanted), self.top_key)
 
     def _dec(self, node: Any) -> Any:
         if type(node) is not dict:

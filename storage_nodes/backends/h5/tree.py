@@ -17,7 +17,18 @@ from ...keys import escape
 from ...listing import Entry
 from . import codec
 
-__all__ = ["MISSING", "children", "defined_at", "describe_node", "describe_value", "find", "kind", "type_name", "walk"]
+__all__ = [
+    "MISSING",
+    "children",
+    "defined_at",
+    "describe_node",
+    "describe_value",
+    "find",
+    "keyed_walk",
+    "kind",
+    "type_name",
+    "walk",
+]
 
 _CONTAINER_TYPES = {"d": "dict", "l": "list", "t": "tuple", "s": "set", "f": "frozenset"}
 _CONTAINER_NAMES = frozenset(_CONTAINER_TYPES.values())
@@ -262,23 +273,30 @@ def describe_node(
     return entry
 
 
-def defined_at(root: dict[str, Any]) -> dict[int, str]:
-    """The key of every node that carries an ``id`` (a shared object's definition)."""
-    found: dict[int, str] = {}
-    stack: list[tuple[Any, str]] = [(root, "")]
+def keyed_walk(node: Any, path: str = "") -> Iterator[tuple[Any, str]]:
+    """(node, key) for ``node`` (at ``path``) and every node below it, depth first in stored
+    order: children, then the key nodes of non-str dict keys, then the constructor
+    arguments and items of objects (``__args__``, ``__kwargs__``, ``__items__``, ``__dictitems__``)."""
+    stack: list[tuple[Any, str]] = [(node, path)]
     while stack:
         n, p = stack.pop()
+        yield n, p
         if type(n) is not dict:
             continue
-        if "id" in n:
-            found.setdefault(n["id"], p)
         prefix = p + "/" if p else ""
-        stack.extend((c, prefix + escape(name)) for name, c in children(n))
+        below = [(c, prefix + escape(name)) for name, c in children(n)]
         if n["k"] == "d":
-            stack.extend((item[2], prefix + escape(item[0])) for item in n["items"] if len(item) == 3)
-        for field, label in _REDUCE_FIELDS:
-            if field in n:
-                stack.append((n[field], prefix + label))
+            below.extend((item[2], prefix + escape(item[0])) for item in n["items"] if len(item) == 3)
+        below.extend((n[field], prefix + label) for field, label in _REDUCE_FIELDS if field in n)
+        stack.extend(reversed(below))
+
+
+def defined_at(root: Any) -> dict[int, str]:
+    """The key of every node that carries an ``id`` (a shared object's definition)."""
+    found: dict[int, str] = {}
+    for n, p in keyed_walk(root):
+        if type(n) is dict and "id" in n:
+            found.setdefault(n["id"], p)
     return found
 
 
@@ -326,15 +344,4 @@ def modules_needed(node: dict[str, Any], classes: list[list[str]]) -> set[str]:
 
 def unsafe_node(node: dict[str, Any], path: str) -> tuple[str, dict[str, Any]] | None:
     """The first node below ``node`` that a safe load must refuse, with its key."""
-    stack = [(node, path)]
-    while stack:
-        n, p = stack.pop()
-        k = kind(n)
-        if k in ("o", "g", "x"):
-            return p, n
-        prefix = p + "/" if p else ""
-        below = [(c, prefix + escape(name)) for name, c in children(n)]
-        if k == "d":
-            below.extend((item[2], prefix + escape(item[0])) for item in n["items"] if len(item) == 3)
-        stack.extend(reversed(below))  # depth first, in stored order: the first such entry is named
-    return None
+    return next(((p, n) for n, p in keyed_walk(node, path) if kind(n) in ("o", "g", "x")), None)
