@@ -310,9 +310,11 @@ def type_name(node: Any, classes: list[list[str]]) -> str:
     if k in ("v", "p"):
         return str(node.get("t") or type(node.get("v")).__name__)
     if k == "a" or k == "oa":
-        return "numpy array"
-    if k in ("o", "g"):
-        return classes[node["c"]][1] if k == "o" else "reference"
+        return "numpy array" if k == "a" else "numpy object array"
+    if k == "o":
+        return str(classes[node["c"]][1])
+    if k == "g":
+        return f"reference to {'.'.join(classes[node['c']])}"
     if k == "x":
         return f"opaque {node.get('t', 'object')}"
     return str(k)

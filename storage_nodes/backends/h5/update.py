@@ -242,23 +242,12 @@ def _cannot(path: Path, key: str, walked: list[str], what: str, segment: str, le
 
 
 def _node_type(node: Any, classes: list[list[str]]) -> tuple[str, int | None]:
-    """(type name, item count or None) of an index node, for error messages."""
+    """(type name, item count of an indexable container or None) of an index node, for errors."""
     k = tree.kind(node)
-    if type(node) is not dict:
-        return type(node).__name__, None
-    if k in ("l", "t", "oa"):
-        return ("list" if k == "l" else "tuple" if k == "t" else "numpy object array"), len(node["items"])
-    if k == "a":
-        return "numpy array", None
-    if k in ("s", "f"):
-        return ("set" if k == "s" else "frozenset"), None
+    what = tree.type_name(node, classes)
     if k == "o":
-        return f"{classes[node['c']][1]} (its state is not a set of attributes)", None
-    if k == "x":
-        return f"opaque {node.get('t', 'object')}", None
-    if k == "g":
-        return f"reference to {'.'.join(classes[node['c']])}", None
-    return str(k), None
+        what += " (its state is not a set of attributes)"
+    return what, (len(node["items"]) if k in ("l", "t", "oa") else None)
 
 
 def _plain_failure(path: Path, key: str, value: Any, walked: list[str], segments: list[str]) -> KeyNotFoundError:
