@@ -5,22 +5,20 @@ from __future__ import annotations
 
 import re
 import shlex
-from pathlib import Path
+
+from _docs import DOCS, run_python_blocks
 
 from storage_nodes.cli import main
 from storage_nodes.collection import Collection
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "collections.md"
+DOC = DOCS / "collections.md"
 
 
 def test_collections_guide_examples_run(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     text = DOC.read_text()
-    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
-    assert blocks
-    namespace: dict = {}
-    for i, block in enumerate(blocks):
-        exec(compile(block, f"collections.md[block {i}]", "exec"), namespace)
+    namespace, count = run_python_blocks(DOC)
+    assert count
     col = namespace["col"]
     assert col.names == ["relax-300K", "relax-600K", "forces", "harmonic-run"]
     assert (tmp_path / "paper-2026.zip").exists()

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import pytest
+from _docs import DOCS, run_python_blocks
 
-PAGE = Path(__file__).resolve().parent.parent / "docs" / "nodes.md"
+PAGE = DOCS / "nodes.md"
 
 
 @pytest.mark.filterwarnings("ignore:.*has no (input|output) ports:UserWarning")
 def test_nodes_page_examples_run(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    blocks = re.findall(r"```python\n(.*?)```", PAGE.read_text(), flags=re.S)
-    assert len(blocks) >= 6
-    namespace: dict = {}
-    for i, block in enumerate(blocks):
-        try:
-            exec(compile(block, f"nodes.md[block {i}]", "exec"), namespace)
-        except Exception as exc:
-            raise AssertionError(f"nodes.md block {i} failed: {exc!r}\n{block}") from exc
+    _, count = run_python_blocks(PAGE)
+    assert count >= 6
     out = capsys.readouterr().out
     assert "valid backends are ['cloudpickle', 'h5', 'json', 'pickle']" in out
     assert "positions: ndarray (numpy), shape=(64, 3)" in out

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _docs import DOCS, run_python_blocks
 
 import storage_nodes as sn
 from storage_nodes import cli, versioning
@@ -190,12 +191,8 @@ def test_difference_is_plain_data() -> None:
 
 def test_versioning_doc_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    page = Path(__file__).resolve().parent.parent / "docs" / "versioning.md"
-    blocks = re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S)
-    assert len(blocks) >= 3
-    namespace: dict[str, Any] = {}
-    for i, block in enumerate(blocks):
-        exec(compile(block, f"versioning.md[block {i}]", "exec"), namespace)
+    _, count = run_python_blocks(DOCS / "versioning.md")
+    assert count >= 3
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,29 @@
+"""Run the Python code blocks of a Markdown page as written, in order, in one namespace."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def python_blocks(text: str) -> list[str]:
+    """The ```python blocks of a Markdown text."""
+    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+
+
+def run_python_blocks(page: Path) -> tuple[dict[str, Any], int]:
+    """Execute the blocks of ``page`` in one namespace; return it and the number of blocks.
+
+    A failing block raises ``AssertionError`` naming the page, the block and its text.
+    """
+    blocks = python_blocks(page.read_text())
+    namespace: dict[str, Any] = {}
+    for i, block in enumerate(blocks):
+        try:
+            exec(compile(block, f"{page.name}[block {i}]", "exec"), namespace)
+        except Exception as exc:
+            raise AssertionError(f"{page.name} block {i} failed: {exc!r}\n{block}") from exc
+    return namespace, len(blocks)
