@@ -59,3 +59,28 @@ def assert_same(a, b) -> None:
 @pytest.fixture
 def data() -> dict:
     return nested_data()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """The base URL of a throw-away PostgreSQL server (or $STORAGE_NODES_TEST_POSTGRES)."""
+    import os
+
+    given = os.environ.get("STORAGE_NODES_TEST_POSTGRES")
+    if given:
+        yield given
+        return
+    from _postgres import cluster
+
+    with cluster() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_server, request) -> str:
+    """The URL of a fresh, empty PostgreSQL database for one test."""
+    import uuid
+
+    from _postgres import create_database
+
+    return create_database(postgres_server, f"t_{uuid.uuid4().hex[:12]}")
