@@ -18,6 +18,7 @@ except importlib.metadata.PackageNotFoundError:  # pragma: no cover - source che
 
 from .api import backends, environment, inspect, load, save
 from .archive import compact, open
+from .caching import _hook as _fleche_hook
 from .collection import Collection
 from .errors import (
     BackendNotFoundError,
@@ -40,6 +41,10 @@ from .listing import Entry, Listing
 from .registry import register
 from .versioning import Difference, verify
 from .workflows import StoredWorkflow, load_outputs, load_workflow, save_outputs, save_workflow
+
+# The fleche value storage type "storage_nodes" (storage_nodes.caching) is registered when fleche
+# is imported, or now if it already is; this imports no fleche (see storage_nodes/caching/_hook.py).
+_fleche_hook.install()
 
 # The pyiron_workflow nodes are imported on first use: pyiron_workflow takes seconds to
 # import, and the plain API and the command line do not need it.

@@ -1,0 +1,178 @@
+"""The ``"storage_nodes"`` fleche value storage: one h5 archive of ours per cached value.
+
+A value fleche caches under key ``K`` is written with :func:`storage_nodes.save` (atomic
+replace, the environment record, ``metadata={"fleche": {"key": K}}``) to
+``root/K[:prefix_length]/K.h5``, so ``storage_nodes.inspect(file)`` (or ``storage-nodes
+inspect file``) shows what is cached and ``storage_nodes.load(file, key="a/b")`` reads part
+of it. fleche's destructuring (``remaining_depth``) still applies: a value stored as
+destructured parts is one archive per part, the parent holding fleche's ``Digested``
+wrapper, and loads back whole through the storage.
+
+>>> from storage_nodes.caching import ValueArchive
+>>> values = ValueArchive("cache/values", compression="gzip")  # doctest: +SKIP
+>>> key = values.save({"energy": -3.2})  # doctest: +SKIP
+>>> values.load(key)  # doctest: +SKIP
+{'energy': -3.2}
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fleche.digest import DIGEST_LENGTH, Digest
+from fleche.storage.base import SaveError, StorageBackend, ValueMixin, register_storage
+from fleche.storage.destructuring import DestructuringMixin
+from fleche.storage.thread_safe import PerKeyLockMixin
+
+from ..api import load, save
+from ..errors import (
+    CorruptFileError,
+    FileNotFoundStorageError,
+    InvalidArgumentError,
+    SerializationError,
+    StorageError,
+)
+from ..versioning import POLICIES
+
+TYPE_NAME = "storage_nodes"
+SUFFIX = ".h5"
+_COMPRESSIONS = (None, "gzip", "lzf")
+_HEX = frozenset("0123456789abcdef")
+logger = logging.getLogger(__name__)
+
+
+def _check_compression(value: Any) -> None:
+    if value in _COMPRESSIONS:
+        return
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 9:
+        return
+    raise InvalidArgumentError(
+        f"fleche storage {TYPE_NAME!r}: compression must be None, 'gzip', 'lzf' or a gzip level 0-9, got {value!r}"
+    )
+
+
+@dataclass(frozen=True)
+class ArchiveBackend(StorageBackend):
+    """Keyed files of ours under ``root``: ``root/<key[:prefix_length]>/<key>.h5``.
+
+    ``compression`` goes to the h5 backend (``None``, ``"gzip"``, ``"lzf"`` or 0-9);
+    ``prefix_length`` is the number of leading key characters naming the subdirectory
+    (0: all files directly in ``root``); ``version_policy`` is :func:`storage_nodes.load`'s.
+    """
+
+    root: Path
+    compression: str | int | None = None
+    prefix_length: int = 2
+    version_policy: str = "warn"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root).expanduser().absolute().resolve())
+        _check_compression(self.compression)
+        if (
+            not isinstance(self.prefix_length, int)
+            or isinstance(self.prefix_length, bool)
+            or not 0 <= self.prefix_length <= 8
+        ):
+            raise InvalidArgumentError(
+                f"fleche storage {TYPE_NAME!r} at {self.root}: prefix_length must be an integer 0-8, "
+                f"got {self.prefix_length!r}"
+            )
+        if self.version_policy not in POLICIES:
+            raise InvalidArgumentError(
+                f"fleche storage {TYPE_NAME!r} at {self.root}: version_policy must be one of {POLICIES}, "
+                f"got {self.version_policy!r}"
+            )
+
+    def path(self, key: Digest | str) -> Path:
+        """The archive file of ``key`` (a full digest), whether or not it exists."""
+        key = str(key)
+        if len(key) != DIGEST_LENGTH or not _HEX.issuperset(key):
+            raise KeyError(key)
+        directory = self.root / key[: self.prefix_length] if self.prefix_length else self.root
+        return directory / f"{key}{SUFFIX}"
+
+    def list(self) -> Iterable[Digest]:
+        """Every key with an archive; files that are not ``<64 hex digits>.h5`` are ignored."""
+        if not self.root.is_dir():
+            return []
+        keys = []
+        directories = [self.root]
+        if self.prefix_length:
+            directories = [d for d in self.root.iterdir() if len(d.name) == self.prefix_length and d.is_dir()]
+        for directory in directories:
+            try:
+                names = os.listdir(directory)
+            except FileNotFoundError:
+                continue
+            for name in names:
+                stem = name[: -len(SUFFIX)]
+                if name.endswith(SUFFIX) and len(stem) == DIGEST_LENGTH and _HEX.issuperset(stem):
+                    keys.append(Digest(stem))
+        return keys
+
+    def put(self, value: Any, key: Digest) -> Digest:
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            save(value, path, "h5", metadata={"fleche": {"key": str(key)}}, compression=self.compression)
+        except SerializationError as exc:
+            # fleche's contract for a value a storage cannot hold: SaveError (the call still returns)
+            raise SaveError(f"{TYPE_NAME}: {exc}") from exc
+        return key
+
+    def get(self, key: Digest) -> Any:
+        path = self.path(key)
+        try:
+            return load(path, "h5", version_policy=self.version_policy)  # type: ignore[arg-type]
+        except FileNotFoundStorageError:
+            raise KeyError(key) from None
+        except CorruptFileError as exc:
+            # like fleche's own file storages: an unreadable entry is a miss, recomputed and rewritten
+            logger.error("corrupt cached value %s: %s", path, exc)
+            raise KeyError(key) from exc
+
+    def _contains(self, key: Digest) -> bool:
+        try:
+            return self.path(key).is_file()
+        except KeyError:
+            return False
+
+    def _evict(self, key: Digest) -> None:
+        try:
+            self.path(key).unlink(missing_ok=True)
+        except KeyError:
+            pass
+
+
+@dataclass(frozen=True)
+class ValueArchive(PerKeyLockMixin, DestructuringMixin, ValueMixin, ArchiveBackend):
+    """fleche value storage ``"storage_nodes"``: values as h5 archives of ours (see the module docstring)."""
+
+    def to_config(self) -> dict[str, Any]:
+        """The config dict :func:`fleche.config.storage_from_config` rebuilds this storage from."""
+        return {
+            "type": TYPE_NAME,
+            "root": str(self.root),
+            "compression": self.compression,
+            "prefix_length": self.prefix_length,
+            "version_policy": self.version_policy,
+            "remaining_depth": self.remaining_depth,
+        }
+
+
+def register() -> None:
+    """Register :class:`ValueArchive` with fleche as value storage ``"storage_nodes"`` (idempotent).
+
+    ``import storage_nodes`` does this by itself as soon as fleche is imported.
+    """
+    register_storage(TYPE_NAME, kind="value")(ValueArchive)
+
+
+register()
+
+__all__ = ["SUFFIX", "TYPE_NAME", "ArchiveBackend", "StorageError", "ValueArchive", "register"]
