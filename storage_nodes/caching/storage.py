@@ -4,9 +4,9 @@ A value fleche caches under key ``K`` is written with :func:`storage_nodes.save`
 replace, the environment record, ``metadata={"fleche": {"key": K}}``) to
 ``root/K[:prefix_length]/K.h5``, so ``storage_nodes.inspect(file)`` (or ``storage-nodes
 inspect file``) shows what is cached and ``storage_nodes.load(file, key="a/b")`` reads part
-of it. fleche's destructuring (``remaining_depth``) still applies: a value stored as
-destructured parts is one archive per part, the parent holding fleche's ``Digested``
-wrapper, and loads back whole through the storage.
+of it. Each value is one archive unless ``remaining_depth`` turns on fleche's destructuring:
+then a value stored as destructured parts is one archive per part, the parent holding
+fleche's ``Digested`` wrapper, and loads back whole through the storage.
 
 >>> from storage_nodes.caching import ValueArchive
 >>> values = ValueArchive("cache/values", compression="gzip")  # doctest: +SKIP
@@ -17,6 +17,7 @@ wrapper, and loads back whole through the storage.
 
 from __future__ import annotations
 
+import builtins
 import logging
 import os
 from collections.abc import Iterable
@@ -100,20 +101,36 @@ class ArchiveBackend(StorageBackend):
         """Every key with an archive; files that are not ``<64 hex digits>.h5`` are ignored."""
         if not self.root.is_dir():
             return []
-        keys = []
-        directories = [self.root]
-        if self.prefix_length:
-            directories = [d for d in self.root.iterdir() if len(d.name) == self.prefix_length and d.is_dir()]
-        for directory in directories:
-            try:
-                names = os.listdir(directory)
-            except FileNotFoundError:
-                continue
-            for name in names:
-                stem = name[: -len(SUFFIX)]
-                if name.endswith(SUFFIX) and len(stem) == DIGEST_LENGTH and _HEX.issuperset(stem):
-                    keys.append(Digest(stem))
+        if not self.prefix_length:
+            return self._keys_in(self.root)
+        keys: builtins.list[Digest] = []
+        for directory in self.root.iterdir():
+            if len(directory.name) == self.prefix_length and directory.is_dir():
+                keys.extend(self._keys_in(directory))
         return keys
+
+    @staticmethod
+    def _keys_in(directory: Path) -> builtins.list[Digest]:
+        try:
+            names = os.listdir(directory)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        keys = []
+        for name in names:  # temp files of atomic writes start with "." and never match
+            stem = name[: -len(SUFFIX)]
+            if name.endswith(SUFFIX) and len(stem) == DIGEST_LENGTH and _HEX.issuperset(stem):
+                keys.append(Digest(stem))
+        return keys
+
+    def _prefix_candidates(self, prefix: str) -> Iterable[Digest]:
+        if not _HEX.issuperset(prefix):  # no key starts with it (and it never names a path)
+            return []
+        # a prefix at least as long as the directory names only needs its own directory listed
+        if self.prefix_length and len(prefix) >= self.prefix_length:
+            keys: Iterable[Digest] = self._keys_in(self.root / prefix[: self.prefix_length])
+        else:
+            keys = self.list()
+        return sorted(k for k in keys if k.startswith(prefix))[:2]
 
     def put(self, value: Any, key: Digest) -> Digest:
         path = self.path(key)
@@ -151,7 +168,22 @@ class ArchiveBackend(StorageBackend):
 
 @dataclass(frozen=True)
 class ValueArchive(PerKeyLockMixin, DestructuringMixin, ValueMixin, ArchiveBackend):
-    """fleche value storage ``"storage_nodes"``: values as h5 archives of ours (see the module docstring)."""
+    """fleche value storage ``"storage_nodes"``: values as h5 archives of ours (see the module docstring).
+
+    ``remaining_depth=None`` (the default) stores each value whole, as one archive: it can be
+    browsed and loaded in parts as it is, and fleche's destructuring (which stores every
+    array, ``None`` and opaque object of a value as an entry of its own, whatever the depth)
+    would cost one file per part. An integer turns fleche's destructuring on exactly as for
+    its own storages (shared sub-values are then stored once).
+    """
+
+    remaining_depth: int | None = None
+
+    def save(self, value: Any, key: Digest | None = None) -> Digest:
+        """Store ``value`` under ``key`` (default: its digest); return the key."""
+        if self.remaining_depth is None:
+            return ValueMixin.save(self, value, key)
+        return super().save(value, key)
 
     def to_config(self) -> dict[str, Any]:
         """The config dict :func:`fleche.config.storage_from_config` rebuilds this storage from."""
