@@ -16,7 +16,7 @@ try:
 except importlib.metadata.PackageNotFoundError:  # pragma: no cover - source checkout
     __version__ = "0.0.0+unknown"
 
-from .api import backends, environment, inspect, load, save
+from .api import backends, environment, inspect, load, save, verify
 from .archive import compact, open
 from .collection import Collection
 from .errors import (
@@ -38,7 +38,7 @@ from .errors import (
 )
 from .listing import Entry, Listing
 from .registry import register
-from .versioning import Difference, verify
+from .versioning import Difference
 from .workflows import StoredWorkflow, load_outputs, load_workflow, save_outputs, save_workflow
 
 # The pyiron_workflow nodes are imported on first use: pyiron_workflow takes seconds to
