@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
+from ._cliformat import HelpFormatter
 from .collection_cli import add_collection_commands
 from .errors import InvalidArgumentError, StorageError
 from .listing import Listing
@@ -94,8 +95,9 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     """Exit 0: accepted by the policy; 1: refused; 2: the file cannot be read."""
     import json
 
+    from .api import verify_file
     from .collection import is_collection
-    from .versioning import refused, verify_file
+    from .versioning import refused
 
     if is_collection(args.file):  # members present, checksums unchanged, environments
         from .collection_cli import run_verify
@@ -129,15 +131,6 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             "`python -m storage_nodes verify FILE` in their directory or set PYTHONPATH)"
         )
     return code
-
-
-class HelpFormatter(argparse.HelpFormatter):
-    """Wraps descriptions like argparse does, but keeps an ``examples:`` epilog line by line."""
-
-    def _fill_text(self, text: str, width: int, indent: str) -> str:
-        if text.startswith("examples:"):
-            return "".join(indent + line for line in text.splitlines(keepends=True))
-        return super()._fill_text(text, width, indent)
 
 
 _MAIN_EPILOG = """\
