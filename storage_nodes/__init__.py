@@ -8,14 +8,9 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 from typing import TYPE_CHECKING
 
-try:
-    __version__ = importlib.metadata.version("storage-nodes")
-except importlib.metadata.PackageNotFoundError:  # pragma: no cover - source checkout
-    __version__ = "0.0.0+unknown"
-
+from ._version import __version__
 from .api import backends, environment, inspect, load, save, verify
 from .archive import compact, open
 from .collection import Collection
@@ -37,8 +32,8 @@ from .errors import (
     VersionMismatchWarning,
 )
 from .listing import Entry, Listing
+from .provenance.versioning import Difference
 from .registry import register
-from .versioning import Difference
 from .workflows import StoredWorkflow, load_outputs, load_workflow, save_outputs, save_workflow
 
 # The pyiron_workflow nodes are imported on first use: pyiron_workflow takes seconds to

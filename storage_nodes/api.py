@@ -32,8 +32,8 @@ from .errors import (
 )
 from .keys import split, suggest
 from .listing import Listing, prune
-from .metadata import PolicyCallable, validate_metadata
-from .versioning import Difference, VersionPolicy, check_environment, evaluate, mismatch
+from .provenance.metadata import PolicyCallable, validate_metadata
+from .provenance.versioning import Difference, VersionPolicy, check_environment, evaluate, mismatch
 
 __all__ = ["backends", "environment", "inspect", "load", "resolve_backend", "save"]
 

@@ -10,8 +10,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
 from ._cliformat import HelpFormatter
+from ._version import __version__
 from .collection_cli import add_collection_commands
 from .errors import InvalidArgumentError, StorageError
 from .listing import Listing
@@ -97,7 +97,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
     from .api import verify_file
     from .collection import is_collection
-    from .versioning import refused
+    from .provenance.versioning import refused
 
     if is_collection(args.file):  # members present, checksums unchanged, environments
         from .collection_cli import run_verify

@@ -58,8 +58,8 @@ from .errors import (
 )
 from .keys import escape
 from .listing import Entry, Listing
-from .metadata import current_record, validate_metadata
-from .versioning import POLICIES, VersionPolicy, compare, record_damage, refused
+from .provenance.metadata import current_record, validate_metadata
+from .provenance.versioning import POLICIES, VersionPolicy, compare, record_damage, refused
 
 __all__ = ["Collection", "Member", "Problem", "VerifyReport", "is_collection", "verify"]
 
@@ -621,7 +621,7 @@ class Collection:
         """Check every member: present, unchanged (size and sha256), and saved in an
         environment compatible with this one.
 
-        Environment differences (``storage_nodes.versioning.compare``) are fatal as the
+        Environment differences (``storage_nodes.provenance.versioning.compare``) are fatal as the
         ``policy`` says: ``"strict"`` any, ``"compatible"`` breaking ones (major version,
         missing module), ``"warn"`` none, ``"ignore"`` skips the check.
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import flowrep
 
 from . import _pwf_compat, api, registry
-from .versioning import VersionPolicy
+from .provenance.versioning import VersionPolicy
 
 __all__ = ["BACKEND_CHOICES", "BackendChoice", "InspectNode", "LoadNode", "SaveNode"]
 

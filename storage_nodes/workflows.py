@@ -37,8 +37,8 @@ from . import api
 from ._validation import validated
 from .errors import CorruptFileError, InvalidArgumentError, StorageError
 from .keys import navigate
-from .metadata import objects_from_recipe, recorded_objects
-from .versioning import VersionPolicy
+from .provenance.metadata import objects_from_recipe, recorded_objects
+from .provenance.versioning import VersionPolicy
 
 __all__ = [
     "FORMAT",

@@ -12,8 +12,9 @@ import pytest
 from _docs import DOCS, run_python_blocks
 
 import storage_nodes as sn
-from storage_nodes import api, cli, versioning
-from storage_nodes.versioning import Difference, breaking_version_change, compare
+from storage_nodes import api, cli
+from storage_nodes.provenance import versioning
+from storage_nodes.provenance.versioning import Difference, breaking_version_change, compare
 from tests._objects import Point
 
 PY = {"version": "3.11.7", "implementation": "CPython"}

@@ -33,7 +33,7 @@ from ..errors import (
 )
 from ..keys import escape, navigate, split, suggest
 from ..listing import Entry, Listing, prune
-from ..metadata import ObjectCollector, environment_record
+from ..provenance.metadata import ObjectCollector, environment_record
 from .base import Backend, CheckCallback, capable
 
 PREFIX = struct.Struct("<8sQ")

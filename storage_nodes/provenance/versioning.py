@@ -27,7 +27,7 @@ import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
-from .errors import CorruptFileError, InvalidArgumentError, VersionMismatchError, VersionMismatchWarning
+from ..errors import CorruptFileError, InvalidArgumentError, VersionMismatchError, VersionMismatchWarning
 from .metadata import PolicyCallable, current_record
 
 __all__ = [
@@ -218,7 +218,7 @@ def _mismatch(where: str, policy: str, diffs: list[Difference], path: Any, key: 
 
 def _user_stacklevel() -> int:
     """The stacklevel that points a warning at the first frame outside storage_nodes."""
-    package_dir = os.path.dirname(os.path.abspath(__file__))
+    package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # storage_nodes/
     frame = sys._getframe(1)
     level = 1
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package_dir):
