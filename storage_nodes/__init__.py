@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from ._version import __version__
 from .api import backends, environment, inspect, load, save, verify
 from .archive import compact, open
-from .collection import Collection
+from .collections.collection import Collection
 from .errors import (
     BackendNotFoundError,
     CorruptFileError,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ._cliformat import HelpFormatter
 from ._version import __version__
-from .collection_cli import add_collection_commands
+from .collections.cli import add_collection_commands
 from .errors import InvalidArgumentError, StorageError
 from .listing import Listing
 
@@ -44,7 +44,7 @@ def _inspect_collection(file: str, key: str | None) -> Listing:
     """A collection manifest or bundle: one tree across its members (as ``collection inspect``)."""
     import dataclasses
 
-    from .collection import Collection
+    from .collections.collection import Collection
 
     with Collection.open(file) as col:
         listing = col.inspect()
@@ -55,7 +55,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     import dataclasses
 
     from .api import inspect
-    from .collection import is_collection
+    from .collections.collection import is_collection
     from .listing import prune
 
     if is_collection(args.file):
@@ -96,11 +96,11 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     import json
 
     from .api import verify_file
-    from .collection import is_collection
+    from .collections.collection import is_collection
     from .provenance.versioning import refused
 
     if is_collection(args.file):  # members present, checksums unchanged, environments
-        from .collection_cli import run_verify
+        from .collections.cli import run_verify
 
         return run_verify(args.file, policy=args.policy, as_json=args.json)
     try:

@@ -4,7 +4,7 @@
 :func:`run_verify` is what ``storage-nodes verify <collection>`` and
 ``storage-nodes collection verify`` run: it prints the report and returns the exit code.
 
-The :class:`~storage_nodes.collection.Collection` API words its advice for Python callers
+The :class:`~storage_nodes.collections.collection.Collection` API words its advice for Python callers
 (``pass rename=True``); every subcommand rewords the errors it raises for the command line
 (``pass --rename``) with :func:`for_the_command_line`, so the logic stays in one place.
 """
@@ -21,8 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ._cliformat import HelpFormatter, examples
-from .errors import (
+from .._cliformat import HelpFormatter, examples
+from ..errors import (
     DuplicateMemberError,
     FileNotFoundStorageError,
     InvalidArgumentError,
@@ -132,7 +132,7 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _add(args: argparse.Namespace) -> int:
-    from . import registry
+    from .. import registry
     from ._manifest import check_name
     from .collection import Collection
 
