@@ -31,10 +31,10 @@ from .errors import (
     VersionMismatchError,
     VersionMismatchWarning,
 )
+from .graph.workflows import StoredWorkflow, load_outputs, load_workflow, save_outputs, save_workflow
 from .listing import Entry, Listing
 from .provenance.versioning import Difference
 from .registry import register
-from .workflows import StoredWorkflow, load_outputs, load_workflow, save_outputs, save_workflow
 
 # The pyiron_workflow nodes are imported on first use: pyiron_workflow takes seconds to
 # import, and the plain API and the command line do not need it.
