@@ -4,22 +4,21 @@
 >>> sn.save({"energy": -3.2}, "result.json", metadata={"sample": "Cu-3"})  # doctest: +SKIP
 >>> sn.load("result.json")  # doctest: +SKIP
 >>> print(sn.inspect("result.json"))  # doctest: +SKIP
+
+The package is a small core (``api``, ``registry``, ``listing``, ``keys``, ``errors``,
+``atomic``) with subsystems in subpackages: ``backends/``, ``provenance/``, ``graph/``
+(pyiron_workflow), ``collections/``. ``docs/architecture.md`` draws the layers.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
 from typing import TYPE_CHECKING
 
-try:
-    __version__ = importlib.metadata.version("storage-nodes")
-except importlib.metadata.PackageNotFoundError:  # pragma: no cover - source checkout
-    __version__ = "0.0.0+unknown"
-
-from .api import backends, environment, inspect, load, save
+from ._version import __version__
+from .api import backends, environment, inspect, load, save, verify
 from .archive import compact, open
 from .caching import _hook as _fleche_hook
-from .collection import Collection
+from .collections.collection import Collection
 from .errors import (
     BackendNotFoundError,
     CorruptFileError,
@@ -37,10 +36,10 @@ from .errors import (
     VersionMismatchError,
     VersionMismatchWarning,
 )
+from .graph.workflows import StoredWorkflow, load_outputs, load_workflow, save_outputs, save_workflow
 from .listing import Entry, Listing
+from .provenance.versioning import Difference
 from .registry import register
-from .versioning import Difference, verify
-from .workflows import StoredWorkflow, load_outputs, load_workflow, save_outputs, save_workflow
 
 # The fleche value storage type "storage_nodes" (storage_nodes.caching) is registered when fleche
 # is imported, or now if it already is; this imports no fleche (see storage_nodes/caching/_hook.py).

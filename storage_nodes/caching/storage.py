@@ -38,7 +38,7 @@ from ..errors import (
     SerializationError,
     StorageError,
 )
-from ..versioning import POLICIES
+from ..provenance.versioning import POLICIES
 
 TYPE_NAME = "storage_nodes"
 SUFFIX = ".h5"
