@@ -39,6 +39,7 @@ from ..errors import (
     StorageError,
 )
 from ..provenance.versioning import POLICIES
+from . import digests as _digests
 
 TYPE_NAME = "storage_nodes"
 SUFFIX = ".h5"
@@ -206,5 +207,7 @@ def register() -> None:
 
 
 register()
+# the opt-in exact float digests, for processes (e.g. executor workers) told so by the environment
+_digests.enable_from_environment()
 
 __all__ = ["SUFFIX", "TYPE_NAME", "ArchiveBackend", "StorageError", "ValueArchive", "register"]
