@@ -1,0 +1,214 @@
+"""Benchmark fleche caching with our value storage against fleche's pickle and bagofholding storages.
+
+Run from a checkout with the ``test`` and ``benchmark`` extras installed::
+
+    python benchmarks/bench_fleche.py               # 7 repeats, medians
+    python benchmarks/bench_fleche.py --repeat 3    # quicker
+
+Workloads (b), (d), (e) of ``bench_h5.py`` are the results of a fleche-cached function.
+A *cold* run calls it on an empty cache (the body returns the prebuilt object; fleche
+digests it and stores the call and the value); a *warm* run calls it again on the filled
+cache (fleche finds the call and loads the value). Every value storage gets the same SQLite
+call storage (fleche's ``sql``), all are timed in this one process, interleaved in each
+round; ratios are to fleche's ``pickle`` storage. fleche's storages run with their
+defaults (``remaining_depth=1``: containers are split into entries, arrays and objects
+stored apart); ours with its default (one archive per value) and, for comparison, with
+fleche's destructuring (``remaining_depth=1``). Prints markdown tables (paste them into
+docs/caching.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import fleche
+import flowrep
+import numpy as np
+from fleche.caches import Cache
+from fleche.storage import ValueMemory, ValuePickleFile
+from fleche.storage.base import ValueMixin
+from fleche.storage.pickle_file import PickleFileBackend
+from fleche.storage.sql import Sql
+from fleche.storage.thread_safe import PerKeyLockMixin
+
+from storage_nodes.caching import ValueArchive
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_h5 import workload_b, workload_d
+
+try:
+    from fleche.storage import ValueBagOfHoldingH5File
+except ImportError:  # pragma: no cover - the benchmark extra is missing
+    ValueBagOfHoldingH5File = None
+
+SECRET = [b"storage_nodes-benchmark-key-32-bytes!"]
+_BUILT: dict[str, Any] = {}
+
+
+@fleche.fleche
+def produce(name: str) -> Any:
+    """The cached function: its result is the prebuilt workload."""
+    return _BUILT[name]
+
+
+# (e): a Run cannot be a fleche result (fleche refuses to digest the classes a Run holds), so
+# (e) is the workflow of bench_h5's workload (e) itself, run with RunConfig(fleche_cache=...)
+# on fleche-cached copies of its node functions (storage_nodes.demo's, same bodies).
+@flowrep.atomic("positions")
+@fleche.fleche
+def cached_positions(n: int = 64, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).random((n, 3))
+
+
+@flowrep.atomic("energy", "forces")
+@fleche.fleche
+def cached_energy(positions: np.ndarray, k: float = 1.0) -> tuple[float, np.ndarray]:
+    d = positions - 0.5
+    return float(0.5 * k * (d**2).sum()), -k * d
+
+
+def run_workflow_e(cache: Cache) -> Any:
+    import pyiron_workflow as pwf
+
+    wf = pwf.Workflow("bench")
+    wf.positions = pwf.node(cached_positions, n=64, seed=1)
+    wf.soft = pwf.node(cached_energy, positions=wf.positions, k=1.0)
+    wf.stiff = pwf.node(cached_energy, positions=wf.positions, k=10.0)
+    wf.other = pwf.node(cached_positions, n=8, seed=2)
+    return wf.run(pwf.RunConfig(fleche_cache=cache))
+
+
+@dataclass(frozen=True)
+class FlatPickle(PerKeyLockMixin, ValueMixin, PickleFileBackend):
+    """fleche's pickle files without its destructuring: one file per value, like ours."""
+
+
+def storages() -> dict[str, Callable[[Path], Any]]:
+    out: dict[str, Callable[[Path], Any]] = {
+        "fleche memory (no files: the floor)": lambda root: ValueMemory({}),
+        "fleche pickle": lambda root: ValuePickleFile.with_pickle(root, secret_key=SECRET),
+        "pickle, one file per value": lambda root: FlatPickle(root, secret_key=SECRET),
+        "storage_nodes": lambda root: ValueArchive(root, version_policy="ignore"),
+        "storage_nodes, remaining_depth=1": lambda root: ValueArchive(root, version_policy="ignore", remaining_depth=1),
+    }
+    if ValueBagOfHoldingH5File is not None:
+        out["fleche bagofholding_hdf"] = lambda root: ValueBagOfHoldingH5File(root)
+    return out
+
+
+def one_round(name: str, make: Callable[[Path], Any], directory: Path) -> tuple[float, float, int, str]:
+    """(cold s, warm s, entries, error) of one cold + one warm call on a fresh cache."""
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    cache = Cache(make(directory / "values"), Sql(directory / "calls.db"))
+    call: Callable[[], Any] = (lambda: run_workflow_e(cache)) if name == "e" else (lambda: produce(name))
+    try:
+        with fleche.cache(cache):
+            gc.collect()
+            start = time.perf_counter()
+            call()
+            cold = time.perf_counter() - start
+            gc.collect()
+            start = time.perf_counter()
+            call()
+            warm = time.perf_counter() - start
+        return cold, warm, len(list(cache.values.list())), ""
+    except Exception as exc:  # bagofholding cannot store or load some objects
+        return float("nan"), float("nan"), 0, f"{type(exc).__name__}: {str(exc)[:90]}"
+    finally:
+        cache.calls.engine.dispose()
+
+
+def measure(name: str, directory: Path, repeat: int, slow_repeat: int) -> dict[str, tuple[float, float, int, str]]:
+    rows: dict[str, list[tuple[float, float, int, str]]] = {n: [] for n in storages()}
+    for n, make in storages().items():  # warm-up: imports, first environment records, SQLite
+        if n != "fleche bagofholding_hdf":
+            one_round(name, make, directory / "warm-up")
+    for i in range(repeat):
+        for n, make in storages().items():
+            if n == "fleche bagofholding_hdf" and i >= slow_repeat:
+                continue
+            rows[n].append(one_round(name, make, directory / n.replace(" ", "_").replace(",", "")))
+    out = {}
+    for n, runs in rows.items():
+        errors = [r[3] for r in runs if r[3]]
+        cold = statistics.median(r[0] for r in runs)
+        warm = statistics.median(r[1] for r in runs)
+        out[n] = (cold, warm, runs[0][2], errors[0] if errors else "")
+    return out
+
+
+def _ms(x: float) -> str:
+    return "n/a" if x != x else f"{x * 1e3:.1f}"
+
+
+def _ratio(x: float, ref: float) -> str:
+    return "n/a" if x != x else f"{x / ref:.2f}"
+
+
+def report(title: str, rows: dict[str, tuple[float, float, int, str]]) -> None:
+    pc, pw, _, _ = rows["fleche pickle"]
+    print(f"\n### {title}\n")
+    print("| value storage | cold ms | warm ms | entries | cold / pickle | warm / pickle |")
+    print("|---|---|---|---|---|---|")
+    for n, (c, w, k, _) in rows.items():
+        print(f"| {n} | {_ms(c)} | {_ms(w)} | {k} | {_ratio(c, pc)} | {_ratio(w, pw)} |")
+    for n, (_, _, _, err) in rows.items():
+        if err:
+            print(f"\n{n} fails: {err}")
+    oc, ow, _, _ = rows["storage_nodes"]
+    fc, fw, _, _ = rows["fleche pickle"]
+    qc, qw, _, _ = rows["pickle, one file per value"]
+    print(f"\nstorage_nodes / pickle, one file per value: cold {oc / qc:.2f}, warm {ow / qw:.2f}")
+    # what the value storage adds to a cached call: the time above the in-memory floor
+    mc, mw, _, _ = rows["fleche memory (no files: the floor)"]
+    print(f"above the floor: storage_nodes cold {_ms(oc - mc)} ms, warm {_ms(ow - mw)} ms; "
+          f"fleche pickle cold {_ms(fc - mc)} ms, warm {_ms(fw - mw)} ms")
+    if "fleche bagofholding_hdf" in rows:
+        bc, bw, _, _ = rows["fleche bagofholding_hdf"]
+        if bc == bc:
+            print(f"bagofholding / storage_nodes: cold {bc / oc:.0f}x, warm {bw / ow:.0f}x; "
+                  f"above the floor: cold {(bc - mc) / max(oc - mc, 1e-4):.0f}x, warm {(bw - mw) / max(ow - mw, 1e-4):.0f}x")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--boh-repeat", type=int, default=3, help="rounds for bagofholding (slow)")
+    parser.add_argument("--only", default="bde", help="workloads to run, e.g. 'bd'")
+    args = parser.parse_args(argv)
+    workloads: dict[str, tuple[str, Callable[[], Any] | None]] = {
+        "b": ("(b) dict of 10,000 small entries", workload_b),
+        "d": ("(d) tree of 311 dataclasses with small arrays", workload_d),
+        "e": ("(e) the 4-node pyiron_workflow workflow of (e), run with RunConfig(fleche_cache=...)", None),
+    }
+    directory = Path(tempfile.mkdtemp(prefix="sn-bench-fleche-", dir=os.environ.get("SN_BENCH_DIR")))
+    print(f"# fleche value storages: {args.repeat} repeats, medians; python {sys.version.split()[0]}, "
+          f"fleche {fleche.__version__}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for letter in args.only:
+                title, make = workloads[letter]
+                if make is not None:
+                    _BUILT[letter] = make()
+                report(title, measure(letter, directory, args.repeat, args.boh_repeat))
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
