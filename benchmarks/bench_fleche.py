@@ -179,8 +179,10 @@ def report(title: str, rows: dict[str, tuple[float, float, int, str]]) -> None:
     if "fleche bagofholding_hdf" in rows:
         bc, bw, _, _ = rows["fleche bagofholding_hdf"]
         if bc == bc:
+            above_c = (bc - mc) / max(oc - mc, 1e-4)
+            above_w = (bw - mw) / max(ow - mw, 1e-4)
             print(f"bagofholding / storage_nodes: cold {bc / oc:.0f}x, warm {bw / ow:.0f}x; "
-                  f"above the floor: cold {(bc - mc) / max(oc - mc, 1e-4):.0f}x, warm {(bw - mw) / max(ow - mw, 1e-4):.0f}x")
+                  f"above the floor: cold {above_c:.0f}x, warm {above_w:.0f}x")
 
 
 def main(argv: list[str] | None = None) -> int:
