@@ -456,3 +456,17 @@ def test_cached_value_is_a_browsable_archive(tmp_path):
     assert sn.load(path, key="meta/sample") == "Cu-3"
     np.testing.assert_array_equal(sn.load(path, key="positions"), value["positions"])
     assert listing.metadata["fleche"]["key"] == key
+
+
+def test_storage_nodes_inspect_command_shows_a_cached_value(tmp_path):
+    import subprocess
+    import sys
+
+    values = ValueArchive(tmp_path)
+    key = values.save({"energy": -3.25, "positions": np.zeros((5, 3))})
+    done = subprocess.run(
+        [sys.executable, "-m", "storage_nodes", "inspect", str(values.path(key))], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "positions: ndarray (numpy), shape=(5, 3)" in done.stdout
+    assert key in done.stdout  # the fleche key, in the metadata line
