@@ -349,7 +349,9 @@ def test_cache_functional_roundtrip(make_values, tmp_path, call):
 
 
 def test_config_roundtrip(tmp_path):
-    values = ValueArchive(tmp_path / "v", compression=4, prefix_length=3, version_policy="ignore", remaining_depth=2)
+    values = ValueArchive(
+        tmp_path / "v", compression=4, prefix_length=3, version_policy="ignore", safe=True, remaining_depth=2
+    )
     config = storage_to_config(values)
     assert config["type"] == "storage_nodes"
     assert storage_from_config(config, "value") == values
@@ -358,7 +360,8 @@ def test_config_roundtrip(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "bad", [{"compression": "zip"}, {"prefix_length": 9}, {"prefix_length": True}, {"version_policy": "lax"}]
+    "bad",
+    [{"compression": "zip"}, {"prefix_length": 9}, {"prefix_length": True}, {"version_policy": "lax"}, {"safe": "no"}],
 )
 def test_bad_config_is_a_clear_error(tmp_path, bad):
     with pytest.raises(sn.InvalidArgumentError, match=next(iter(bad))):
@@ -470,3 +473,13 @@ def test_storage_nodes_inspect_command_shows_a_cached_value(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "positions: ndarray (numpy), shape=(5, 3)" in done.stdout
     assert key in done.stdout  # the fleche key, in the metadata line
+
+
+def test_safe_storage_loads_plain_data_and_refuses_objects(tmp_path):
+    values = ValueArchive(tmp_path, safe=True)
+    plain = values.save({"x": np.arange(3), "y": [1.5, "a"]})
+    np.testing.assert_array_equal(values.load(plain)["x"], np.arange(3))
+    obj = values.save(Call(name="f", arguments={}, metadata={}, module=None, version=None, result=None))
+    with pytest.raises(sn.UnsafeLoadError, match=r"fleche\.call\.Call"):
+        values.load(obj)
+    assert ValueArchive(tmp_path).load(obj).name == "f"  # the file is fine; only the safe storage refuses it

@@ -64,13 +64,17 @@ class ArchiveBackend(StorageBackend):
 
     ``compression`` goes to the h5 backend (``None``, ``"gzip"``, ``"lzf"`` or 0-9);
     ``prefix_length`` is the number of leading key characters naming the subdirectory
-    (0: all files directly in ``root``); ``version_policy`` is :func:`storage_nodes.load`'s.
+    (0: all files directly in ``root``); ``version_policy`` and ``safe`` are
+    :func:`storage_nodes.load`'s (``safe=True``: a cached value that needs importing or
+    running code is refused with :class:`storage_nodes.UnsafeLoadError`, for caches others
+    can write to).
     """
 
     root: Path
     compression: str | int | None = None
     prefix_length: int = 2
     version_policy: str = "warn"
+    safe: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(self.root).expanduser().absolute().resolve())
@@ -83,6 +87,10 @@ class ArchiveBackend(StorageBackend):
             raise InvalidArgumentError(
                 f"fleche storage {TYPE_NAME!r} at {self.root}: prefix_length must be an integer 0-8, "
                 f"got {self.prefix_length!r}"
+            )
+        if not isinstance(self.safe, bool):
+            raise InvalidArgumentError(
+                f"fleche storage {TYPE_NAME!r} at {self.root}: safe must be True or False, got {self.safe!r}"
             )
         if self.version_policy not in POLICIES:
             raise InvalidArgumentError(
@@ -146,7 +154,7 @@ class ArchiveBackend(StorageBackend):
     def get(self, key: Digest) -> Any:
         path = self.path(key)
         try:
-            return load(path, "h5", version_policy=self.version_policy)  # type: ignore[arg-type]
+            return load(path, "h5", version_policy=self.version_policy, safe=self.safe)  # type: ignore[arg-type]
         except FileNotFoundStorageError:
             raise KeyError(key) from None
         except CorruptFileError as exc:
@@ -194,6 +202,7 @@ class ValueArchive(PerKeyLockMixin, DestructuringMixin, ValueMixin, ArchiveBacke
             "compression": self.compression,
             "prefix_length": self.prefix_length,
             "version_policy": self.version_policy,
+            "safe": self.safe,
             "remaining_depth": self.remaining_depth,
         }
 
