@@ -24,6 +24,7 @@ def run_python(code: str, cwd: Path) -> dict:
     command = [sys.executable, "-c", textwrap.dedent(code)]
     done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+    assert "could not register" not in done.stderr, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -45,14 +46,22 @@ def test_import_storage_nodes_does_not_import_fleche(tmp_path):
     assert out["finder_left"] is False  # the hook removes itself once it has fired
 
 
-@pytest.mark.parametrize("order", ["storage_nodes first", "fleche first", "pyiron_workflow first"])
+FIRST = {
+    "storage_nodes first": "import storage_nodes",
+    "fleche first": "import fleche",
+    "pyiron_workflow first": "import pyiron_workflow",
+    # importing our storage module imports fleche, whose import fires the hook mid-way
+    "storage_nodes.caching.ValueArchive first": "from storage_nodes.caching import ValueArchive",
+    "exact float digests first": "from storage_nodes.caching import enable_exact_float_digests",
+}
+
+
+@pytest.mark.parametrize("order", list(FIRST))
 def test_registered_in_any_import_order(tmp_path, order):
-    first = {"storage_nodes first": "storage_nodes", "fleche first": "fleche",
-             "pyiron_workflow first": "pyiron_workflow"}[order]
     out = run_python(
         f"""
         import json
-        import {first}
+        {FIRST[order]}
         import storage_nodes
         from fleche.config import storage_from_config
         s = storage_from_config({{"type": "storage_nodes", "root": "values"}}, "value")

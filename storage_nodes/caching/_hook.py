@@ -35,6 +35,11 @@ def _register() -> None:
         if _registered:
             return
         _registered = True
+    module = sys.modules.get(f"{__package__}.storage")
+    if module is not None and not hasattr(module, "register"):
+        # storage.py is being imported right now (its `import fleche` brought us here):
+        # it registers itself when it has finished
+        return
     try:
         from . import storage
 
