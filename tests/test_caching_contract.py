@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import fleche
 import numpy as np
 import pytest
 from fleche.caches import Cache
@@ -483,3 +484,26 @@ def test_safe_storage_loads_plain_data_and_refuses_objects(tmp_path):
     with pytest.raises(sn.UnsafeLoadError, match=r"fleche\.call\.Call"):
         values.load(obj)
     assert ValueArchive(tmp_path).load(obj).name == "f"  # the file is fine; only the safe storage refuses it
+
+
+_runs: list[int] = []
+
+
+@fleche.fleche
+def _counted(x):
+    _runs.append(x)
+    return {"x": x, "y": [1, 2]}
+
+
+def test_damaged_cached_value_is_recomputed_and_rewritten(tmp_path):
+    cache = Cache(ValueArchive(tmp_path), CallMemory({}))
+    _runs.clear()
+    with fleche.cache(cache):
+        assert _counted(7) == {"x": 7, "y": [1, 2]}
+        (result,) = [k for k in cache.values.list() if sn.inspect(cache.values.path(k)).root.type == "dict"]
+        cache.values.path(result).write_bytes(b"damaged")
+        assert _counted(7) == {"x": 7, "y": [1, 2]}  # a miss: computed again
+        assert len(_runs) == 2
+        assert _counted(7) == {"x": 7, "y": [1, 2]}  # and the archive was rewritten: a hit
+        assert len(_runs) == 2
+    assert sn.load(cache.values.path(result), key="y") == [1, 2]
