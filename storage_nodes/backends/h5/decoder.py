@@ -78,6 +78,7 @@ class Decoder:
         self.memo: dict[int, Any] = {}
         self._resolved: dict[int, type] = {}
         self._globals: dict[int, Any] = {}
+        self._following: set[int] = set()  # shared definitions being decoded through a reference
 
     def _global(self, node: dict[str, Any]) -> Any:
         """The object of a ``g`` node: a class, or a function or singleton that its ``t`` names."""
@@ -240,7 +241,18 @@ class Decoder:
                 path=self.path,
                 key=key,
             )
-        return self._dec(definition)
+        if target in self._following:  # only a damaged index defines an object through itself
+            key = self._key(node)
+            raise CorruptFileError(
+                f"{self.path} defines the shared object #{target} through a reference to itself at {key!r}",
+                path=self.path,
+                key=key,
+            )
+        self._following.add(target)
+        try:
+            return self._dec(definition)
+        finally:
+            self._following.discard(target)
 
     def _array(self, node: dict[str, Any]) -> np.ndarray:
         dtype = codec.dtype_from_json(node["dt"])

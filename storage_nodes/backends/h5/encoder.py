@@ -33,6 +33,9 @@ BIG_ARRAY_BYTES = 1 << 18
 INLINE_STR = 200
 #: lists, dicts, tuples and sets of up to this many such scalars are written straight into the index
 INLINE_ITEMS = 16
+#: levels of nesting (key segments) the encoder follows before refusing with SerializationError;
+#: an explicit limit, so that a raised ``sys.setrecursionlimit`` cannot lead it into a C stack overflow
+MAX_DEPTH = 1000
 _ALIGN = 16
 _INT_LIMIT = 2**53
 _SIMPLE_CONTAINERS: dict[type, str] = {list: "l", tuple: "t", set: "s", frozenset: "f"}
@@ -151,7 +154,9 @@ class Encoder:
                 continue
             except RecursionError:
                 raise SerializationError(
-                    f"cannot store the object at {path or 'the root'!r}: nested too deeply"
+                    f"cannot store the object at {path or 'the root'!r}: nested too deeply (the h5 backend "
+                    f"follows at most {MAX_DEPTH} levels, fewer if Python's recursion limit is lower); "
+                    "flatten the data or store the deep part as a numpy array"
                 ) from None
             return Encoded(node, self._heap(), self.arrays)
         raise SerializationError("cannot store this object: too many shared references between plain containers")
@@ -217,6 +222,8 @@ class Encoder:
 
     def _child(self, name: Any, value: Any) -> dict[str, Any]:
         stack = self.stack
+        if len(stack) >= MAX_DEPTH:
+            raise RecursionError
         stack.append(name)
         node = self._enc(value)
         stack.pop()

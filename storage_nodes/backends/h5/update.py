@@ -142,9 +142,11 @@ def _apply(
     ids = {n["id"]: n for n in tree.walk(root) if "id" in n}
 
     def resolve(n: dict[str, Any]) -> dict[str, Any]:
-        while tree.kind(n) == "r":
+        for _ in range(len(ids) + 1):  # a damaged index may chain references in a loop
+            if tree.kind(n) != "r":
+                return n
             n = ids[n["to"]]
-        return n
+        raise KeyError(f"shared reference #{n['to']} leads to itself")
 
     holder = {"root": root}
     slot = _Slot(lambda: holder["root"], lambda n: holder.__setitem__("root", n))
