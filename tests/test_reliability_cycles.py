@@ -40,9 +40,7 @@ def rewrite_index(path, change):
 def run_child(tmp_path, body: str, timeout: float = 120) -> str:
     script = tmp_path / "child.py"
     script.write_text(PRELUDE + textwrap.dedent(body))
-    proc = subprocess.run(
-        [sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=timeout
-    )
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"child died with {proc.returncode}: {proc.stderr[-2000:]}"
     return proc.stdout
 

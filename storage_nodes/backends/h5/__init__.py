@@ -98,6 +98,8 @@ class H5Backend(Backend):
         index = new_index(enc.node, classes, encoder, metadata, env)
         try:
             layout.write_file(path, index, "heap_0", enc.heap, enc.arrays, compression)
+        except StorageError:
+            raise
         except (OSError, ValueError, TypeError) as exc:
             raise StorageError(f"cannot write {path}: {exc}", path=path) from exc
 

@@ -56,7 +56,8 @@ def _is_function(found: Any) -> bool:
 
 class Decoder:
     """Rebuilds nodes; ``heap(slice)`` returns the bytes of a heap slice as a uint8 array,
-    ``dataset(name)`` a big array dataset's content, ``definition(id)`` a shared node defined
+    ``dataset(name, shape, dtype)`` a big array dataset's content (checked to be ``dtype[shape]``),
+    ``definition(id)`` a shared node defined
     outside the part being loaded."""
 
     def __init__(
@@ -65,7 +66,7 @@ class Decoder:
         path: Path,
         classes: list[list[str]],
         heap: Callable[[Slice], np.ndarray],
-        dataset: Callable[[str], np.ndarray],
+        dataset: Callable[[str, tuple[int, ...], np.dtype[Any]], np.ndarray],
         definition: Callable[[int], dict[str, Any] | None],
         safe: bool,
     ) -> None:
@@ -260,8 +261,11 @@ class Decoder:
         fortran = node.get("o") == "F"
         stored_shape = shape[::-1] if fortran else shape
         if "ds" in node:
-            data = self.dataset(node["ds"])
-            arr = data.view(dtype).reshape(stored_shape) if node.get("raw") else data
+            if node.get("raw"):
+                nbytes = dtype.itemsize * int(np.prod(stored_shape, dtype=np.int64))
+                arr = self.dataset(node["ds"], (nbytes,), np.dtype(np.uint8)).view(dtype).reshape(stored_shape)
+            else:
+                arr = self.dataset(node["ds"], stored_shape, dtype)
             if arr.dtype != dtype:
                 arr = arr.astype(dtype)
         else:
