@@ -29,6 +29,7 @@ from .errors import (
     SerializationError,
     StorageError,
     UnsafeLoadError,
+    no_space,
 )
 from .keys import split, suggest
 from .listing import Listing, prune
@@ -137,6 +138,25 @@ def save(
     """
     p = Path(path).expanduser()
     user_metadata = validate_metadata(metadata, path=p)
+    try:
+        _save(obj, p, backend, key, user_metadata, overwrite, options)
+    except Exception as exc:
+        full = no_space(exc, p, key)
+        if full is None:
+            raise
+        raise full from exc
+    return p
+
+
+def _save(
+    obj: Any,
+    p: Path,
+    backend: str | None,
+    key: str | None,
+    user_metadata: dict[str, Any],
+    overwrite: bool,
+    options: dict[str, Any],
+) -> None:
     segments = split(key)
     exists = _exists(p)
     if segments:
@@ -148,7 +168,7 @@ def save(
                 f"cannot write {p}: directory {p.parent} does not exist; create it first", path=p, key=key
             )
         chosen.update(obj, p, key=key or "", metadata=user_metadata, options={**options, "overwrite": overwrite})
-        return p
+        return
     chosen = _backend_named(backend or registry.for_suffix(p), p)
     _check_options(chosen, options, p)
     if exists and not overwrite:
@@ -167,7 +187,6 @@ def save(
                 f"{type(exc).__name__}: {exc}",
                 path=p,
             ) from exc
-    return p
 
 
 def _check_options(chosen: Backend, options: Mapping[str, Any], p: Path) -> None:

@@ -30,6 +30,7 @@ import msgpack
 import numpy as np
 from h5py import h5a, h5d, h5f, h5p, h5s, h5t
 
+from ...atomic import ensure_space
 from ...errors import CorruptFileError, SerializationError, StorageError
 from . import codec
 from .encoder import ArrayOut
@@ -186,6 +187,7 @@ def read_bytes(fid: h5f.FileID, name: str) -> np.ndarray:
 def put_index(fid: h5f.FileID, index: dict[str, Any]) -> None:
     """Create the index dataset, its decompressed size recorded as its attribute ``index_size``."""
     data, size = dump_index(index)
+    ensure_space(fid.name, data.nbytes)
     create_bytes(fid, INDEX, data)
     ds = h5d.open(fid, INDEX.encode())
     try:
@@ -224,9 +226,10 @@ def write_data(
     fid: h5f.FileID, heap_name: str, heap: np.ndarray | None, arrays: Iterable[ArrayOut], compression: Any
 ) -> None:
     """Write one heap segment and the big arrays of an encoding into an open file."""
+    arrays = list(arrays)
+    ensure_space(fid.name, (0 if heap is None else heap.nbytes) + sum(a.data.nbytes for a in arrays))
     if heap is not None:
         create_bytes(fid, heap_name, heap)
-    arrays = list(arrays)
     if not arrays:
         return
     f = h5py.File(fid)  # a second handle on the open file, for h5py's dataset creation
@@ -522,7 +525,8 @@ def compact_into(src: Path, dst: Path) -> None:
             n["h"] = ["heap_0", offsets[(n["h"][0], int(n["h"][1]))], n["h"][2]]
         index["next_heap"] = 1
         index["format_version"] = FORMAT_VERSION
-        _, arrays, _ = live_resources(index["root"])
+        _, arrays, live = live_resources(index["root"])
+        ensure_space(dst, live)
         with h5py.File(dst, "w", **FILE_OPTIONS) as out:
             if heap is not None:
                 create_bytes(out.id, "heap_0", heap)

@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import h5py
 
-from ...atomic import atomic_path, writer_lock
+from ...atomic import atomic_path, ensure_space, writer_lock
 from ...errors import (
     CorruptFileError,
     FileExistsStorageError,
     KeyNotFoundError,
+    NoSpaceError,
     StorageError,
     UnsupportedOperationError,
 )
@@ -328,7 +329,12 @@ def update(
                     f"cannot update {path}: it is not a readable h5 archive ({exc})", path=path
                 ) from None
             if os.path.getsize(tmp) > 2 * live + SLACK_BYTES:
-                _compact_over(tmp)
+                try:
+                    ensure_space(tmp, live)
+                except NoSpaceError:
+                    pass  # compaction only reclaims space: the update stands without it
+                else:
+                    _compact_over(tmp)
 
 
 def _compact_over(tmp: Path) -> None:
