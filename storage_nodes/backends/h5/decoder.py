@@ -16,7 +16,7 @@ import pickle
 from collections.abc import Callable
 from pathlib import Path
 from types import BuiltinFunctionType, FunctionType
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -27,6 +27,7 @@ from .tree import keyed_walk
 __all__ = ["Decoder", "resolve_class", "resolve_global"]
 
 Slice = list[Any]  # [heap dataset name, offset, nbytes]
+_NOTHING = object()
 
 
 def resolve_global(module: str, qualname: str) -> Any:
@@ -176,8 +177,9 @@ class Decoder:
                 if len(item) == 2:
                     value = item[1]
                     d[item[0]] = dec(value) if type(value) is dict else value
-                else:
-                    d[dec(item[2])] = dec(item[1])
+                else:  # the key first: it is defined before the value (which may refer to it)
+                    key = dec(item[2])
+                    d[key] = dec(item[1])
             return d
         if k == "l":
             lst: list[Any] = []
@@ -193,18 +195,26 @@ class Decoder:
             return s
         if k in ("t", "f"):
             items = [dec(c) for c in node["items"]]
-            obj = tuple(items) if k == "t" else frozenset(items)
             if "id" in node:
+                found = self.memo.get(node["id"], _NOTHING)
+                if found is not _NOTHING:  # defined inside its own items (a cycle through it)
+                    return found
+                obj = tuple(items) if k == "t" else frozenset(items)
                 self.memo[node["id"]] = obj
-            return obj
+                return obj
+            return tuple(items) if k == "t" else frozenset(items)
         if k == "oa":
             children = node["items"]
-            flat = np.empty(len(children), dtype=object)
+            order: Literal["C", "F"] = "F" if node.get("o") == "F" else "C"
+            arr = np.empty(tuple(node["sh"]), dtype=object, order=order)
+            if arr.size != len(children):
+                raise ValueError(f"object array of shape {node['sh']} with {len(children)} items")
             if "id" in node:
-                self.memo[node["id"]] = flat  # cycles through object arrays see the flat array
+                self.memo[node["id"]] = arr  # the array itself: cycles through it see it
+            flat = arr.ravel(order=order)  # a view: arr is contiguous in this order
             for i, c in enumerate(children):
                 flat[i] = dec(c)
-            return flat.reshape(node["sh"], order="F" if node.get("o") == "F" else "C")
+            return arr
         if k == "g":
             if self.safe:
                 raise self._unsafe("a reference to a class or function", self._key(node))
@@ -285,10 +295,14 @@ class Decoder:
         dec = self._dec
         how = node.get("r")
         args = dec(node["args"]) if "args" in node else ()
+        if "id" in node and node["id"] in self.memo:  # defined inside its own arguments (a cycle)
+            return self.memo[node["id"]]
         if how == "call":
             obj = cls(*args)
         elif how == "newex":
             kwargs = dec(node["kw"]) if "kw" in node else {}
+            if "id" in node and node["id"] in self.memo:
+                return self.memo[node["id"]]
             obj = cls.__new__(cls, *args, **kwargs)
         elif how == "new":
             obj = cls.__new__(cls, *args)
