@@ -140,6 +140,8 @@ def save(
     user_metadata = validate_metadata(metadata, path=p)
     try:
         _save(obj, p, backend, key, user_metadata, overwrite, options)
+    except RecursionError:  # e.g. a key of thousands of levels into a missing file
+        raise SerializationError(f"cannot save to {p}: the object or key is nested too deeply", path=p) from None
     except Exception as exc:
         full = no_space(exc, p, key)
         if full is None:

@@ -176,3 +176,22 @@ def test_json_backend_cycles_and_depth(tmp_path):
         """,
     )
     assert out.count("ERR SerializationError") == 2, out
+
+
+def test_keys_thousands_of_levels_deep(tmp_path):
+    out = run_child(
+        tmp_path,
+        """
+        sys.setrecursionlimit(1000)
+        key = "a/" * 3000 + "b"
+        path = sys.argv[1] + "/k.h5"
+        outcome(sn.save, 1, path, key=key)
+        sn.save({"a": {"x": 1}}, path)
+        outcome(sn.save, 1, path, key=key)
+        outcome(sn.load, path, key=key)
+        outcome(sn.inspect, path, key=key)
+        print("DONE")
+        """,
+    )
+    assert "DONE" in out and "Traceback" not in out, out
+    assert out.count("ERR SerializationError") == 2 and out.count("ERR") == 4, out
