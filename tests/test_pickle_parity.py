@@ -43,6 +43,9 @@ class Plain:
     def helper() -> int:
         return 1
 
+    def method(self) -> object:
+        return self.x
+
 
 class Pair(NamedTuple):
     a: object
@@ -89,6 +92,12 @@ def _hand_cases() -> list[tuple[str, Any]]:
     shared: list[Any] = [b]
     b[0, 0], b[1, 0], b[0, 1], b[1, 1] = shared, shared, "z", b
     add("a 2-d Fortran object array in a cycle", b)
+    plain = Plain([1])
+    add("a method bound to an object stored beside it", [plain, plain.method, {"again": plain.method}])
+    plain2 = Plain()
+    plain2.x = plain2.method
+    add("an object holding its own bound method", plain2)
+    add("a method bound to a slotted object", (lambda o: [o.__eq__, o])(Slotted(1, 2)))
     add("a bound classmethod", Plain.make)
     add("the same classmethod twice", {"m": Plain.make, "n": [Plain.make]})
     add("a staticmethod and a class", [Plain.helper, Plain])
@@ -221,6 +230,36 @@ def test_classmethod_and_builtins_identical(tmp_path):
     assert back["m"] == Plain.make and back["m"].__self__ is Plain and type(back["m"]) is types.MethodType
     assert back["none"] is type(None) and back["ell"] is type(...)
     assert sn.inspect(path).root.children[0].type == "method"
+
+
+def test_bound_method_is_rebound_without_running_code(tmp_path):
+    obj = Plain([1, 2])
+    path = sn.save({"m": obj.method, "obj": obj}, tmp_path / "b.h5")
+    back = sn.load(path)
+    assert back["m"].__self__ is back["obj"] and back["m"]() == [1, 2]
+    assert sn.inspect(path).root.children[0].type == "method"
+    try:
+        sn.load(path, safe=True)
+    except sn.UnsafeLoadError as exc:
+        assert "method" in str(exc) and exc.key == "m"
+    else:
+        raise AssertionError("safe=True loaded a bound method")
+    import zlib
+
+    import h5py
+    import msgpack
+
+    with h5py.File(path, "r+") as f:  # a file naming an attribute that is not a plain function
+        index = msgpack.unpackb(zlib.decompress(f["index"][()].tobytes()), strict_map_key=False)
+        index["root"]["items"][0][1]["n"] = "__class__"
+        del f["index"]
+        f.create_dataset("index", data=np.frombuffer(zlib.compress(msgpack.packb(index)), dtype=np.uint8))
+    try:
+        sn.load(path)
+    except sn.UnsafeLoadError as exc:
+        assert "__class__" in str(exc)
+    else:
+        raise AssertionError("loaded a method the class does not define")
 
 
 # -- generated object graphs ------------------------------------------------------------------

@@ -12,10 +12,11 @@ With ``safe=True`` nothing of this happens: object, class and opaque nodes raise
 from __future__ import annotations
 
 import importlib
+import inspect
 import pickle
 from collections.abc import Callable
 from pathlib import Path
-from types import BuiltinFunctionType, FunctionType
+from types import BuiltinFunctionType, FunctionType, MethodType
 from typing import Any, Literal
 
 import numpy as np
@@ -222,6 +223,8 @@ class Decoder:
             if "id" in node:
                 self.memo[node["id"]] = found
             return found
+        if k == "m":
+            return self._bound(node)
         if k == "x":
             if self.safe:
                 raise self._unsafe(f"an opaque pickled {node.get('m')}.{node.get('t')}", self._key(node))
@@ -239,6 +242,29 @@ class Decoder:
             return obj
         key = self._key(node)
         raise CorruptFileError(f"{self.path} holds an unknown node kind {k!r} at {key!r}", path=self.path, key=key)
+
+    def _bound(self, node: dict[str, Any]) -> Any:
+        """A method bound to an object: the function its class defines under the name ``n``,
+        bound to the decoded object (``types.MethodType``: no attribute lookup runs code)."""
+        if self.safe:
+            raise self._unsafe("a method bound to an object", self._key(node))
+        owner = self._dec(node["self"])
+        if "id" in node and node["id"] in self.memo:  # defined inside its object (a cycle)
+            return self.memo[node["id"]]
+        name = node["n"]
+        func = inspect.getattr_static(type(owner), name, None) if type(name) is str else None
+        if type(func) is not FunctionType:
+            key = self._key(node)
+            raise UnsafeLoadError(
+                f"{self.path} says the {type(owner).__qualname__} at {key!r} has a method {name!r}, but its class "
+                "defines no such function; refusing to load it",
+                path=self.path,
+                key=key,
+            )
+        method = MethodType(func, owner)
+        if "id" in node:
+            self.memo[node["id"]] = method
+        return method
 
     def _shared(self, node: dict[str, Any]) -> Any:
         target = node["to"]

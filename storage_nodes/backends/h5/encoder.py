@@ -9,6 +9,7 @@ something else, and decomposable objects, get index nodes of their own. See
 from __future__ import annotations
 
 import copyreg
+import inspect
 import math
 import sys
 import threading
@@ -352,6 +353,8 @@ class Encoder:
         t = type(obj)
         if t is tuple or t is frozenset:
             return self._sequence(obj, t, outer["id"])
+        if t is MethodType:
+            return self._bound(obj, outer["id"])
         return self._object(obj, outer["id"])
 
     def _array(self, arr: np.ndarray) -> dict[str, Any]:
@@ -394,9 +397,9 @@ class Encoder:
                 return {"k": "g", "c": self._name("types", name)}
         return self._opaque(cls)
 
-    def _method(self, method: Any) -> dict[str, Any]:
+    def _method(self, method: Any, node_id: int | None = None) -> dict[str, Any]:
         """A method bound to an importable class (a classmethod, ``Plain.make``) by its name;
-        pickle stores it as ``getattr(Plain, "make")``. Methods of instances are opaque."""
+        pickle stores it as ``getattr(Plain, "make")``. Methods of objects: :meth:`_bound`."""
         owner = method.__self__
         qualname = getattr(method, "__qualname__", None)
         module = getattr(owner, "__module__", None)
@@ -408,7 +411,28 @@ class Encoder:
                 node = {"k": "g", "c": self._name(module, qualname), "t": "method"}
                 self._memo(method, node)
                 return node
-        return self._opaque(method)
+        return self._bound(method, node_id)
+
+    def _bound(self, method: Any, node_id: int | None) -> dict[str, Any]:
+        """A method bound to an object (``obj.method``, pickled as ``getattr(obj, "method")``):
+        an ``m`` node holding the object, when the method is the plain function its class
+        defines under that name (the reader binds that function again, calling nothing)."""
+        owner = method.__self__
+        name = getattr(method.__func__, "__name__", None)
+        if type(name) is not str or inspect.getattr_static(type(owner), name, None) is not method.__func__:
+            return self._opaque(method)
+        if type(method.__func__) is not FunctionType:
+            return self._opaque(method)
+        node: dict[str, Any] = {"k": "m", "n": name}
+        if node_id is not None:
+            node["id"] = node_id
+        self._memo(method, node)
+        oid = id(method)
+        self.pending[oid] = node
+        node["self"] = self._child("__self__", owner)
+        if self.pending.get(oid) is node:
+            del self.pending[oid]
+        return node
 
     def _function(self, func: Any) -> dict[str, Any]:
         """A module-level function by reference (as pickle stores it); others are opaque."""
