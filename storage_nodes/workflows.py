@@ -134,11 +134,14 @@ def save_workflow(
     *,
     run: Any = None,
     metadata: Mapping[str, Any] | None = None,
+    catalog: api.Recorder | str | os.PathLike[str] | None = None,
 ) -> Path:
     """Save ``wf``'s recipe and every port value of its last run (or of ``run``) to ``path``.
 
     ``backend=None`` picks by suffix. Returns the path written. Load one value back with
     ``sn.load(path, key="<node>/outputs/<port>")``, everything with :func:`load_workflow`.
+    ``catalog`` (a :class:`~storage_nodes.Catalog`, a path or a database URL) records the
+    workflow and every node of the run there once the file is written.
 
     >>> wf.run()  # doctest: +SKIP
     >>> sn.save_workflow(wf, "relax.pkl", backend="pickle")  # doctest: +SKIP
@@ -146,10 +149,20 @@ def save_workflow(
     """
     if not (hasattr(wf, "recipe") and hasattr(wf, "label")):
         raise InvalidArgumentError(f"save_workflow() takes a pyiron_workflow Workflow, got {type(wf).__name__}")
+    rec = api.recorder(catalog)
     document = workflow_document(wf, run)
     # the node functions are stored by name in the recipe: record their versions and sources
     with recorded_objects(objects_from_recipe(wf.recipe)):
-        return api.save(document, path, backend, metadata=metadata)
+        written = api.save(document, path, backend, metadata=metadata)
+    if rec is not None:  # the file first, the record second: a crash between leaves a file `index` finds
+        header = document[WORKFLOW_KEY]
+        nodes = {k: v for k, v in document.items() if k not in (WORKFLOW_KEY, "inputs", "outputs")}
+        try:
+            rec.record_workflow(written, label=header["label"], recipe=header["recipe"], nodes=nodes,
+                                metadata=metadata, backend=api.resolve_backend(written).name)  # fmt: skip
+        except Exception as exc:
+            raise api.record_failed(exc, written, rec) from None
+    return written
 
 
 @dataclasses.dataclass
