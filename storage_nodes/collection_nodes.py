@@ -36,7 +36,7 @@ def CollectNode(
     >>> CollectNode("paper/collection.json", "runs/relax_300K.pkl", name="relax-300K")  # doctest: +SKIP
     'paper/collection.json'
     """
-    from .collection import Collection
+    from .collections.collection import Collection
 
     col = Collection.create(manifest, exist_ok=True)
     col.add(path, name=name, tags=tags, metadata=metadata, replace=replace)

@@ -124,7 +124,8 @@ def _same(a: Any, b: Any) -> bool:
 
 def run_demo(directory: Path) -> int:
     """Run the demo in ``directory`` and print what was stored; returns an exit code."""
-    from . import api, workflows
+    from . import api
+    from .graph import workflows
     from .listing import Listing
 
     directory = Path(directory)

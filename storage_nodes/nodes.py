@@ -15,7 +15,7 @@ same :class:`~storage_nodes.StorageError` family.
 The ``backend`` port is hinted ``Literal[None, <registered backend names>]`` so the
 pyironflow GUI draws a dropdown (``None``: the backend comes from the file suffix on save
 and from the file's bytes on load). A plain string constant for it is accepted by the
-small version-gated patch in :mod:`storage_nodes._pwf_compat`, applied on import.
+small version-gated patch in :mod:`storage_nodes.graph._pwf_compat`, applied on import.
 """
 
 # No ``from __future__ import annotations``: flowrep reads these hints at decoration time.
@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import flowrep
 
-from . import _pwf_compat, api, registry
-from .versioning import VersionPolicy
+from . import api, registry
+from .graph import _pwf_compat
+from .provenance.versioning import VersionPolicy
 
 __all__ = ["BACKEND_CHOICES", "BackendChoice", "FindNode", "InspectNode", "LoadNode", "SaveNode"]
 

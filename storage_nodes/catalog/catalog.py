@@ -40,7 +40,7 @@ from ..errors import (
     UnsafeLoadError,
 )
 from ..keys import join, split
-from ..metadata import module_record, validate_metadata
+from ..provenance.metadata import module_record, validate_metadata
 from . import schema as S
 from .digest import DIGEST_VERSION, digest
 from .url import default_location, redact, scrub, to_url
@@ -551,7 +551,7 @@ class Catalog:
         has = sa.inspect(conn).has_table(S.schema.name)
         if not has:
             S.meta_table.create_all(conn)
-            from .. import __version__
+            from .._version import __version__
 
             conn.execute(
                 S.schema.insert().values(
@@ -1073,7 +1073,7 @@ class Catalog:
         return report
 
     def _index_file(self, p: Path, *, safe: bool) -> None:
-        from ..workflows import WORKFLOW_KEY, load_workflow
+        from ..graph.workflows import WORKFLOW_KEY, load_workflow
 
         chosen = registry.detect(p)
         if chosen is None:
@@ -1106,7 +1106,7 @@ class _Undigested:
 
 
 def _nodes_one_by_one(p: Path, children: Iterable[str]) -> dict[str, Any]:
-    from ..workflows import WORKFLOW_KEY
+    from ..graph.workflows import WORKFLOW_KEY
 
     out: dict[str, Any] = {}
     for child in children:
