@@ -13,10 +13,37 @@ describes the tables for readers with ``sqlite3``/``psql`` only.
 
 from __future__ import annotations
 
-from .catalog import Catalog, Dropped, Hit, IndexReport, Summary, open_catalog
-from .digest import digest
-from .schema import SCHEMA_VERSION
-from .url import default_location, redact
+from typing import TYPE_CHECKING, Any
+
+# SQLAlchemy is imported on first use, not by ``storage-nodes --help`` or ``import storage_nodes``
+_LAZY = {
+    "Catalog": "catalog",
+    "Dropped": "catalog",
+    "Hit": "catalog",
+    "IndexReport": "catalog",
+    "Summary": "catalog",
+    "open_catalog": "catalog",
+    "SCHEMA_VERSION": "schema",
+    "default_location": "url",
+    "redact": "url",
+}
+
+if TYPE_CHECKING:
+    from .catalog import Catalog, Dropped, Hit, IndexReport, Summary, open_catalog
+    from .schema import SCHEMA_VERSION
+    from .url import default_location, redact
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'storage_nodes.catalog' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -26,7 +53,6 @@ __all__ = [
     "IndexReport",
     "Summary",
     "default_location",
-    "digest",
     "open_catalog",
     "redact",
 ]
