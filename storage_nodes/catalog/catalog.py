@@ -109,7 +109,8 @@ class Hit:
     are at ``<node>/outputs/<port>``). ``inputs`` maps each input port to its value when
     that is short plain JSON, else to a :class:`Summary`; ``undigested`` names the input
     ports whose values could not be digested (no query by value can match them).
-    ``stale`` is true when the file is gone or was rewritten since it was recorded:
+    ``call`` is the call digest (node identity + every input's digest; ``None`` if an
+    input was not digested) that :meth:`Catalog.lookup` matches. ``stale`` is true when the file is gone or was rewritten since it was recorded:
     :meth:`load` then refuses with :class:`StaleEntryError`.
     """
 
@@ -127,6 +128,7 @@ class Hit:
     version: str | None
     stale: bool
     undigested: list[str]
+    call: str | None
     record_id: int
     _catalog: Catalog | None = dataclasses.field(default=None, repr=False)
     _identity: FileIdentity | None = dataclasses.field(default=None, repr=False)
@@ -729,10 +731,14 @@ class Catalog:
     ) -> None:
         if replace:
             conn.execute(S.metadata.delete().where(S.metadata.c.file_id == file_id))
-        if metadata:
+        if any("\x00" not in k for k in metadata):
             conn.execute(
                 S.metadata.insert(),
-                [{"file_id": file_id, "name": k, "digest": digest(v), "value": _json(v)} for k, v in metadata.items()],
+                [
+                    {"file_id": file_id, "name": k, "digest": digest(v), "value": _json(v)}
+                    for k, v in metadata.items()
+                    if "\x00" not in k  # not queryable (PostgreSQL text cannot hold NUL); kept in sn_files.metadata
+                ],
             )
 
     def _delete_files(self, conn: sa.Connection, file_ids: Sequence[int]) -> None:
@@ -803,6 +809,10 @@ class Catalog:
         workflow: str | None,
         kind: str | None,
     ) -> Any:
+        texts = [node_name(node) if node is not None else "", user or "", host or "", workflow or ""]
+        texts += [str(k) for k in _mapping(inputs, "inputs")] + [str(k) for k in _mapping(metadata, "metadata")]
+        if any("\x00" in t for t in texts):  # no stored name holds NUL (PostgreSQL text cannot): no match
+            return q.where(sa.false())
         if node is not None:
             q = q.where(S.records.c.node == node_name(node))
         if kind is not None:
@@ -859,7 +869,8 @@ class Catalog:
                     outputs=json.loads(r["outputs"]), created_by=r["created_by"], host=r["host"],
                     created_at=r["created_at"], workflow=r["workflow"], label=r["label"],
                     metadata=json.loads(r["metadata"]), version=r["version"], stale=not fresh[fid],
-                    undigested=json.loads(r["undigested"]), record_id=int(r["id"]), _catalog=self, _identity=ident,
+                    undigested=json.loads(r["undigested"]),
+                    call=r["call"], record_id=int(r["id"]), _catalog=self, _identity=ident,
                 )
             )  # fmt: skip
         return hits
