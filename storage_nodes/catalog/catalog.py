@@ -51,6 +51,8 @@ log = logging.getLogger("storage_nodes.catalog")
 
 #: how long a write keeps retrying a busy (locked) database before a CatalogError
 RETRY_SECONDS = 120.0
+#: SQLite's own wait for a lock (ms) before the retry loop takes over
+BUSY_TIMEOUT_MS = 30000
 _PREVIEW_CHARS = 200
 _SAMPLE = 4096
 _IN_CHUNK = 500
@@ -110,7 +112,8 @@ class Hit:
     that is short plain JSON, else to a :class:`Summary`; ``undigested`` names the input
     ports whose values could not be digested (no query by value can match them).
     ``call`` is the call digest (node identity + every input's digest; ``None`` if an
-    input was not digested) that :meth:`Catalog.lookup` matches. ``stale`` is true when the file is gone or was rewritten since it was recorded:
+    input was not digested) that :meth:`Catalog.lookup` matches. ``stale`` is true when
+    the file is gone or was rewritten since it was recorded:
     :meth:`load` then refuses with :class:`StaleEntryError`.
     """
 
@@ -481,14 +484,15 @@ class Catalog:
                         parent.mkdir(parents=True, mode=0o700)
                     except OSError as exc:
                         raise CatalogError(f"cannot create the catalog directory {parent}: {exc.strerror}") from None
-            engine = sa.create_engine(self.url, connect_args={"timeout": 30, "check_same_thread": False})
+            busy = BUSY_TIMEOUT_MS
+            engine = sa.create_engine(self.url, connect_args={"timeout": busy / 1000, "check_same_thread": False})
 
             @sa.event.listens_for(engine, "connect")
             def _connect(dbapi_connection: Any, _record: Any) -> None:
                 dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
                 cur = dbapi_connection.cursor()
                 try:
-                    cur.execute("PRAGMA busy_timeout = 30000")
+                    cur.execute(f"PRAGMA busy_timeout = {int(busy)}")
                     cur.execute("PRAGMA journal_mode = WAL")
                     cur.execute("PRAGMA synchronous = NORMAL")
                     cur.execute("PRAGMA foreign_keys = ON")
