@@ -167,7 +167,7 @@ class _Encoder:
             a = np.where(np.isnan(a), np.array(np.nan, dtype=dtype), a)  # one NaN bit pattern
         self.put(tag, f"{dtype.str}|{dtype.descr!r}|{a.shape!r}".encode())
         if a.flags.c_contiguous:
-            self.h.update(memoryview(a).cast("B") if a.size else b"")
+            self.h.update(a.reshape(-1).view(np.uint8).data if a.size else b"")  # no copy
             return
         step = max(1, _CHUNK // max(1, a[0].nbytes))  # a block of rows at a time: bounded memory
         for start in range(0, a.shape[0], step):
