@@ -4,6 +4,10 @@
 >>> sn.save({"energy": -3.2}, "result.json", metadata={"sample": "Cu-3"})  # doctest: +SKIP
 >>> sn.load("result.json")  # doctest: +SKIP
 >>> print(sn.inspect("result.json"))  # doctest: +SKIP
+
+The package is a small core (``api``, ``registry``, ``listing``, ``keys``, ``errors``,
+``atomic``) with subsystems in subpackages: ``backends/``, ``provenance/``, ``graph/``
+(pyiron_workflow), ``collections/``. ``docs/architecture.md`` draws the layers.
 """
 
 from __future__ import annotations

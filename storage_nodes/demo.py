@@ -10,6 +10,11 @@
 
 The node functions live at module level so pyiron_workflow can rebuild them from a recipe.
 Nothing runs at import time (running a workflow while its module is imported deadlocks).
+
+This module's path is part of the stored format: a stored recipe records each node as
+``storage_nodes.demo.<function>``, and ``Workflow.from_recipe`` imports it from there. It stays at
+this path on purpose (a public module, not an implementation detail); moving a node
+function out of it would break every workflow saved with it.
 """
 
 from __future__ import annotations

@@ -16,6 +16,11 @@ The ``backend`` port is hinted ``Literal[None, <registered backend names>]`` so 
 pyironflow GUI draws a dropdown (``None``: the backend comes from the file suffix on save
 and from the file's bytes on load). A plain string constant for it is accepted by the
 small version-gated patch in :mod:`storage_nodes.graph._pwf_compat`, applied on import.
+
+This module's path is part of the stored format: a stored recipe records each node as
+``storage_nodes.nodes.<function>``, and ``Workflow.from_recipe`` imports it from there. It stays at
+this path on purpose (a public module, not an implementation detail); moving a node
+function out of it would break every workflow saved with it.
 """
 
 # No ``from __future__ import annotations``: flowrep reads these hints at decoration time.
