@@ -268,6 +268,7 @@ def test_pull_through_save_and_load_keeps_the_backend_constant(tmp_path):
         "save__key": None,
         "save__metadata": None,
         "save__overwrite": True,
+        "save__catalog": None,
         "load__key": None,
         "load__backend": None,
         "load__version_policy": "warn",
