@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import getpass
 import hashlib
 import inspect as pyinspect
@@ -309,7 +310,7 @@ Identify = Callable[[str, str], tuple[str | None, str | None]]
 
 def live_identity(module: str, qualname: str) -> tuple[str | None, str | None]:
     """Version and source digest of a function as the current environment has it (imports nothing)."""
-    rec = module_record(module, [qualname])
+    rec = module_record(module, [qualname], with_git=False)
     return rec.get("version"), (rec.get("sources") or {}).get(qualname)
 
 
@@ -637,10 +638,9 @@ class Catalog:
                                             metadata=user_metadata, by=_by)  # fmt: skip
                 self._write_metadata(conn, file_id, user_metadata)
             conn.execute(
-                S.records.insert().values(
-                    file_id=file_id, key=rec_key, label=None, node=None, module=None, qualname=None, version=None,
-                    source=None, call=None, outputs="[]", undigested="[]", type=tname,
-                )
+                S.records.insert(),
+                {"file_id": file_id, "key": rec_key, "label": None, "node": None, "module": None, "qualname": None,
+                 "version": None, "source": None, "call": None, "outputs": "[]", "undigested": "[]", "type": tname},
             )  # fmt: skip
 
         self._run(work, write=True, what="record into")
@@ -669,7 +669,7 @@ class Catalog:
             raise CatalogError(f"cannot record {p} in catalog {self.location}: the file cannot be read", path=p)
         user_metadata = validate_metadata(metadata, path=p)
         parsed = json.loads(recipe) if isinstance(recipe, str | bytes) else recipe
-        rows, edges = workflow_rows(parsed, nodes, identify or live_identity)
+        rows, edges = workflow_rows(parsed, nodes, functools.cache(identify or live_identity))
 
         def work(conn: sa.Connection) -> None:
             old = conn.execute(sa.select(S.files.c.id).where(S.files.c.path == str(p))).scalars().all()
@@ -678,25 +678,30 @@ class Catalog:
             file_id = self._insert_file(conn, p, ident, kind="workflow", backend=backend, workflow=label,
                                         metadata=user_metadata, by=_by)  # fmt: skip
             self._write_metadata(conn, file_id, user_metadata)
-            ids: dict[str, int] = {}
+            record_rows = []
             for r in rows:
                 digests = {port: d for port, (d, _) in r.inputs.items()}
                 undigested = sorted(port for port, d in digests.items() if d is None)
-                call = call_digest(r.node, r.version, r.source, digests) if r.node else None
-                result = conn.execute(
-                    S.records.insert().values(
-                        file_id=file_id, key=r.key, label=r.label, node=r.node, module=r.module, qualname=r.qualname,
-                        version=r.version, source=r.source, call=call, outputs=_json(r.outputs),
-                        undigested=_json(undigested), type=r.type,
-                    )
+                record_rows.append(
+                    {"file_id": file_id, "key": r.key, "label": r.label, "node": r.node, "module": r.module,
+                     "qualname": r.qualname, "version": r.version, "source": r.source,
+                     "call": call_digest(r.node, r.version, r.source, digests) if r.node else None,
+                     "outputs": _json(r.outputs), "undigested": _json(undigested), "type": r.type}
                 )  # fmt: skip
-                ids[r.key] = _pk(result)
-                if r.inputs:
-                    conn.execute(
-                        S.inputs.insert(),
-                        [{"record_id": ids[r.key], "port": port, "digest": d, "preview": pv}
-                         for port, (d, pv) in r.inputs.items()],
-                    )  # fmt: skip
+            if not record_rows:
+                return
+            # one statement for all records (executemany with RETURNING), in parameter order
+            returned = conn.execute(
+                S.records.insert().returning(S.records.c.id, sort_by_parameter_order=True), record_rows
+            ).all()
+            ids = {r.key: int(row[0]) for r, row in zip(rows, returned)}
+            input_rows = [
+                {"record_id": ids[r.key], "port": port, "digest": d, "preview": pv}
+                for r in rows
+                for port, (d, pv) in r.inputs.items()
+            ]
+            if input_rows:
+                conn.execute(S.inputs.insert(), input_rows)
             if edges:
                 conn.execute(
                     S.edges.insert(),
@@ -722,11 +727,10 @@ class Catalog:
         by: str,
     ) -> int:
         result = conn.execute(
-            S.files.insert().values(
-                path=str(p), size=ident.size, mtime_ns=ident.mtime_ns, content=ident.content, backend=backend,
-                kind=kind, workflow=workflow, metadata=_json(metadata), created_by=_user(),
-                host=socket.gethostname(), created_at=_now(), recorded_by=by,
-            )
+            S.files.insert(),
+            {"path": str(p), "size": ident.size, "mtime_ns": ident.mtime_ns, "content": ident.content,
+             "backend": backend, "kind": kind, "workflow": workflow, "metadata": _json(metadata),
+             "created_by": _user(), "host": socket.gethostname(), "created_at": _now(), "recorded_by": by},
         )  # fmt: skip
         return _pk(result)
 

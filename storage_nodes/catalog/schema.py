@@ -119,6 +119,7 @@ edges = sa.Table(
     sa.Column("target_port", sa.Text, nullable=False),
 )
 sa.Index("sn_edges_target", edges.c.target_id)
+sa.Index("sn_edges_source", edges.c.source_id)  # deleting a record checks the edges that name it
 sa.Index("sn_edges_file", edges.c.file_id)
 
 #: ``MIGRATIONS[v](connection)`` turns a version-``v`` catalog into version ``v + 1`` (none yet)
