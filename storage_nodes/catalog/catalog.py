@@ -55,6 +55,7 @@ RETRY_SECONDS = 120.0
 #: SQLite's own wait for a lock (ms) before the retry loop takes over
 BUSY_TIMEOUT_MS = 30000
 _PREVIEW_CHARS = 200
+_ANALYZE_EVERY = 1000  # SQLite statistics: at a catalog's first write in a process, then every N writes
 _SAMPLE = 4096
 _IN_CHUNK = 500
 T = TypeVar("T")
@@ -349,6 +350,15 @@ def workflow_rows(
     """
     rows: list[_NodeRow] = []
     edges: list[tuple[str, str, str, str]] = []
+    # one value often feeds several ports (an output read by three nodes): digest it once
+    memo: dict[int, tuple[str | None, str]] = {}
+
+    def summary(value: Any) -> tuple[str | None, str]:
+        found = memo.get(id(value))
+        if found is None:
+            found = memo[id(value)] = (digest(value), preview(value))
+        return found
+
     stack: list[tuple[Mapping[str, Any], Mapping[str, Any], list[str]]] = [(recipe, nodes, [])]
     while stack:
         level_recipe, level_nodes, prefix = stack.pop()
@@ -382,7 +392,7 @@ def workflow_rows(
                     version=version,
                     source=source,
                     type=str(child.get("type")),
-                    inputs={str(p): (digest(v), preview(v)) for p, v in ins.items()},
+                    inputs={str(p): summary(v) for p, v in ins.items()},
                     outputs=[str(p) for p in (stored.get("outputs") or {})],
                 )
             )
@@ -456,6 +466,7 @@ class Catalog:
         self._engine = self._make_engine()
         self._ready = False
         self._ready_lock = threading.Lock()
+        self._writes = 0
 
     def __repr__(self) -> str:
         return f"<Catalog {self.location}>"
@@ -531,7 +542,12 @@ class Catalog:
                     if write:
                         conn = conn.execution_options(sn_write=True)
                     with conn.begin():
-                        return work(conn)
+                        result = work(conn)
+                    if write and self._sqlite:
+                        self._writes += 1
+                        if self._writes % _ANALYZE_EVERY == 1:
+                            self._analyze(conn)
+                    return result
             except StorageError:
                 raise
             except sa.exc.SQLAlchemyError as exc:
@@ -541,6 +557,20 @@ class Catalog:
                     delay = min(delay * 2, 0.5)
                     continue
                 raise CatalogError(f"cannot {what} catalog {self.location}: {self._message(exc)}") from None
+
+    def _analyze(self, conn: sa.Connection) -> None:
+        """Refresh SQLite's planner statistics (sampled: about a millisecond at any size).
+
+        Without them SQLite may drive ``find(node=, metadata=)`` from the node index
+        instead of the far more selective metadata index. PostgreSQL's autovacuum does this
+        itself. A busy database just skips it.
+        """
+        try:
+            with conn.begin():
+                conn.exec_driver_sql("PRAGMA analysis_limit = 400")
+                conn.exec_driver_sql("ANALYZE")
+        except sa.exc.OperationalError:
+            pass
 
     def _prepare(self) -> None:
         """Create the tables on first use; check (and migrate) the schema version."""
@@ -833,14 +863,15 @@ class Catalog:
                 raise InvalidArgumentError(
                     f"inputs[{port!r}]: this {type(value).__name__} cannot be digested, so no entry can match it"
                 )
-            i = S.inputs.alias()
-            q = q.where(sa.exists().where(i.c.record_id == S.records.c.id, i.c.port == str(port), i.c.digest == d))
+            # the (port, digest, record_id) index yields the matching records directly
+            matching = sa.select(S.inputs.c.record_id).where(S.inputs.c.port == str(port), S.inputs.c.digest == d)
+            q = q.where(S.records.c.id.in_(matching))
         if metadata is not None:
             for name, value in validate_metadata(_mapping(metadata, "metadata")).items():
-                m = S.metadata.alias()
-                q = q.where(
-                    sa.exists().where(m.c.file_id == S.files.c.id, m.c.name == name, m.c.digest == digest(value))
+                files = sa.select(S.metadata.c.file_id).where(
+                    S.metadata.c.name == name, S.metadata.c.digest == digest(value)
                 )
+                q = q.where(S.records.c.file_id.in_(files))
         if user is not None:
             q = q.where(S.files.c.created_by == str(user))
         if host is not None:
