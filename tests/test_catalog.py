@@ -434,3 +434,18 @@ def test_file_identity_notices_a_same_size_same_mtime_rewrite(tmp_path):
     after = file_identity(p)
     assert before is not None and after is not None
     assert (before.size, before.mtime_ns) == (after.size, after.mtime_ns) and before != after
+
+
+def test_a_node_saved_on_its_own_is_recorded_and_looked_up(cat, tmp_path):
+    import pyiron_workflow as pwf
+
+    node = pwf.node(relax, "alone")
+    node.run(structure=make_structure(3), T=5.0)
+    sn.save_workflow(node, tmp_path / "alone.h5", catalog=cat)
+    (h,) = cat.find(node=relax)
+    assert h.key == "" and h.inputs["T"] == 5.0 and h.outputs == ["energy", "forces"]
+    assert h.load("energy") == relax(make_structure(3), T=5.0)[0]
+    assert cat.lookup(relax, structure=make_structure(3), T=5.0)["energy"] == h.load("energy")
+    with sn.Catalog(tmp_path / "again.sqlite") as again:  # index agrees with the record at save time
+        again.index(tmp_path)
+        assert [x.call for x in again.find(node=relax)] == [h.call]

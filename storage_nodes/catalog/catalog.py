@@ -359,6 +359,19 @@ def workflow_rows(
             found = memo[id(value)] = (digest(value), preview(value))
         return found
 
+    root_info = (recipe.get("reference") or {}).get("info") if isinstance(recipe.get("reference"), Mapping) else None
+    if isinstance(root_info, Mapping) and isinstance(nodes.get("inputs"), Mapping):  # a node saved on its own
+        module, qualname = root_info.get("module"), root_info.get("qualname")
+        if isinstance(module, str) and isinstance(qualname, str):
+            version, source = identify(module, qualname)
+            rows.append(
+                _NodeRow(
+                    key="", label=str(recipe.get("label") or qualname), node=f"{module}.{qualname}", module=module,
+                    qualname=qualname, version=version, source=source, type=str(recipe.get("type")),
+                    inputs={str(p): summary(v) for p, v in nodes["inputs"].items()},
+                    outputs=[str(p) for p in (nodes.get("outputs") or {})],
+                )
+            )  # fmt: skip
     stack: list[tuple[Mapping[str, Any], Mapping[str, Any], list[str]]] = [(recipe, nodes, [])]
     while stack:
         level_recipe, level_nodes, prefix = stack.pop()
@@ -1135,7 +1148,7 @@ class Catalog:
         if WORKFLOW_KEY in children and (api.resolve_backend(p).supports_safe_load or not safe):
             try:
                 stored = load_workflow(p, safe=safe, version_policy="ignore")
-                nodes = stored.nodes
+                nodes = {**stored.nodes, "inputs": stored.inputs, "outputs": stored.outputs}
             except UnsafeLoadError:
                 stored = None
                 nodes = _nodes_one_by_one(p, children)
