@@ -299,10 +299,20 @@ def node_name(node: Any) -> str:
 def call_digest(
     node: str, version: str | None, source: str | None, input_digests: Mapping[str, str | None]
 ) -> str | None:
-    """The digest of one call: node identity (name, package version, source digest) + every input's digest."""
+    """The digest of one call: node identity (name, package version, source digest) + every input's digest.
+
+    SHA-256 of ``storage_nodes-call-<DIGEST_VERSION>`` and the sorted-key JSON of
+    ``{"node", "version", "source", "inputs": {port: digest}}``: every part is a string (or
+    null), so that JSON text is canonical, and hashing it is cheaper than digesting the dict.
+    """
     if any(d is None for d in input_digests.values()):
         return None
-    return digest({"node": node, "version": version, "source": source, "inputs": dict(input_digests)})
+    text = json.dumps(
+        {"node": node, "version": version, "source": source, "inputs": dict(input_digests)},
+        sort_keys=True,
+        ensure_ascii=True,
+    )
+    return hashlib.sha256(f"storage_nodes-call-{DIGEST_VERSION}\x00{text}".encode()).hexdigest()
 
 
 #: (module, qualname) -> (package version, source digest)
@@ -558,7 +568,7 @@ class Catalog:
                         result = work(conn)
                     if write and self._sqlite:
                         self._writes += 1
-                        if self._writes % _ANALYZE_EVERY == 1:
+                        if self._ready and self._writes % _ANALYZE_EVERY == 1:
                             self._analyze(conn)
                     return result
             except StorageError:
@@ -593,6 +603,7 @@ class Catalog:
             if self._ready:
                 return
             self._transact(self._ensure_schema, write=True, what="open")
+            self._writes = 0  # statistics at the first *record*: not of a catalog just created empty
             self._ready = True
 
     def _ensure_schema(self, conn: sa.Connection) -> None:
