@@ -449,3 +449,14 @@ def test_a_node_saved_on_its_own_is_recorded_and_looked_up(cat, tmp_path):
     with sn.Catalog(tmp_path / "again.sqlite") as again:  # index agrees with the record at save time
         again.index(tmp_path)
         assert [x.call for x in again.find(node=relax)] == [h.call]
+
+
+def test_saving_the_same_file_again_replaces_its_rows_and_leaves_no_orphans(cat, tmp_path, wf300):
+    p = tmp_path / "w.h5"
+    sn.save_workflow(wf300, p, catalog=cat, metadata={"a": 1})
+    once = _counts(cat)
+    sn.save_workflow(wf300, p, catalog=cat, metadata={"a": 1})
+    assert _counts(cat) == once  # files, records, inputs, metadata and edges all replaced (cascade)
+    p.unlink()
+    cat.prune()
+    assert set(_counts(cat).values()) == {0}
