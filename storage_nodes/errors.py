@@ -29,6 +29,8 @@ __all__ = [
     "VersionMismatchError",
     "VersionMismatchWarning",
     "DuplicateMemberError",
+    "CatalogError",
+    "StaleEntryError",
 ]
 
 
@@ -175,3 +177,14 @@ def no_space(exc: BaseException, path: str | os.PathLike[str], key: str | None =
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return None
+
+
+class CatalogError(StorageError):
+    """The catalog database cannot be opened, read or written (the message names it, password hidden)."""
+
+
+class StaleEntryError(CatalogError):
+    """A catalog entry's file was moved, deleted or rewritten since it was recorded.
+
+    ``storage-nodes catalog index DIR`` records the file again; ``catalog prune`` drops the entry.
+    """
