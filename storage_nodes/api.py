@@ -231,7 +231,7 @@ def _save(
     p = Path(path).expanduser()
     user_metadata = validate_metadata(metadata, path=p)
     try:
-        _save(obj, p, backend, key, user_metadata, overwrite, options)
+        _write(obj, p, backend, key, user_metadata, overwrite, options)
     except RecursionError:  # e.g. a key of thousands of levels into a missing file
         raise SerializationError(f"cannot save to {p}: the object or key is nested too deeply", path=p) from None
     except Exception as exc:
@@ -242,7 +242,7 @@ def _save(
     return p
 
 
-def _save(
+def _write(
     obj: Any,
     p: Path,
     backend: str | None,
