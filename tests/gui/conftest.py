@@ -90,3 +90,9 @@ def voila(notebook: Path, *, timeout: float = 60) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}/"
     finally:
         stop(proc)
+
+
+@pytest.fixture(scope="session")
+def serve_notebook():
+    """``serve_notebook(path)``: a context manager serving a notebook with Voila, yielding its URL."""
+    return voila
