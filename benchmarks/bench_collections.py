@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 import storage_nodes as sn
-from storage_nodes.collection import Collection
+from storage_nodes.collections.collection import Collection
 
 
 def _median(fn: Callable[[], object], repeat: int = 3) -> float:

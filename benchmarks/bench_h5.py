@@ -34,7 +34,7 @@ import numpy as np
 
 import storage_nodes as sn
 from storage_nodes.backends.h5 import H5Backend
-from storage_nodes.metadata import ObjectCollector, environment_record
+from storage_nodes.provenance.metadata import ObjectCollector, environment_record
 
 try:
     from bagofholding import H5Bag

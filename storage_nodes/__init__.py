@@ -4,21 +4,20 @@
 >>> sn.save({"energy": -3.2}, "result.json", metadata={"sample": "Cu-3"})  # doctest: +SKIP
 >>> sn.load("result.json")  # doctest: +SKIP
 >>> print(sn.inspect("result.json"))  # doctest: +SKIP
+
+The package is a small core (``api``, ``registry``, ``listing``, ``keys``, ``errors``,
+``atomic``) with subsystems in subpackages: ``backends/``, ``provenance/``, ``graph/``
+(pyiron_workflow), ``collections/``. ``docs/architecture.md`` draws the layers.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
 from typing import TYPE_CHECKING
 
-try:
-    __version__ = importlib.metadata.version("storage-nodes")
-except importlib.metadata.PackageNotFoundError:  # pragma: no cover - source checkout
-    __version__ = "0.0.0+unknown"
-
-from .api import backends, environment, inspect, load, save
+from ._version import __version__
+from .api import backends, environment, inspect, load, save, verify
 from .archive import compact, open
-from .collection import Collection
+from .collections.collection import Collection
 from .errors import (
     BackendNotFoundError,
     CorruptFileError,
@@ -36,10 +35,10 @@ from .errors import (
     VersionMismatchError,
     VersionMismatchWarning,
 )
+from .graph.workflows import StoredWorkflow, load_outputs, load_workflow, save_outputs, save_workflow
 from .listing import Entry, Listing
+from .provenance.versioning import Difference
 from .registry import register
-from .versioning import Difference, verify
-from .workflows import StoredWorkflow, load_outputs, load_workflow, save_outputs, save_workflow
 
 # The pyiron_workflow nodes are imported on first use: pyiron_workflow takes seconds to
 # import, and the plain API and the command line do not need it.

@@ -32,8 +32,8 @@ from .errors import (
 )
 from .keys import split, suggest
 from .listing import Listing, prune
-from .metadata import validate_metadata
-from .versioning import VersionPolicy, check_environment
+from .provenance.metadata import PolicyCallable, validate_metadata
+from .provenance.versioning import Difference, VersionPolicy, check_environment, evaluate, mismatch
 
 __all__ = ["backends", "environment", "inspect", "load", "resolve_backend", "save"]
 
@@ -284,3 +284,46 @@ def environment(path: PathLike) -> dict[str, Any]:
     '3.11.7'
     """
     return inspect(path).environment
+
+
+def differences(path: PathLike) -> list[Difference]:
+    """Every difference between the environment record stored in ``path`` and now.
+
+    Reads only the record (never the data), imports nothing.
+
+    >>> differences("result.pkl")  # doctest: +SKIP
+    [Difference(module='mypkg.core', what='version', stored='mypkg==1.2.0', now='mypkg==1.3.0', breaking=False)]
+    """
+    return evaluate(environment(path), "ignore", path)[0]
+
+
+def verify_file(path: PathLike, policy: str | PolicyCallable = "strict") -> tuple[list[Difference], int]:
+    """The differences for ``path`` and an exit code: 1 when ``policy`` refuses them, else 0.
+
+    ``"strict"`` refuses any difference, ``"compatible"`` breaking ones, ``"warn"`` and
+    ``"ignore"`` none; a callable refuses by raising :class:`VersionMismatchError` or
+    returning ``False``. This is what ``storage-nodes verify FILE`` runs.
+
+    >>> diffs, code = verify_file("result.pkl", "compatible")  # doctest: +SKIP
+    """
+    diffs, refuse = evaluate(environment(path), policy, path)
+    return diffs, 1 if refuse else 0
+
+
+def verify(path: PathLike, *, policy: str | PolicyCallable = "warn") -> list[Difference]:
+    """Compare the environment ``path`` was saved in with the current one, without loading it.
+
+    Returns every difference. Raises :class:`VersionMismatchError` when ``policy``
+    refuses them (``"strict"``: any, ``"compatible"``: breaking ones, a callable: by
+    raising or returning ``False``); ``"warn"`` and ``"ignore"`` only return them (the
+    list is the report: no warning is emitted).
+
+    >>> import storage_nodes as sn
+    >>> for d in sn.verify("result.pkl"):  # doctest: +SKIP
+    ...     print(d)
+    mypkg.core: stored mypkg==1.2.0, now mypkg==1.3.0
+    """
+    diffs, refuse = evaluate(environment(path), policy, path)
+    if refuse:
+        raise mismatch(path, policy, refuse)
+    return diffs

@@ -10,8 +10,9 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
-from .collection_cli import add_collection_commands
+from ._cliformat import HelpFormatter
+from ._version import __version__
+from .collections.cli import add_collection_commands
 from .errors import InvalidArgumentError, StorageError
 from .listing import Listing
 
@@ -43,7 +44,7 @@ def _inspect_collection(file: str, key: str | None) -> Listing:
     """A collection manifest or bundle: one tree across its members (as ``collection inspect``)."""
     import dataclasses
 
-    from .collection import Collection
+    from .collections.collection import Collection
 
     with Collection.open(file) as col:
         listing = col.inspect()
@@ -54,7 +55,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     import dataclasses
 
     from .api import inspect
-    from .collection import is_collection
+    from .collections.collection import is_collection
     from .listing import prune
 
     if is_collection(args.file):
@@ -94,11 +95,12 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     """Exit 0: accepted by the policy; 1: refused; 2: the file cannot be read."""
     import json
 
-    from .collection import is_collection
-    from .versioning import refused, verify_file
+    from .api import verify_file
+    from .collections.collection import is_collection
+    from .provenance.versioning import refused
 
     if is_collection(args.file):  # members present, checksums unchanged, environments
-        from .collection_cli import run_verify
+        from .collections.cli import run_verify
 
         return run_verify(args.file, policy=args.policy, as_json=args.json)
     try:
@@ -129,15 +131,6 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             "`python -m storage_nodes verify FILE` in their directory or set PYTHONPATH)"
         )
     return code
-
-
-class HelpFormatter(argparse.HelpFormatter):
-    """Wraps descriptions like argparse does, but keeps an ``examples:`` epilog line by line."""
-
-    def _fill_text(self, text: str, width: int, indent: str) -> str:
-        if text.startswith("examples:"):
-            return "".join(indent + line for line in text.splitlines(keepends=True))
-        return super()._fill_text(text, width, indent)
 
 
 _MAIN_EPILOG = """\

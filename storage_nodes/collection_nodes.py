@@ -9,6 +9,11 @@ save node returns into ``path``::
 
 Several CollectNodes may add to one manifest from parallel DAG threads: the collection's
 writer lock serialises them, so no member is lost.
+
+This module's path is part of the stored format: a stored recipe records each node as
+``storage_nodes.collection_nodes.<function>``, and ``Workflow.from_recipe`` imports it from there. It stays at
+this path on purpose (a public module, not an implementation detail); moving a node
+function out of it would break every workflow saved with it.
 """
 
 # No ``from __future__ import annotations``: flowrep reads these hints at decoration time.
@@ -36,7 +41,7 @@ def CollectNode(
     >>> CollectNode("paper/collection.json", "runs/relax_300K.pkl", name="relax-300K")  # doctest: +SKIP
     'paper/collection.json'
     """
-    from .collection import Collection
+    from .collections.collection import Collection
 
     col = Collection.create(manifest, exist_ok=True)
     col.add(path, name=name, tags=tags, metadata=metadata, replace=replace)

@@ -10,6 +10,11 @@
 
 The node functions live at module level so pyiron_workflow can rebuild them from a recipe.
 Nothing runs at import time (running a workflow while its module is imported deadlocks).
+
+This module's path is part of the stored format: a stored recipe records each node as
+``storage_nodes.demo.<function>``, and ``Workflow.from_recipe`` imports it from there. It stays at
+this path on purpose (a public module, not an implementation detail); moving a node
+function out of it would break every workflow saved with it.
 """
 
 from __future__ import annotations
@@ -124,7 +129,8 @@ def _same(a: Any, b: Any) -> bool:
 
 def run_demo(directory: Path) -> int:
     """Run the demo in ``directory`` and print what was stored; returns an exit code."""
-    from . import api, workflows
+    from . import api
+    from .graph import workflows
     from .listing import Listing
 
     directory = Path(directory)

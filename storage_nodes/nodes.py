@@ -15,7 +15,12 @@ same :class:`~storage_nodes.StorageError` family.
 The ``backend`` port is hinted ``Literal[None, <registered backend names>]`` so the
 pyironflow GUI draws a dropdown (``None``: the backend comes from the file suffix on save
 and from the file's bytes on load). A plain string constant for it is accepted by the
-small version-gated patch in :mod:`storage_nodes._pwf_compat`, applied on import.
+small version-gated patch in :mod:`storage_nodes.graph._pwf_compat`, applied on import.
+
+This module's path is part of the stored format: a stored recipe records each node as
+``storage_nodes.nodes.<function>``, and ``Workflow.from_recipe`` imports it from there. It stays at
+this path on purpose (a public module, not an implementation detail); moving a node
+function out of it would break every workflow saved with it.
 """
 
 # No ``from __future__ import annotations``: flowrep reads these hints at decoration time.
@@ -24,8 +29,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import flowrep
 
-from . import _pwf_compat, api, registry
-from .versioning import VersionPolicy
+from . import api, registry
+from .graph import _pwf_compat
+from .provenance.versioning import VersionPolicy
 
 __all__ = ["BACKEND_CHOICES", "BackendChoice", "InspectNode", "LoadNode", "SaveNode"]
 

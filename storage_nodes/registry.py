@@ -14,6 +14,7 @@ import stat
 import threading
 from pathlib import Path
 
+from .backends import base as _base
 from .backends.base import Backend
 from .errors import (
     BackendNotFoundError,
@@ -101,6 +102,9 @@ def get(name: str) -> Backend:
 def names_with(flag: str) -> list[str]:
     """Names of the backends whose capability ``flag`` is true (e.g. ``"supports_browse"``)."""
     return [n for n in names() if getattr(get(n), flag, False)]
+
+
+_base.set_capability_lookup(names_with)
 
 
 def for_suffix(path: str | os.PathLike[str]) -> str:

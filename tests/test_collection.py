@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import storage_nodes as sn
-from storage_nodes.collection import Collection, is_collection, verify
+from storage_nodes.collections.collection import Collection, is_collection, verify
 
 
 @pytest.fixture
@@ -74,7 +74,7 @@ def test_location_outside_shared_tree_is_absolute(tmp_path, runs):
     col = Collection.create(tmp_path / "c.json")
     col.add(runs["a"], name="a")
     assert _manifest(col)["members"][0]["location"] == "runs/relax_300K.pkl"
-    from storage_nodes._manifest import location_for
+    from storage_nodes.collections._manifest import location_for
 
     assert location_for(Path("/elsewhere/x.pkl"), tmp_path / "c.json") == "/elsewhere/x.pkl"
 
@@ -172,7 +172,7 @@ def test_the_same_file_under_another_spelling_is_one_member(col, runs, tmp_path,
 
 
 def test_locations_are_normalized_and_dot_dot_follows_links_like_the_os(tmp_path, monkeypatch):
-    from storage_nodes._manifest import location_for, normalized
+    from storage_nodes.collections._manifest import location_for, normalized
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data" / "deep").mkdir(parents=True)

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import storage_nodes as sn
-from storage_nodes import _progress
-from storage_nodes.collection import Collection, is_collection, verify
+from storage_nodes.collections import _progress
+from storage_nodes.collections.collection import Collection, is_collection, verify
 
 
 @pytest.fixture
@@ -326,7 +326,7 @@ def test_member_names_become_safe_unique_paths(tmp_path):
 
 
 def test_ro_crate_license_forms_and_minimal_root():
-    from storage_nodes._rocrate import crate
+    from storage_nodes.collections._rocrate import crate
 
     def root(doc):
         graph = {

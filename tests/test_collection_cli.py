@@ -12,8 +12,8 @@ import pytest
 
 import storage_nodes as sn
 from storage_nodes.cli import main
-from storage_nodes.collection import Collection
-from storage_nodes.collection_cli import run_verify
+from storage_nodes.collections.cli import run_verify
+from storage_nodes.collections.collection import Collection
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import shlex
 from _docs import DOCS, run_python_blocks
 
 from storage_nodes.cli import main
-from storage_nodes.collection import Collection
+from storage_nodes.collections.collection import Collection
 
 DOC = DOCS / "collections.md"
 

@@ -8,8 +8,8 @@ import flowrep
 import pyiron_workflow as pwf
 
 import storage_nodes as sn
-from storage_nodes.collection import Collection
 from storage_nodes.collection_nodes import CollectNode
+from storage_nodes.collections.collection import Collection
 
 
 @flowrep.atomic("path")

@@ -13,7 +13,7 @@ import flowrep
 import pytest
 
 import storage_nodes as sn
-from storage_nodes import metadata
+from storage_nodes.provenance import metadata
 from tests._objects import Point
 
 
@@ -94,7 +94,7 @@ def test_record_filters_standard_library_and_is_json(tmp_path: Path) -> None:
 
 
 def test_own_package_record_names_the_checked_out_commit() -> None:
-    rec = metadata.module_record("storage_nodes.metadata", ["ObjectCollector", "environment_record"])
+    rec = metadata.module_record("storage_nodes.provenance.metadata", ["ObjectCollector", "environment_record"])
     assert rec["distribution"] == "storage-nodes" and rec["version"] == sn.__version__
     head = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=Path(metadata.__file__).parent, capture_output=True, text=True

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from storage_nodes import gitinfo
+from storage_nodes.provenance import gitinfo
 
 
 def git(repo: Path, *args: str, strip: bool = True) -> str:

@@ -1,7 +1,7 @@
-"""The pyiron_workflow 0.20.x patch in storage_nodes._pwf_compat: active, narrow, and loud when upstream moves.
+"""The pyiron_workflow 0.20.x patch in storage_nodes.graph._pwf_compat: active, narrow, and loud when upstream moves.
 
 If a test marked UPSTREAM fails, pyiron_workflow changed: read the message, then delete the
-fix concerned from storage_nodes/_pwf_compat.py (or the whole module and its call in nodes.py).
+fix concerned from storage_nodes/graph/_pwf_compat.py (or the whole module and its call in nodes.py).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from _nodes_helpers import make_grid, summarize
 from pyiron_workflow import validation
 from pyiron_workflow.workflow_node import Workflow
 
-from storage_nodes import _pwf_compat
+from storage_nodes.graph import _pwf_compat
 from storage_nodes.nodes import SaveNode
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*has no (input|output) ports:UserWarning")
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*has no (input|output) ports:Us
 
 def test_patch_is_version_gated_and_active():
     assert pwf.__version__.startswith(_pwf_compat.SUPPORTED), (
-        f"pyiron_workflow {pwf.__version__}: re-check storage_nodes/_pwf_compat.py against this version"
+        f"pyiron_workflow {pwf.__version__}: re-check storage_nodes/graph/_pwf_compat.py against this version"
     )
     assert _pwf_compat.apply() is True
     assert _pwf_compat.is_applied()

@@ -12,8 +12,9 @@ import pytest
 from _docs import DOCS, run_python_blocks
 
 import storage_nodes as sn
-from storage_nodes import cli, versioning
-from storage_nodes.versioning import Difference, breaking_version_change, compare
+from storage_nodes import api, cli
+from storage_nodes.provenance import versioning
+from storage_nodes.provenance.versioning import Difference, breaking_version_change, compare
 from tests._objects import Point
 
 PY = {"version": "3.11.7", "implementation": "CPython"}
@@ -131,7 +132,7 @@ def test_unknown_policy_is_an_argument_error(tmp_path: Path) -> None:
 def test_verify_without_differences(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = sn.save(Point(1, 2), tmp_path / "p.pkl")
     assert sn.verify(path, policy="strict") == []
-    assert versioning.verify_file(path, "strict") == ([], 0)
+    assert api.verify_file(path, "strict") == ([], 0)
     assert cli.main(["verify", str(path)]) == 0
     assert "the environment matches the stored record" in capsys.readouterr().out
 
@@ -143,8 +144,8 @@ def test_verify_reports_and_refuses(tmp_path: Path, changed: dict[str, Any], cap
     with pytest.raises(sn.VersionMismatchError):
         sn.verify(path, policy="strict")
     assert sn.verify(path, policy="compatible")[0].what == "version"
-    assert versioning.verify_file(path, "compatible")[1] == 0
-    assert versioning.verify_file(path, lambda s, n: False)[1] == 1
+    assert api.verify_file(path, "compatible")[1] == 0
+    assert api.verify_file(path, lambda s, n: False)[1] == 1
     assert cli.main(["verify", path]) == 1
     out = capsys.readouterr().out
     assert "1 difference(s), refused by the 'strict' policy" in out

@@ -13,7 +13,7 @@ from _nodes_helpers import make_grid, save_and_reload, summarize
 from conftest import assert_same
 
 import storage_nodes as sn
-from storage_nodes.workflows import WORKFLOW_KEY
+from storage_nodes.graph.workflows import WORKFLOW_KEY
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*has no (input|output) ports:UserWarning")
 

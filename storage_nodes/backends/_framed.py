@@ -33,9 +33,8 @@ from ..errors import (
 )
 from ..keys import escape, navigate, split, suggest
 from ..listing import Entry, Listing, prune
-from ..metadata import ObjectCollector, environment_record
-from ..registry import names_with
-from .base import Backend, CheckCallback
+from ..provenance.metadata import ObjectCollector, environment_record
+from .base import Backend, CheckCallback, capable
 
 PREFIX = struct.Struct("<8sQ")
 
@@ -193,7 +192,7 @@ class FramedPickleBackend(Backend):
                 raise UnsupportedOperationError(
                     f"the {self.name!r} backend lists only the top level of {path} without unpickling; "
                     f"{key!r} is not there. load(..., key={key!r}) reads it (unpickling the file), or "
-                    f"save with a browsable backend: {', '.join(names_with('supports_browse'))}",
+                    f"save with a browsable backend: {', '.join(capable('supports_browse'))}",
                     path=path,
                     key=key,
                 )

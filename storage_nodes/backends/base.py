@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 from ..errors import UnsupportedOperationError
 from ..listing import Listing
 
-__all__ = ["Backend", "CheckCallback"]
+__all__ = ["Backend", "CheckCallback", "capable", "set_capability_lookup"]
 
 # Called by ``read`` with (stored environment record, modules the entry needs or None)
 # before any object is rebuilt; it raises or warns according to the version policy.
@@ -89,8 +89,26 @@ class Backend(abc.ABC):
         return f"<{type(self).__name__} {self.name!r}>"
 
 
-def _capable(flag: str) -> str:
-    from ..registry import names_with
+# Which backends have a capability, for the advice in error messages. The registry sits
+# above this module (it imports it), so it installs its lookup here when it is imported.
+def _no_lookup(flag: str) -> list[str]:
+    return []
 
-    found = names_with(flag)
+
+_capability_lookup: Callable[[str], list[str]] = _no_lookup
+
+
+def set_capability_lookup(lookup: Callable[[str], list[str]]) -> None:
+    """Install ``lookup(flag) -> backend names`` (the registry's :func:`names_with`)."""
+    global _capability_lookup
+    _capability_lookup = lookup
+
+
+def capable(flag: str) -> list[str]:
+    """Names of the registered backends whose capability ``flag`` is true."""
+    return _capability_lookup(flag)
+
+
+def _capable(flag: str) -> str:
+    found = capable(flag)
     return ", ".join(repr(n) for n in found) if found else "(none installed)"

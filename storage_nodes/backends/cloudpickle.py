@@ -8,8 +8,8 @@ from __future__ import annotations
 import pickle
 from typing import IO
 
-from ..metadata import ObjectCollector
-from ..picklers import RecordingCloudPickler
+from ..provenance.metadata import ObjectCollector
+from ..provenance.picklers import RecordingCloudPickler
 from ._framed import FramedPickleBackend
 
 __all__ = ["CloudpickleBackend"]

@@ -29,7 +29,7 @@ from ..describe import describe
 from ..errors import CorruptFileError, SerializationError, StorageError
 from ..keys import escape, navigate, split
 from ..listing import Listing
-from ..metadata import environment_record
+from ..provenance.metadata import environment_record
 from .base import Backend, CheckCallback
 
 __all__ = ["JsonBackend", "decode", "encode"]

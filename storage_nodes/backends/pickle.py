@@ -9,8 +9,8 @@ from __future__ import annotations
 import pickle
 from typing import IO
 
-from ..metadata import ObjectCollector
-from ..picklers import RecordingPickler
+from ..provenance.metadata import ObjectCollector
+from ..provenance.picklers import RecordingPickler
 from ._framed import FramedPickleBackend
 
 __all__ = ["PickleBackend"]

@@ -16,7 +16,7 @@ from typing import Any
 from ...errors import CorruptFileError, KeyNotFoundError, StorageError, UnsafeLoadError
 from ...keys import escape, missing_entry, navigate, split
 from ...listing import Listing
-from ...metadata import ObjectCollector, environment_record
+from ...provenance.metadata import ObjectCollector, environment_record
 from ..base import Backend, CheckCallback
 from . import codec, layout, tree
 from .decoder import Decoder

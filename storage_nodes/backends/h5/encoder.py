@@ -21,8 +21,8 @@ import numpy as np
 
 from ...errors import SerializationError
 from ...keys import escape
-from ...metadata import ObjectCollector
-from ...picklers import cloudpickle_dumps
+from ...provenance.metadata import ObjectCollector
+from ...provenance.picklers import cloudpickle_dumps
 from . import codec
 
 __all__ = ["ArrayOut", "Encoded", "Encoder"]

@@ -27,7 +27,7 @@ from ...errors import (
 )
 from ...keys import child as py_child
 from ...keys import escape, split
-from ...metadata import ObjectCollector, environment_record, merge_records
+from ...provenance.metadata import ObjectCollector, environment_record, merge_records
 from . import codec, layout, tree
 from .encoder import Encoder
 

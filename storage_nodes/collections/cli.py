@@ -4,7 +4,7 @@
 :func:`run_verify` is what ``storage-nodes verify <collection>`` and
 ``storage-nodes collection verify`` run: it prints the report and returns the exit code.
 
-The :class:`~storage_nodes.collection.Collection` API words its advice for Python callers
+The :class:`~storage_nodes.collections.collection.Collection` API words its advice for Python callers
 (``pass rename=True``); every subcommand rewords the errors it raises for the command line
 (``pass --rename``) with :func:`for_the_command_line`, so the logic stays in one place.
 """
@@ -21,7 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import (
+from .._cliformat import HelpFormatter, examples
+from ..errors import (
     DuplicateMemberError,
     FileNotFoundStorageError,
     InvalidArgumentError,
@@ -131,7 +132,7 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _add(args: argparse.Namespace) -> int:
-    from . import registry
+    from .. import registry
     from ._manifest import check_name
     from .collection import Collection
 
@@ -261,16 +262,6 @@ def _unpack(args: argparse.Namespace) -> int:
     return 0
 
 
-def _examples(*commands: str) -> str:
-    return "examples:\n" + "\n".join(f"  {c}" for c in commands)
-
-
-def _formatter() -> Any:
-    from .cli import HelpFormatter  # cli imports this module at load time: import on call
-
-    return HelpFormatter
-
-
 def add_collection_commands(subparsers: Any) -> None:
     """Add the ``collection`` command group to the main parser's subparsers."""
     group = subparsers.add_parser(
@@ -278,8 +269,8 @@ def add_collection_commands(subparsers: Any) -> None:
         help="group stored files across directories, verify them, export a publishable zip",
         description="A collection is a JSON manifest listing stored files (any backend, any directory) "
         "with their checksums and environments; `export` packs it into one zip with RO-Crate metadata.",
-        formatter_class=_formatter(),
-        epilog=_examples(
+        formatter_class=HelpFormatter,
+        epilog=examples(
             'storage-nodes collection create paper/collection.json --title "Cu relaxations" --creator "A. Author"',
             "storage-nodes collection add paper/collection.json runs/300K/results.h5 --name relax-300K",
             "storage-nodes collection inspect paper/collection.json",
@@ -295,8 +286,8 @@ def add_collection_commands(subparsers: Any) -> None:
         "create",
         help="write a new, empty collection manifest",
         description="Write a new, empty collection manifest; refuses to overwrite an existing one.",
-        formatter_class=_formatter(),
-        epilog=_examples(
+        formatter_class=HelpFormatter,
+        epilog=examples(
             'storage-nodes collection create paper/collection.json --title "Cu relaxations" --license CC-BY-4.0',
             'storage-nodes collection create c.json --creator "A. Author" --creator https://orcid.org/0000-0002-1825-0097',
         ),
@@ -314,8 +305,8 @@ def add_collection_commands(subparsers: Any) -> None:
         help="add stored files (any backend, any directory) as members",
         description="Record FILEs as members of the collection: location relative to the manifest, "
         "backend, size, sha256 and environment. Files stay where they are; nothing is copied.",
-        formatter_class=_formatter(),
-        epilog=_examples(
+        formatter_class=HelpFormatter,
+        epilog=examples(
             "storage-nodes collection add paper/collection.json runs/300K/results.h5 --name relax-300K --tag Cu",
             "storage-nodes collection add paper/collection.json a.h5 b.json   # members a and b",
             "storage-nodes collection add paper/collection.json a.h5 --replace   # after a.h5 changed",
@@ -333,8 +324,8 @@ def add_collection_commands(subparsers: Any) -> None:
         "remove",
         help="drop members from the manifest (their files stay)",
         description="Drop the members NAMEs from MANIFEST. Their files are left alone.",
-        formatter_class=_formatter(),
-        epilog=_examples(
+        formatter_class=HelpFormatter,
+        epilog=examples(
             "storage-nodes collection remove paper/collection.json relax-600K",
         ),
     )
@@ -346,8 +337,8 @@ def add_collection_commands(subparsers: Any) -> None:
         "inspect",
         help="print one tree across all members, without loading data",
         description="Print one tree across all members (entries, types, shapes), without loading data.",
-        formatter_class=_formatter(),
-        epilog=_examples(
+        formatter_class=HelpFormatter,
+        epilog=examples(
             "storage-nodes collection inspect paper/collection.json",
             "storage-nodes collection inspect paper.zip --json",
         ),
@@ -361,8 +352,8 @@ def add_collection_commands(subparsers: Any) -> None:
         help="check members are present, unchanged and compatible; exit 1 if not",
         description="Check that every member is present, unchanged (sha256) and that its environment is "
         "accepted by --policy. Exit 0 when all are, 1 when not, 2 when the collection cannot be read.",
-        formatter_class=_formatter(),
-        epilog=_examples(
+        formatter_class=HelpFormatter,
+        epilog=examples(
             "storage-nodes collection verify paper/collection.json",
             "storage-nodes collection verify paper.zip --policy strict --json",
         ),
@@ -381,8 +372,8 @@ def add_collection_commands(subparsers: Any) -> None:
         "export",
         help="write one zip with manifest, members, checksums and RO-Crate metadata",
         description="Write one zip: the manifest, every member file, SHA256SUMS and ro-crate-metadata.json.",
-        formatter_class=_formatter(),
-        epilog=_examples(
+        formatter_class=HelpFormatter,
+        epilog=examples(
             "storage-nodes collection export paper/collection.json paper.zip",
         ),
     )
@@ -396,8 +387,8 @@ def add_collection_commands(subparsers: Any) -> None:
         help="add the members of OTHER to MANIFEST",
         description="Add the members of OTHER (a manifest; unpack an exported zip first) to MANIFEST. "
         "Members whose file is in MANIFEST already are skipped; clashing names fail unless --rename.",
-        formatter_class=_formatter(),
-        epilog=_examples(
+        formatter_class=HelpFormatter,
+        epilog=examples(
             "storage-nodes collection unpack colleague.zip theirs/   # a zip: unpack it first",
             "storage-nodes collection merge paper/collection.json theirs/collection.json --rename",
         ),
@@ -412,8 +403,8 @@ def add_collection_commands(subparsers: Any) -> None:
         help="extract an exported zip into a directory (checksums verified)",
         description="Extract an exported zip into DIRECTORY (checksums verified); "
         "DIRECTORY/collection.json is then a normal manifest.",
-        formatter_class=_formatter(),
-        epilog=_examples(
+        formatter_class=HelpFormatter,
+        epilog=examples(
             "storage-nodes collection unpack paper.zip unpacked/",
             "storage-nodes collection inspect unpacked/collection.json",
         ),

@@ -90,7 +90,7 @@ def crate(
     ...       checksums_name="SHA256SUMS", date_published="2026-11-25")["@context"]
     'https://w3id.org/ro/crate/1.2/context'
     """
-    from . import __version__
+    from .._version import __version__
 
     title = str(doc.get("title") or "storage_nodes collection")
     description = str(doc.get("description") or f"{title}: {len(members)} stored results (storage_nodes collection)")

@@ -26,7 +26,23 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from . import api, registry
+from .. import api, registry
+from .._validation import validated
+from ..atomic import writer_lock
+from ..errors import (
+    CorruptFileError,
+    DuplicateMemberError,
+    FileExistsStorageError,
+    FileNotFoundStorageError,
+    InvalidArgumentError,
+    KeyNotFoundError,
+    StorageError,
+    UnsupportedOperationError,
+)
+from ..keys import escape
+from ..listing import Entry, Listing
+from ..provenance.metadata import current_record, validate_metadata
+from ..provenance.versioning import POLICIES, VersionPolicy, compare, record_damage, refused
 from ._bundle import CHECKSUMS, CRATE, MANIFEST, Bundle, is_bundle, write_bundle
 from ._manifest import (
     Member,
@@ -44,22 +60,6 @@ from ._manifest import (
     write_manifest,
 )
 from ._progress import sha256_file
-from ._validation import validated
-from .atomic import writer_lock
-from .errors import (
-    CorruptFileError,
-    DuplicateMemberError,
-    FileExistsStorageError,
-    FileNotFoundStorageError,
-    InvalidArgumentError,
-    KeyNotFoundError,
-    StorageError,
-    UnsupportedOperationError,
-)
-from .keys import escape
-from .listing import Entry, Listing
-from .metadata import current_record, validate_metadata
-from .versioning import POLICIES, VersionPolicy, compare, record_damage, refused
 
 __all__ = ["Collection", "Member", "Problem", "VerifyReport", "is_collection", "verify"]
 
@@ -621,7 +621,7 @@ class Collection:
         """Check every member: present, unchanged (size and sha256), and saved in an
         environment compatible with this one.
 
-        Environment differences (``storage_nodes.versioning.compare``) are fatal as the
+        Environment differences (``storage_nodes.provenance.versioning.compare``) are fatal as the
         ``policy`` says: ``"strict"`` any, ``"compatible"`` breaking ones (major version,
         missing module), ``"warn"`` none, ``"ignore"`` skips the check.
 

@@ -27,7 +27,7 @@ import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
-from .errors import CorruptFileError, InvalidArgumentError, VersionMismatchError, VersionMismatchWarning
+from ..errors import CorruptFileError, InvalidArgumentError, VersionMismatchError, VersionMismatchWarning
 from .metadata import PolicyCallable, current_record
 
 __all__ = [
@@ -37,10 +37,9 @@ __all__ = [
     "breaking_version_change",
     "check_environment",
     "compare",
-    "differences",
     "refused",
-    "verify",
-    "verify_file",
+    "evaluate",
+    "mismatch",
 ]
 
 VersionPolicy = Literal["ignore", "warn", "compatible", "strict"]
@@ -219,7 +218,7 @@ def _mismatch(where: str, policy: str, diffs: list[Difference], path: Any, key: 
 
 def _user_stacklevel() -> int:
     """The stacklevel that points a warning at the first frame outside storage_nodes."""
-    package_dir = os.path.dirname(os.path.abspath(__file__))
+    package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # storage_nodes/
     frame = sys._getframe(1)
     level = 1
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package_dir):
@@ -279,12 +278,17 @@ def check_environment(
     return diffs
 
 
-def _evaluate(path: str | os.PathLike[str], policy: str | PolicyCallable) -> tuple[list[Difference], list[Difference]]:
-    """(every difference, the ones ``policy`` refuses) for the record stored in ``path``."""
-    from .api import environment
+def evaluate(
+    stored: Any, policy: str | PolicyCallable, path: str | os.PathLike[str]
+) -> tuple[list[Difference], list[Difference]]:
+    """(every difference, the ones ``policy`` refuses) for ``stored``, the record read from ``path``.
 
+    The record-level half of :func:`storage_nodes.verify`: the caller reads the record (this
+    layer never opens files through the API), ``path`` only names the file in errors.
+
+    >>> diffs, refuse = evaluate(sn.environment("result.pkl"), "strict", "result.pkl")  # doctest: +SKIP
+    """
     _check_policy(policy, path, None)
-    stored = environment(path)
     damage = record_damage(stored)
     if damage:
         raise CorruptFileError(f"{path} has a damaged environment record ({damage})", path=path)
@@ -299,45 +303,9 @@ def _evaluate(path: str | os.PathLike[str], policy: str | PolicyCallable) -> tup
     return diffs, [] if accepted else diffs
 
 
-def differences(path: str | os.PathLike[str]) -> list[Difference]:
-    """Every difference between the environment record stored in ``path`` and now.
-
-    Reads only the record (never the data), imports nothing.
-
-    >>> differences("result.pkl")  # doctest: +SKIP
-    [Difference(module='mypkg.core', what='version', stored='mypkg==1.2.0', now='mypkg==1.3.0', breaking=False)]
-    """
-    return _evaluate(path, "ignore")[0]
-
-
-def verify_file(path: str | os.PathLike[str], policy: str | PolicyCallable = "strict") -> tuple[list[Difference], int]:
-    """The differences for ``path`` and an exit code: 1 when ``policy`` refuses them, else 0.
-
-    ``"strict"`` refuses any difference, ``"compatible"`` breaking ones, ``"warn"`` and
-    ``"ignore"`` none; a callable refuses by raising :class:`VersionMismatchError` or
-    returning ``False``. This is what ``storage-nodes verify FILE`` runs.
-
-    >>> diffs, code = verify_file("result.pkl", "compatible")  # doctest: +SKIP
-    """
-    diffs, refuse = _evaluate(path, policy)
-    return diffs, 1 if refuse else 0
-
-
-def verify(path: str | os.PathLike[str], *, policy: str | PolicyCallable = "warn") -> list[Difference]:
-    """Compare the environment ``path`` was saved in with the current one, without loading it.
-
-    Returns every difference. Raises :class:`VersionMismatchError` when ``policy``
-    refuses them (``"strict"``: any, ``"compatible"``: breaking ones, a callable: by
-    raising or returning ``False``); ``"warn"`` and ``"ignore"`` only return them (the
-    list is the report: no warning is emitted).
-
-    >>> import storage_nodes as sn
-    >>> for d in sn.verify("result.pkl"):  # doctest: +SKIP
-    ...     print(d)
-    mypkg.core: stored mypkg==1.2.0, now mypkg==1.3.0
-    """
-    diffs, refuse = _evaluate(path, policy)
-    if refuse:
-        name = "callable" if callable(policy) else str(policy)
-        raise _mismatch(str(path), name, refuse, path, None)
-    return diffs
+def mismatch(
+    path: str | os.PathLike[str], policy: str | PolicyCallable, refuse: list[Difference]
+) -> VersionMismatchError:
+    """The error :func:`storage_nodes.verify` raises when ``policy`` refuses ``refuse``."""
+    name = "callable" if callable(policy) else str(policy)
+    return _mismatch(str(path), name, refuse, path, None)

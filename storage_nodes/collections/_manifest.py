@@ -24,8 +24,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .atomic import atomic_path
-from .errors import CorruptFileError, FileNotFoundStorageError, InvalidArgumentError, StorageError
+from ..atomic import atomic_path
+from ..errors import CorruptFileError, FileNotFoundStorageError, InvalidArgumentError, StorageError
 
 __all__ = [
     "FORMAT",

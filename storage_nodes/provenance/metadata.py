@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import MetadataError
+from ..errors import MetadataError
 from .gitinfo import git_state
 
 __all__ = [
@@ -132,7 +132,7 @@ class ObjectCollector:
     >>> c = ObjectCollector()
     >>> c.add_object(ObjectCollector())
     >>> sorted(c.objects)
-    [('storage_nodes.metadata', 'ObjectCollector')]
+    [('storage_nodes.provenance.metadata', 'ObjectCollector')]
     """
 
     __slots__ = ("_seen_types", "objects")
@@ -383,7 +383,7 @@ def module_record(
     ``fresh=True`` (used when checking at load time) looks distribution versions up again
     for packages not imported yet. Never imports anything.
 
-    >>> module_record("storage_nodes.metadata", ["ObjectCollector"])["package"]
+    >>> module_record("storage_nodes.provenance.metadata", ["ObjectCollector"])["package"]
     'storage_nodes'
     """
     top = module.split(".", 1)[0]
@@ -436,11 +436,12 @@ def environment_record(
     """The environment record for a save that stored ``objects`` (``(module, qualname)`` pairs),
     plus those of any enclosing :func:`recorded_objects` block.
 
-    >>> rec = environment_record([("storage_nodes.metadata", "ObjectCollector")], backend="pickle", format_version=1)
-    >>> rec["modules"]["storage_nodes.metadata"]["package"], rec["backend"]
+    >>> where = "storage_nodes.provenance.metadata"
+    >>> rec = environment_record([(where, "ObjectCollector")], backend="pickle", format_version=1)
+    >>> rec["modules"][where]["package"], rec["backend"]
     ('storage_nodes', 'pickle')
     """
-    from . import __version__
+    from .._version import __version__
 
     git_cache: dict[str, Any] = {}
     with _lock:

@@ -30,10 +30,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from ..atomic import atomic_path
+from ..errors import CorruptFileError, FileNotFoundStorageError, StorageError
 from . import _progress, _rocrate
 from ._manifest import Member, dump_manifest, now, parse_manifest, safe_relative
-from .atomic import atomic_path
-from .errors import CorruptFileError, FileNotFoundStorageError, StorageError
 
 __all__ = ["CHECKSUMS", "MANIFEST", "Bundle", "is_bundle", "write_bundle"]
 

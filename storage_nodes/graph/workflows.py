@@ -33,12 +33,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from . import api
-from ._validation import validated
-from .errors import CorruptFileError, InvalidArgumentError, StorageError
-from .keys import navigate
-from .metadata import objects_from_recipe, recorded_objects
-from .versioning import VersionPolicy
+from .. import api
+from .._validation import validated
+from ..errors import CorruptFileError, InvalidArgumentError, StorageError
+from ..keys import navigate
+from ..provenance.metadata import objects_from_recipe, recorded_objects
+from ..provenance.versioning import VersionPolicy
 
 __all__ = [
     "FORMAT",

@@ -1,0 +1,15 @@
+"""Provenance: what a file was saved with, and whether today's environment still matches.
+
+Every save records an *environment record* (Python, package versions, git commit and
+dirty state, source hashes of the classes and functions it stored); a load compares it
+with the current environment under a version policy. Open :mod:`.metadata` first (the
+record and how it is built), then :mod:`.versioning` (comparing records, the policies).
+
+- :mod:`.metadata`   the environment record, user metadata, the collector of stored objects
+- :mod:`.gitinfo`    git commit and dirty state read from ``.git`` (no ``git`` executable)
+- :mod:`.picklers`   picklers that record every class and function they meet
+- :mod:`.versioning` differences between records, policies, the load-time check
+
+This layer sits under the backends and the API: it imports only the core's ``errors``
+and ``_version``, never ``api`` or a backend (the caller reads files and passes records in).
+"""
