@@ -12,7 +12,7 @@ import storage_nodes
 
 project = "storage_nodes"
 author = "storage_nodes developers"
-copyright = "2026, storage_nodes developers"  # noqa: A001 (Sphinx's name)
+copyright = "2026, storage_nodes developers"
 release = version = storage_nodes.__version__
 
 extensions = [
