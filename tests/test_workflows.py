@@ -133,7 +133,7 @@ def test_macro_children_are_stored_under_nodes(tmp_path):
 
 
 def test_workflow_without_run_and_wrong_arguments(tmp_path):
-    with pytest.raises(sn.StorageError, match=r"wf\.run\(\)"):
+    with pytest.raises(sn.StorageError, match=r"'grid_stats' has no finished run to save: call \.run\(\)"):
         sn.save_workflow(_workflow(), tmp_path / "wf.pkl", "pickle")
     with pytest.raises(sn.InvalidArgumentError):
         sn.save_workflow({"not": "a workflow"}, tmp_path / "wf.pkl", "pickle")
@@ -223,7 +223,7 @@ def test_stored_workflow_repr_names_the_graph_not_its_recipe(tmp_path, ran):
     wf, _ = ran
     stored = sn.load_workflow(sn.save_workflow(wf, tmp_path / "wf.h5"))
     text = repr(stored)
-    assert text.startswith("<StoredWorkflow 'grid_stats' from ") and "wf.h5" in text
+    assert text.startswith("<StoredWorkflow 'grid_stats' (Workflow) from ") and "wf.h5" in text
     assert "nodes [grid, stats" in text and "inputs ['n']" in text and "stats__total" in text
     assert '"type":' not in text and len(text) < 300  # no recipe JSON, no port values
 

@@ -4,6 +4,7 @@
 
     {
         "@workflow": {"format": "storage_nodes-workflow", "version": 1, "label": ...,
+                      "kind": <recipe type>, "node_class": <pyiron_workflow class name>,
                       "recipe": <flowrep recipe JSON, a str>, "pyiron_workflow": ..., "flowrep": ...},
         "<node>":  {"inputs": {<port>: value}, "outputs": {<port>: value},
                     "nodes": {<child>: {...}}},   # "nodes" only for macros and flow controls
@@ -12,7 +13,9 @@
         "outputs": {<workflow output>: value, ...},
     }
 
-so ``sn.load(path, key="<node>/outputs/<port>")`` loads one port value and
+for any node that ran: a workflow, a macro, an atomic node or a flow control (for-each,
+if, while, try); an atomic node has no ``<node>`` entries, only ``inputs`` and ``outputs``.
+So ``sn.load(path, key="<node>/outputs/<port>")`` loads one port value and
 ``sn.inspect(path)`` lists nodes and ports. ``inputs`` and ``outputs`` are reserved by
 flowrep and ``@workflow`` is not a Python identifier, so no node label can collide with
 them. Constant nodes are not listed: their values are the input values of the ports they
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -93,26 +97,64 @@ def _run_of(wf: Any, run: Any) -> Any:
     chosen = run if run is not None else getattr(wf, "last_run", None)
     if chosen is None:
         raise StorageError(
-            f"workflow {getattr(wf, 'label', wf)!r} has no finished run to save: call wf.run() first, or pass run="
+            f"{_kind_name(wf)} {getattr(wf, 'label', wf)!r} has no finished run to save: call .run() first, "
+            "or pass run="
         )
-    if getattr(chosen, "result", None) is None or not hasattr(chosen.result, "nodes"):
-        raise InvalidArgumentError(f"run= must be the Run of a workflow (with .result.nodes), got {chosen!r:.80}")
+    result = getattr(chosen, "result", None)
+    if result is None or not all(hasattr(result, a) for a in ("recipe", "input_ports", "output_ports")):
+        raise InvalidArgumentError(f"run= must be the Run of a pyiron_workflow node (with .result), got {chosen!r:.80}")
     return chosen
+
+
+#: what ``StoredWorkflow.kind`` says, per recipe type (``recipe.type`` in flowrep 0.6)
+KINDS = {
+    "workflow": "workflow",
+    "atomic": "atomic",
+    "for_each": "for-each",
+    "if": "if",
+    "while": "while",
+    "try": "try",
+}
+
+
+def _kind_name(node: Any) -> str:
+    """A short name of a node's kind for messages: ``Workflow``, ``Atomic``, ``ForEach``, ..."""
+    return type(node).__name__
 
 
 def workflow_document(wf: Any, run: Any = None) -> dict[str, Any]:
     """The plain nested dict :func:`save_workflow` stores (see the module docstring)."""
+    return _document(wf, run)[0]
+
+
+def _document(wf: Any, run: Any) -> tuple[dict[str, Any], Any]:
+    """(the stored document, the recipe it holds) of ``wf``'s run.
+
+    ``wf`` is any pyiron_workflow node that has run: a workflow, a macro, an atomic node or
+    a flow control (for-each, if, while, try). The recipe is the one the run carries, so it
+    is built once (``wf.recipe`` rebuilds and validates it on every access).
+    """
     import flowrep
     import pyiron_workflow
 
     chosen = _run_of(wf, run)
     result = chosen.result
+    recipe = result.recipe
+    kind = getattr(recipe, "type", None)
+    kind = getattr(kind, "value", kind)  # a str enum in flowrep: store the plain str
+    if kind not in KINDS:
+        raise StorageError(
+            f"save_workflow() cannot store a {_kind_name(wf)} node {getattr(wf, 'label', '')!r} of recipe type "
+            f"{kind!r}: it stores workflows, macros, atomic nodes and for-each/if/while/try nodes"
+        )
     document: dict[str, Any] = {
         WORKFLOW_KEY: {
             "format": FORMAT,
             "version": FORMAT_VERSION,
             "label": wf.label,
-            "recipe": wf.recipe.model_dump_json(),
+            "kind": kind,
+            "node_class": _kind_name(wf),
+            "recipe": recipe.model_dump_json(),
             "pyiron_workflow": pyiron_workflow.__version__,
             "flowrep": flowrep.__version__,
         },
@@ -120,10 +162,12 @@ def workflow_document(wf: Any, run: Any = None) -> dict[str, Any]:
     # nodes before the workflow's own inputs/outputs: a value shared by several ports is stored
     # once, at its first place (the h5 archive lists the others as shared references), and the
     # producing node's port is the place to look for it
-    document.update(_children(result.nodes))
+    children = getattr(result, "nodes", None)
+    if children is not None:
+        document.update(_children(children))
     document["inputs"] = _port_values(result.input_ports, with_defaults=True)
     document["outputs"] = _port_values(result.output_ports, with_defaults=False)
-    return document
+    return document, recipe
 
 
 @validated
@@ -137,18 +181,24 @@ def save_workflow(
 ) -> Path:
     """Save ``wf``'s recipe and every port value of its last run (or of ``run``) to ``path``.
 
-    ``backend=None`` picks by suffix. Returns the path written. Load one value back with
+    ``wf`` is any pyiron_workflow node that has run: a ``Workflow``, a macro, an atomic
+    node (``pwf.node(f)``) or a flow control (for-each, if, while, try), on its own or with
+    such nodes inside. ``backend=None`` picks by suffix. Returns the path written. Load one value back with
     ``sn.load(path, key="<node>/outputs/<port>")``, everything with :func:`load_workflow`.
 
     >>> wf.run()  # doctest: +SKIP
     >>> sn.save_workflow(wf, "relax.pkl", backend="pickle")  # doctest: +SKIP
     PosixPath('relax.pkl')
     """
-    if not (hasattr(wf, "recipe") and hasattr(wf, "label")):
-        raise InvalidArgumentError(f"save_workflow() takes a pyiron_workflow Workflow, got {type(wf).__name__}")
-    document = workflow_document(wf, run)
+    # ask the class: ``wf.recipe`` is a property that rebuilds and validates the whole recipe
+    if not all(hasattr(type(wf), a) for a in ("recipe", "label", "run")):
+        raise InvalidArgumentError(
+            f"save_workflow() takes a pyiron_workflow node (a Workflow, a macro, an atomic or flow-control node), "
+            f"got {type(wf).__name__}"
+        )
+    document, recipe = _document(wf, run)
     # the node functions are stored by name in the recipe: record their versions and sources
-    with recorded_objects(objects_from_recipe(wf.recipe)):
+    with recorded_objects(objects_from_recipe(recipe)):
         return api.save(document, path, backend, metadata=metadata)
 
 
@@ -157,8 +207,8 @@ class StoredWorkflow:
     """What :func:`load_workflow` returns: the stored recipe and port values of one run.
 
     ``nodes[label]["outputs"][port]`` (or ``stored["<node>/outputs/<port>"]``) is a port value;
-    ``.workflow`` rebuilds a runnable workflow from the recipe, ``.rerun()`` runs it on
-    ``inputs``.
+    ``kind`` / ``node_class`` say what was saved; ``.node`` (also ``.workflow``) rebuilds it
+    runnable from the recipe, ``.rerun()`` runs it on the stored ``inputs``.
     """
 
     path: Path
@@ -172,7 +222,7 @@ class StoredWorkflow:
     def __repr__(self) -> str:  # the dataclass repr would print the whole recipe JSON and every port value
         nodes = ", ".join(self.nodes)
         return (
-            f"<StoredWorkflow {self.label!r} from {self.path}: nodes [{nodes}], "
+            f"<StoredWorkflow {self.label!r} ({self.node_class}) from {self.path}: nodes [{nodes}], "
             f"inputs {sorted(self.inputs)}, outputs {sorted(self.outputs)}>"
         )
 
@@ -197,16 +247,51 @@ class StoredWorkflow:
 
         return draw_stored(self, depth=depth)
 
+    @property
+    def kind(self) -> str:
+        """What the file holds: ``"workflow"``, ``"atomic"``, ``"for-each"``, ``"if"``, ``"while"``, ``"try"``."""
+        recorded = self.info.get("kind")
+        if recorded is None:  # written before 0.2: always a workflow's run
+            recorded = json.loads(self.recipe_json).get("type", "workflow")
+        return KINDS.get(recorded, str(recorded))
+
+    @property
+    def node_class(self) -> str:
+        """The pyiron_workflow class that was saved (``Workflow``, ``Macro``, ``Atomic``, ``ForEach``, ...)."""
+        recorded = self.info.get("node_class")
+        if recorded:
+            return str(recorded)
+        return {"workflow": "Workflow", "atomic": "Atomic", "for-each": "ForEach"}.get(self.kind, self.kind.title())
+
     @functools.cached_property
-    def workflow(self) -> Any:
-        """A new ``pyiron_workflow.Workflow`` built from the recipe (imports the node functions)."""
+    def node(self) -> Any:
+        """A new pyiron_workflow node of the stored kind, built from the recipe (imports the node functions).
+
+        A ``Workflow`` comes back as a ``Workflow``; every other node (a macro, an atomic
+        node, a flow control) as what ``pyiron_workflow.node(recipe)`` builds from its recipe.
+        """
         import pyiron_workflow as pwf
 
-        return pwf.Workflow.from_recipe(self.recipe, self.label)
+        recipe = self.recipe
+        try:
+            if self.node_class == "Workflow" and self.kind == "workflow":
+                return pwf.Workflow.from_recipe(recipe, self.label)
+            return pwf.node(recipe, self.label)
+        except (ImportError, TypeError, ValueError, AttributeError) as exc:
+            raise StorageError(
+                f"{self.path} holds a {self.node_class} ({self.kind} recipe) that pyiron_workflow "
+                f"{pwf.__version__} cannot rebuild here: {type(exc).__name__}: {exc}",
+                path=self.path,
+            ) from exc
+
+    @property
+    def workflow(self) -> Any:
+        """The rebuilt node (:attr:`node`); for a stored workflow, a ``pyiron_workflow.Workflow``."""
+        return self.node
 
     def rerun(self, **inputs: Any) -> Any:
-        """Run :attr:`workflow` on the stored inputs (updated by ``inputs``); returns the ``Run``."""
-        return self.workflow.run(**{**self.inputs, **inputs})
+        """Run :attr:`node` on the stored inputs (updated by ``inputs``); returns the ``Run``."""
+        return self.node.run(**{**self.inputs, **inputs})
 
 
 def recipe_from_json(text: str) -> Any:
