@@ -135,3 +135,16 @@ def test_small_value_shows_small_values_and_summarises_the_rest():
     assert small_value(10**60).endswith("…") and len(small_value(10**60)) == 32
     assert re.fullmatch(r"str len=100: 'x+…", small_value("x" * 100))
     assert json.dumps(small_value(object())) == '"object"'
+
+
+def test_a_stored_single_node_draws_as_one_box_with_its_values(tmp_path):
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*has no (input|output) ports")
+        node = pwf.node(random_positions, "start")
+        node.run()
+    path = sn.save_workflow(node, tmp_path / "node.h5")
+    stored = sn.load_workflow(path, safe=True)
+    texts = _svg_texts(write_drawing(stored.draw(), tmp_path / "node.svg").read_bytes())
+    assert "start" in texts
+    assert f"= {stored.inputs['n']}" in texts and "= ndarray (64, 3) float64" in texts
+    assert _svg_texts(write_drawing(draw_file(path), tmp_path / "file.svg").read_bytes()) == texts
