@@ -1,0 +1,1 @@
+"""Tests that drive a real headless browser (marker ``gui``); a package so its conftest does not shadow ``tests/conftest.py``."""
