@@ -1,1 +1,4 @@
-"""Tests that drive a real headless browser (marker ``gui``); a package so its conftest does not shadow ``tests/conftest.py``."""
+"""Tests that drive a real headless browser (marker ``gui``).
+
+A package, so that its conftest does not shadow ``tests/conftest.py`` for ``from conftest import``.
+"""
