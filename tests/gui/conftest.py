@@ -96,3 +96,11 @@ def voila(notebook: Path, *, timeout: float = 60) -> Iterator[str]:
 def serve_notebook():
     """``serve_notebook(path)``: a context manager serving a notebook with Voila, yielding its URL."""
     return voila
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item, so fixtures can see whether the test failed."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"report_{report.when}", report)

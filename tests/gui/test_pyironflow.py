@@ -40,7 +40,7 @@ gui.gui
 
 FIRST_LOAD_S = 180  # Voila starts a kernel that imports pyiron_workflow; allow for a busy 2-core machine
 STEP_MS = 30_000  # one GUI step (a node added, an option sent to Python)
-RUN_S = 60  # one workflow run, seen in the output panel
+RUN_S = 120  # one workflow run, seen in the output panel
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +62,19 @@ def gui(browser, serve_notebook, tmp_path_factory):
         finally:
             page.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture(autouse=True)
+def screenshot_on_failure(request, gui, tmp_path_factory):
+    """A failed step leaves a screenshot of the page and the server's log, named in the report."""
+    yield
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        page, here = gui
+        shot = tmp_path_factory.mktemp("gui-failure") / f"{request.node.name}.png"
+        page.screenshot(path=str(shot))
+        log = (here / "gui.voila.log").read_text(errors="replace")[-2000:]
+        report.sections.append(("gui failure", f"screenshot: {shot}\nVoila log (tail):\n{log}"))
 
 
 def add_node(page, file: str, name: str, label: str, at: tuple[float, float]) -> None:
