@@ -212,3 +212,16 @@ def test_no_stray_files(gui):
         "positions_h5.data",
         "positions_json.data",
     ]
+
+
+def test_why_the_library_root_is_the_defining_module(tmp_path):
+    """pyironflow 0.1.4 parses a root's files for decorated *definitions*; re-exports list nothing."""
+    from pyironflow.treeview import NodeKind, list_definitions
+
+    import storage_nodes.nodes
+
+    reexport = tmp_path / "my_nodes.py"
+    reexport.write_text("from storage_nodes.nodes import InspectNode, LoadNode, SaveNode  # noqa: F401\n")
+    assert list_definitions(reexport) == []
+    found = {d.name: d.kind for d in list_definitions(Path(storage_nodes.nodes.__file__))}
+    assert found == {"SaveNode": NodeKind.ATOMIC, "LoadNode": NodeKind.ATOMIC, "InspectNode": NodeKind.ATOMIC}
