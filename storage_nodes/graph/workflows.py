@@ -123,12 +123,7 @@ def _kind_name(node: Any) -> str:
 
 
 def workflow_document(wf: Any, run: Any = None) -> dict[str, Any]:
-    """The plain nested dict :func:`save_workflow` stores (see the module docstring)."""
-    return _document(wf, run)[0]
-
-
-def _document(wf: Any, run: Any) -> tuple[dict[str, Any], Any]:
-    """(the stored document, the recipe it holds) of ``wf``'s run.
+    """The plain nested dict :func:`save_workflow` stores (see the module docstring).
 
     ``wf`` is any pyiron_workflow node that has run: a workflow, a macro, an atomic node or
     a flow control (for-each, if, while, try). The recipe is the one the run carries, so it
@@ -167,7 +162,7 @@ def _document(wf: Any, run: Any) -> tuple[dict[str, Any], Any]:
         document.update(_children(children))
     document["inputs"] = _port_values(result.input_ports, with_defaults=True)
     document["outputs"] = _port_values(result.output_ports, with_defaults=False)
-    return document, recipe
+    return document
 
 
 @validated
@@ -196,9 +191,10 @@ def save_workflow(
             f"save_workflow() takes a pyiron_workflow node (a Workflow, a macro, an atomic or flow-control node), "
             f"got {type(wf).__name__}"
         )
-    document, recipe = _document(wf, run)
+    document = workflow_document(wf, run)
     # the node functions are stored by name in the recipe: record their versions and sources
-    with recorded_objects(objects_from_recipe(recipe)):
+    # (walk the JSON text already made: dumping the model again costs more than parsing it)
+    with recorded_objects(objects_from_recipe(document[WORKFLOW_KEY]["recipe"])):
         return api.save(document, path, backend, metadata=metadata)
 
 
