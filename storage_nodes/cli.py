@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ._cliformat import HelpFormatter
 from ._version import __version__
+from .catalog.cli import add_catalog_commands
 from .collections.cli import add_collection_commands
 from .errors import InvalidArgumentError, StorageError
 from .listing import Listing
@@ -161,6 +162,8 @@ examples:
   storage-nodes verify out/results.h5           does the current environment match the saving one?
   storage-nodes collection create paper/collection.json --title "Cu relaxations"
   storage-nodes collection add paper/collection.json out/results.h5
+  storage-nodes catalog index out/                 record the files under out/ in the catalog
+  storage-nodes catalog find --node storage_nodes.demo.relax --input steps=40
 
 Run `storage-nodes COMMAND --help` for the options of each command.
 Errors print one line `storage-nodes: error: ...` and exit non-zero."""
@@ -264,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bk.set_defaults(func=_cmd_backends)
     add_collection_commands(sub)
+    add_catalog_commands(sub)
     return parser
 
 

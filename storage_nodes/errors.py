@@ -27,6 +27,8 @@ __all__ = [
     "VersionMismatchError",
     "VersionMismatchWarning",
     "DuplicateMemberError",
+    "CatalogError",
+    "StaleEntryError",
 ]
 
 
@@ -123,3 +125,14 @@ class VersionMismatchWarning(UserWarning):
 
 class DuplicateMemberError(StorageError, ValueError):
     """A collection already has a member of this name (``key`` names it)."""
+
+
+class CatalogError(StorageError):
+    """The catalog database cannot be opened, read or written (the message names it, password hidden)."""
+
+
+class StaleEntryError(CatalogError):
+    """A catalog entry's file was moved, deleted or rewritten since it was recorded.
+
+    ``storage-nodes catalog index DIR`` records the file again; ``catalog prune`` drops the entry.
+    """

@@ -173,6 +173,7 @@ def save_workflow(
     *,
     run: Any = None,
     metadata: Mapping[str, Any] | None = None,
+    catalog: api.Recorder | str | os.PathLike[str] | None = None,
 ) -> Path:
     """Save ``wf``'s recipe and every port value of its last run (or of ``run``) to ``path``.
 
@@ -180,6 +181,8 @@ def save_workflow(
     node (``pwf.node(f)``) or a flow control (for-each, if, while, try), on its own or with
     such nodes inside. ``backend=None`` picks by suffix. Returns the path written. Load one value back with
     ``sn.load(path, key="<node>/outputs/<port>")``, everything with :func:`load_workflow`.
+    ``catalog`` (a :class:`~storage_nodes.Catalog`, a path or a database URL) records the
+    workflow and every node of the run there once the file is written.
 
     >>> wf.run()  # doctest: +SKIP
     >>> sn.save_workflow(wf, "relax.pkl", backend="pickle")  # doctest: +SKIP
@@ -191,11 +194,21 @@ def save_workflow(
             f"save_workflow() takes a pyiron_workflow node (a Workflow, a macro, an atomic or flow-control node), "
             f"got {type(wf).__name__}"
         )
+    rec = api.recorder(catalog)
     document = workflow_document(wf, run)
     # the node functions are stored by name in the recipe: record their versions and sources
     # (walk the JSON text already made: dumping the model again costs more than parsing it)
     with recorded_objects(objects_from_recipe(document[WORKFLOW_KEY]["recipe"])):
-        return api.save(document, path, backend, metadata=metadata)
+        written = api.save(document, path, backend, metadata=metadata)
+    if rec is not None:  # the file first, the record second: a crash between leaves a file `index` finds
+        header = document[WORKFLOW_KEY]
+        nodes = {k: v for k, v in document.items() if k != WORKFLOW_KEY}  # with the root's own ports
+        try:
+            rec.record_workflow(written, label=header["label"], recipe=header["recipe"], nodes=nodes,
+                                metadata=metadata, backend=api.resolve_backend(written).name)  # fmt: skip
+        except Exception as exc:
+            raise api.record_failed(exc, written, rec) from None
+    return written
 
 
 @dataclasses.dataclass
