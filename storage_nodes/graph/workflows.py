@@ -242,10 +242,19 @@ class StoredWorkflow:
     @functools.cached_property
     def recipe(self) -> Any:
         """The flowrep recipe (a pydantic model); parsing it imports no node code."""
-        import flowrep
-        import pydantic
+        return recipe_from_json(self.recipe_json)
 
-        return pydantic.TypeAdapter(flowrep.schemas.RecipeDiscrimination).validate_json(self.recipe_json)
+    def draw(self, depth: int = 1) -> Any:
+        """The stored recipe as a ``graphviz.Digraph`` (shown inline in Jupyter), each port
+        with its stored value where small; nothing is rebuilt or run. ``depth``: how many
+        levels of nested workflows to expand. Write it with ``.pipe("svg")`` or
+        :func:`storage_nodes.graph.draw.write_drawing`. Needs ``graphviz`` and ``dot``.
+
+        >>> sn.load_workflow("relax_workflow.h5", safe=True).draw()  # doctest: +SKIP
+        """
+        from .draw import draw_stored
+
+        return draw_stored(self, depth=depth)
 
     @property
     def kind(self) -> str:
@@ -292,6 +301,14 @@ class StoredWorkflow:
     def rerun(self, **inputs: Any) -> Any:
         """Run :attr:`node` on the stored inputs (updated by ``inputs``); returns the ``Run``."""
         return self.node.run(**{**self.inputs, **inputs})
+
+
+def recipe_from_json(text: str) -> Any:
+    """Parse a stored recipe (flowrep JSON) into its pydantic model, importing no node code."""
+    import flowrep
+    import pydantic
+
+    return pydantic.TypeAdapter(flowrep.schemas.RecipeDiscrimination).validate_json(text)
 
 
 def _stored_workflow(doc: Any, path: Path) -> StoredWorkflow:
