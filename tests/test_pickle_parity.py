@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from _h5_objects import SENTINEL, Atom, Bag, Color, Keyworded, Node, Slotted, Table, WithState
 from _identity import graph_shape, pickle_roundtrip
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import storage_nodes as sn
@@ -354,4 +354,27 @@ def object_graphs(draw: Any) -> Any:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(graph=object_graphs())
 def test_generated_object_graphs_match_pickle(tmp_path, graph):
+    try:
+        pickle_roundtrip(graph)
+    except Exception:
+        # pickle itself cannot round-trip it (e.g. a frozen dataclass hashed inside a frozenset
+        # before its state is set, through a cycle): outside the parity rule. The archive must
+        # still answer with a typed error or a value, never crash.
+        try:
+            sn.load(sn.save(graph, tmp_path / "g.h5"), version_policy="ignore")
+        except sn.StorageError:
+            pass
+        assume(False)
     _same_as_pickle(graph, tmp_path / "g.h5")
+
+
+def test_one_container_in_two_packed_blobs_stays_one_object(tmp_path):
+    """Found by the generated corpus: two small plain lists (an OrderedDict's item pairs)
+    holding the same list were packed as two blobs, and the list came back twice."""
+    shared: list = []
+    for obj in (
+        collections.OrderedDict([(None, shared), ("", shared)]),
+        [[1, shared], [2, shared]],
+        {"x": [1, shared], "y": (2, shared)},
+    ):
+        _same_as_pickle(obj, tmp_path / "shared.h5")

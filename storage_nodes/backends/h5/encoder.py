@@ -254,6 +254,9 @@ class Encoder:
             if ids is None or not self.memo.keys().isdisjoint(ids) or not ids.isdisjoint(self.force):
                 return None
             ids.discard(oid)
+            shared = ids & self.blob_ids
+            if shared:  # a container already packed into another blob: both must refer to one object
+                raise _Restart(next(iter(shared)))
             self.blob_ids |= ids
         node: dict[str, Any] = {"k": "p", "t": t.__name__, "h": self._put(data, len(data))}
         if t in codec._CONTAINERS or t is str or t is bytes:
