@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from . import api
 from ._version import __version__
 from .api import backends, environment, inspect, load, save, verify
 from .archive import compact, open
@@ -21,6 +22,7 @@ from .caching import _hook as _fleche_hook
 from .collections.collection import Collection
 from .errors import (
     BackendNotFoundError,
+    CatalogError,
     CorruptFileError,
     DuplicateMemberError,
     FileExistsStorageError,
@@ -29,7 +31,9 @@ from .errors import (
     KeyNotFoundError,
     LockTimeoutError,
     MetadataError,
+    NoSpaceError,
     SerializationError,
+    StaleEntryError,
     StorageError,
     UnsafeLoadError,
     UnsupportedOperationError,
@@ -52,11 +56,26 @@ _LAZY = {
     "LoadNode": "nodes",
     "SaveNode": "nodes",
     "CollectNode": "collection_nodes",
+    "FindNode": "nodes",
+    # the catalog imports SQLAlchemy (~0.1 s): only when first used
+    "Catalog": "catalog",
+    "Hit": "catalog",
 }
 
+
+def _open_catalog(location: str) -> api.Recorder:
+    """``catalog="path-or-URL"`` in ``save``/``save_workflow``: one shared Catalog per location."""
+    from .catalog import open_catalog
+
+    return open_catalog(location)
+
+
+api.set_catalog_opener(_open_catalog)
+
 if TYPE_CHECKING:
+    from .catalog import Catalog, Hit
     from .collection_nodes import CollectNode
-    from .nodes import InspectNode, LoadNode, SaveNode
+    from .nodes import FindNode, InspectNode, LoadNode, SaveNode
 
 
 def __getattr__(name: str) -> object:
@@ -72,6 +91,7 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "BackendNotFoundError",
+    "CatalogError",
     "CorruptFileError",
     "Difference",
     "Entry",
@@ -82,7 +102,9 @@ __all__ = [
     "Listing",
     "LockTimeoutError",
     "MetadataError",
+    "NoSpaceError",
     "SerializationError",
+    "StaleEntryError",
     "StorageError",
     "UnsafeLoadError",
     "UnsupportedOperationError",
@@ -112,4 +134,8 @@ __all__ = [
     "Collection",
     "CollectNode",
     "DuplicateMemberError",
+    # the catalog
+    "Catalog",
+    "FindNode",
+    "Hit",
 ]

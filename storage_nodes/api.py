@@ -14,7 +14,7 @@ import inspect as pyinspect
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from . import registry
 from ._validation import validated
@@ -29,15 +29,85 @@ from .errors import (
     SerializationError,
     StorageError,
     UnsafeLoadError,
+    no_space,
 )
 from .keys import split, suggest
 from .listing import Listing, prune
 from .provenance.metadata import PolicyCallable, validate_metadata
 from .provenance.versioning import Difference, VersionPolicy, check_environment, evaluate, mismatch
 
-__all__ = ["backends", "environment", "inspect", "load", "resolve_backend", "save"]
+__all__ = ["Recorder", "backends", "environment", "inspect", "load", "resolve_backend", "save", "set_catalog_opener"]
 
 PathLike = str | os.PathLike[str]
+
+
+@runtime_checkable
+class Recorder(Protocol):
+    """What ``save(..., catalog=)`` and ``save_workflow(..., catalog=)`` call after the file is written.
+
+    :class:`storage_nodes.Catalog` is one; the core only knows this duck type, so it never
+    imports the catalog subsystem. ``record_save`` is called after a plain save,
+    ``record_workflow`` after a workflow save (with the stored recipe and port values).
+    """
+
+    def record_save(
+        self,
+        path: PathLike,
+        *,
+        obj: Any = None,
+        key: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        backend: str | None = None,
+    ) -> None: ...
+
+    def record_workflow(
+        self,
+        path: PathLike,
+        *,
+        label: str,
+        recipe: str,
+        nodes: Mapping[str, Any],
+        metadata: Mapping[str, Any] | None = None,
+        backend: str | None = None,
+    ) -> None: ...
+
+
+_catalog_opener: Callable[[str], Recorder] | None = None
+
+
+def set_catalog_opener(opener: Callable[[str], Recorder] | None) -> None:
+    """Install what turns a ``catalog="path-or-URL"`` string into a :class:`Recorder`.
+
+    ``storage_nodes/__init__.py`` installs one that imports the catalog subsystem on first
+    use, so the core never imports it.
+    """
+    global _catalog_opener
+    _catalog_opener = opener
+
+
+def recorder(catalog: Recorder | str | os.PathLike[str] | None) -> Recorder | None:
+    """``catalog=`` as given to a save: ``None``, a :class:`Recorder`, or a path/URL opened by the hook."""
+    if catalog is None or isinstance(catalog, Recorder):
+        return catalog
+    if isinstance(catalog, str | os.PathLike):
+        if _catalog_opener is None:
+            raise InvalidArgumentError(f"catalog={os.fspath(catalog)!r}: no catalog opener installed; pass a Catalog")
+        return _catalog_opener(os.fspath(catalog))
+    raise InvalidArgumentError(
+        f"catalog= takes a Catalog, a path or a database URL (or None), got {type(catalog).__name__}"
+    )
+
+
+def record_failed(exc: BaseException, path: Path, catalog: Any) -> StorageError:
+    """The error of a save whose file was written but could not be recorded."""
+    from .errors import CatalogError
+
+    detail = str(exc) if isinstance(exc, StorageError) else f"{type(exc).__name__}"
+    return CatalogError(
+        f"{path} was saved, but recording it in {catalog!r} failed ({detail}); the file is intact: "
+        f"record it later with `storage-nodes catalog index {path.parent}`",
+        path=path,
+    )
 
 
 def backends() -> list[str]:
@@ -118,6 +188,7 @@ def save(
     key: str | None = None,
     metadata: Mapping[str, Any] | None = None,
     overwrite: bool = True,
+    catalog: Recorder | str | os.PathLike[str] | None = None,
     **options: Any,
 ) -> Path:
     """Save ``obj`` to ``path`` and return the path written.
@@ -130,13 +201,56 @@ def save(
     a save that dies halfway (exception, SIGKILL) leaves the previous file intact;
     ``durable=True`` also fsyncs, so the file survives a power loss. Other keyword
     ``options`` go to the backend (e.g. ``compression="gzip"`` for h5, ``indent`` for json);
-    one the backend does not take raises :class:`InvalidArgumentError`.
+    one the backend does not take raises :class:`InvalidArgumentError`. ``catalog`` (a
+    :class:`~storage_nodes.Catalog`, a path or a database URL) records the save there once
+    the file is written; if recording fails the file stays and a ``CatalogError`` says so.
 
     >>> save({"energy": -3.2}, "result.json", metadata={"sample": "Cu-3"})  # doctest: +SKIP
     PosixPath('result.json')
     """
+    rec = recorder(catalog)
+    written = _save(obj, path, backend, key=key, metadata=metadata, overwrite=overwrite, options=options)
+    if rec is not None:
+        try:
+            rec.record_save(written, obj=obj, key=key, metadata=metadata, backend=resolve_backend(written).name)
+        except Exception as exc:
+            raise record_failed(exc, written, rec) from None
+    return written
+
+
+def _save(
+    obj: Any,
+    path: PathLike,
+    backend: str | None,
+    *,
+    key: str | None,
+    metadata: Mapping[str, Any] | None,
+    overwrite: bool,
+    options: dict[str, Any],
+) -> Path:
     p = Path(path).expanduser()
     user_metadata = validate_metadata(metadata, path=p)
+    try:
+        _write(obj, p, backend, key, user_metadata, overwrite, options)
+    except RecursionError:  # e.g. a key of thousands of levels into a missing file
+        raise SerializationError(f"cannot save to {p}: the object or key is nested too deeply", path=p) from None
+    except Exception as exc:
+        full = no_space(exc, p, key)
+        if full is None:
+            raise
+        raise full from exc
+    return p
+
+
+def _write(
+    obj: Any,
+    p: Path,
+    backend: str | None,
+    key: str | None,
+    user_metadata: dict[str, Any],
+    overwrite: bool,
+    options: dict[str, Any],
+) -> None:
     segments = split(key)
     exists = _exists(p)
     if segments:
@@ -148,7 +262,7 @@ def save(
                 f"cannot write {p}: directory {p.parent} does not exist; create it first", path=p, key=key
             )
         chosen.update(obj, p, key=key or "", metadata=user_metadata, options={**options, "overwrite": overwrite})
-        return p
+        return
     chosen = _backend_named(backend or registry.for_suffix(p), p)
     _check_options(chosen, options, p)
     if exists and not overwrite:
@@ -167,7 +281,6 @@ def save(
                 f"{type(exc).__name__}: {exc}",
                 path=p,
             ) from exc
-    return p
 
 
 def _check_options(chosen: Backend, options: Mapping[str, Any], p: Path) -> None:

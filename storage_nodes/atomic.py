@@ -20,9 +20,9 @@ from pathlib import Path
 
 import filelock
 
-from .errors import LockTimeoutError, StorageError
+from .errors import LockTimeoutError, NoSpaceError, StorageError
 
-__all__ = ["TEMP_PREFIX", "atomic_path", "fsync_path", "lock_path", "remove_stale_temps", "writer_lock"]
+__all__ = ["TEMP_PREFIX", "atomic_path", "ensure_space", "fsync_path", "lock_path", "remove_stale_temps", "writer_lock"]
 
 TEMP_PREFIX = ".sn-tmp-"
 LOCK_SUFFIX = ".sn-lock"
@@ -56,6 +56,37 @@ def _fsync_dir(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+#: free space kept beyond an estimate by :func:`ensure_space` (file-format metadata, rounding)
+SPACE_SLACK = 1 << 18
+
+
+def ensure_space(target: str | os.PathLike[str], nbytes: int, *, key: str | None = None) -> None:
+    """Raise :class:`NoSpaceError` unless the file system holding ``target`` has room for
+    ``nbytes`` more bytes (plus 1/64 and :data:`SPACE_SLACK`).
+
+    For writers that cannot fail cleanly halfway: HDF5 that meets ENOSPC while closing a
+    dataset leaves an object behind that crashes the interpreter when it is collected, so
+    the h5 backend checks before it writes. Space taken by another process in between is
+    not covered.
+    """
+    try:
+        st = os.statvfs(Path(os.fsdecode(target)).parent)
+    except (OSError, AttributeError, ValueError):  # no statvfs here: nothing to check
+        return
+    free = (st.f_bfree if os.geteuid() == 0 else st.f_bavail) * st.f_frsize
+    need = nbytes + nbytes // 64 + SPACE_SLACK
+    if free < need:
+        where = f" at {key!r}" if key else ""
+        detail = f" ({need} bytes needed, {free} free)"
+        err = NoSpaceError(
+            f"cannot write {os.fsdecode(target)}{where}: no space left on device{detail}",
+            path=os.fsdecode(target),
+            key=key,
+        )
+        err.detail = detail
+        raise err
 
 
 def _temp_prefix(target: Path) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ._cliformat import HelpFormatter
 from ._version import __version__
+from .catalog.cli import add_catalog_commands
 from .collections.cli import add_collection_commands
 from .errors import InvalidArgumentError, StorageError
 from .listing import Listing
@@ -58,6 +59,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     from .collections.collection import is_collection
     from .listing import prune
 
+    if args.draw or args.output is not None:
+        return _draw(args)
     if is_collection(args.file):
         listing = _inspect_collection(args.file, args.key)
         if args.depth is not None:
@@ -65,6 +68,24 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     else:
         listing = inspect(args.file, key=args.key, depth=args.depth)
     print(listing.to_json(indent=2) if args.json else listing)
+    return 0
+
+
+def _draw(args: argparse.Namespace) -> int:
+    """``inspect --draw FILE [-o OUT]``: the stored workflow as a graph, nothing rebuilt or run."""
+    from .graph.draw import draw_file, write_drawing
+
+    if not args.draw:
+        raise InvalidArgumentError(
+            "-o/--output writes a drawing: add --draw (storage-nodes inspect --draw FILE -o graph.svg)"
+        )
+    if args.key is not None or args.json:
+        raise InvalidArgumentError("--draw draws the whole stored workflow: leave out --key and --json")
+    digraph = draw_file(args.file, depth=1 if args.depth is None else args.depth)
+    if args.output is None:
+        print(digraph.source)
+    else:
+        print(f"wrote {write_drawing(digraph, args.output)}")
     return 0
 
 
@@ -141,6 +162,8 @@ examples:
   storage-nodes verify out/results.h5           does the current environment match the saving one?
   storage-nodes collection create paper/collection.json --title "Cu relaxations"
   storage-nodes collection add paper/collection.json out/results.h5
+  storage-nodes catalog index out/                 record the files under out/ in the catalog
+  storage-nodes catalog find --node storage_nodes.demo.relax --input steps=40
 
 Run `storage-nodes COMMAND --help` for the options of each command.
 Errors print one line `storage-nodes: error: ...` and exit non-zero."""
@@ -180,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  storage-nodes inspect results.h5 --key final/positions\n"
         "  storage-nodes inspect relax_workflow.h5 --key relax/outputs --json\n"
         "  storage-nodes inspect big_archive.h5 --depth 1   # the top level and its children only\n"
-        "  storage-nodes inspect paper.zip --key relax-300K/final   # a collection: <member>/<key>",
+        "  storage-nodes inspect paper.zip --key relax-300K/final   # a collection: <member>/<key>\n"
+        "  storage-nodes inspect --draw relax_workflow.h5 -o graph.svg   # a stored workflow as a graph",
     )
     insp.add_argument(
         "file", help="a file written by storage_nodes (h5, json, pickle, cloudpickle), or a collection manifest or zip"
@@ -191,9 +215,24 @@ def build_parser() -> argparse.ArgumentParser:
         type=_depth,
         default=None,
         metavar="N",
-        help="list N levels below the entry (0: the entry alone); default: all",
+        help="list N levels below the entry (0: the entry alone); default: all. With --draw: expand N "
+        "levels of nested workflows (default 1)",
     )
     insp.add_argument("--json", action="store_true", help="print the listing as JSON")
+    insp.add_argument(
+        "--draw",
+        action="store_true",
+        help="draw the workflow stored in FILE by save_workflow: its recipe as a graph, each port with its "
+        "stored value where small (read with safe=True; nothing is rebuilt or run). Needs Graphviz's dot",
+    )
+    insp.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        metavar="OUT",
+        help="with --draw: write the drawing to OUT (.svg, .png, .pdf; .dot: the graphviz source); "
+        "default: print the graphviz source",
+    )
     insp.set_defaults(func=_cmd_inspect)
 
     ver = sub.add_parser(
@@ -228,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bk.set_defaults(func=_cmd_backends)
     add_collection_commands(sub)
+    add_catalog_commands(sub)
     return parser
 
 

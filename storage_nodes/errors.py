@@ -8,6 +8,7 @@ Errors carry the file (``path``) and the entry (``key``) they are about.
 
 from __future__ import annotations
 
+import errno
 import os
 from typing import Any
 
@@ -20,6 +21,7 @@ __all__ = [
     "KeyNotFoundError",
     "LockTimeoutError",
     "MetadataError",
+    "NoSpaceError",
     "SerializationError",
     "StorageError",
     "UnsafeLoadError",
@@ -27,6 +29,8 @@ __all__ = [
     "VersionMismatchError",
     "VersionMismatchWarning",
     "DuplicateMemberError",
+    "CatalogError",
+    "StaleEntryError",
 ]
 
 
@@ -123,3 +127,64 @@ class VersionMismatchWarning(UserWarning):
 
 class DuplicateMemberError(StorageError, ValueError):
     """A collection already has a member of this name (``key`` names it)."""
+
+
+class NoSpaceError(StorageError, OSError):
+    """The disk (or the quota) was full while writing; the file is as it was before the save.
+
+    Also an ``OSError`` with ``errno`` ``ENOSPC`` (or ``EDQUOT``); it is neither a
+    :class:`CorruptFileError` nor a :class:`SerializationError`: the data and the file are fine.
+    """
+
+    def __init__(self, message: str, *, path: str | os.PathLike[str] | None = None, key: str | None = None) -> None:
+        super().__init__(message, path=path, key=key)
+        self.errno = errno.ENOSPC
+        self.strerror = os.strerror(errno.ENOSPC)
+        self.filename = self.path
+        self.detail = ""  # e.g. " (2000000 bytes needed, 250000 free)"
+
+
+#: errno values that mean "no space": a full device, an exceeded quota
+_NO_SPACE = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
+#: how HDF5 (through h5py, which passes no errno) reports them
+_NO_SPACE_TEXT = ("No space left on device", "Disk quota exceeded", f"errno = {errno.ENOSPC},")
+
+
+def _is_no_space(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
+        return True
+    text = str(exc)
+    return isinstance(exc, OSError | StorageError | RuntimeError) and any(t in text for t in _NO_SPACE_TEXT)
+
+
+def no_space(exc: BaseException, path: str | os.PathLike[str], key: str | None = None) -> NoSpaceError | None:
+    """A :class:`NoSpaceError` for ``path`` if ``exc`` (or an exception it was raised from
+    or while handling) says the device or quota is full, else ``None``."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, NoSpaceError) or _is_no_space(current):
+            detail = getattr(current, "detail", "") or " (or disk quota exceeded)"
+            where = f" at {key!r}" if key else ""
+            err = NoSpaceError(
+                f"cannot save to {os.fspath(path)}{where}: no space left on device{detail}; "
+                f"{os.fspath(path)} is as it was before this save: free some space and save again",
+                path=path,
+                key=key,
+            )
+            err.detail = detail
+            return err
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+class CatalogError(StorageError):
+    """The catalog database cannot be opened, read or written (the message names it, password hidden)."""
+
+
+class StaleEntryError(CatalogError):
+    """A catalog entry's file was moved, deleted or rewritten since it was recorded.
+
+    ``storage-nodes catalog index DIR`` records the file again; ``catalog prune`` drops the entry.
+    """

@@ -2,7 +2,8 @@
 
 A :class:`Listing` holds the file's user metadata, its environment record and a tree of
 :class:`Entry` objects. ``str(listing)`` prints the tree, ``listing.to_dict()`` gives
-JSON-able data, ``listing["outputs/energy"]`` finds one entry.
+JSON-able data, ``listing["outputs/energy"]`` finds one entry; Jupyter shows
+``listing._repr_html_()``, a collapsible HTML tree.
 """
 
 from __future__ import annotations
@@ -85,6 +86,11 @@ class Entry:
 
     def __repr__(self) -> str:  # the dataclass repr would spell out every field of every child
         return f"<Entry {self.path or '/'!r}: {self.describe()}>"
+
+    def _repr_html_(self) -> str:  # Jupyter: this entry's subtree as a collapsible HTML tree
+        from ._listing_html import entry_html
+
+        return entry_html(self, style=True)
 
     def describe(self) -> str:
         """A one-line description: type, shape/dtype or length, size."""
@@ -228,6 +234,14 @@ class Listing:
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:  # IPython
         p.text(str(self))
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows a collapsible HTML tree (``<details>``, no JavaScript): a header with
+        file, metadata and environment, then the entries with type, shape, dtype, size and
+        opaque / refused-by-safe-load marks; long runs of same-shaped entries summarised."""
+        from ._listing_html import listing_html
+
+        return listing_html(self)
 
 
 def prune(entry: Entry, depth: int) -> Entry:

@@ -33,7 +33,7 @@ from . import api, registry
 from .graph import _pwf_compat
 from .provenance.versioning import VersionPolicy
 
-__all__ = ["BACKEND_CHOICES", "BackendChoice", "InspectNode", "LoadNode", "SaveNode"]
+__all__ = ["BACKEND_CHOICES", "BackendChoice", "FindNode", "InspectNode", "LoadNode", "SaveNode"]
 
 _pwf_compat.apply()
 
@@ -55,15 +55,29 @@ def SaveNode(
     key: str | None = None,
     metadata: dict | None = None,
     overwrite: bool = True,
+    catalog: str | None = None,
 ) -> str:
     """Save ``obj`` to ``path`` (or into its entry ``key``) and output the path written.
 
     Connect the ``path`` output to a downstream node (e.g. a :func:`LoadNode`) to make it
     run after the save. ``backend=None`` picks by suffix (``.json``, ``.pkl``, ``.h5``...).
+    ``catalog`` (an SQLite file path or a database URL; ``None``: off) records the save
+    there once the file is written (see docs/catalog.md).
 
     >>> wf.save = pwf.node(SaveNode, obj=wf.calc, path="calc.pkl", backend="pickle")  # doctest: +SKIP
     """
-    return str(api.save(obj, path, backend, key=key, metadata=metadata, overwrite=overwrite))
+    return str(
+        api.save(obj, path, backend, key=key, metadata=metadata, overwrite=overwrite, catalog=_catalog(catalog))
+    )
+
+
+def _catalog(location: str | None) -> Any:
+    """A catalog port's string as a Catalog (one per location and process), ``None`` off."""
+    if location is None:
+        return None
+    from .catalog import open_catalog
+
+    return open_catalog(location)
 
 
 @flowrep.atomic("obj")
@@ -95,3 +109,41 @@ def InspectNode(path: str, key: str | None = None, depth: int | None = None) -> 
     >>> wf.info = pwf.node(InspectNode, path=wf.save)  # doctest: +SKIP
     """
     return api.inspect(path, key=key, depth=depth).to_dict()
+
+
+@flowrep.atomic("value")
+def FindNode(
+    catalog: str | None = None,
+    node: str | None = None,
+    input_values: dict | None = None,
+    metadata: dict | None = None,
+    port: str | None = None,
+    safe: bool = False,
+):
+    """Output the newest result recorded in ``catalog`` that matches, loaded from its file.
+
+    ``node`` is ``"module.qualname"`` of a node function, ``input_values`` the port values it
+    must have been run with (other ports free), ``metadata`` user metadata of the file. The
+    output is that node's ``port`` value, or all its outputs as a dict (``port=None``); for
+    a plain save (``node=None``) the saved object. ``catalog=None`` is the default catalog
+    (``$STORAGE_NODES_CATALOG`` or the per-user file). Stale entries (files moved or
+    rewritten) are passed over; no fresh match raises :class:`~storage_nodes.KeyNotFoundError`.
+    (flowrep reserves the port names ``inputs`` and ``outputs``, hence ``input_values``.)
+
+    >>> wf.prev = pwf.node(FindNode, catalog="results.sqlite", node="storage_nodes.demo.relax",
+    ...                    input_values={"steps": 40}, port="positions")  # doctest: +SKIP
+    """
+    from .catalog import open_catalog
+    from .errors import KeyNotFoundError
+
+    cat = open_catalog(catalog)
+    hits = cat.find(node=node, inputs=input_values, metadata=metadata, kind=None if node else "save")
+    fresh = [h for h in hits if not h.stale]
+    if not fresh:
+        stale = f" ({len(hits)} stale entries: files moved or rewritten)" if hits else ""
+        raise KeyNotFoundError(
+            f"FindNode: catalog {cat.location} has no entry of {node or 'a plain save'} with inputs "
+            f"{input_values or {}} and metadata {metadata or {}}{stale}",
+            key=node,
+        )
+    return fresh[0].load(port, safe=safe)

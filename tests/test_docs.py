@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from _docs import DOCS, run_python_blocks
 
-EXECUTED = ["api.md"]
+EXECUTED = ["api.md", "catalog.md"]
 
 
 @pytest.mark.parametrize("page", EXECUTED)

@@ -29,9 +29,9 @@ def test_partial_load_reads_only_what_the_entry_needs(archive, monkeypatch):
     read_datasets: list[str] = []
     original = layout.Reader.dataset
 
-    def spy(self, name):
+    def spy(self, name, shape, dtype):
         read_datasets.append(name)
-        return original(self, name)
+        return original(self, name, shape, dtype)
 
     monkeypatch.setattr(layout.Reader, "dataset", spy)
     assert sn.load(archive, key="small/energy") == -3.2

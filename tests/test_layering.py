@@ -13,7 +13,11 @@ PACKAGE = Path(__file__).resolve().parent.parent / "storage_nodes"
 
 # (layer number, module-name prefixes); a module belongs to the first layer whose prefix matches
 LAYERS: list[tuple[int, str, tuple[str, ...]]] = [
-    (0, "base", ("errors", "keys", "atomic", "listing", "describe", "_validation", "_version", "_cliformat")),
+    (
+        0,
+        "base",
+        ("errors", "keys", "atomic", "listing", "_listing_html", "describe", "_validation", "_version", "_cliformat"),
+    ),
     (1, "provenance", ("provenance",)),
     (2, "backends", ("backends",)),
     (3, "api", ("registry", "api", "archive")),

@@ -37,6 +37,9 @@ __all__ = ["JsonBackend", "decode", "encode"]
 TAG = "__sn__"
 _SNIFF = re.compile(rb'^\s*\{\s*"storage_nodes"\s*:')
 _FLOAT_TAGS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+#: levels of nesting the encoder follows (an explicit limit: with a raised recursion limit the
+#: walk would otherwise go on, and building each item's trail costs time in the depth)
+MAX_DEPTH = 1000
 
 
 def _where(trail: list[Any]) -> str:
@@ -90,6 +93,8 @@ def _encode(obj: Any, trail: list[Any], active: set[int]) -> Any:
     if isinstance(obj, bytes | bytearray):
         return {TAG: "bytes", "base64": base64.b64encode(bytes(obj)).decode("ascii")}
     if type(obj) in (dict, list, tuple, set, frozenset):
+        if len(trail) >= MAX_DEPTH:
+            raise RecursionError
         if id(obj) in active:
             raise SerializationError(
                 f"the 'json' backend cannot store the reference cycle at {_where(trail)}; use 'h5' or 'pickle'"
@@ -126,7 +131,9 @@ def encode(obj: Any) -> Any:
     try:
         return _encode(obj, [], set())
     except RecursionError:
-        raise SerializationError("the 'json' backend cannot store data nested this deeply") from None
+        raise SerializationError(
+            f"the 'json' backend cannot store data nested this deeply (at most {MAX_DEPTH} levels)"
+        ) from None
 
 
 def _dec_float(x: Any) -> float:

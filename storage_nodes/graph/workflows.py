@@ -123,12 +123,7 @@ def _kind_name(node: Any) -> str:
 
 
 def workflow_document(wf: Any, run: Any = None) -> dict[str, Any]:
-    """The plain nested dict :func:`save_workflow` stores (see the module docstring)."""
-    return _document(wf, run)[0]
-
-
-def _document(wf: Any, run: Any) -> tuple[dict[str, Any], Any]:
-    """(the stored document, the recipe it holds) of ``wf``'s run.
+    """The plain nested dict :func:`save_workflow` stores (see the module docstring).
 
     ``wf`` is any pyiron_workflow node that has run: a workflow, a macro, an atomic node or
     a flow control (for-each, if, while, try). The recipe is the one the run carries, so it
@@ -167,7 +162,7 @@ def _document(wf: Any, run: Any) -> tuple[dict[str, Any], Any]:
         document.update(_children(children))
     document["inputs"] = _port_values(result.input_ports, with_defaults=True)
     document["outputs"] = _port_values(result.output_ports, with_defaults=False)
-    return document, recipe
+    return document
 
 
 @validated
@@ -178,6 +173,7 @@ def save_workflow(
     *,
     run: Any = None,
     metadata: Mapping[str, Any] | None = None,
+    catalog: api.Recorder | str | os.PathLike[str] | None = None,
 ) -> Path:
     """Save ``wf``'s recipe and every port value of its last run (or of ``run``) to ``path``.
 
@@ -185,6 +181,8 @@ def save_workflow(
     node (``pwf.node(f)``) or a flow control (for-each, if, while, try), on its own or with
     such nodes inside. ``backend=None`` picks by suffix. Returns the path written. Load one value back with
     ``sn.load(path, key="<node>/outputs/<port>")``, everything with :func:`load_workflow`.
+    ``catalog`` (a :class:`~storage_nodes.Catalog`, a path or a database URL) records the
+    workflow and every node of the run there once the file is written.
 
     >>> wf.run()  # doctest: +SKIP
     >>> sn.save_workflow(wf, "relax.pkl", backend="pickle")  # doctest: +SKIP
@@ -196,10 +194,21 @@ def save_workflow(
             f"save_workflow() takes a pyiron_workflow node (a Workflow, a macro, an atomic or flow-control node), "
             f"got {type(wf).__name__}"
         )
-    document, recipe = _document(wf, run)
+    rec = api.recorder(catalog)
+    document = workflow_document(wf, run)
     # the node functions are stored by name in the recipe: record their versions and sources
-    with recorded_objects(objects_from_recipe(recipe)):
-        return api.save(document, path, backend, metadata=metadata)
+    # (walk the JSON text already made: dumping the model again costs more than parsing it)
+    with recorded_objects(objects_from_recipe(document[WORKFLOW_KEY]["recipe"])):
+        written = api.save(document, path, backend, metadata=metadata)
+    if rec is not None:  # the file first, the record second: a crash between leaves a file `index` finds
+        header = document[WORKFLOW_KEY]
+        nodes = {k: v for k, v in document.items() if k != WORKFLOW_KEY}  # with the root's own ports
+        try:
+            rec.record_workflow(written, label=header["label"], recipe=header["recipe"], nodes=nodes,
+                                metadata=metadata, backend=api.resolve_backend(written).name)  # fmt: skip
+        except Exception as exc:
+            raise api.record_failed(exc, written, rec) from None
+    return written
 
 
 @dataclasses.dataclass
@@ -233,10 +242,19 @@ class StoredWorkflow:
     @functools.cached_property
     def recipe(self) -> Any:
         """The flowrep recipe (a pydantic model); parsing it imports no node code."""
-        import flowrep
-        import pydantic
+        return recipe_from_json(self.recipe_json)
 
-        return pydantic.TypeAdapter(flowrep.schemas.RecipeDiscrimination).validate_json(self.recipe_json)
+    def draw(self, depth: int = 1) -> Any:
+        """The stored recipe as a ``graphviz.Digraph`` (shown inline in Jupyter), each port
+        with its stored value where small; nothing is rebuilt or run. ``depth``: how many
+        levels of nested workflows to expand. Write it with ``.pipe("svg")`` or
+        :func:`storage_nodes.graph.draw.write_drawing`. Needs ``graphviz`` and ``dot``.
+
+        >>> sn.load_workflow("relax_workflow.h5", safe=True).draw()  # doctest: +SKIP
+        """
+        from .draw import draw_stored
+
+        return draw_stored(self, depth=depth)
 
     @property
     def kind(self) -> str:
@@ -283,6 +301,14 @@ class StoredWorkflow:
     def rerun(self, **inputs: Any) -> Any:
         """Run :attr:`node` on the stored inputs (updated by ``inputs``); returns the ``Run``."""
         return self.node.run(**{**self.inputs, **inputs})
+
+
+def recipe_from_json(text: str) -> Any:
+    """Parse a stored recipe (flowrep JSON) into its pydantic model, importing no node code."""
+    import flowrep
+    import pydantic
+
+    return pydantic.TypeAdapter(flowrep.schemas.RecipeDiscrimination).validate_json(text)
 
 
 def _stored_workflow(doc: Any, path: Path) -> StoredWorkflow:

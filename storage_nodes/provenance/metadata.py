@@ -376,12 +376,15 @@ def module_record(
     qualnames: Iterable[str] = (),
     *,
     fresh: bool = False,
+    with_git: bool = True,
     _git_cache: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The record of one module: package, distribution, version, git state, source hashes.
 
     ``fresh=True`` (used when checking at load time) looks distribution versions up again
-    for packages not imported yet. Never imports anything.
+    for packages not imported yet. ``with_git=False`` leaves ``git`` null (the catalog
+    needs only version and source hashes, per node of every recorded run). Never imports
+    anything.
 
     >>> module_record("storage_nodes.provenance.metadata", ["ObjectCollector"])["package"]
     'storage_nodes'
@@ -398,7 +401,7 @@ def module_record(
         version = str(found) if found is not None else None
     record: dict[str, Any] = {"package": top, "distribution": distribution, "version": version, "git": None}
     file = _module_file(module)
-    if file is not None:
+    if file is not None and with_git:
         scope = _package_scope(module, file)
         cache = _git_cache if _git_cache is not None else {}
         if scope not in cache:

@@ -98,6 +98,8 @@ class H5Backend(Backend):
         index = new_index(enc.node, classes, encoder, metadata, env)
         try:
             layout.write_file(path, index, "heap_0", enc.heap, enc.arrays, compression)
+        except StorageError:
+            raise
         except (OSError, ValueError, TypeError) as exc:
             raise StorageError(f"cannot write {path}: {exc}", path=path) from exc
 
@@ -134,6 +136,8 @@ class H5Backend(Backend):
                 what = "an opaque pickled object" if bad_node["k"] == "x" else "an instance of a class"
                 if bad_node["k"] == "g":
                     what = "a reference to a class or function"
+                elif bad_node["k"] == "m":
+                    what = "a method bound to an object"
                 raise UnsafeLoadError(
                     f"refusing to load {bad_key or 'the root'!r} of {path} with safe=True: it holds {what} "
                     f"({self._class_label(index, bad_node)}), which needs importing or running code; load with "
@@ -160,6 +164,8 @@ class H5Backend(Backend):
     def _class_label(index: dict[str, Any], node: dict[str, Any]) -> str:
         if node["k"] == "x":
             return f"{node.get('m')}.{node.get('t')}"
+        if node["k"] == "m":
+            return f"method {node.get('n')!r}"
         module, qualname = index["classes"][node["c"]]
         return f"{module}.{qualname}"
 

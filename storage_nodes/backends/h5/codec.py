@@ -17,6 +17,13 @@ code   type            payload
 7      dict            a packed flat list ``[key0, value0, key1, value1, ...]``
 =====  ==============  ====================================================================
 
+Extension types nest (a tuple in a set in a tuple ...) at most :data:`MAX_EXT_DEPTH` levels
+deep: each level is a nested MessagePack call made from msgpack's C code, so an unbounded
+nesting (or a cycle through a tuple, which no packing can end) would overflow the C stack
+and kill the interpreter whatever ``sys.getrecursionlimit()`` says. :func:`pack` raises
+``ValueError`` beyond it (the encoder then decomposes the data into index nodes) and
+:func:`unpack` raises ``ValueError`` (the reader reports a damaged file).
+
 A dict of more than :data:`FLAT_DICT` entries at the top of a packed document is written
 as type 7 rather than as a map: MessagePack's reader interns every map key, which made
 loading a 10,000-entry dict of unique keys 2.7x slower than from a flat list (measured
@@ -28,6 +35,7 @@ Arrays are never packed: they are index nodes of their own (readable with h5py a
 
 from __future__ import annotations
 
+import functools
 import gc
 import itertools
 import struct
@@ -41,6 +49,8 @@ __all__ = ["BIGINT", "NotPlain", "bigint_bytes", "container_ids", "dtype_from_js
 _TUPLE, _SET, _FROZENSET, BIGINT, _COMPLEX, _NPSCALAR, _FLATDICT = 1, 2, 3, 4, 5, 6, 7
 #: dicts with more entries than this are packed as a flat key/value list (type 7) at the top
 FLAT_DICT = 64
+#: extension types nested deeper than this are refused by pack and unpack (see the module docstring)
+MAX_EXT_DEPTH = 32
 _COMPLEX_STRUCT = struct.Struct("<dd")
 _CONTAINERS = frozenset({dict, list, tuple, set, frozenset})
 _is_container = _CONTAINERS.__contains__
@@ -85,63 +95,84 @@ def bigint_bytes(value: int) -> bytes:
     return value.to_bytes((value.bit_length() + 8) // 8, "little", signed=True)
 
 
-def _default(obj: Any) -> Any:
+def _default(depth: int, obj: Any) -> Any:
+    """msgpack's ``default`` for extension types met ``depth`` extension levels deep."""
     t = type(obj)
-    if t is tuple:
-        return msgpack.ExtType(_TUPLE, pack(list(obj)))
-    if t is set:
-        return msgpack.ExtType(_SET, pack(list(obj)))
-    if t is frozenset:
-        return msgpack.ExtType(_FROZENSET, pack(list(obj)))
     if t is int:
         return msgpack.ExtType(BIGINT, bigint_bytes(obj))
     if t is complex:
         return msgpack.ExtType(_COMPLEX, _COMPLEX_STRUCT.pack(obj.real, obj.imag))
+    if depth >= MAX_EXT_DEPTH and (t in _CONTAINERS or isinstance(obj, np.generic)):
+        raise ValueError(f"plain data nested more than {MAX_EXT_DEPTH} tuples/sets deep (or a cycle)")
+    if t is tuple:
+        return msgpack.ExtType(_TUPLE, _pack_at(list(obj), depth + 1))
+    if t is set:
+        return msgpack.ExtType(_SET, _pack_at(list(obj), depth + 1))
+    if t is frozenset:
+        return msgpack.ExtType(_FROZENSET, _pack_at(list(obj), depth + 1))
     if isinstance(obj, np.generic) and not obj.dtype.hasobject:
-        return msgpack.ExtType(_NPSCALAR, pack([dtype_to_json(obj.dtype), obj.tobytes()]))
+        return msgpack.ExtType(_NPSCALAR, _pack_at([dtype_to_json(obj.dtype), obj.tobytes()], depth + 1))
     raise NotPlain(t)
+
+
+#: one ``default`` per extension depth, made once (no allocation per packed value)
+_DEFAULTS = [functools.partial(_default, depth) for depth in range(MAX_EXT_DEPTH + 1)]
+
+
+def _pack_at(obj: Any, depth: int) -> bytes:
+    return msgpack.packb(obj, default=_DEFAULTS[depth], strict_types=True, use_bin_type=True)
 
 
 def pack(obj: Any) -> bytes:
     """Pack plain data; raise :class:`NotPlain` if ``obj`` holds anything else.
 
-    Deep nesting raises ``ValueError`` (the packer's depth limit) and strings that are not
-    valid UTF-8 (lone surrogates) raise ``UnicodeEncodeError``: the caller decomposes.
+    Deep nesting raises ``ValueError`` (the packer's depth limit, or more than
+    :data:`MAX_EXT_DEPTH` nested tuples/sets) and strings that are not valid UTF-8 (lone
+    surrogates) raise ``UnicodeEncodeError``: the caller decomposes.
     """
     if type(obj) is dict and len(obj) > FLAT_DICT:
         flat: list[Any] = [None] * (2 * len(obj))
         flat[::2] = obj  # keys and values by slice assignment: no (key, value) tuples
         flat[1::2] = obj.values()
-        obj = msgpack.ExtType(_FLATDICT, msgpack.packb(flat, default=_default, strict_types=True, use_bin_type=True))
-    return msgpack.packb(obj, default=_default, strict_types=True, use_bin_type=True)
+        obj = msgpack.ExtType(_FLATDICT, _pack_at(flat, 1))
+    return msgpack.packb(obj, default=_DEFAULTS[0], strict_types=True, use_bin_type=True)
 
 
-def _ext(code: int, data: bytes) -> Any:
-    if code == _TUPLE:
-        return tuple(unpack(data))
-    if code == _SET:
-        return set(unpack(data))
-    if code == _FROZENSET:
-        return frozenset(unpack(data))
+def _ext(depth: int, code: int, data: bytes) -> Any:
     if code == BIGINT:
         return int.from_bytes(data, "little", signed=True)
     if code == _COMPLEX:
         real, imag = _COMPLEX_STRUCT.unpack(data)
         return complex(real, imag)
+    if depth >= MAX_EXT_DEPTH:
+        raise ValueError(f"packed data nested more than {MAX_EXT_DEPTH} extension types deep")
+    if code == _TUPLE:
+        return tuple(_unpack_at(data, depth + 1))
+    if code == _SET:
+        return set(_unpack_at(data, depth + 1))
+    if code == _FROZENSET:
+        return frozenset(_unpack_at(data, depth + 1))
     if code == _FLATDICT:
-        items = iter(unpack(data))
+        items = iter(_unpack_at(data, depth + 1))
         return dict(zip(items, items))
     if code == _NPSCALAR:
-        dtype, raw = unpack(data)
+        dtype, raw = _unpack_at(data, depth + 1)
         return np.frombuffer(raw, dtype=dtype_from_json(dtype), count=1)[0]
     raise ValueError(f"unknown extension type {code}")
+
+
+_EXT_HOOKS = [functools.partial(_ext, depth) for depth in range(MAX_EXT_DEPTH + 1)]
+
+
+def _unpack_at(data: bytes, depth: int) -> Any:
+    return msgpack.unpackb(data, ext_hook=_EXT_HOOKS[depth], strict_map_key=False, raw=False)
 
 
 def unpack(data: Any) -> Any:
     """Unpack plain data written by :func:`pack` (builds only builtins and numpy arrays)."""
     if not isinstance(data, bytes):
         data = data.tobytes() if isinstance(data, np.ndarray) else bytes(data)
-    return msgpack.unpackb(data, ext_hook=_ext, strict_map_key=False, raw=False)
+    return _unpack_at(data, 0)
 
 
 def container_ids(obj: Any) -> set[int] | None:

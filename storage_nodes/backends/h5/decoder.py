@@ -12,11 +12,12 @@ With ``safe=True`` nothing of this happens: object, class and opaque nodes raise
 from __future__ import annotations
 
 import importlib
+import inspect
 import pickle
 from collections.abc import Callable
 from pathlib import Path
-from types import BuiltinFunctionType, FunctionType
-from typing import Any
+from types import BuiltinFunctionType, FunctionType, MethodType
+from typing import Any, Literal
 
 import numpy as np
 
@@ -27,6 +28,7 @@ from .tree import keyed_walk
 __all__ = ["Decoder", "resolve_class", "resolve_global"]
 
 Slice = list[Any]  # [heap dataset name, offset, nbytes]
+_NOTHING = object()
 
 
 def resolve_global(module: str, qualname: str) -> Any:
@@ -56,7 +58,8 @@ def _is_function(found: Any) -> bool:
 
 class Decoder:
     """Rebuilds nodes; ``heap(slice)`` returns the bytes of a heap slice as a uint8 array,
-    ``dataset(name)`` a big array dataset's content, ``definition(id)`` a shared node defined
+    ``dataset(name, shape, dtype)`` a big array dataset's content (checked to be ``dtype[shape]``),
+    ``definition(id)`` a shared node defined
     outside the part being loaded."""
 
     def __init__(
@@ -65,7 +68,7 @@ class Decoder:
         path: Path,
         classes: list[list[str]],
         heap: Callable[[Slice], np.ndarray],
-        dataset: Callable[[str], np.ndarray],
+        dataset: Callable[[str, tuple[int, ...], np.dtype[Any]], np.ndarray],
         definition: Callable[[int], dict[str, Any] | None],
         safe: bool,
     ) -> None:
@@ -78,6 +81,7 @@ class Decoder:
         self.memo: dict[int, Any] = {}
         self._resolved: dict[int, type] = {}
         self._globals: dict[int, Any] = {}
+        self._following: set[int] = set()  # shared definitions being decoded through a reference
 
     def _global(self, node: dict[str, Any]) -> Any:
         """The object of a ``g`` node: a class, or a function or singleton that its ``t`` names."""
@@ -174,8 +178,9 @@ class Decoder:
                 if len(item) == 2:
                     value = item[1]
                     d[item[0]] = dec(value) if type(value) is dict else value
-                else:
-                    d[dec(item[2])] = dec(item[1])
+                else:  # the key first: it is defined before the value (which may refer to it)
+                    key = dec(item[2])
+                    d[key] = dec(item[1])
             return d
         if k == "l":
             lst: list[Any] = []
@@ -191,18 +196,26 @@ class Decoder:
             return s
         if k in ("t", "f"):
             items = [dec(c) for c in node["items"]]
-            obj = tuple(items) if k == "t" else frozenset(items)
             if "id" in node:
+                found = self.memo.get(node["id"], _NOTHING)
+                if found is not _NOTHING:  # defined inside its own items (a cycle through it)
+                    return found
+                obj = tuple(items) if k == "t" else frozenset(items)
                 self.memo[node["id"]] = obj
-            return obj
+                return obj
+            return tuple(items) if k == "t" else frozenset(items)
         if k == "oa":
             children = node["items"]
-            flat = np.empty(len(children), dtype=object)
+            order: Literal["C", "F"] = "F" if node.get("o") == "F" else "C"
+            arr = np.empty(tuple(node["sh"]), dtype=object, order=order)
+            if arr.size != len(children):
+                raise ValueError(f"object array of shape {node['sh']} with {len(children)} items")
             if "id" in node:
-                self.memo[node["id"]] = flat  # cycles through object arrays see the flat array
+                self.memo[node["id"]] = arr  # the array itself: cycles through it see it
+            flat = arr.ravel(order=order)  # a view: arr is contiguous in this order
             for i, c in enumerate(children):
                 flat[i] = dec(c)
-            return flat.reshape(node["sh"], order="F" if node.get("o") == "F" else "C")
+            return arr
         if k == "g":
             if self.safe:
                 raise self._unsafe("a reference to a class or function", self._key(node))
@@ -210,6 +223,8 @@ class Decoder:
             if "id" in node:
                 self.memo[node["id"]] = found
             return found
+        if k == "m":
+            return self._bound(node)
         if k == "x":
             if self.safe:
                 raise self._unsafe(f"an opaque pickled {node.get('m')}.{node.get('t')}", self._key(node))
@@ -228,6 +243,29 @@ class Decoder:
         key = self._key(node)
         raise CorruptFileError(f"{self.path} holds an unknown node kind {k!r} at {key!r}", path=self.path, key=key)
 
+    def _bound(self, node: dict[str, Any]) -> Any:
+        """A method bound to an object: the function its class defines under the name ``n``,
+        bound to the decoded object (``types.MethodType``: no attribute lookup runs code)."""
+        if self.safe:
+            raise self._unsafe("a method bound to an object", self._key(node))
+        owner = self._dec(node["self"])
+        if "id" in node and node["id"] in self.memo:  # defined inside its object (a cycle)
+            return self.memo[node["id"]]
+        name = node["n"]
+        func = inspect.getattr_static(type(owner), name, None) if type(name) is str else None
+        if type(func) is not FunctionType:
+            key = self._key(node)
+            raise UnsafeLoadError(
+                f"{self.path} says the {type(owner).__qualname__} at {key!r} has a method {name!r}, but its class "
+                "defines no such function; refusing to load it",
+                path=self.path,
+                key=key,
+            )
+        method = MethodType(func, owner)
+        if "id" in node:
+            self.memo[node["id"]] = method
+        return method
+
     def _shared(self, node: dict[str, Any]) -> Any:
         target = node["to"]
         if target in self.memo:
@@ -240,7 +278,18 @@ class Decoder:
                 path=self.path,
                 key=key,
             )
-        return self._dec(definition)
+        if target in self._following:  # only a damaged index defines an object through itself
+            key = self._key(node)
+            raise CorruptFileError(
+                f"{self.path} defines the shared object #{target} through a reference to itself at {key!r}",
+                path=self.path,
+                key=key,
+            )
+        self._following.add(target)
+        try:
+            return self._dec(definition)
+        finally:
+            self._following.discard(target)
 
     def _array(self, node: dict[str, Any]) -> np.ndarray:
         dtype = codec.dtype_from_json(node["dt"])
@@ -248,8 +297,11 @@ class Decoder:
         fortran = node.get("o") == "F"
         stored_shape = shape[::-1] if fortran else shape
         if "ds" in node:
-            data = self.dataset(node["ds"])
-            arr = data.view(dtype).reshape(stored_shape) if node.get("raw") else data
+            if node.get("raw"):
+                nbytes = dtype.itemsize * int(np.prod(stored_shape, dtype=np.int64))
+                arr = self.dataset(node["ds"], (nbytes,), np.dtype(np.uint8)).view(dtype).reshape(stored_shape)
+            else:
+                arr = self.dataset(node["ds"], stored_shape, dtype)
             if arr.dtype != dtype:
                 arr = arr.astype(dtype)
         else:
@@ -269,10 +321,14 @@ class Decoder:
         dec = self._dec
         how = node.get("r")
         args = dec(node["args"]) if "args" in node else ()
+        if "id" in node and node["id"] in self.memo:  # defined inside its own arguments (a cycle)
+            return self.memo[node["id"]]
         if how == "call":
             obj = cls(*args)
         elif how == "newex":
             kwargs = dec(node["kw"]) if "kw" in node else {}
+            if "id" in node and node["id"] in self.memo:
+                return self.memo[node["id"]]
             obj = cls.__new__(cls, *args, **kwargs)
         elif how == "new":
             obj = cls.__new__(cls, *args)

@@ -9,12 +9,14 @@ something else, and decomposable objects, get index nodes of their own. See
 from __future__ import annotations
 
 import copyreg
+import inspect
 import math
 import sys
 import threading
+import types
 import weakref
 from dataclasses import dataclass, field
-from types import BuiltinFunctionType, FunctionType
+from types import BuiltinFunctionType, FunctionType, MethodType
 from typing import Any, Literal
 
 import numpy as np
@@ -33,6 +35,9 @@ BIG_ARRAY_BYTES = 1 << 18
 INLINE_STR = 200
 #: lists, dicts, tuples and sets of up to this many such scalars are written straight into the index
 INLINE_ITEMS = 16
+#: levels of nesting (key segments) the encoder follows before refusing with SerializationError;
+#: an explicit limit, so that a raised ``sys.setrecursionlimit`` cannot lead it into a C stack overflow
+MAX_DEPTH = 1000
 _ALIGN = 16
 _INT_LIMIT = 2**53
 _SIMPLE_CONTAINERS: dict[type, str] = {list: "l", tuple: "t", set: "s", frozenset: "f"}
@@ -135,6 +140,9 @@ class Encoder:
         self.classes_len = len(self.classes)
         self.by_class: dict[Any, int] = {}
         self.stack: list[Any] = []
+        #: tuples, frozensets and objects whose items or constructor arguments are being encoded
+        #: (a reference to one of them from inside is a cycle that only a redefinition resolves)
+        self.pending: dict[int, dict[str, Any]] = {}
 
     # -- public -------------------------------------------------------------------------
     def encode(self, obj: Any, path: str = "") -> Encoded:
@@ -151,7 +159,9 @@ class Encoder:
                 continue
             except RecursionError:
                 raise SerializationError(
-                    f"cannot store the object at {path or 'the root'!r}: nested too deeply"
+                    f"cannot store the object at {path or 'the root'!r}: nested too deeply (the h5 backend "
+                    f"follows at most {MAX_DEPTH} levels, fewer if Python's recursion limit is lower); "
+                    "flatten the data or store the deep part as a numpy array"
                 ) from None
             return Encoded(node, self._heap(), self.arrays)
         raise SerializationError("cannot store this object: too many shared references between plain containers")
@@ -217,6 +227,8 @@ class Encoder:
 
     def _child(self, name: Any, value: Any) -> dict[str, Any]:
         stack = self.stack
+        if len(stack) >= MAX_DEPTH:
+            raise RecursionError
         stack.append(name)
         node = self._enc(value)
         stack.pop()
@@ -242,6 +254,9 @@ class Encoder:
             if ids is None or not self.memo.keys().isdisjoint(ids) or not ids.isdisjoint(self.force):
                 return None
             ids.discard(oid)
+            shared = ids & self.blob_ids
+            if shared:  # a container already packed into another blob: both must refer to one object
+                raise _Restart(next(iter(shared)))
             self.blob_ids |= ids
         node: dict[str, Any] = {"k": "p", "t": t.__name__, "h": self._put(data, len(data))}
         if t in codec._CONTAINERS or t is str or t is bytes:
@@ -266,6 +281,8 @@ class Encoder:
         oid = id(obj)
         node = self.memo.get(oid)
         if node is not None:
+            if oid in self.pending:
+                return self._redefine(obj)
             return self._ref(node)
         if oid in self.blob_ids:
             raise _Restart(oid)
@@ -295,6 +312,8 @@ class Encoder:
             return self._global(obj)
         if t is FunctionType or t is BuiltinFunctionType:
             return self._function(obj)
+        if t is MethodType:
+            return self._method(obj)
         return self._object(obj)
 
     def _dict(self, obj: dict[Any, Any]) -> dict[str, Any]:
@@ -311,17 +330,35 @@ class Encoder:
                 items.append([name, child(name, value), key_node])
         return node
 
-    def _sequence(self, obj: Any, t: type) -> dict[str, Any]:
+    def _sequence(self, obj: Any, t: type, node_id: int | None = None) -> dict[str, Any]:
         node: dict[str, Any] = {"k": _SIMPLE_CONTAINERS[t]}
+        if node_id is not None:
+            node["id"] = node_id
         self._memo(obj, node)
         child = self._child
+        if t is tuple or t is frozenset:  # built from its items: a cycle back to it needs a redefinition
+            oid = id(obj)
+            self.pending[oid] = node
+            node["items"] = [child(i, value) for i, value in enumerate(obj)]
+            if self.pending.get(oid) is node:
+                del self.pending[oid]
+            return node
         node["items"] = [child(i, value) for i, value in enumerate(obj)]
-        if t is tuple and "id" in node:
-            raise SerializationError(
-                f"cannot store the tuple at {self._where()}: it contains a reference to itself; "
-                "use a list for self-referencing data"
-            )
         return node
+
+    def _redefine(self, obj: Any) -> dict[str, Any]:
+        """``obj`` (a tuple, frozenset or object built from arguments) is reached again while
+        its own items or arguments are encoded: define it here, where everything it is made of
+        exists already (as pickle does); the outer node keeps the same ``id`` and readers take
+        the object defined inside (see docs/format.md, "Cycles through immutable objects")."""
+        outer = self.pending.pop(id(obj))
+        self._ref(outer)  # gives the outer node its id
+        t = type(obj)
+        if t is tuple or t is frozenset:
+            return self._sequence(obj, t, outer["id"])
+        if t is MethodType:
+            return self._bound(obj, outer["id"])
+        return self._object(obj, outer["id"])
 
     def _array(self, arr: np.ndarray) -> dict[str, Any]:
         if arr.dtype.hasobject:
@@ -355,9 +392,50 @@ class Encoder:
         return node
 
     def _global(self, cls: type) -> dict[str, Any]:
-        if cls.__module__ == "builtins" or importable(cls):
+        if importable(cls):
             return {"k": "g", "c": self._class(cls)}
+        if cls.__module__ == "builtins":  # type(None), type(...), type(NotImplemented): in ``types``
+            name = _TYPES_NAMES.get(cls)
+            if name is not None:
+                return {"k": "g", "c": self._name("types", name)}
         return self._opaque(cls)
+
+    def _method(self, method: Any, node_id: int | None = None) -> dict[str, Any]:
+        """A method bound to an importable class (a classmethod, ``Plain.make``) by its name;
+        pickle stores it as ``getattr(Plain, "make")``. Methods of objects: :meth:`_bound`."""
+        owner = method.__self__
+        qualname = getattr(method, "__qualname__", None)
+        module = getattr(owner, "__module__", None)
+        if isinstance(owner, type) and importable(owner) and type(qualname) is str and type(module) is str:
+            found: Any = sys.modules.get(module)
+            for part in qualname.split("."):
+                found = getattr(found, part, None)
+            if found == method and getattr(found, "__self__", None) is owner:
+                node = {"k": "g", "c": self._name(module, qualname), "t": "method"}
+                self._memo(method, node)
+                return node
+        return self._bound(method, node_id)
+
+    def _bound(self, method: Any, node_id: int | None) -> dict[str, Any]:
+        """A method bound to an object (``obj.method``, pickled as ``getattr(obj, "method")``):
+        an ``m`` node holding the object, when the method is the plain function its class
+        defines under that name (the reader binds that function again, calling nothing)."""
+        owner = method.__self__
+        name = getattr(method.__func__, "__name__", None)
+        if type(name) is not str or inspect.getattr_static(type(owner), name, None) is not method.__func__:
+            return self._opaque(method)
+        if type(method.__func__) is not FunctionType:
+            return self._opaque(method)
+        node: dict[str, Any] = {"k": "m", "n": name}
+        if node_id is not None:
+            node["id"] = node_id
+        self._memo(method, node)
+        oid = id(method)
+        self.pending[oid] = node
+        node["self"] = self._child("__self__", owner)
+        if self.pending.get(oid) is node:
+            del self.pending[oid]
+        return node
 
     def _function(self, func: Any) -> dict[str, Any]:
         """A module-level function by reference (as pickle stores it); others are opaque."""
@@ -393,7 +471,7 @@ class Encoder:
         self._memo(obj, node)
         return node
 
-    def _object(self, obj: Any) -> dict[str, Any]:
+    def _object(self, obj: Any, node_id: int | None = None) -> dict[str, Any]:
         cls = type(obj)
         try:
             reduced = obj.__reduce_ex__(5)
@@ -420,13 +498,21 @@ class Encoder:
         if not ok:
             return self._opaque(obj)
         node: dict[str, Any] = {"k": "o", "c": self._class(cls), "r": how}
+        if node_id is not None:
+            node["id"] = node_id
         self._memo(obj, node)
         self.keep.append(reduced)
         child = self._child
-        if args:
-            node["args"] = child("__args__", tuple(args))
-        if kwargs:
-            node["kw"] = child("__kwargs__", dict(kwargs))
+        if args or kwargs:
+            oid = id(obj)
+            self.pending[oid] = node
+            if args:
+                node["args"] = child("__args__", tuple(args))
+            if kwargs:
+                node["kw"] = child("__kwargs__", dict(kwargs))
+            if self.pending.get(oid) is not node:  # defined inside its arguments: that one has the state
+                return node
+            del self.pending[oid]
         if state is not None:
             attrs, slots = _split_state(state)
             if attrs is None and slots is None:
@@ -448,6 +534,12 @@ class Encoder:
 
 
 _ONLY_STR = frozenset({str})
+#: builtin classes not reachable as ``builtins.<name>``, by their name in ``types``
+_TYPES_NAMES: dict[Any, str] = {
+    value: name
+    for name, value in vars(types).items()
+    if isinstance(value, type) and value.__module__ == "builtins" and not name.startswith("_")
+}
 
 
 def _scalar(v: Any) -> bool:

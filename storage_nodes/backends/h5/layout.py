@@ -28,9 +28,10 @@ from typing import Any
 import h5py
 import msgpack
 import numpy as np
-from h5py import h5d, h5f, h5p, h5s, h5t
+from h5py import h5a, h5d, h5f, h5p, h5s, h5t
 
-from ...errors import CorruptFileError, StorageError
+from ...atomic import ensure_space
+from ...errors import CorruptFileError, SerializationError, StorageError
 from . import codec
 from .encoder import ArrayOut
 from .tree import walk
@@ -40,6 +41,13 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "Reader", "live_resources", "open_reader"
 FORMAT = "storage_nodes-h5"
 FORMAT_VERSION = 2
 INDEX = "index"
+#: attribute of ``/index``: the byte size of the decompressed index (absent in files written
+#: before it, and when another tool replaced the dataset)
+INDEX_SIZE = "index_size"
+#: the largest decompressed index written or read (some two million index nodes): a
+#: bigger one is refused on save, and a file whose index inflates beyond it (or beyond its
+#: recorded ``index_size``) is refused without inflating the rest (a zlib bomb)
+MAX_INDEX_BYTES = 1 << 27
 #: HDF5 file-format bounds (readable by HDF5 >= 1.10) and a small metadata block: small files
 FILE_OPTIONS: dict[str, Any] = {"libver": ("v110", "v110"), "meta_block_size": 256}
 
@@ -59,13 +67,66 @@ def _index_default(obj: Any) -> Any:
     raise TypeError(f"cannot store {type(obj).__name__} in the index")
 
 
-def dump_index(index: dict[str, Any]) -> np.ndarray:
+def dump_index(index: dict[str, Any]) -> tuple[np.ndarray, int]:
+    """The compressed index and its decompressed byte size (recorded as ``index_size``)."""
     text = msgpack.packb(index, default=_index_default, use_bin_type=True)
-    return np.frombuffer(zlib.compress(text, 1), dtype=np.uint8)
+    if len(text) > MAX_INDEX_BYTES:
+        raise SerializationError(
+            f"the index would take {len(text)} bytes, more than the {MAX_INDEX_BYTES} an h5 archive may hold "
+            "(too many separate objects): store the bulk as numpy arrays or in several files"
+        )
+    return np.frombuffer(zlib.compress(text, 1), dtype=np.uint8), len(text)
 
 
-def _load_index(raw: bytes) -> Any:
-    text = zlib.decompress(raw)
+_INFLATE_CHUNK = 1 << 22
+#: an index without a recorded size is kept while inflating up to this size; beyond it, it is
+#: inflated once without keeping anything, to learn its size, then again
+_KEEP_UNRECORDED = 1 << 25
+
+
+def _inflate(raw: bytes, limit: int, keep_up_to: int) -> tuple[int, list[bytes] | None]:
+    """Stream-decompress ``raw`` in chunks, refusing (``ValueError``) to go past ``limit``
+    bytes; the output is returned if it was at most ``keep_up_to`` bytes (else ``None``)."""
+    inflater = zlib.decompressobj()
+    pieces: list[bytes] | None = []
+    total = 0
+    data = raw
+    while not inflater.eof:
+        out = inflater.decompress(data, _INFLATE_CHUNK)
+        total += len(out)
+        if total > limit:
+            raise ValueError(f"the index inflates beyond {limit} bytes (a damaged or hostile file)")
+        if pieces is not None:
+            pieces.append(out)
+            if total > keep_up_to:
+                pieces = None
+        data = inflater.unconsumed_tail
+        if not data and not out:
+            raise ValueError("the compressed index is cut short")
+    return total, pieces
+
+
+def inflate(raw: bytes, size: int | None) -> bytes:
+    """Decompress the index, refusing (``ValueError``) to produce more than its recorded
+    ``size``, or for files without one more than :data:`MAX_INDEX_BYTES` (keeping at most
+    32 MiB of output until the size is known): memory stays bounded by what the file
+    declares, whatever the compressed bytes hold."""
+    if size is not None and not 0 <= size <= MAX_INDEX_BYTES:
+        raise ValueError(f"the recorded index size {size} is not between 0 and {MAX_INDEX_BYTES}")
+    if size is None:
+        total, pieces = _inflate(raw, MAX_INDEX_BYTES, _KEEP_UNRECORDED)
+        if pieces is None:
+            total, pieces = _inflate(raw, total, total)
+    else:
+        total, pieces = _inflate(raw, size, size)
+        if total != size:
+            raise ValueError(f"the index inflates to {total} bytes, its recorded size is {size}")
+    assert pieces is not None
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+
+def _load_index(raw: bytes, size: int | None = None) -> Any:
+    text = inflate(raw, size)
     if text[:1] == b"{":  # format version 1: JSON (a MessagePack map never starts with "{")
         return json.loads(text.decode("utf-8"))
     return msgpack.unpackb(text, ext_hook=_index_ext, raw=False)
@@ -109,10 +170,46 @@ def read_bytes(fid: h5f.FileID, name: str) -> np.ndarray:
     try:
         if ds.dtype != np.uint8 or len(ds.shape) != 1:
             raise ValueError(f"dataset {name!r} is {ds.dtype}{list(ds.shape)}, not uint8[n]")
+        stored = ds.get_storage_size()
+        if stored < ds.shape[0]:  # filtered or unallocated: the bytes would be made up on reading
+            raise ValueError(
+                f"dataset {name!r} declares {ds.shape[0]} bytes but the file stores {stored} for it; "
+                "storage_nodes writes its byte datasets uncompressed"
+            )
         out = np.empty(ds.shape, dtype=np.uint8)
         if out.shape[0]:
             ds.read(h5s.ALL, h5s.ALL, out)
         return out
+    finally:
+        ds.close()
+
+
+def put_index(fid: h5f.FileID, index: dict[str, Any]) -> None:
+    """Create the index dataset, its decompressed size recorded as its attribute ``index_size``."""
+    data, size = dump_index(index)
+    ensure_space(fid.name, data.nbytes)
+    create_bytes(fid, INDEX, data)
+    ds = h5d.open(fid, INDEX.encode())
+    try:
+        attr = h5a.create(ds, INDEX_SIZE.encode(), h5t.STD_U64LE, h5s.create(h5s.SCALAR))
+        attr.write(np.array(size, dtype=np.uint64))
+    finally:
+        ds.close()
+
+
+def _index_size(fid: h5f.FileID) -> int | None:
+    """The recorded decompressed size of the index, or ``None`` (not recorded)."""
+    ds = h5d.open(fid, INDEX.encode())
+    try:
+        name = INDEX_SIZE.encode()
+        if not h5a.exists(ds, name):
+            return None
+        attr = h5a.open(ds, name)
+        if attr.shape != () or attr.dtype.kind not in "iu":
+            raise ValueError(f"the attribute {INDEX_SIZE!r} is {attr.dtype}{list(attr.shape)}, not an integer")
+        out = np.empty((), dtype=np.int64)
+        attr.read(out)
+        return int(out)
     finally:
         ds.close()
 
@@ -122,16 +219,17 @@ def write_index(f: h5py.File, index: dict[str, Any]) -> None:
     index["format_version"] = FORMAT_VERSION
     if INDEX in f:
         del f[INDEX]
-    create_bytes(f.id, INDEX, dump_index(index))
+    put_index(f.id, index)
 
 
 def write_data(
     fid: h5f.FileID, heap_name: str, heap: np.ndarray | None, arrays: Iterable[ArrayOut], compression: Any
 ) -> None:
     """Write one heap segment and the big arrays of an encoding into an open file."""
+    arrays = list(arrays)
+    ensure_space(fid.name, (0 if heap is None else heap.nbytes) + sum(a.data.nbytes for a in arrays))
     if heap is not None:
         create_bytes(fid, heap_name, heap)
-    arrays = list(arrays)
     if not arrays:
         return
     f = h5py.File(fid)  # a second handle on the open file, for h5py's dataset creation
@@ -151,7 +249,7 @@ def write_file(
     fid = create_file(path)
     try:
         write_data(fid, heap_name, heap, arrays, compression)
-        create_bytes(fid, INDEX, dump_index(index))
+        put_index(fid, index)
     finally:
         fid.close()
 
@@ -183,8 +281,8 @@ def read_index(fid: h5f.FileID, path: Path, raw: np.ndarray | None = None) -> di
     if raw is None:
         raw = _index_bytes(fid, path)
     try:
-        index = _load_index(raw.tobytes())
-    except (ValueError, TypeError, UnicodeDecodeError, zlib.error, msgpack.UnpackException) as exc:
+        index = _load_index(raw.tobytes(), _index_size(fid))
+    except (OSError, KeyError, ValueError, TypeError, UnicodeDecodeError, zlib.error, msgpack.UnpackException) as exc:
         raise _corrupt(path, exc) from None
     if not isinstance(index, dict) or index.get("format") != FORMAT:
         raise _foreign(path, "its /index is not a storage_nodes index")
@@ -211,6 +309,7 @@ class Reader:
         self._heaps: dict[str, np.ndarray] = {}
         self._spans: dict[str, tuple[int, np.ndarray]] = {}
         self._ids: dict[int, dict[str, Any]] | None = None
+        self._checked: set[str] = set()  # heap segments found to store all the bytes they declare
 
     @property
     def f(self) -> h5py.File:
@@ -286,11 +385,31 @@ class Reader:
             raise _corrupt(self.path, f"missing dataset {name!r}: {exc}") from None
         if not isinstance(ds, h5py.Dataset):
             raise _corrupt(self.path, f"{name!r} is not a dataset")
+        if name.startswith("heap_") and name not in self._checked:
+            stored = ds.id.get_storage_size()
+            if ds.dtype != np.uint8 or len(ds.shape) != 1 or stored < ds.shape[0]:
+                raise _corrupt(
+                    self.path,
+                    f"heap segment {name!r} is {ds.dtype}{list(ds.shape)} storing {stored} bytes, "
+                    "not uncompressed uint8[n]",
+                )
+            self._checked.add(name)
         return ds
 
-    def dataset(self, name: str) -> np.ndarray:
+    def dataset(self, name: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
+        """The content of the big-array dataset ``name``, which the index says is ``dtype[shape]``.
+
+        Shape and item size are checked before reading: a dataset rewritten to declare more
+        elements (a few compressed bytes can declare gigabytes) is refused unread.
+        """
+        ds = self._dataset(name)
+        if tuple(ds.shape) != tuple(shape) or ds.dtype.itemsize != dtype.itemsize or ds.dtype.kind != dtype.kind:
+            raise _corrupt(
+                self.path,
+                f"dataset {name!r} is {ds.dtype}{list(ds.shape)}, but the index says {dtype}{list(shape)}",
+            )
         try:
-            return np.asarray(self._dataset(name)[()])
+            return np.asarray(ds[()])
         except (OSError, ValueError, TypeError) as exc:
             raise _corrupt(self.path, exc) from None
 
@@ -406,10 +525,11 @@ def compact_into(src: Path, dst: Path) -> None:
             n["h"] = ["heap_0", offsets[(n["h"][0], int(n["h"][1]))], n["h"][2]]
         index["next_heap"] = 1
         index["format_version"] = FORMAT_VERSION
-        _, arrays, _ = live_resources(index["root"])
+        _, arrays, live = live_resources(index["root"])
+        ensure_space(dst, live)
         with h5py.File(dst, "w", **FILE_OPTIONS) as out:
             if heap is not None:
                 create_bytes(out.id, "heap_0", heap)
             for name in sorted(arrays):
                 r.f.copy(r.f[name], out, name)
-            create_bytes(out.id, INDEX, dump_index(index))
+            put_index(out.id, index)

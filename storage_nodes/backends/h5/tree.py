@@ -33,7 +33,13 @@ __all__ = [
 _CONTAINER_TYPES = {"d": "dict", "l": "list", "t": "tuple", "s": "set", "f": "frozenset"}
 _CONTAINER_NAMES = frozenset(_CONTAINER_TYPES.values())
 #: parts of an object node that are not listed as children, and the names the encoder gives them
-_REDUCE_FIELDS = (("args", "__args__"), ("kw", "__kwargs__"), ("li", "__items__"), ("di", "__dictitems__"))
+_REDUCE_FIELDS = (
+    ("args", "__args__"),
+    ("kw", "__kwargs__"),
+    ("li", "__items__"),
+    ("di", "__dictitems__"),
+    ("self", "__self__"),  # the object an ``m`` node (a bound method) is bound to
+)
 
 
 def kind(node: Any) -> str:
@@ -117,6 +123,8 @@ def walk(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
             for field in ("kw", "args"):
                 if field in n:
                     stack.append(n[field])
+        elif k == "m":
+            stack.append(n["self"])
 
 
 def find(root: Any, segments: list[str], resolve: Callable[[int], dict[str, Any] | None]) -> tuple[Any, int]:
@@ -241,6 +249,8 @@ def describe_node(
         declared = str(node.get("t", "type"))  # "type" (a class), "function", or a singleton's type
         what = "class" if declared == "type" else "reference"
         entry = Entry(path=path, name=name, type=declared, module=module, info={what: f"{module}.{qualname}"})
+    elif k == "m":
+        entry = Entry(path=path, name=name, type="method", info={"method": str(node.get("n"))})
     elif k == "x":
         entry = Entry(path=path, name=name, type=node.get("t", "?"), module=node.get("m"), opaque=True)
         entry.size = node["h"][2]
@@ -317,6 +327,8 @@ def type_name(node: Any, classes: list[list[str]]) -> str:
         return f"reference to {'.'.join(classes[node['c']])}"
     if k == "x":
         return f"opaque {node.get('t', 'object')}"
+    if k == "m":
+        return f"method {node.get('n')}"
     return str(k)
 
 
@@ -346,4 +358,4 @@ def modules_needed(node: dict[str, Any], classes: list[list[str]]) -> set[str]:
 
 def unsafe_node(node: dict[str, Any], path: str) -> tuple[str, dict[str, Any]] | None:
     """The first node below ``node`` that a safe load must refuse, with its key."""
-    return next(((p, n) for n, p in keyed_walk(node, path) if kind(n) in ("o", "g", "x")), None)
+    return next(((p, n) for n, p in keyed_walk(node, path) if kind(n) in ("o", "g", "x", "m")), None)

@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import h5py
 
-from ...atomic import atomic_path, writer_lock
+from ...atomic import atomic_path, ensure_space, writer_lock
 from ...errors import (
     CorruptFileError,
     FileExistsStorageError,
     KeyNotFoundError,
+    NoSpaceError,
     StorageError,
     UnsupportedOperationError,
 )
@@ -142,9 +143,11 @@ def _apply(
     ids = {n["id"]: n for n in tree.walk(root) if "id" in n}
 
     def resolve(n: dict[str, Any]) -> dict[str, Any]:
-        while tree.kind(n) == "r":
+        for _ in range(len(ids) + 1):  # a damaged index may chain references in a loop
+            if tree.kind(n) != "r":
+                return n
             n = ids[n["to"]]
-        return n
+        raise KeyError(f"shared reference #{n['to']} leads to itself")
 
     holder = {"root": root}
     slot = _Slot(lambda: holder["root"], lambda n: holder.__setitem__("root", n))
@@ -326,7 +329,12 @@ def update(
                     f"cannot update {path}: it is not a readable h5 archive ({exc})", path=path
                 ) from None
             if os.path.getsize(tmp) > 2 * live + SLACK_BYTES:
-                _compact_over(tmp)
+                try:
+                    ensure_space(tmp, live)
+                except NoSpaceError:
+                    pass  # compaction only reclaims space: the update stands without it
+                else:
+                    _compact_over(tmp)
 
 
 def _compact_over(tmp: Path) -> None:

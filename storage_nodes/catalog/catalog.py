@@ -1,0 +1,1239 @@
+"""The :class:`Catalog`: record saves and runs, find them again, load what was found.
+
+A catalog is an index beside the files, never instead of them: every row can be rebuilt
+from the files with :meth:`Catalog.index`. Writes are short transactions that either
+record a whole file (its records, inputs, metadata and edges) or nothing. On SQLite the
+database runs in WAL mode, write transactions start with ``BEGIN IMMEDIATE`` and a busy
+database is retried (with backoff, up to :data:`RETRY_SECONDS`), so many processes can
+record into one file; on PostgreSQL serialisation failures and unique-key races are
+retried the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import functools
+import getpass
+import hashlib
+import inspect as pyinspect
+import json
+import logging
+import os
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from .. import api, registry
+from ..atomic import LOCK_SUFFIX, TEMP_PREFIX
+from ..errors import (
+    CatalogError,
+    InvalidArgumentError,
+    KeyNotFoundError,
+    StaleEntryError,
+    StorageError,
+    UnsafeLoadError,
+)
+from ..keys import join, split
+from ..provenance.metadata import module_record, validate_metadata
+from . import schema as S
+from .digest import DIGEST_VERSION, digest
+from .url import default_location, redact, scrub, to_url
+
+__all__ = ["RETRY_SECONDS", "Catalog", "Dropped", "Hit", "IndexReport", "Summary", "open_catalog"]
+
+log = logging.getLogger("storage_nodes.catalog")
+
+#: how long a write keeps retrying a busy (locked) database before a CatalogError
+RETRY_SECONDS = 120.0
+#: SQLite's own wait for a lock (ms) before the retry loop takes over
+BUSY_TIMEOUT_MS = 30000
+_PREVIEW_CHARS = 200
+_ANALYZE_EVERY = 1000  # SQLite statistics: at a catalog's first write in a process, then every N writes
+_SAMPLE = 4096
+_IN_CHUNK = 500
+T = TypeVar("T")
+PathLike = str | os.PathLike[str]
+
+
+# ---------------------------------------------------------------------------- small records
+
+
+@dataclasses.dataclass(frozen=True)
+class Summary:
+    """The preview of an input value that is not short plain JSON: its type (and shape)."""
+
+    description: str
+
+    def __repr__(self) -> str:
+        return f"<{self.description}>"
+
+
+@dataclasses.dataclass(frozen=True)
+class FileIdentity:
+    """What tells a file apart from a rewrite of it: size, mtime (ns) and a sampled content digest."""
+
+    size: int
+    mtime_ns: int
+    content: str
+
+
+def file_identity(path: Path) -> FileIdentity | None:
+    """The identity of ``path`` now, or ``None`` if it cannot be read.
+
+    The content digest is SHA-256 over the size and three 4 KiB samples (start, middle,
+    end): cheap for any file size, and a rewrite that kept size and mtime is still noticed
+    where the format puts headers, indexes or timestamps (h5 superblock and index, pickle
+    header, json text).
+    """
+    try:
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            h = hashlib.sha256(str(st.st_size).encode())
+            for offset in sorted({0, max(0, st.st_size // 2 - _SAMPLE // 2), max(0, st.st_size - _SAMPLE)}):
+                fh.seek(offset)
+                h.update(fh.read(_SAMPLE))
+    except OSError:
+        return None
+    return FileIdentity(st.st_size, st.st_mtime_ns, h.hexdigest())
+
+
+@dataclasses.dataclass(eq=False)
+class Hit:
+    """One catalog entry found by :meth:`Catalog.find`.
+
+    ``node`` is ``"module.qualname"`` for a node of a saved run and ``None`` for a plain
+    save; ``key`` is where it sits in the file (``<node>`` for a run's node: its outputs
+    are at ``<node>/outputs/<port>``). ``inputs`` maps each input port to its value when
+    that is short plain JSON, else to a :class:`Summary`; ``undigested`` names the input
+    ports whose values could not be digested (no query by value can match them).
+    ``call`` is the call digest (node identity + every input's digest; ``None`` if an
+    input was not digested) that :meth:`Catalog.lookup` matches. ``stale`` is true when
+    the file is gone or was rewritten since it was recorded:
+    :meth:`load` then refuses with :class:`StaleEntryError`.
+    """
+
+    path: Path
+    key: str
+    node: str | None
+    inputs: dict[str, Any]
+    outputs: list[str]
+    created_by: str
+    host: str
+    created_at: datetime.datetime
+    workflow: str | None
+    label: str | None
+    metadata: dict[str, Any]
+    version: str | None
+    stale: bool
+    undigested: list[str]
+    call: str | None
+    record_id: int
+    _catalog: Catalog | None = dataclasses.field(default=None, repr=False)
+    _identity: FileIdentity | None = dataclasses.field(default=None, repr=False)
+    _upstream: list[Hit] | None = dataclasses.field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        what = self.node or "save"
+        where = f"{self.path}" + (f" key {self.key!r}" if self.key else "")
+        stale = " STALE" if self.stale else ""
+        return (
+            f"<Hit {what} in {where} by {self.created_by}@{self.host} at {self.created_at:%Y-%m-%d %H:%M:%S}Z{stale}>"
+        )
+
+    @property
+    def upstream(self) -> list[Hit]:
+        """The hits of the nodes whose outputs fed this node in its run (the recipe's edges)."""
+        if self._upstream is None:
+            self._upstream = [] if self._catalog is None else self._catalog._upstream_of(self)
+        return self._upstream
+
+    def is_stale(self) -> bool:
+        """Check the file again now: ``True`` if it is gone or differs from what was recorded."""
+        return self._identity is None or file_identity(self.path) != self._identity
+
+    def load(
+        self,
+        port: str | None = None,
+        *,
+        version_policy: Any = "warn",
+        safe: bool = False,
+    ) -> Any:
+        """Load what this entry points at through :func:`storage_nodes.load`.
+
+        A node hit gives its outputs (``{port: value}``), or one output with ``port``; a
+        plain save gives the saved object. ``version_policy`` and ``safe`` are those of
+        ``load``. A stale entry raises :class:`StaleEntryError` (checked again now).
+        """
+        if self.is_stale():
+            self.stale = True
+            raise StaleEntryError(
+                f"catalog entry {self.node or 'save'} in {self.path} is stale: the file was moved, deleted or "
+                "rewritten since it was recorded; record it again with `storage-nodes catalog index DIR` "
+                "or drop it with `catalog prune`",
+                path=self.path,
+                key=self.key or None,
+            )
+        if self.node is None:
+            if port is not None:
+                raise InvalidArgumentError(f"{self.path} holds a plain save, not a node: it has no port {port!r}")
+            return api.load(self.path, key=self.key or None, version_policy=version_policy, safe=safe)
+        if port is not None and port not in self.outputs:
+            raise KeyNotFoundError(
+                f"node {self.node} in {self.path} has no output {port!r}; its outputs: {', '.join(self.outputs)}",
+                path=self.path,
+                key=self.key,
+            )
+        segments = [*split(self.key), "outputs", *([port] if port is not None else [])]
+        return api.load(self.path, key=join(*segments), version_policy=version_policy, safe=safe)
+
+
+@dataclasses.dataclass(frozen=True)
+class Dropped:
+    """An entry :meth:`Catalog.prune` removed: the file, why, and how many records it held."""
+
+    path: str
+    reason: str
+    records: int
+
+
+@dataclasses.dataclass
+class IndexReport:
+    """What :meth:`Catalog.index` did: files recorded, already up to date, and skipped (with why)."""
+
+    recorded: list[str] = dataclasses.field(default_factory=list)
+    unchanged: list[str] = dataclasses.field(default_factory=list)
+    skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name known (containers without a passwd entry)
+        return f"uid:{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+
+
+def _utc(value: str | datetime.date | datetime.datetime | None, name: str) -> datetime.datetime | None:
+    """``since``/``until`` as naive UTC: ISO text or a date (midnight UTC) or a datetime."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidArgumentError(f"{name}={value!r} is not an ISO date or time like '2026-11-01'") from None
+    if isinstance(value, datetime.datetime):
+        return value.astimezone(datetime.UTC).replace(tzinfo=None) if value.tzinfo else value
+    if isinstance(value, datetime.date):
+        return datetime.datetime(value.year, value.month, value.day)
+    raise InvalidArgumentError(f"{name} must be an ISO date string, a date or a datetime, got {type(value).__name__}")
+
+
+def _plain(value: Any, depth: int = 0) -> bool:
+    if depth > 4:
+        return False
+    if value is None or type(value) in (bool, int, str):
+        return True
+    if type(value) is float:
+        return value == value and value not in (float("inf"), float("-inf"))
+    if type(value) is list:
+        return len(value) <= 16 and all(_plain(v, depth + 1) for v in value)
+    if type(value) is dict:
+        return len(value) <= 16 and all(type(k) is str and _plain(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def _describe(value: Any) -> str:
+    t = type(value)
+    name = t.__name__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
+    shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+    if isinstance(shape, tuple) and dtype is not None:
+        return f"{name} {dtype} shape={shape}"
+    try:
+        return f"{name} len={len(value)}"
+    except Exception:
+        return name
+
+
+def preview(value: Any) -> str:
+    """The JSON text kept beside an input's digest: ``{"v": value}`` or ``{"t": description}``."""
+    if _plain(value):
+        text = json.dumps({"v": value}, allow_nan=False)
+        if len(text) <= _PREVIEW_CHARS:
+            return text
+    return json.dumps({"t": _describe(value)})
+
+
+def _from_preview(text: str | None) -> Any:
+    if not text:
+        return Summary("unknown")
+    doc = json.loads(text)
+    return doc["v"] if "v" in doc else Summary(doc.get("t", "unknown"))
+
+
+def node_name(node: Any) -> str:
+    """``"module.qualname"`` of a function (or the string itself)."""
+    if isinstance(node, str):
+        if not node or "." not in node:
+            raise InvalidArgumentError(f"node={node!r}: give the function or its 'module.qualname' string")
+        return node
+    module, qualname = getattr(node, "__module__", None), getattr(node, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(qualname, str):
+        raise InvalidArgumentError(f"node= takes a function or a 'module.qualname' string, got {type(node).__name__}")
+    return f"{module}.{qualname}"
+
+
+def call_digest(
+    node: str, version: str | None, source: str | None, input_digests: Mapping[str, str | None]
+) -> str | None:
+    """The digest of one call: node identity (name, package version, source digest) + every input's digest.
+
+    SHA-256 of ``storage_nodes-call-<DIGEST_VERSION>`` and the sorted-key JSON of
+    ``{"node", "version", "source", "inputs": {port: digest}}``: every part is a string (or
+    null), so that JSON text is canonical, and hashing it is cheaper than digesting the dict.
+    """
+    if any(d is None for d in input_digests.values()):
+        return None
+    text = json.dumps(
+        {"node": node, "version": version, "source": source, "inputs": dict(input_digests)},
+        sort_keys=True,
+        ensure_ascii=True,
+    )
+    return hashlib.sha256(f"storage_nodes-call-{DIGEST_VERSION}\x00{text}".encode()).hexdigest()
+
+
+#: (module, qualname) -> (package version, source digest)
+Identify = Callable[[str, str], tuple[str | None, str | None]]
+
+
+def live_identity(module: str, qualname: str) -> tuple[str | None, str | None]:
+    """Version and source digest of a function as the current environment has it (imports nothing)."""
+    rec = module_record(module, [qualname], with_git=False)
+    return rec.get("version"), (rec.get("sources") or {}).get(qualname)
+
+
+def recorded_identity(environment: Mapping[str, Any]) -> Identify:
+    """Version and source digest as a file's environment record stored them."""
+    modules = environment.get("modules") or {}
+
+    def identify(module: str, qualname: str) -> tuple[str | None, str | None]:
+        rec = modules.get(module) or {}
+        return rec.get("version"), (rec.get("sources") or {}).get(qualname)
+
+    return identify
+
+
+@dataclasses.dataclass
+class _NodeRow:
+    key: str
+    label: str
+    node: str | None
+    module: str | None
+    qualname: str | None
+    version: str | None
+    source: str | None
+    type: str
+    inputs: dict[str, tuple[str | None, str]]
+    outputs: list[str]
+
+
+def workflow_rows(
+    recipe: Mapping[str, Any], nodes: Mapping[str, Any], identify: Identify
+) -> tuple[list[_NodeRow], list[tuple[str, str, str, str]]]:
+    """The records and edges of a stored run: every node with a function reference, at any depth.
+
+    Edges are ``(source key, source port, target key, target port)`` between recorded nodes
+    of the same graph level (the recipe's ``edges``: ``"target.port": "source.port"``).
+    """
+    rows: list[_NodeRow] = []
+    edges: list[tuple[str, str, str, str]] = []
+    # one value often feeds several ports (an output read by three nodes): digest it once
+    memo: dict[int, tuple[str | None, str]] = {}
+
+    def summary(value: Any) -> tuple[str | None, str]:
+        found = memo.get(id(value))
+        if found is None:
+            found = memo[id(value)] = (digest(value), preview(value))
+        return found
+
+    root_info = (recipe.get("reference") or {}).get("info") if isinstance(recipe.get("reference"), Mapping) else None
+    if isinstance(root_info, Mapping) and isinstance(nodes.get("inputs"), Mapping):  # a node saved on its own
+        module, qualname = root_info.get("module"), root_info.get("qualname")
+        if isinstance(module, str) and isinstance(qualname, str):
+            version, source = identify(module, qualname)
+            rows.append(
+                _NodeRow(
+                    key="", label=str(recipe.get("label") or qualname), node=f"{module}.{qualname}", module=module,
+                    qualname=qualname, version=version, source=source, type=str(recipe.get("type")),
+                    inputs={str(p): summary(v) for p, v in nodes["inputs"].items()},
+                    outputs=[str(p) for p in (nodes.get("outputs") or {})],
+                )
+            )  # fmt: skip
+    stack: list[tuple[Mapping[str, Any], Mapping[str, Any], list[str]]] = [(recipe, nodes, [])]
+    while stack:
+        level_recipe, level_nodes, prefix = stack.pop()
+        children = level_recipe.get("nodes") or {}
+        keys: dict[str, str] = {}
+        for label, child in children.items():
+            if not isinstance(child, Mapping) or child.get("type") == "constant":
+                continue
+            stored = level_nodes.get(label)
+            if not isinstance(stored, Mapping):
+                continue
+            key_segments = [*prefix, label]
+            key = join(*key_segments)
+            keys[label] = key
+            info = (
+                ((child.get("reference") or {}).get("info") or {})
+                if isinstance(child.get("reference"), Mapping)
+                else {}
+            )
+            module, qualname = info.get("module"), info.get("qualname")
+            name = f"{module}.{qualname}" if isinstance(module, str) and isinstance(qualname, str) else None
+            version, source = identify(str(module), str(qualname)) if name else (None, None)
+            ins = stored.get("inputs") or {}
+            rows.append(
+                _NodeRow(
+                    key=key,
+                    label=label,
+                    node=name,
+                    module=module if name else None,
+                    qualname=qualname if name else None,
+                    version=version,
+                    source=source,
+                    type=str(child.get("type")),
+                    inputs={str(p): summary(v) for p, v in ins.items()},
+                    outputs=[str(p) for p in (stored.get("outputs") or {})],
+                )
+            )
+            if isinstance(stored.get("nodes"), Mapping) and isinstance(child.get("nodes"), Mapping):
+                stack.append((child, stored["nodes"], [*key_segments, "nodes"]))
+        for target, source in (level_recipe.get("edges") or {}).items():
+            t_node, _, t_port = str(target).partition(".")
+            s_node, _, s_port = str(source).partition(".")
+            if t_node in keys and s_node in keys:
+                edges.append((keys[s_node], s_port, keys[t_node], t_port))
+    return rows, edges
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, sa.exc.IntegrityError):
+        return True  # two writers recording the same path at once: the retry replaces the other's row
+    if not isinstance(exc, sa.exc.OperationalError | sa.exc.DBAPIError):
+        return False
+    text = str(getattr(exc, "orig", exc)).lower()
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return (
+        "database is locked" in text
+        or "database table is locked" in text
+        or "busy" in text
+        or code in ("40001", "40P01", "55P03")
+        or "deadlock" in text
+        or "could not serialize" in text
+    )
+
+
+_catalogs: dict[tuple[int, str], Catalog] = {}
+_catalogs_lock = threading.Lock()
+
+
+def open_catalog(url_or_path: str | os.PathLike[str] | None = None) -> Catalog:
+    """A :class:`Catalog` for ``url_or_path``, shared per process (the upper layers' string catalogs)."""
+    text = os.fspath(url_or_path) if url_or_path is not None else default_location()
+    key = (os.getpid(), to_url(text).render_as_string(hide_password=False))
+    with _catalogs_lock:
+        cat = _catalogs.get(key)
+        if cat is None:
+            cat = _catalogs[key] = Catalog(text)
+        return cat
+
+
+# ---------------------------------------------------------------------------- the catalog
+
+
+class Catalog:
+    """One queryable index of stored results, in SQLite (default) or PostgreSQL.
+
+    ``url_or_path``: a SQLAlchemy URL (``postgresql://user@host/db``; any form SQLAlchemy
+    takes) or a file path (an SQLite file, created on first use); ``None``:
+    ``$STORAGE_NODES_CATALOG``, else ``catalog.sqlite`` in the user's data directory.
+
+    >>> cat = Catalog("results.sqlite")  # doctest: +SKIP
+    >>> sn.save_workflow(wf, "runs/relax.h5", catalog=cat)  # doctest: +SKIP
+    >>> cat.find(node="storage_nodes.demo.relax", inputs={"steps": 40})[0].load("energies")  # doctest: +SKIP
+    """
+
+    def __init__(self, url_or_path: str | os.PathLike[str] | sa.URL | None = None) -> None:
+        given = url_or_path if url_or_path is not None else default_location()
+        if not isinstance(given, str | os.PathLike | sa.URL):
+            raise InvalidArgumentError(f"Catalog() takes a URL or a path, got {type(given).__name__}")
+        try:
+            self.url = to_url(given)
+        except Exception as exc:
+            raise CatalogError(f"cannot read catalog URL {redact(str(given))!r}: {type(exc).__name__}") from None
+        self.location = redact(self.url)
+        self._sqlite = self.url.get_backend_name() == "sqlite"
+        self._engine = self._make_engine()
+        self._ready = False
+        self._ready_lock = threading.Lock()
+        self._writes = 0
+
+    def __repr__(self) -> str:
+        return f"<Catalog {self.location}>"
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the database connections (the catalog reopens them when used again)."""
+        self._engine.dispose()
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable to worker processes: by URL
+        return (Catalog, (self.url,))
+
+    # ------------------------------------------------------------------ engine and transactions
+
+    def _make_engine(self) -> sa.Engine:
+        if self._sqlite:
+            database = self.url.database
+            if database and database != ":memory:":
+                parent = Path(database).parent
+                if not parent.exists():
+                    try:
+                        parent.mkdir(parents=True, mode=0o700)
+                    except OSError as exc:
+                        raise CatalogError(f"cannot create the catalog directory {parent}: {exc.strerror}") from None
+            busy = BUSY_TIMEOUT_MS
+            engine = sa.create_engine(self.url, connect_args={"timeout": busy / 1000, "check_same_thread": False})
+
+            @sa.event.listens_for(engine, "connect")
+            def _connect(dbapi_connection: Any, _record: Any) -> None:
+                dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+                cur = dbapi_connection.cursor()
+                try:
+                    cur.execute(f"PRAGMA busy_timeout = {int(busy)}")
+                    cur.execute("PRAGMA journal_mode = WAL")
+                    cur.execute("PRAGMA synchronous = NORMAL")
+                    cur.execute("PRAGMA foreign_keys = ON")
+                finally:
+                    cur.close()
+
+            @sa.event.listens_for(engine, "begin")
+            def _begin(conn: sa.Connection) -> None:
+                # a writer takes the write lock up front: a deferred transaction that later
+                # needs it fails at once with "database is locked" (no busy wait in SQLite)
+                conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("sn_write") else "BEGIN")
+
+            return engine
+        try:
+            return sa.create_engine(self.url, pool_pre_ping=True)
+        except Exception as exc:
+            raise CatalogError(f"cannot open catalog {self.location}: {self._message(exc)}") from None
+
+    def _message(self, exc: BaseException) -> str:
+        orig = getattr(exc, "orig", None) or exc
+        text = f"{type(orig).__name__}: {str(orig).strip().splitlines()[0] if str(orig).strip() else ''}"
+        return scrub(text, self.url)
+
+    def _run(self, work: Callable[[sa.Connection], T], *, write: bool, what: str) -> T:
+        """Run ``work`` in one transaction; retry a busy database; errors become CatalogError."""
+        self._prepare()
+        return self._transact(work, write=write, what=what)
+
+    def _transact(self, work: Callable[[sa.Connection], T], *, write: bool, what: str) -> T:
+        deadline = time.monotonic() + RETRY_SECONDS
+        delay = 0.005
+        while True:
+            try:
+                with self._engine.connect() as conn:
+                    if write:
+                        conn = conn.execution_options(sn_write=True)
+                    with conn.begin():
+                        result = work(conn)
+                    if write and self._sqlite:
+                        self._writes += 1
+                        if self._ready and self._writes % _ANALYZE_EVERY == 1:
+                            self._analyze(conn)
+                    return result
+            except StorageError:
+                raise
+            except sa.exc.SQLAlchemyError as exc:
+                if _retryable(exc) and time.monotonic() < deadline:
+                    log.debug("catalog %s busy (%s); retrying", self.location, type(exc).__name__)
+                    time.sleep(delay * (0.5 + random.random()))
+                    delay = min(delay * 2, 0.5)
+                    continue
+                raise CatalogError(f"cannot {what} catalog {self.location}: {self._message(exc)}") from None
+
+    def _analyze(self, conn: sa.Connection) -> None:
+        """Refresh SQLite's planner statistics (sampled: about a millisecond at any size).
+
+        Without them SQLite may drive ``find(node=, metadata=)`` from the node index
+        instead of the far more selective metadata index. PostgreSQL's autovacuum does this
+        itself. A busy database just skips it.
+        """
+        try:
+            with conn.begin():
+                conn.exec_driver_sql("PRAGMA analysis_limit = 400")
+                conn.exec_driver_sql("ANALYZE")
+        except sa.exc.OperationalError:
+            pass
+
+    def _prepare(self) -> None:
+        """Create the tables on first use; check (and migrate) the schema version."""
+        if self._ready:
+            return
+        with self._ready_lock:
+            if self._ready:
+                return
+            self._transact(self._ensure_schema, write=True, what="open")
+            self._writes = 0  # statistics at the first *record*: not of a catalog just created empty
+            self._ready = True
+
+    def _ensure_schema(self, conn: sa.Connection) -> None:
+        if not self._sqlite:  # one creator at a time across processes
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(7243311)"))
+        has = sa.inspect(conn).has_table(S.schema.name)
+        if not has:
+            S.meta_table.create_all(conn)
+            from .._version import __version__
+
+            conn.execute(
+                S.schema.insert().values(
+                    version=S.SCHEMA_VERSION,
+                    digest_version=DIGEST_VERSION,
+                    created_at=_now(),
+                    created_by=f"{_user()}@{socket.gethostname()}",
+                    storage_nodes=__version__,
+                )
+            )
+            return
+        row = conn.execute(sa.select(S.schema.c.version, S.schema.c.digest_version)).first()
+        if row is None:
+            raise CatalogError(f"catalog {self.location} has an empty sn_schema table; it is damaged")
+        version, digest_version = int(row[0]), int(row[1])
+        if version > S.SCHEMA_VERSION:
+            raise CatalogError(
+                f"catalog {self.location} has schema version {version}, newer than this storage_nodes "
+                f"reads ({S.SCHEMA_VERSION}); upgrade storage_nodes"
+            )
+        while version < S.SCHEMA_VERSION:
+            migrate = S.MIGRATIONS.get(version)
+            if migrate is None:
+                raise CatalogError(f"catalog {self.location}: no migration from schema version {version}")
+            migrate(conn)
+            version += 1
+            conn.execute(S.schema.update().values(version=version))
+        if digest_version != DIGEST_VERSION:
+            raise CatalogError(
+                f"catalog {self.location} holds digests of version {digest_version}, this storage_nodes makes "
+                f"version {DIGEST_VERSION}: rebuild it from the files (a new catalog, then `catalog index DIR`)"
+            )
+
+    # ------------------------------------------------------------------ recording (the Recorder protocol)
+
+    def record_save(
+        self,
+        path: PathLike,
+        *,
+        obj: Any = None,
+        key: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        backend: str | None = None,
+        type_name: str | None = None,
+        _by: str = "save",
+    ) -> None:
+        """Record one plain save of ``obj`` to ``path`` (at ``key``), after the file was written.
+
+        A whole-file save replaces every record of the file; a keyed save updates the
+        file's identity and replaces the records at, above or below that key.
+        """
+        p = Path(path).expanduser().resolve()
+        ident = file_identity(p)
+        if ident is None:
+            raise CatalogError(f"cannot record {p} in catalog {self.location}: the file cannot be read", path=p)
+        user_metadata = validate_metadata(metadata, path=p)
+        tname = type_name or (_describe(obj).split(" ", 1)[0] if obj is not None or key is not None else "NoneType")
+        segments = split(key)
+        rec_key = join(*segments)
+
+        def work(conn: sa.Connection) -> None:
+            row = conn.execute(sa.select(S.files.c.id, S.files.c.metadata).where(S.files.c.path == str(p))).first()
+            if row is not None and segments:
+                file_id = int(row[0])
+                merged = {**json.loads(row[1] or "{}"), **user_metadata}
+                conn.execute(
+                    S.files.update()
+                    .where(S.files.c.id == file_id)
+                    .values(size=ident.size, mtime_ns=ident.mtime_ns, content=ident.content, metadata=_json(merged))
+                )
+                self._delete_overlapping(conn, file_id, rec_key)
+                self._write_metadata(conn, file_id, merged, replace=True)
+            else:
+                if row is not None:
+                    self._delete_files(conn, [int(row[0])])
+                file_id = self._insert_file(conn, p, ident, kind="save", backend=backend, workflow=None,
+                                            metadata=user_metadata, by=_by)  # fmt: skip
+                self._write_metadata(conn, file_id, user_metadata)
+            conn.execute(
+                S.records.insert(),
+                {"file_id": file_id, "key": rec_key, "label": None, "node": None, "module": None, "qualname": None,
+                 "version": None, "source": None, "call": None, "outputs": "[]", "undigested": "[]", "type": tname},
+            )  # fmt: skip
+
+        self._run(work, write=True, what="record into")
+
+    def record_workflow(
+        self,
+        path: PathLike,
+        *,
+        label: str,
+        recipe: str | Mapping[str, Any],
+        nodes: Mapping[str, Any],
+        metadata: Mapping[str, Any] | None = None,
+        backend: str | None = None,
+        identify: Identify | None = None,
+        _by: str = "save",
+    ) -> None:
+        """Record a saved run: the file, every node (identity, input digests, call digest, outputs), the edges.
+
+        ``identify`` gives each node function's package version and source digest; the
+        default asks the current environment (right after a save), :meth:`index` passes
+        the file's stored environment record.
+        """
+        p = Path(path).expanduser().resolve()
+        ident = file_identity(p)
+        if ident is None:
+            raise CatalogError(f"cannot record {p} in catalog {self.location}: the file cannot be read", path=p)
+        user_metadata = validate_metadata(metadata, path=p)
+        parsed = json.loads(recipe) if isinstance(recipe, str | bytes) else recipe
+        rows, edges = workflow_rows(parsed, nodes, functools.cache(identify or live_identity))
+
+        def work(conn: sa.Connection) -> None:
+            old = conn.execute(sa.select(S.files.c.id).where(S.files.c.path == str(p))).scalars().all()
+            if old:
+                self._delete_files(conn, [int(i) for i in old])
+            file_id = self._insert_file(conn, p, ident, kind="workflow", backend=backend, workflow=label,
+                                        metadata=user_metadata, by=_by)  # fmt: skip
+            self._write_metadata(conn, file_id, user_metadata)
+            record_rows = []
+            for r in rows:
+                digests = {port: d for port, (d, _) in r.inputs.items()}
+                undigested = sorted(port for port, d in digests.items() if d is None)
+                record_rows.append(
+                    {"file_id": file_id, "key": r.key, "label": r.label, "node": r.node, "module": r.module,
+                     "qualname": r.qualname, "version": r.version, "source": r.source,
+                     "call": call_digest(r.node, r.version, r.source, digests) if r.node else None,
+                     "outputs": _json(r.outputs), "undigested": _json(undigested), "type": r.type}
+                )  # fmt: skip
+            if not record_rows:
+                return
+            # one statement for all records (executemany with RETURNING), in parameter order
+            returned = conn.execute(
+                S.records.insert().returning(S.records.c.id, sort_by_parameter_order=True), record_rows
+            ).all()
+            ids = {r.key: int(row[0]) for r, row in zip(rows, returned)}
+            input_rows = [
+                {"record_id": ids[r.key], "port": port, "digest": d, "preview": pv}
+                for r in rows
+                for port, (d, pv) in r.inputs.items()
+            ]
+            if input_rows:
+                conn.execute(S.inputs.insert(), input_rows)
+            if edges:
+                conn.execute(
+                    S.edges.insert(),
+                    [
+                        {"file_id": file_id, "source_id": ids[s], "source_port": sp,
+                         "target_id": ids[t], "target_port": tp}
+                        for s, sp, t, tp in edges
+                    ],
+                )  # fmt: skip
+
+        self._run(work, write=True, what="record into")
+
+    def _insert_file(
+        self,
+        conn: sa.Connection,
+        p: Path,
+        ident: FileIdentity,
+        *,
+        kind: str,
+        backend: str | None,
+        workflow: str | None,
+        metadata: Mapping[str, Any],
+        by: str,
+    ) -> int:
+        result = conn.execute(
+            S.files.insert(),
+            {"path": str(p), "size": ident.size, "mtime_ns": ident.mtime_ns, "content": ident.content,
+             "backend": backend, "kind": kind, "workflow": workflow, "metadata": _json(metadata),
+             "created_by": _user(), "host": socket.gethostname(), "created_at": _now(), "recorded_by": by},
+        )  # fmt: skip
+        return _pk(result)
+
+    def _write_metadata(
+        self, conn: sa.Connection, file_id: int, metadata: Mapping[str, Any], *, replace: bool = False
+    ) -> None:
+        if replace:
+            conn.execute(S.metadata.delete().where(S.metadata.c.file_id == file_id))
+        if any("\x00" not in k for k in metadata):
+            conn.execute(
+                S.metadata.insert(),
+                [
+                    {"file_id": file_id, "name": k, "digest": digest(v), "value": _json(v)}
+                    for k, v in metadata.items()
+                    if "\x00" not in k  # not queryable (PostgreSQL text cannot hold NUL); kept in sn_files.metadata
+                ],
+            )
+
+    def _delete_files(self, conn: sa.Connection, file_ids: Sequence[int]) -> None:
+        """Delete files and, by ``ON DELETE CASCADE``, their records, inputs, metadata and edges.
+
+        SQLite enforces the cascade because every catalog connection turns
+        ``PRAGMA foreign_keys`` on; one statement instead of five.
+        """
+        for chunk in _chunks(file_ids):
+            conn.execute(S.files.delete().where(S.files.c.id.in_(chunk)))
+
+    def _delete_overlapping(self, conn: sa.Connection, file_id: int, key: str) -> None:
+        """Drop the records of ``file_id`` at ``key``, above it (a prefix) or below it."""
+        rows = conn.execute(sa.select(S.records.c.id, S.records.c.key).where(S.records.c.file_id == file_id)).all()
+        doomed = [int(i) for i, k in rows if k == key or k == "" or k.startswith(key + "/") or key.startswith(k + "/")]
+        for chunk in _chunks(doomed):
+            conn.execute(S.edges.delete().where(S.edges.c.source_id.in_(chunk) | S.edges.c.target_id.in_(chunk)))
+            conn.execute(S.inputs.delete().where(S.inputs.c.record_id.in_(chunk)))
+            conn.execute(S.records.delete().where(S.records.c.id.in_(chunk)))
+
+    # ------------------------------------------------------------------ queries
+
+    def find(
+        self,
+        node: Any = None,
+        inputs: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        user: str | None = None,
+        host: str | None = None,
+        since: str | datetime.date | None = None,
+        until: str | datetime.date | None = None,
+        workflow: str | None = None,
+        kind: str | None = None,
+        limit: int | None = None,
+    ) -> list[Hit]:
+        """Entries matching every given filter, newest first.
+
+        ``node``: a function or ``"module.qualname"`` (runs' nodes only); ``inputs``: ports
+        that must hold these values (by digest; other ports free); ``metadata``: user
+        metadata entries of the file; ``user``/``host``: who recorded; ``since``/``until``:
+        UTC dates or times; ``workflow``: the run's label; ``kind``: ``"save"`` (plain
+        saves) or ``"node"``. Stale hits are included with ``stale=True``.
+
+        >>> cat.find(node="storage_nodes.demo.relax", inputs={"steps": 40}, user="alice")  # doctest: +SKIP
+        """
+        q = sa.select(S.records, S.files).join(S.files, S.files.c.id == S.records.c.file_id)
+        q = self._filters(q, node=node, inputs=inputs, metadata=metadata, user=user, host=host, since=since,
+                          until=until, workflow=workflow, kind=kind)  # fmt: skip
+        q = q.order_by(S.files.c.created_at.desc(), S.records.c.id.desc())
+        if limit is not None:
+            if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+                raise InvalidArgumentError(f"limit must be a whole number >= 0, got {limit!r}")
+            q = q.limit(limit)
+        return self._run(lambda conn: self._hits(conn, conn.execute(q).mappings().all()), write=False, what="read")
+
+    def _filters(
+        self,
+        q: Any,
+        *,
+        node: Any,
+        inputs: Mapping[str, Any] | None,
+        metadata: Mapping[str, Any] | None,
+        user: str | None,
+        host: str | None,
+        since: Any,
+        until: Any,
+        workflow: str | None,
+        kind: str | None,
+    ) -> Any:
+        texts = [node_name(node) if node is not None else "", user or "", host or "", workflow or ""]
+        texts += [str(k) for k in _mapping(inputs, "inputs")] + [str(k) for k in _mapping(metadata, "metadata")]
+        if any("\x00" in t for t in texts):  # no stored name holds NUL (PostgreSQL text cannot): no match
+            return q.where(sa.false())
+        if node is not None:
+            q = q.where(S.records.c.node == node_name(node))
+        if kind is not None:
+            if kind not in ("save", "node"):
+                raise InvalidArgumentError(f"kind must be 'save' or 'node', got {kind!r}")
+            q = q.where(S.records.c.node.is_(None) if kind == "save" else S.records.c.node.is_not(None))
+        for port, value in _mapping(inputs, "inputs").items():
+            d = digest(value)
+            if d is None:
+                raise InvalidArgumentError(
+                    f"inputs[{port!r}]: this {type(value).__name__} cannot be digested, so no entry can match it"
+                )
+            # the (port, digest, record_id) index yields the matching records directly
+            matching = sa.select(S.inputs.c.record_id).where(S.inputs.c.port == str(port), S.inputs.c.digest == d)
+            q = q.where(S.records.c.id.in_(matching))
+        if metadata is not None:
+            for name, value in validate_metadata(_mapping(metadata, "metadata")).items():
+                files = sa.select(S.metadata.c.file_id).where(
+                    S.metadata.c.name == name, S.metadata.c.digest == digest(value)
+                )
+                q = q.where(S.records.c.file_id.in_(files))
+        if user is not None:
+            q = q.where(S.files.c.created_by == str(user))
+        if host is not None:
+            q = q.where(S.files.c.host == str(host))
+        start, end = _utc(since, "since"), _utc(until, "until")
+        if start is not None:
+            q = q.where(S.files.c.created_at >= start)
+        if end is not None:
+            q = q.where(S.files.c.created_at < end)
+        if workflow is not None:
+            q = q.where(S.files.c.workflow == str(workflow))
+        return q
+
+    def _hits(self, conn: sa.Connection, rows: Sequence[Any]) -> list[Hit]:
+        record_ids = [int(r["id"]) for r in rows]
+        ins: dict[int, dict[str, Any]] = {}
+        for chunk in _chunks(record_ids):
+            for rid, port, pv in conn.execute(
+                sa.select(S.inputs.c.record_id, S.inputs.c.port, S.inputs.c.preview).where(
+                    S.inputs.c.record_id.in_(chunk)
+                )
+            ):
+                ins.setdefault(int(rid), {})[port] = _from_preview(pv)
+        fresh: dict[int, bool] = {}
+        hits = []
+        for r in rows:
+            ident = FileIdentity(int(r["size"]), int(r["mtime_ns"]), r["content"])
+            fid = int(r["file_id"])
+            if fid not in fresh:
+                fresh[fid] = file_identity(Path(r["path"])) == ident
+            hits.append(
+                Hit(
+                    path=Path(r["path"]), key=r["key"], node=r["node"], inputs=ins.get(int(r["id"]), {}),
+                    outputs=json.loads(r["outputs"]), created_by=r["created_by"], host=r["host"],
+                    created_at=r["created_at"], workflow=r["workflow"], label=r["label"],
+                    metadata=json.loads(r["metadata"]), version=r["version"], stale=not fresh[fid],
+                    undigested=json.loads(r["undigested"]),
+                    call=r["call"], record_id=int(r["id"]), _catalog=self, _identity=ident,
+                )
+            )  # fmt: skip
+        return hits
+
+    def _upstream_of(self, hit: Hit) -> list[Hit]:
+        def work(conn: sa.Connection) -> list[Hit]:
+            source_ids = (
+                sa.select(S.edges.c.source_id).where(S.edges.c.target_id == hit.record_id).distinct().scalar_subquery()
+            )
+            q = (
+                sa.select(S.records, S.files)
+                .join(S.files, S.files.c.id == S.records.c.file_id)
+                .where(S.records.c.id.in_(source_ids))
+                .order_by(S.records.c.id)
+            )
+            return self._hits(conn, conn.execute(q).mappings().all())
+
+        return self._run(work, write=False, what="read")
+
+    def lookup(self, node: Any, /, **inputs: Any) -> dict[str, Any]:
+        """The outputs of exactly this call (``node`` with these inputs) if anyone recorded it.
+
+        With a function, its defaults fill the inputs not given (as a run does); with a
+        ``"module.qualname"`` string every input must be given. The node's identity is its
+        name, its package version and the digest of its source now, so a recorded call of
+        an edited function does not match. The newest fresh entry is loaded; none raises
+        :class:`KeyNotFoundError`.
+
+        >>> cat.lookup(relax, positions=x, steps=40)["energies"]  # doctest: +SKIP
+        """
+        name = node_name(node)
+        values = dict(inputs)
+        if callable(node) and not isinstance(node, str):
+            try:
+                bound = pyinspect.signature(node).bind_partial(**inputs)
+                bound.apply_defaults()
+                values = dict(bound.arguments)
+            except (TypeError, ValueError) as exc:
+                raise InvalidArgumentError(f"lookup({name}): {exc}") from None
+        module, _, qualname = name.rpartition(".")
+        if callable(node) and not isinstance(node, str):
+            module, qualname = node.__module__, node.__qualname__
+        version, source = live_identity(module, qualname)
+        digests = {p: digest(v) for p, v in values.items()}
+        bad = sorted(p for p, d in digests.items() if d is None)
+        if bad:
+            raise KeyNotFoundError(
+                f"lookup({name}): input(s) {', '.join(bad)} cannot be digested, so no record can match"
+            )
+        call = call_digest(name, version, source, digests)
+        q = (
+            sa.select(S.records, S.files)
+            .join(S.files, S.files.c.id == S.records.c.file_id)
+            .where(S.records.c.call == call)
+            .order_by(S.files.c.created_at.desc(), S.records.c.id.desc())
+        )
+        hits = self._run(lambda conn: self._hits(conn, conn.execute(q).mappings().all()), write=False, what="read")
+        stale = 0
+        for hit in hits:
+            if hit.stale:
+                stale += 1
+                continue
+            try:
+                outputs: dict[str, Any] = hit.load()
+            except StaleEntryError:
+                stale += 1
+                continue
+            return outputs
+        extra = (
+            f" ({stale} stale entr{'y' if stale == 1 else 'ies'}: files moved or rewritten; "
+            "run `catalog index` or `catalog prune`)"
+            if stale
+            else ""
+        )
+        raise KeyNotFoundError(
+            f"catalog {self.location} has no recorded call of {name} with these inputs{extra}", key=name
+        )
+
+    def stats(self) -> dict[str, Any]:
+        """Per node function: records, distinct inputs (call digests), users; per user: files, records, last save.
+
+        >>> cat.stats()["nodes"][0]  # doctest: +SKIP
+        {'node': 'storage_nodes.demo.relax', 'records': 12, 'distinct_inputs': 3, 'users': ['alice', 'bob'], ...}
+        """
+        r, f = S.records, S.files
+
+        def work(conn: sa.Connection) -> dict[str, Any]:
+            nodes = conn.execute(
+                sa.select(r.c.node, sa.func.count(), sa.func.count(sa.distinct(r.c.call)), sa.func.max(f.c.created_at))
+                .join(f, f.c.id == r.c.file_id)
+                .where(r.c.node.is_not(None))
+                .group_by(r.c.node)
+                .order_by(sa.func.count().desc(), r.c.node)
+            ).all()
+            node_users: dict[str, list[str]] = {}
+            for node, u in conn.execute(
+                sa.select(r.c.node, f.c.created_by).join(f, f.c.id == r.c.file_id).where(r.c.node.is_not(None))
+                .group_by(r.c.node, f.c.created_by).order_by(f.c.created_by)
+            ):  # fmt: skip
+                node_users.setdefault(node, []).append(u)
+            users = conn.execute(
+                sa.select(f.c.created_by, sa.func.count(sa.distinct(f.c.id)), sa.func.count(r.c.id),
+                          sa.func.min(f.c.created_at), sa.func.max(f.c.created_at))
+                .join(r, r.c.file_id == f.c.id, isouter=True)
+                .group_by(f.c.created_by).order_by(f.c.created_by)
+            ).all()  # fmt: skip
+            n_files = conn.execute(sa.select(sa.func.count()).select_from(f)).scalar_one()
+            n_records = conn.execute(sa.select(sa.func.count()).select_from(r)).scalar_one()
+            return {
+                "catalog": self.location,
+                "files": int(n_files),
+                "records": int(n_records),
+                "nodes": [
+                    {"node": n, "records": int(c), "distinct_inputs": int(d), "users": node_users.get(n, []),
+                     "last": _iso(last)}
+                    for n, c, d, last in nodes
+                ],
+                "users": [
+                    {"user": u, "files": int(nf), "records": int(nr), "first": _iso(a), "last": _iso(b)}
+                    for u, nf, nr, a, b in users
+                ],
+            }  # fmt: skip
+
+        return self._run(work, write=False, what="read")
+
+    def prune(self, *, dry_run: bool = False) -> list[Dropped]:
+        """Drop the entries whose files are gone or were rewritten since recorded; return what was dropped.
+
+        ``dry_run=True`` only reports. A rewritten file is recorded again by :meth:`index`.
+        """
+
+        def scan(conn: sa.Connection) -> list[tuple[int, str, FileIdentity, int]]:
+            counts = sa.select(S.records.c.file_id, sa.func.count().label("n")).group_by(S.records.c.file_id).subquery()
+            q = sa.select(
+                S.files.c.id, S.files.c.path, S.files.c.size, S.files.c.mtime_ns, S.files.c.content, counts.c.n
+            )
+            q = q.join(counts, counts.c.file_id == S.files.c.id, isouter=True)
+            return [(int(i), p, FileIdentity(int(s), int(m), c), int(n or 0)) for i, p, s, m, c, n in conn.execute(q)]
+
+        dropped: list[Dropped] = []
+        doomed: list[tuple[int, FileIdentity]] = []
+        for fid, path, ident, n in self._run(scan, write=False, what="read"):
+            now = file_identity(Path(path))
+            if now == ident:
+                continue
+            reason = "file is gone" if not os.path.exists(path) else "file was rewritten"
+            dropped.append(Dropped(path, reason, n))
+            doomed.append((fid, ident))
+        if dropped and not dry_run:
+
+            def work(conn: sa.Connection) -> None:  # only rows still as scanned: a concurrent re-record stays
+                ids = []
+                for fid, ident in doomed:
+                    same = conn.execute(
+                        sa.select(S.files.c.id).where(
+                            S.files.c.id == fid, S.files.c.size == ident.size, S.files.c.mtime_ns == ident.mtime_ns,
+                            S.files.c.content == ident.content,
+                        )
+                    ).first()  # fmt: skip
+                    if same is not None:
+                        ids.append(fid)
+                self._delete_files(conn, ids)
+
+            self._run(work, write=True, what="prune")
+        return dropped
+
+    def index(self, directory: PathLike, *, safe: bool = True, recursive: bool = True) -> IndexReport:
+        """Record every storage_nodes file under ``directory`` that the catalog lacks or has outdated.
+
+        Idempotent: a file recorded with its current identity is left alone. Workflow files
+        (``save_workflow``) get a record per node, other files one plain-save record.
+        ``safe=True`` (default) never runs code from a file: pickle/cloudpickle files are
+        recorded from their header (a pickled workflow's nodes only with ``safe=False``),
+        h5 values that need code count as undigested.
+        """
+        root = Path(directory).expanduser().resolve()
+        if not root.is_dir():
+            raise InvalidArgumentError(f"index() takes a directory; {root} is not one", path=root)
+        report = IndexReport()
+        known = self._run(
+            lambda conn: {
+                p: FileIdentity(int(s), int(m), c)
+                for p, s, m, c in conn.execute(
+                    sa.select(S.files.c.path, S.files.c.size, S.files.c.mtime_ns, S.files.c.content)
+                )
+            },
+            write=False,
+            what="read",
+        )
+        own = {str(Path(self.url.database or "").resolve())} if self._sqlite and self.url.database else set()
+        own |= {p + suffix for p in own for suffix in ("-wal", "-shm", "-journal")}
+        for p in _walk(root, recursive):
+            name = p.name
+            if name.startswith(TEMP_PREFIX) or name.endswith(LOCK_SUFFIX) or str(p) in own:
+                continue
+            ident = file_identity(p)
+            if ident is None:
+                report.skipped.append((str(p), "cannot be read"))
+                continue
+            if known.get(str(p)) == ident:
+                report.unchanged.append(str(p))
+                continue
+            try:
+                self._index_file(p, safe=safe)
+            except CatalogError:
+                raise
+            except StorageError as exc:
+                report.skipped.append((str(p), str(exc)))
+                continue
+            report.recorded.append(str(p))
+        return report
+
+    def _index_file(self, p: Path, *, safe: bool) -> None:
+        from ..graph.workflows import WORKFLOW_KEY, load_workflow
+
+        chosen = registry.detect(p)
+        if chosen is None:
+            raise StorageError(f"{p} is not a file storage_nodes wrote")
+        listing = api.inspect(p, depth=1)
+        children = {c.name for c in getattr(listing.root, "children", None) or []}
+        env = listing.environment or {}
+        backend = api.resolve_backend(p).name
+        if WORKFLOW_KEY in children and (api.resolve_backend(p).supports_safe_load or not safe):
+            try:
+                stored = load_workflow(p, safe=safe, version_policy="ignore")
+                nodes = {**stored.nodes, "inputs": stored.inputs, "outputs": stored.outputs}
+            except UnsafeLoadError:
+                stored = None
+                nodes = _nodes_one_by_one(p, children)
+            recipe = stored.recipe_json if stored is not None else api.load(p, key=f"{WORKFLOW_KEY}/recipe", safe=True)
+            label = stored.label if stored is not None else str(api.load(p, key=f"{WORKFLOW_KEY}/label", safe=True))
+            self.record_workflow(p, label=label, recipe=recipe, nodes=nodes, metadata=listing.metadata,
+                                 backend=backend, identify=recorded_identity(env), _by="index")  # fmt: skip
+            return
+        self.record_save(p, metadata=listing.metadata, backend=backend, type_name=getattr(listing.root, "type", None),
+                         _by="index")  # fmt: skip
+
+
+class _Undigested:
+    """A port value an index with ``safe=True`` could not load (it needs code): no digest."""
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise TypeError("not loaded")
+
+
+def _nodes_one_by_one(p: Path, children: Iterable[str]) -> dict[str, Any]:
+    from ..graph.workflows import WORKFLOW_KEY
+
+    out: dict[str, Any] = {}
+    for child in children:
+        if child in (WORKFLOW_KEY, "inputs", "outputs"):
+            continue
+        entry: dict[str, Any] = {}
+        for part in ("inputs", "outputs"):
+            try:
+                listing = api.inspect(p, key=join(child, part), depth=1)
+            except StorageError:
+                continue
+            values = {}
+            for c in getattr(listing.root, "children", None) or []:
+                try:
+                    values[c.name] = api.load(p, key=join(child, part, c.name), safe=True)
+                except UnsafeLoadError:
+                    values[c.name] = _Undigested()
+            entry[part] = values
+        out[child] = entry
+    return out
+
+
+def _walk(root: Path, recursive: bool) -> Iterator[Path]:
+    items = sorted(root.rglob("*") if recursive else root.iterdir())
+    for p in items:
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts[:-1]):
+            yield p
+
+
+def _chunks(items: Sequence[int]) -> Iterator[list[int]]:
+    items = list(items)
+    for i in range(0, len(items), _IN_CHUNK):
+        yield items[i : i + _IN_CHUNK]
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, allow_nan=False)
+
+
+def _iso(value: datetime.datetime | None) -> str | None:
+    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _mapping(value: Any, name: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidArgumentError(f"{name}= takes a dict of port -> value, got {type(value).__name__}")
+    return value
+
+
+def _pk(result: Any) -> int:
+    key = result.inserted_primary_key
+    if key is None:  # pragma: no cover - every insert here has an integer primary key
+        raise CatalogError("the database returned no primary key for an insert")
+    return int(key[0])
