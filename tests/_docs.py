@@ -27,3 +27,26 @@ def run_python_blocks(page: Path) -> tuple[dict[str, Any], int]:
         except Exception as exc:
             raise AssertionError(f"{page.name} block {i} failed: {exc!r}\n{block}") from exc
     return namespace, len(blocks)
+
+
+def execute_notebook(notebook: Path, directory: Path) -> tuple[Any, str]:
+    """Run ``notebook`` top to bottom in ``directory`` (nbclient); return it and its text outputs.
+
+    Saved outputs are cleared first, so the assertions judge this run only.
+    """
+    import nbclient
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+    nbclient.NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(directory)}}
+    ).execute()
+    cells = [
+        "".join(out.get("text", "") + out.get("data", {}).get("text/plain", "") for out in cell.get("outputs", []))
+        for cell in nb.cells
+        if cell.cell_type == "code"
+    ]
+    return nb, "\n".join(cells)
