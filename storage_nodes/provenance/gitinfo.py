@@ -18,6 +18,7 @@ executable exists, else reports ``dirty: None`` with a ``note`` saying why.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -477,17 +478,23 @@ def git_state(file: str | os.PathLike[str], scope: str | os.PathLike[str] | None
     if located is None:
         return None
     repo, relative, prefix = located
+    problem = _unsupported_format(repo.common_dir)
+    if not problem:
+        # untracked files first (e.g. a site-packages inside a repository's ignored .venv):
+        # one stat of the index, no reading of HEAD and refs for them
+        with contextlib.suppress(OSError, GitFormatError, ValueError, struct.error, IndexError):
+            if relative not in _read_index(*_index_key(repo)):
+                return None
     try:
         commit = read_head(repo)
     except OSError:
         return None
     state: dict[str, Any] = {"commit": commit}
     try:
-        problem = _unsupported_format(repo.common_dir)
         if problem:
             raise GitFormatError(problem)
         if relative not in _read_index(*_index_key(repo)):
-            return None  # e.g. a site-packages inside a repository's ignored .venv
+            return None
         changed: list[str] | None = _changed_files(repo, commit, prefix)
     except (OSError, GitFormatError, ValueError, zlib.error, struct.error, IndexError) as exc:
         # the index or objects cannot be read here: the file lies in the work tree, so
