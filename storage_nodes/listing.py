@@ -4,21 +4,43 @@ A :class:`Listing` holds the file's user metadata, its environment record and a 
 :class:`Entry` objects. ``str(listing)`` prints the tree, ``listing.to_dict()`` gives
 JSON-able data, ``listing["outputs/energy"]`` finds one entry; Jupyter shows
 ``listing._repr_html_()``, a collapsible HTML tree.
+
+Listings of big files stay cheap: backends hand out entries whose children are built when
+first asked for (:func:`lazy_entry`), and ``str(listing)`` summarises (:func:`summarise`):
+a long run of same-shaped siblings is one line (``0..4999: dict(id, name, e, tags) x 5000``)
+and at most :data:`SUMMARY_LIMIT` lines are printed per level. ``listing.text(full=True)``
+prints every entry; ``to_dict()``, ``keys()``, ``walk()`` and ``listing[key]`` are complete.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import Any
 
 from . import keys as _keys
 from .errors import KeyNotFoundError
 
-__all__ = ["Entry", "Listing", "LISTING_VERSION", "prune"]
+__all__ = [
+    "Entry",
+    "LISTING_VERSION",
+    "Listing",
+    "RUN_THRESHOLD",
+    "SUMMARY_LIMIT",
+    "lazy_entry",
+    "prune",
+    "runs",
+    "signature",
+    "summarise",
+]
 
 LISTING_VERSION = 1
+#: a run of this many same-shaped siblings or more is summarised (text, HTML, ``to_dict(full=False)``)
+RUN_THRESHOLD = 8
+#: lines (entries or runs) a summary shows per level; the rest are counted in one line
+SUMMARY_LIMIT = 50
 
 
 @dataclasses.dataclass
@@ -42,6 +64,13 @@ class Entry:
     children: list[Entry] = dataclasses.field(default_factory=list)
     truncated: int = 0
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __eq__(self, other: object) -> bool:  # an entry built lazily equals the same entry built eagerly
+        if not isinstance(other, Entry):
+            return NotImplemented
+        return all(getattr(self, f.name) == getattr(other, f.name) for f in dataclasses.fields(Entry))
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass default
 
     def walk(self) -> Iterator[Entry]:
         """This entry and all below it, depth first."""
@@ -110,6 +139,176 @@ class Entry:
         return ", ".join(parts)
 
 
+class _LazyEntry(Entry):
+    """An :class:`Entry` whose children are built on first use (see :func:`lazy_entry`).
+
+    Not a dataclass of its own: :class:`Entry`'s ``__init__`` assigns ``children`` through
+    the property below, and ``dataclasses.replace`` builds a plain copy of it.
+    """
+
+    _expand: Callable[[], list[Entry]] | None = None
+    _shape: Callable[[], Hashable] | None = None
+
+    @property
+    def children(self) -> list[Entry]:
+        expand = self._expand
+        if expand is not None:
+            self._children = expand()
+            self._expand = None
+        return self._children
+
+    @children.setter
+    def children(self, value: list[Entry]) -> None:
+        self._children = value
+        self._expand = self._shape = None
+
+
+def lazy_entry(
+    expand: Callable[[], list[Entry]], *, shape: Callable[[], Hashable] | None = None, **fields: Any
+) -> Entry:
+    """An :class:`Entry` with ``fields`` whose ``children`` are ``expand()``, called on first use.
+
+    ``shape()``, when given, returns what :func:`signature` would compute from the
+    children, without building them (backends describing plain values give one).
+
+    >>> e = lazy_entry(lambda: [Entry(path="a", name="a", type="int")], path="", type="dict", length=1)
+    >>> [c.name for c in e.children]
+    ['a']
+    """
+    entry = _LazyEntry(**fields)
+    entry._expand = expand
+    entry._shape = shape
+    return entry
+
+
+def signature(entry: Entry, memo: dict[int, Hashable] | None = None) -> Hashable:
+    """What must agree for two siblings to count as "the same shape": type, module, shape,
+    dtype, opaque and truncated, and the same of every child by name; not name, size, length
+    (of a str: a size; of a container: its children say it) or ``info``.
+
+    ``memo`` (by ``id``) saves recomputing it for the entries of one tree.
+    """
+    if memo is None:
+        memo = {}
+    found = memo.get(id(entry))
+    if found is None:
+        fast = getattr(entry, "_shape", None)
+        if "run" in entry.info:  # a run of a summary stands alone
+            found = ("run", id(entry))
+        elif fast is not None:
+            found = fast()
+        else:
+            kids = entry.children
+            found = (
+                entry.type,
+                entry.module,
+                entry.shape,
+                entry.dtype,
+                entry.opaque,
+                entry.truncated,
+                tuple([c.name for c in kids]),
+                tuple([signature(c, memo) for c in kids]),
+            )
+        memo[id(entry)] = found
+    return found
+
+
+def runs(items: Sequence[Entry], memo: dict[int, Hashable] | None = None) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` of each stretch of consecutive same-shaped entries of ``items``, in order.
+
+    >>> items = [Entry(path=str(i), name=str(i), type="int" if i < 3 else "str") for i in range(5)]
+    >>> list(runs(items))
+    [(0, 3), (3, 5)]
+    """
+    memo = {} if memo is None else memo
+    i, n = 0, len(items)
+    while i < n:
+        sig = signature(items[i], memo)
+        j = i + 1
+        while j < n and signature(items[j], memo) == sig:
+            j += 1
+        yield i, j
+        i = j
+
+
+def _run_entry(run: Sequence[Entry]) -> Entry:
+    """One entry standing for a run: the first one's type, ``info["run"]`` says how many."""
+    first, last = run[0], run[-1]
+    info: dict[str, Any] = {"count": len(run), "first": first.name, "last": last.name}
+    names = [c.name for c in first.children]
+    if names:
+        info["children"] = names
+    sizes = [c.size for c in run]
+    if all(size is not None for size in sizes):
+        info["size"] = sum(sizes)
+    return Entry(
+        path=first.path,
+        name=first.name,
+        type=first.type,
+        module=first.module,
+        shape=first.shape,
+        dtype=first.dtype,
+        length=first.length,
+        opaque=first.opaque,
+        truncated=len(names) + first.truncated,
+        info={"run": info},
+    )
+
+
+def summarise(entry: Entry, *, limit: int = SUMMARY_LIMIT, threshold: int = RUN_THRESHOLD) -> Entry:
+    """A copy of ``entry`` for reading: each run of ``threshold`` or more consecutive
+    same-shaped children (:func:`signature`) is one entry with ``info["run"]`` (``count``,
+    ``first``, ``last``, the first one's ``children`` names, the total ``size``), and at most
+    ``limit`` children are kept per level (the rest are counted in ``truncated``).
+
+    >>> e = Entry(path="", type="list", children=[Entry(path=str(i), name=str(i), type="int") for i in range(9)])
+    >>> summarise(e).children[0].info["run"]
+    {'count': 9, 'first': '0', 'last': '8'}
+    """
+    return _summarise(entry, {}, limit, threshold)
+
+
+def _summarise(entry: Entry, memo: dict[int, Hashable], limit: int, threshold: int) -> Entry:
+    items = entry.children
+    out: list[Entry] = []
+    left = 0
+    for start, end in runs(items, memo):
+        if len(out) >= limit:
+            left = len(items) - start
+            break
+        if end - start >= threshold:
+            out.append(_run_entry(items[start:end]))
+            continue
+        for i, c in enumerate(itertools.islice(items, start, end), start):
+            if len(out) >= limit:
+                left = len(items) - i
+                break
+            out.append(_summarise(c, memo, limit, threshold) if c.children else c)
+        if left:
+            break
+    return dataclasses.replace(entry, children=out, truncated=entry.truncated + left)
+
+
+def _run_line(entry: Entry) -> str:
+    """``0..4999: dict(id, name, e, tags) x 5000``: a run of a summary in one line."""
+    run = entry.info["run"]
+    kind = entry.type if not entry.module else f"{entry.type} ({entry.module})"
+    names = run.get("children") or []
+    if names and names != [str(i) for i in range(len(names))]:
+        shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+        kind += f"({shown})"
+    elif names:
+        kind += f", len={len(names)}"
+    if entry.shape is not None:
+        kind += f", shape={tuple(entry.shape)}"
+    if entry.dtype is not None:
+        kind += f", dtype={entry.dtype}"
+    if entry.opaque:
+        kind += ", opaque: needs safe=False"
+    size = f", {_human(run['size'])} in all" if run.get("size") is not None else ""
+    return f"{run['first']}..{run['last']}: {kind} x {run['count']}{size}"
+
+
 def _human(n: int) -> str:
     size = float(n)
     for unit in ("B", "KB", "MB", "GB"):
@@ -134,7 +333,11 @@ def _module_summary(name: str, rec: Any) -> str:
 
 @dataclasses.dataclass
 class Listing:
-    """The description of a stored file: metadata, environment record and entry tree."""
+    """The description of a stored file: metadata, environment record and entry tree.
+
+    ``str(listing)`` summarises long runs of same-shaped entries unless ``full`` (see
+    :meth:`text`); everything else (``listing[key]``, ``keys()``, ``to_dict()``) is complete.
+    """
 
     path: str
     backend: str
@@ -144,9 +347,14 @@ class Listing:
     environment: dict[str, Any] = dataclasses.field(default_factory=dict)
     key: str | None = None
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: ``str()`` prints every entry instead of a summary
+    full: bool = False
 
     def __getitem__(self, key: str) -> Entry:
         wanted = "/".join(_keys.escape(s) for s in _keys.split(key))
+        found = self._find(wanted)
+        if found is not None:
+            return found
         paths = []
         for entry in self.root.walk():
             if entry.path == wanted:
@@ -154,6 +362,19 @@ class Listing:
             paths.append(entry.path)
         hint = _keys.suggest(wanted, paths, limit=1)  # whole paths: the best match only
         raise KeyNotFoundError(f"no entry {key!r} in the listing of {self.path}{hint}", path=self.path, key=key)
+
+    def _find(self, wanted: str) -> Entry | None:
+        """The first entry at path ``wanted`` in walk order, looking only below the entries
+        whose path leads there (a lazily built listing builds only those levels)."""
+        stack = [self.root]
+        while stack:
+            entry = stack.pop()
+            if entry.path == wanted:
+                return entry
+            if entry is self.root or wanted.startswith(entry.path + "/"):
+                below = [c for c in entry.children if c.path == wanted or wanted.startswith(c.path + "/")]
+                stack.extend(reversed(below))
+        return None
 
     def __contains__(self, key: object) -> bool:
         if not isinstance(key, str):
@@ -168,8 +389,10 @@ class Listing:
         """The keys of all listed entries below the root."""
         return [e.path for e in self.root.walk() if e is not self.root]
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able data (the same content as ``str(listing)``)."""
+    def to_dict(self, *, full: bool = True) -> dict[str, Any]:
+        """Plain JSON-able data: every listed entry, or with ``full=False`` the summary that
+        ``str(listing)`` prints (runs as one entry with ``info["run"]``, see :func:`summarise`)."""
+        root = self.root if full else summarise(self.root)
         return {
             "listing_version": LISTING_VERSION,
             "path": self.path,
@@ -179,7 +402,7 @@ class Listing:
             "metadata": self.metadata,
             "environment": self.environment,
             "info": self.info,
-            "root": self.root.to_dict(),
+            "root": root.to_dict(),
         }
 
     @classmethod
@@ -196,6 +419,7 @@ class Listing:
         )
 
     def to_json(self, **kwargs: Any) -> str:
+        """:meth:`to_dict` (complete) as JSON; ``kwargs`` go to ``json.dumps``."""
         return json.dumps(self.to_dict(), **kwargs)
 
     def __repr__(self) -> str:  # print() shows the tree; the dataclass repr would spell out every entry
@@ -203,6 +427,14 @@ class Listing:
         return f"<Listing of {self.path} [{self.backend}{where}]: {self.root.describe()}; print() it for the tree>"
 
     def __str__(self) -> str:
+        return self.text()
+
+    def text(self, *, full: bool | None = None) -> str:
+        """The printed tree: header, metadata, environment, entries. Unless ``full``
+        (default: the listing's ``full``), a run of :data:`RUN_THRESHOLD` or more
+        same-shaped siblings is one line ``first..last: type(children) x N`` and at most
+        :data:`SUMMARY_LIMIT` lines are printed per level."""
+        full = self.full if full is None else full
         lines = [f"{self.path} [{self.backend}, format {self.format_version}]"]
         if self.metadata:
             lines.append("metadata: " + json.dumps(self.metadata, default=str, sort_keys=True))
@@ -218,16 +450,23 @@ class Listing:
                 for name, rec in sorted(mods.items()):
                     shown.append(_module_summary(name, rec))
                 lines.append("modules: " + ", ".join(shown))
-        root_label = self.root.path or "/"
-        lines.append(f"{root_label}: {self.root.describe()}")
-        self._render(self.root, "", lines)
+        root = self.root if full else summarise(self.root)
+        root_label = root.path or "/"
+        lines.append(f"{root_label}: {root.describe()}")
+        self._render(root, "", lines)
+        if not full and root is not self.root and _summarised(root, self.root):
+            lines.append("(summarised; every entry: inspect(path, full=True) or `storage-nodes inspect --all`)")
         return "\n".join(lines)
 
     def _render(self, entry: Entry, prefix: str, lines: list[str]) -> None:
         items = list(entry.children)
         for i, c in enumerate(items):
             last = i == len(items) - 1 and not entry.truncated
-            lines.append(f"{prefix}{'└── ' if last else '├── '}{c.name or c.path}: {c.describe()}")
+            branch = "└── " if last else "├── "
+            if "run" in c.info:
+                lines.append(f"{prefix}{branch}{_run_line(c)}")
+                continue
+            lines.append(f"{prefix}{branch}{c.name or c.path}: {c.describe()}")
             self._render(c, prefix + ("    " if last else "│   "), lines)
         if entry.truncated:
             lines.append(f"{prefix}└── ... {entry.truncated} more")
@@ -242,6 +481,13 @@ class Listing:
         from ._listing_html import listing_html
 
         return listing_html(self)
+
+
+def _summarised(summary: Entry, entry: Entry) -> bool:
+    """Whether :func:`summarise` merged or left out any entry of ``entry``'s tree."""
+    if summary.truncated != entry.truncated or len(summary.children) != len(entry.children):
+        return True
+    return any("run" in s.info or (s is not e and _summarised(s, e)) for s, e in zip(summary.children, entry.children))
 
 
 def prune(entry: Entry, depth: int) -> Entry:

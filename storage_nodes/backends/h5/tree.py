@@ -6,6 +6,7 @@ key reaches inside them. Nothing imports a stored module or rebuilds an object.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import sys
 from collections.abc import Callable, Iterator
@@ -13,12 +14,14 @@ from typing import Any
 
 import numpy as np
 
+from ...errors import CorruptFileError
 from ...keys import escape
-from ...listing import Entry
+from ...listing import Entry, lazy_entry
 from . import codec
 
 __all__ = [
     "MISSING",
+    "blob_slices",
     "children",
     "defined_at",
     "describe_node",
@@ -27,6 +30,7 @@ __all__ = [
     "keyed_walk",
     "kind",
     "type_name",
+    "value_signature",
     "walk",
 ]
 
@@ -158,40 +162,123 @@ MAX_LISTED_CHILDREN = 10_000
 MAX_DEPTH = 64
 
 
+_PLAIN_CONTAINERS = (dict, list, tuple, set, frozenset)
+#: signatures of leaf values by type (str, int, float, None...): the same for every value
+_LEAF_SIGNATURES: dict[type, tuple[Any, ...]] = {}
+
+
+def _value_children(value: Any, path: str, depth: int) -> list[Entry]:
+    prefix = path + "/" if path else ""
+    items = value.items() if type(value) is dict else enumerate(value)
+    out = []
+    for k, v in itertools.islice(items, MAX_LISTED_CHILDREN):
+        child_name = k if type(k) is str else str(k)
+        out.append(_entry_for_value(v, prefix + escape(child_name), child_name, depth - 1))
+    return out
+
+
 def _entry_for_value(value: Any, path: str, name: str, depth: int) -> Entry:
-    """Describe a plain value (from an unpacked blob), all its children included."""
+    """Describe a plain value (from an unpacked blob); children are built when first reached."""
     t = type(value)
-    entry = Entry(
-        path=path, name=name, type=t.__qualname__, module=None if t.__module__ == "builtins" else t.__module__
-    )
+    module = None if t.__module__ == "builtins" else t.__module__
+    if t in _PLAIN_CONTAINERS:
+        n = len(value)
+        if depth <= 0 or not n:
+            return Entry(path=path, name=name, type=t.__qualname__, length=n, truncated=n)
+        return lazy_entry(
+            lambda: _value_children(value, path, depth),
+            shape=lambda: value_signature(value, depth),
+            path=path,
+            name=name,
+            type=t.__qualname__,
+            length=n,
+            truncated=max(0, n - MAX_LISTED_CHILDREN),
+        )
+    entry = Entry(path=path, name=name, type=t.__qualname__, module=module)
     if isinstance(value, np.ndarray | np.generic):
         entry.shape = tuple(int(s) for s in value.shape)
         entry.dtype = str(value.dtype)
         entry.size = int(value.nbytes)
-        return entry
-    if t is str or t is bytes:
+    elif t is str or t is bytes:
         entry.length = len(value)
         entry.size = len(value) if t is bytes else len(value.encode("utf-8", "surrogatepass"))
-        return entry
-    if t in (dict, list, tuple, set, frozenset):
-        entry.length = len(value)
-        if depth <= 0:
-            entry.truncated = len(value)
-            return entry
-        prefix = path + "/" if path else ""
-        items = value.items() if t is dict else enumerate(value)
-        for k, v in itertools.islice(items, MAX_LISTED_CHILDREN):
-            child_name = k if type(k) is str else str(k)
-            entry.children.append(_entry_for_value(v, prefix + escape(child_name), child_name, depth - 1))
-        entry.truncated = len(value) - len(entry.children)
-        return entry
-    entry.size = sys.getsizeof(value) if value is not None else 0
+    else:
+        entry.size = sys.getsizeof(value) if value is not None else 0
     return entry
+
+
+def value_signature(value: Any, depth: int) -> tuple[Any, ...]:
+    """:func:`storage_nodes.listing.signature` of the entry that describes ``value`` at
+    ``depth``, computed from the value (no entries built)."""
+    t = type(value)
+    found = _LEAF_SIGNATURES.get(t)
+    if found is not None:
+        return found
+    if t in _PLAIN_CONTAINERS:
+        n = len(value)
+        if depth <= 0 or not n:
+            return (t.__qualname__, None, None, None, False, n, (), ())
+        below, leaf = depth - 1, _LEAF_SIGNATURES.get
+        values = value.values() if t is dict else value
+        if n > MAX_LISTED_CHILDREN:
+            values = itertools.islice(values, MAX_LISTED_CHILDREN)
+        sigs = tuple([leaf(type(v)) or value_signature(v, below) for v in values])
+        names = _key_names(value, len(sigs)) if t is dict else _index_names(len(sigs))
+        return (t.__qualname__, None, None, None, False, n - len(sigs), names, sigs)
+    module = None if t.__module__ == "builtins" else t.__module__
+    if isinstance(value, np.ndarray | np.generic):
+        return (t.__qualname__, module, tuple(int(s) for s in value.shape), str(value.dtype), False, 0, (), ())
+    found = (t.__qualname__, module, None, None, False, 0, (), ())
+    _LEAF_SIGNATURES[t] = found
+    return found
+
+
+#: tuples of str keys already checked (records share their keys), and of index names by length
+_STR_KEYS: dict[tuple[Any, ...], None] = {}
+_INDEX_NAMES: dict[int, tuple[str, ...]] = {}
+
+
+def _key_names(d: dict[Any, Any], n: int) -> tuple[str, ...]:
+    """The entry names of the first ``n`` keys of ``d`` (``str()`` of non-str keys)."""
+    keys = tuple(d) if n == len(d) else tuple(itertools.islice(d, n))
+    if keys in _STR_KEYS:
+        return keys
+    if all(type(k) is str for k in keys):
+        if len(_STR_KEYS) < 4096:
+            _STR_KEYS[keys] = None
+        return keys
+    return tuple(k if type(k) is str else str(k) for k in keys)
+
+
+def _index_names(n: int) -> tuple[str, ...]:
+    found = _INDEX_NAMES.get(n)
+    if found is None:
+        found = tuple(map(str, range(n)))
+        if n <= 4096:
+            _INDEX_NAMES[n] = found
+    return found
 
 
 def describe_value(value: Any, path: str, name: str, depth: int) -> Entry:
     """The listing entry of a plain value (from inside a packed blob), ``depth`` levels deep."""
     return _entry_for_value(value, path, name, depth)
+
+
+def blob_slices(node: Any, depth: int) -> list[list[Any]]:
+    """The heap slices of the packed blobs a listing of ``node``, ``depth`` levels deep, looks inside."""
+    found: list[list[Any]] = []
+    stack = [(node, depth)]
+    while stack:
+        n, d = stack.pop()
+        if type(n) is not dict:
+            continue
+        k = n["k"]
+        if k == "p":
+            if d > 0 or n.get("t") not in _CONTAINER_NAMES:
+                found.append(n["h"])
+        elif d > 0 and k in ("d", "l", "t", "s", "f", "o", "oa"):
+            stack.extend((c, d - 1) for _, c in children(n))
+    return found
 
 
 def describe_node(
@@ -200,14 +287,16 @@ def describe_node(
     name: str,
     *,
     classes: list[list[str]],
-    heap: Callable[[list[Any]], np.ndarray] | None,
+    heap: Callable[[list[Any]], Any] | None,
     shared: dict[int, str],
     depth: int = MAX_DEPTH,
+    file: str = "",
 ) -> Entry:
-    """The listing entry of ``node`` and everything below it.
+    """The listing entry of ``node``; the children of a container are described when first reached.
 
-    ``heap`` reads plain blobs to list their content (``None``: do not look inside).
-    ``shared`` maps shared-object ids to the key where they are defined (filled as we go).
+    ``heap`` gives a packed blob's unpacked value for its heap slice (``None``: do not look
+    inside). ``shared`` maps shared-object ids to the key where they are defined (filled as
+    we go). ``file`` names the archive in the error of a damaged index met later.
     """
     if type(node) is not dict:
         return _entry_for_value(node, path, name, 0)
@@ -218,7 +307,7 @@ def describe_node(
         entry = _entry_for_value(node["v"], path, name, depth)
     elif k == "p":
         if heap is not None and (depth > 0 or node.get("t") not in _CONTAINER_NAMES):
-            entry = _entry_for_value(codec.unpack(heap(node["h"])), path, name, depth)
+            entry = _entry_for_value(heap(node["h"]), path, name, depth)
         else:  # not looking inside: the index says type and length
             entry = Entry(path=path, name=name, type=node.get("t", "?"), length=node.get("n"))
             if depth <= 0 and node.get("t") in _CONTAINER_NAMES:
@@ -259,27 +348,35 @@ def describe_node(
     if k in _CONTAINER_TYPES:
         entry.length = len(node["items"])
     if k in ("d", "l", "t", "s", "f", "o", "oa"):
-        if depth <= 0:
-            entry.truncated = sum(1 for _ in children(node))
+        count = sum(1 for _ in children(node))
+        if depth <= 0 or not count:
+            entry.truncated = count
             return entry
-        prefix = path + "/" if path else ""
-        listed = 0
-        for child_name, c in children(node):
-            if listed == MAX_LISTED_CHILDREN:
-                entry.truncated += 1
-                continue
-            listed += 1
-            entry.children.append(
-                describe_node(
-                    c,
-                    prefix + escape(child_name),
-                    child_name,
-                    classes=classes,
-                    heap=heap,
-                    shared=shared,
-                    depth=depth - 1,
-                )
-            )
+        entry.truncated = max(0, count - MAX_LISTED_CHILDREN)
+
+        def expand() -> list[Entry]:
+            prefix = path + "/" if path else ""
+            try:
+                return [
+                    describe_node(
+                        c,
+                        prefix + escape(child_name),
+                        child_name,
+                        classes=classes,
+                        heap=heap,
+                        shared=shared,
+                        depth=depth - 1,
+                        file=file,
+                    )
+                    for child_name, c in itertools.islice(children(node), MAX_LISTED_CHILDREN)
+                ]
+            except (KeyError, IndexError, TypeError, ValueError) as exc:
+                raise CorruptFileError(
+                    f"{file} has a damaged index below {path or 'the root'!r} ({type(exc).__name__}: {exc})", path=file
+                ) from None
+
+        fields = {f.name: getattr(entry, f.name) for f in dataclasses.fields(Entry) if f.name != "children"}
+        return lazy_entry(expand, **fields)
     return entry
 
 
