@@ -297,8 +297,8 @@ def _run_line(entry: Entry) -> str:
     if names and names != [str(i) for i in range(len(names))]:
         shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
         kind += f"({shown})"
-    elif names:
-        kind += f", len={len(names)}"
+    elif names or (entry.truncated and entry.length is not None):  # a container (not its children)
+        kind += f", len={len(names) or entry.length}"
     if entry.shape is not None:
         kind += f", shape={tuple(entry.shape)}"
     if entry.dtype is not None:
