@@ -15,7 +15,6 @@ prints every entry; ``to_dict()``, ``keys()``, ``walk()`` and ``listing[key]`` a
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import Any
@@ -26,6 +25,7 @@ from .errors import KeyNotFoundError
 __all__ = [
     "Entry",
     "LISTING_VERSION",
+    "LazyEntry",
     "Listing",
     "RUN_THRESHOLD",
     "SUMMARY_LIMIT",
@@ -79,6 +79,13 @@ class Entry:
             yield from c.walk()
 
     def to_dict(self) -> dict[str, Any]:
+        d = self._own_dict()
+        if self.children:
+            d["children"] = [c.to_dict() for c in self.children]
+        return d
+
+    def _own_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` without the children."""
         d: dict[str, Any] = {"path": self.path, "name": self.name, "type": self.type}
         for field in ("module", "dtype", "length", "size"):
             value = getattr(self, field)
@@ -92,8 +99,6 @@ class Entry:
             d["info"] = self.info
         if self.truncated:
             d["truncated"] = self.truncated
-        if self.children:
-            d["children"] = [c.to_dict() for c in self.children]
         return d
 
     @classmethod
@@ -139,28 +144,62 @@ class Entry:
         return ", ".join(parts)
 
 
-class _LazyEntry(Entry):
-    """An :class:`Entry` whose children are built on first use (see :func:`lazy_entry`).
+class LazyEntry(Entry):
+    """An :class:`Entry` whose children are built on first use: subclasses define
+    :meth:`_build`, and may define :meth:`_fast_signature` and :meth:`_fast_dict` (the
+    :func:`signature` and ``to_dict()`` the built children would give, without building them).
 
-    Not a dataclass of its own: :class:`Entry`'s ``__init__`` assigns ``children`` through
-    the property below, and ``dataclasses.replace`` builds a plain copy of it.
+    A subclass instance is made as an :class:`Entry` and then :meth:`pending`. It is no
+    dataclass of its own: :class:`Entry`'s ``__init__`` assigns ``children`` through the
+    property below, and ``dataclasses.replace`` builds a plain copy of it.
     """
 
-    _expand: Callable[[], list[Entry]] | None = None
-    _shape: Callable[[], Hashable] | None = None
+    _pending = False
+
+    def pending(self) -> LazyEntry:
+        """Mark the children as not built yet; returns ``self``."""
+        self._pending = True
+        return self
 
     @property
     def children(self) -> list[Entry]:
-        expand = self._expand
-        if expand is not None:
-            self._children = expand()
-            self._expand = None
+        if self._pending:
+            self._children = self._build()
+            self._pending = False
         return self._children
 
     @children.setter
     def children(self, value: list[Entry]) -> None:
         self._children = value
-        self._expand = self._shape = None
+        self._pending = False
+
+    def _build(self) -> list[Entry]:
+        raise NotImplementedError
+
+    def _fast_signature(self) -> Hashable | None:
+        return None
+
+    def _fast_dict(self) -> dict[str, Any] | None:
+        return None
+
+    def _build_head(self, want: int) -> tuple[list[Entry], int] | None:
+        """The first ``want`` or more children, not kept, and how many :meth:`_build` gives."""
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        fast = self._fast_dict() if self._pending else None
+        return fast if fast is not None else super().to_dict()
+
+
+class _ClosureEntry(LazyEntry):
+    _expand: Callable[[], list[Entry]]
+    _shape: Callable[[], Hashable] | None
+
+    def _build(self) -> list[Entry]:
+        return self._expand()
+
+    def _fast_signature(self) -> Hashable | None:
+        return self._shape() if self._shape is not None else None
 
 
 def lazy_entry(
@@ -169,16 +208,16 @@ def lazy_entry(
     """An :class:`Entry` with ``fields`` whose ``children`` are ``expand()``, called on first use.
 
     ``shape()``, when given, returns what :func:`signature` would compute from the
-    children, without building them (backends describing plain values give one).
+    children, without building them.
 
     >>> e = lazy_entry(lambda: [Entry(path="a", name="a", type="int")], path="", type="dict", length=1)
     >>> [c.name for c in e.children]
     ['a']
     """
-    entry = _LazyEntry(**fields)
+    entry = _ClosureEntry(**fields)
     entry._expand = expand
     entry._shape = shape
-    return entry
+    return entry.pending()
 
 
 def signature(entry: Entry, memo: dict[int, Hashable] | None = None) -> Hashable:
@@ -192,11 +231,11 @@ def signature(entry: Entry, memo: dict[int, Hashable] | None = None) -> Hashable
         memo = {}
     found = memo.get(id(entry))
     if found is None:
-        fast = getattr(entry, "_shape", None)
+        fast = entry._fast_signature() if isinstance(entry, LazyEntry) and entry._pending else None
         if "run" in entry.info:  # a run of a summary stands alone
             found = ("run", id(entry))
         elif fast is not None:
-            found = fast()
+            found = fast
         else:
             kids = entry.children
             found = (
@@ -265,28 +304,62 @@ def summarise(entry: Entry, *, limit: int = SUMMARY_LIMIT, threshold: int = RUN_
     >>> summarise(e).children[0].info["run"]
     {'count': 9, 'first': '0', 'last': '8'}
     """
-    return _summarise(entry, {}, limit, threshold)
+    return _Summariser(limit, threshold).entry(entry)
 
 
-def _summarise(entry: Entry, memo: dict[int, Hashable], limit: int, threshold: int) -> Entry:
-    items = entry.children
-    out: list[Entry] = []
-    left = 0
-    for start, end in runs(items, memo):
-        if len(out) >= limit:
-            left = len(items) - start
-            break
-        if end - start >= threshold:
-            out.append(_run_entry(items[start:end]))
-            continue
-        for i, c in enumerate(itertools.islice(items, start, end), start):
-            if len(out) >= limit:
-                left = len(items) - i
+class _Summariser:
+    """One summary: signatures memoised by ``id`` (every entry looked at is kept alive, so
+    no id is reused), and whether anything was merged or left out."""
+
+    def __init__(self, limit: int, threshold: int) -> None:
+        self.limit, self.threshold = limit, threshold
+        self.memo: dict[int, Hashable] = {}
+        self.keep: list[list[Entry]] = []
+        self.changed = False
+
+    def entry(self, entry: Entry) -> Entry:
+        want = 4 * self.limit
+        while True:  # a lazy entry builds the first children only, more if a run goes on
+            items, total = _head(entry, want)
+            self.keep.append(items)
+            found = self.level(items, total)
+            if found is not None:
+                out, left = found
                 break
-            out.append(_summarise(c, memo, limit, threshold) if c.children else c)
+            want = 1 << 62  # a run reached the end of the first children: build them all
         if left:
-            break
-    return dataclasses.replace(entry, children=out, truncated=entry.truncated + left)
+            self.changed = True
+        return dataclasses.replace(entry, children=out, truncated=entry.truncated + left)
+
+    def level(self, items: list[Entry], total: int) -> tuple[list[Entry], int] | None:
+        """The summarised children and how many are left out; ``None``: need more than ``items``."""
+        out: list[Entry] = []
+        complete = len(items) >= total
+        for start, end in runs(items, self.memo):
+            if len(out) >= self.limit:
+                return out, total - start
+            if end == len(items) and not complete:
+                return None
+            if end - start >= self.threshold:
+                out.append(_run_entry(items[start:end]))
+                self.changed = True
+                continue
+            for i in range(start, end):
+                if len(out) >= self.limit:
+                    return out, total - i
+                c = items[i]
+                out.append(self.entry(c) if c.children else c)
+        return out, 0
+
+
+def _head(entry: Entry, want: int) -> tuple[list[Entry], int]:
+    """The first ``want`` or more children of ``entry`` and how many it has."""
+    if isinstance(entry, LazyEntry) and entry._pending:
+        found = entry._build_head(want)
+        if found is not None:
+            return found
+    items = entry.children
+    return items, len(items)
 
 
 def _run_line(entry: Entry) -> str:
@@ -450,11 +523,12 @@ class Listing:
                 for name, rec in sorted(mods.items()):
                     shown.append(_module_summary(name, rec))
                 lines.append("modules: " + ", ".join(shown))
-        root = self.root if full else summarise(self.root)
+        summary = None if full else _Summariser(SUMMARY_LIMIT, RUN_THRESHOLD)
+        root = self.root if summary is None else summary.entry(self.root)
         root_label = root.path or "/"
         lines.append(f"{root_label}: {root.describe()}")
         self._render(root, "", lines)
-        if not full and root is not self.root and _summarised(root, self.root):
+        if summary is not None and summary.changed:
             lines.append("(summarised; every entry: inspect(path, full=True) or `storage-nodes inspect --all`)")
         return "\n".join(lines)
 
@@ -481,13 +555,6 @@ class Listing:
         from ._listing_html import listing_html
 
         return listing_html(self)
-
-
-def _summarised(summary: Entry, entry: Entry) -> bool:
-    """Whether :func:`summarise` merged or left out any entry of ``entry``'s tree."""
-    if summary.truncated != entry.truncated or len(summary.children) != len(entry.children):
-        return True
-    return any("run" in s.info or (s is not e and _summarised(s, e)) for s, e in zip(summary.children, entry.children))
 
 
 def prune(entry: Entry, depth: int) -> Entry:

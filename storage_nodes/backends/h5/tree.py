@@ -16,7 +16,7 @@ import numpy as np
 
 from ...errors import CorruptFileError
 from ...keys import escape
-from ...listing import Entry, lazy_entry
+from ...listing import Entry, LazyEntry
 from . import codec
 
 __all__ = [
@@ -162,38 +162,95 @@ MAX_LISTED_CHILDREN = 10_000
 MAX_DEPTH = 64
 
 
-_PLAIN_CONTAINERS = (dict, list, tuple, set, frozenset)
+_PLAIN_CONTAINERS = frozenset({dict, list, tuple, set, frozenset})
 #: signatures of leaf values by type (str, int, float, None...): the same for every value
 _LEAF_SIGNATURES: dict[type, tuple[Any, ...]] = {}
 
 
-def _value_children(value: Any, path: str, depth: int) -> list[Entry]:
+class _ValueEntry(LazyEntry):
+    """A plain container from an unpacked blob: children, signature and dict from the value."""
+
+    _value: Any
+    _depth: int
+
+    def _build(self) -> list[Entry]:
+        return self._first(MAX_LISTED_CHILDREN)
+
+    def _build_head(self, want: int) -> tuple[list[Entry], int]:
+        total = min(len(self._value), MAX_LISTED_CHILDREN)
+        return (self.children if want >= total else self._first(want)), total
+
+    def _first(self, n: int) -> list[Entry]:
+        prefix = self.path + "/" if self.path else ""
+        items = self._value.items() if type(self._value) is dict else enumerate(self._value)
+        out = []
+        for k, v in itertools.islice(items, n):
+            child_name = k if type(k) is str else str(k)
+            out.append(_entry_for_value(v, prefix + escape(child_name), child_name, self._depth - 1))
+        return out
+
+    def _fast_signature(self) -> tuple[Any, ...]:
+        return value_signature(self._value, self._depth)
+
+    def _fast_dict(self) -> dict[str, Any]:
+        d = self._own_dict()
+        d["children"] = _value_dicts(self._value, self.path, self._depth)
+        return d
+
+
+def _value_dicts(value: Any, path: str, depth: int) -> list[dict[str, Any]]:
+    """``to_dict()`` of the children of the entry of a plain container, from the value."""
     prefix = path + "/" if path else ""
     items = value.items() if type(value) is dict else enumerate(value)
     out = []
     for k, v in itertools.islice(items, MAX_LISTED_CHILDREN):
-        child_name = k if type(k) is str else str(k)
-        out.append(_entry_for_value(v, prefix + escape(child_name), child_name, depth - 1))
+        name = k if type(k) is str else str(k)
+        out.append(_value_dict(v, prefix + escape(name), name, depth - 1))
     return out
+
+
+def _value_dict(value: Any, path: str, name: str, depth: int) -> dict[str, Any]:
+    """``_entry_for_value(value, path, name, depth).to_dict()``, without the entries."""
+    t = type(value)
+    d: dict[str, Any] = {"path": path, "name": name, "type": t.__qualname__}
+    if t in _PLAIN_CONTAINERS:
+        n = d["length"] = len(value)
+        if depth <= 0 or not n:
+            if n:
+                d["truncated"] = n
+            return d
+        if n > MAX_LISTED_CHILDREN:
+            d["truncated"] = n - MAX_LISTED_CHILDREN
+        d["children"] = _value_dicts(value, path, depth)
+        return d
+    if t.__module__ != "builtins":
+        d["module"] = t.__module__
+    if isinstance(value, np.ndarray | np.generic):
+        d["dtype"] = str(value.dtype)
+        d["size"] = int(value.nbytes)
+        d["shape"] = [int(s) for s in value.shape]
+    elif t is str or t is bytes:
+        d["length"] = len(value)
+        d["size"] = len(value) if t is bytes else len(value.encode("utf-8", "surrogatepass"))
+    else:
+        d["size"] = sys.getsizeof(value) if value is not None else 0
+    return d
 
 
 def _entry_for_value(value: Any, path: str, name: str, depth: int) -> Entry:
     """Describe a plain value (from an unpacked blob); children are built when first reached."""
     t = type(value)
-    module = None if t.__module__ == "builtins" else t.__module__
     if t in _PLAIN_CONTAINERS:
         n = len(value)
         if depth <= 0 or not n:
             return Entry(path=path, name=name, type=t.__qualname__, length=n, truncated=n)
-        return lazy_entry(
-            lambda: _value_children(value, path, depth),
-            shape=lambda: value_signature(value, depth),
-            path=path,
-            name=name,
-            type=t.__qualname__,
-            length=n,
-            truncated=max(0, n - MAX_LISTED_CHILDREN),
+        lazy = _ValueEntry(
+            path=path, name=name, type=t.__qualname__, length=n, truncated=max(0, n - MAX_LISTED_CHILDREN)
         )
+        lazy._value = value
+        lazy._depth = depth
+        return lazy.pending()
+    module = None if t.__module__ == "builtins" else t.__module__
     entry = Entry(path=path, name=name, type=t.__qualname__, module=module)
     if isinstance(value, np.ndarray | np.generic):
         entry.shape = tuple(int(s) for s in value.shape)
@@ -218,11 +275,15 @@ def value_signature(value: Any, depth: int) -> tuple[Any, ...]:
         n = len(value)
         if depth <= 0 or not n:
             return (t.__qualname__, None, None, None, False, n, (), ())
-        below, leaf = depth - 1, _LEAF_SIGNATURES.get
         values = value.values() if t is dict else value
         if n > MAX_LISTED_CHILDREN:
-            values = itertools.islice(values, MAX_LISTED_CHILDREN)
-        sigs = tuple([leaf(type(v)) or value_signature(v, below) for v in values])
+            values = list(itertools.islice(values, MAX_LISTED_CHILDREN))
+        types = tuple(map(type, values))
+        if _LEAF_SIGNATURES.keys() >= set(types):  # leaves only (the common case): no call per child
+            sigs = tuple(map(_LEAF_SIGNATURES.__getitem__, types))
+        else:
+            below, leaf = depth - 1, _LEAF_SIGNATURES.get
+            sigs = tuple([leaf(type(v)) or value_signature(v, below) for v in values])
         names = _key_names(value, len(sigs)) if t is dict else _index_names(len(sigs))
         return (t.__qualname__, None, None, None, False, n - len(sigs), names, sigs)
     module = None if t.__module__ == "builtins" else t.__module__
@@ -353,31 +414,51 @@ def describe_node(
             entry.truncated = count
             return entry
         entry.truncated = max(0, count - MAX_LISTED_CHILDREN)
-
-        def expand() -> list[Entry]:
-            prefix = path + "/" if path else ""
-            try:
-                return [
-                    describe_node(
-                        c,
-                        prefix + escape(child_name),
-                        child_name,
-                        classes=classes,
-                        heap=heap,
-                        shared=shared,
-                        depth=depth - 1,
-                        file=file,
-                    )
-                    for child_name, c in itertools.islice(children(node), MAX_LISTED_CHILDREN)
-                ]
-            except (KeyError, IndexError, TypeError, ValueError) as exc:
-                raise CorruptFileError(
-                    f"{file} has a damaged index below {path or 'the root'!r} ({type(exc).__name__}: {exc})", path=file
-                ) from None
-
         fields = {f.name: getattr(entry, f.name) for f in dataclasses.fields(Entry) if f.name != "children"}
-        return lazy_entry(expand, **fields)
+        lazy = _NodeEntry(**fields)
+        lazy._node, lazy._depth, lazy._count = node, depth, count
+        lazy._context = (classes, heap, shared, file)
+        return lazy.pending()
     return entry
+
+
+class _NodeEntry(LazyEntry):
+    """A container of the index: its children are described when first reached."""
+
+    _node: dict[str, Any]
+    _depth: int
+    _count: int
+    _context: tuple[list[list[str]], Callable[[list[Any]], Any] | None, dict[int, str], str]
+
+    def _build(self) -> list[Entry]:
+        return self._first(MAX_LISTED_CHILDREN)
+
+    def _build_head(self, want: int) -> tuple[list[Entry], int]:
+        total = min(self._count, MAX_LISTED_CHILDREN)
+        return (self.children if want >= total else self._first(want)), total
+
+    def _first(self, n: int) -> list[Entry]:
+        classes, heap, shared, file = self._context
+        prefix = self.path + "/" if self.path else ""
+        try:
+            return [
+                describe_node(
+                    c,
+                    prefix + escape(child_name),
+                    child_name,
+                    classes=classes,
+                    heap=heap,
+                    shared=shared,
+                    depth=self._depth - 1,
+                    file=file,
+                )
+                for child_name, c in itertools.islice(children(self._node), n)
+            ]
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise CorruptFileError(
+                f"{file} has a damaged index below {self.path or 'the root'!r} ({type(exc).__name__}: {exc})",
+                path=file,
+            ) from None
 
 
 def keyed_walk(node: Any, path: str = "") -> Iterator[tuple[Any, str]]:
