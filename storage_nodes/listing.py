@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable, Hashable, Iterator, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from . import keys as _keys
 from .errors import KeyNotFoundError
@@ -144,6 +144,20 @@ class Entry:
         return ", ".join(parts)
 
 
+class Peek(Protocol):
+    """What a :class:`LazyEntry` may tell about its children without building them:
+    their ``names`` (in order), and by index the :func:`signature` and ``size`` each would
+    have, and the child itself."""
+
+    names: Sequence[str]
+
+    def signature(self, i: int) -> Hashable: ...
+
+    def size(self, i: int) -> int | None: ...
+
+    def child(self, i: int) -> Entry: ...
+
+
 class LazyEntry(Entry):
     """An :class:`Entry` whose children are built on first use: subclasses define
     :meth:`_build`, and may define :meth:`_fast_signature` and :meth:`_fast_dict` (the
@@ -180,6 +194,10 @@ class LazyEntry(Entry):
         return None
 
     def _fast_dict(self) -> dict[str, Any] | None:
+        return None
+
+    def _peek(self) -> Peek | None:
+        """The children's names, signatures and sizes without building them (for summaries)."""
         return None
 
     def _build_head(self, want: int) -> tuple[list[Entry], int] | None:
@@ -272,14 +290,26 @@ def runs(items: Sequence[Entry], memo: dict[int, Hashable] | None = None) -> Ite
 
 def _run_entry(run: Sequence[Entry]) -> Entry:
     """One entry standing for a run: the first one's type, ``info["run"]`` says how many."""
-    first, last = run[0], run[-1]
-    info: dict[str, Any] = {"count": len(run), "first": first.name, "last": last.name}
+    return _run_of(run[0], run[-1].name, len(run), _total([c.size for c in run]))
+
+
+def _total(sizes: list[int | None]) -> int | None:
+    """The sum of ``sizes``, or ``None`` when one is unknown."""
+    total = 0
+    for size in sizes:
+        if size is None:
+            return None
+        total += size
+    return total
+
+
+def _run_of(first: Entry, last: str, count: int, size: int | None) -> Entry:
+    info: dict[str, Any] = {"count": count, "first": first.name, "last": last}
     names = [c.name for c in first.children]
     if names:
         info["children"] = names
-    sizes = [c.size for c in run]
-    if all(size is not None for size in sizes):
-        info["size"] = sum(sizes)
+    if size is not None:
+        info["size"] = size
     return Entry(
         path=first.path,
         name=first.name,
@@ -318,6 +348,9 @@ class _Summariser:
         self.changed = False
 
     def entry(self, entry: Entry) -> Entry:
+        peek = entry._peek() if isinstance(entry, LazyEntry) and entry._pending else None
+        if peek is not None:
+            return self.peeked(entry, peek)
         want = 4 * self.limit
         while True:  # a lazy entry builds the first children only, more if a run goes on
             items, total = _head(entry, want)
@@ -350,6 +383,42 @@ class _Summariser:
                 c = items[i]
                 out.append(self.entry(c) if c.children else c)
         return out, 0
+
+    def peeked(self, entry: Entry, peek: Peek) -> Entry:
+        """:meth:`entry` from signatures of children not built: only the shown ones are."""
+        n, left = len(peek.names), 0
+        out: list[Entry] = []
+        sigs: dict[int, Hashable] = {}
+
+        def sig(i: int) -> Hashable:
+            found = sigs.get(i)
+            if found is None:
+                found = sigs[i] = peek.signature(i)
+            return found
+
+        i = 0
+        while i < n and not left:
+            if len(out) >= self.limit:
+                left = n - i
+                break
+            first, j = sig(i), i + 1
+            while j < n and sig(j) == first:
+                j += 1
+            if j - i >= self.threshold:
+                total = _total([peek.size(k) for k in range(i, j)])
+                out.append(_run_of(peek.child(i), peek.names[j - 1], j - i, total))
+                self.changed = True
+            else:
+                for k in range(i, j):
+                    if len(out) >= self.limit:
+                        left = n - k
+                        break
+                    c = peek.child(k)
+                    out.append(self.entry(c) if c.children else c)
+            i = j
+        if left:
+            self.changed = True
+        return dataclasses.replace(entry, children=out, truncated=entry.truncated + left)
 
 
 def _head(entry: Entry, want: int) -> tuple[list[Entry], int]:

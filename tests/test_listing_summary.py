@@ -234,3 +234,18 @@ def test_a_summary_of_a_summary_stays_the_same():
 def test_html_listings_use_the_same_runs(records_h5):
     markup = sn.inspect(records_h5)._repr_html_()
     assert "… 4,996 more like 0 (3 … 4998)" in markup  # names of different lengths: one run
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        _records(300),
+        {f"k{i}": [i, i * 0.5, f"s{i}", [i, "x"]][i % 4] for i in range(400)},
+        [1] * 10 + ["s" * i for i in range(12)] + [np.zeros(2)] * 9 + [{"a": i} for i in range(9)] + [[1]] * 3,
+        {"deep": [{"x": [{"y": i} for i in range(10)]} for _ in range(9)], "z": list(range(100))},
+    ],
+)
+def test_a_summary_from_values_is_the_summary_of_the_built_entries(value):
+    fresh = tree.describe_value(value, "", "", 64)  # children not built: the summary peeks at the values
+    assert summarise(fresh).to_dict() == summarise(_plain(tree.describe_value(value, "", "", 64))).to_dict()
+    assert summarise(fresh, limit=5).to_dict() == summarise(_plain(fresh), limit=5).to_dict()

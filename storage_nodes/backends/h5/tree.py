@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -176,6 +176,9 @@ class _ValueEntry(LazyEntry):
     def _build(self) -> list[Entry]:
         return self._first(MAX_LISTED_CHILDREN)
 
+    def _peek(self) -> _ValuePeek:
+        return _ValuePeek(self._value, self.path, self._depth - 1)
+
     def _build_head(self, want: int) -> tuple[list[Entry], int]:
         total = min(len(self._value), MAX_LISTED_CHILDREN)
         return (self.children if want >= total else self._first(want)), total
@@ -196,6 +199,41 @@ class _ValueEntry(LazyEntry):
         d = self._own_dict()
         d["children"] = _value_dicts(self._value, self.path, self._depth)
         return d
+
+
+class _ValuePeek:
+    """The children of a plain container by index, for a summary (see ``listing.Peek``)."""
+
+    def __init__(self, value: Any, path: str, depth: int) -> None:
+        n = min(len(value), MAX_LISTED_CHILDREN)
+        if type(value) is dict:
+            self.names: Sequence[str] = _key_names(value, n)
+            self.values = list(itertools.islice(value.values(), n))
+        else:
+            self.names = _index_names(n)
+            self.values = list(itertools.islice(value, n))
+        self.prefix = path + "/" if path else ""
+        self.depth = depth
+
+    def signature(self, i: int) -> tuple[Any, ...]:
+        return value_signature(self.values[i], self.depth)
+
+    def size(self, i: int) -> int | None:
+        value = self.values[i]
+        t = type(value)
+        if t in _PLAIN_CONTAINERS:
+            return None
+        if isinstance(value, np.ndarray | np.generic):
+            return int(value.nbytes)
+        if t is str:
+            return len(value.encode("utf-8", "surrogatepass"))
+        if t is bytes:
+            return len(value)
+        return sys.getsizeof(value) if value is not None else 0
+
+    def child(self, i: int) -> Entry:
+        name = self.names[i]
+        return _entry_for_value(self.values[i], self.prefix + escape(name), name, self.depth)
 
 
 def _value_dicts(value: Any, path: str, depth: int) -> list[dict[str, Any]]:
