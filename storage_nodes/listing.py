@@ -249,25 +249,28 @@ def signature(entry: Entry, memo: dict[int, Hashable] | None = None) -> Hashable
         memo = {}
     found = memo.get(id(entry))
     if found is None:
-        fast = entry._fast_signature() if isinstance(entry, LazyEntry) and entry._pending else None
-        if "run" in entry.info:  # a run of a summary stands alone
-            found = ("run", id(entry))
-        elif fast is not None:
-            found = fast
-        else:
-            kids = entry.children
-            found = (
-                entry.type,
-                entry.module,
-                entry.shape,
-                entry.dtype,
-                entry.opaque,
-                entry.truncated,
-                tuple([c.name for c in kids]),
-                tuple([signature(c, memo) for c in kids]),
-            )
-        memo[id(entry)] = found
+        found = memo[id(entry)] = _signature(entry, memo)
     return found
+
+
+def _signature(entry: Entry, memo: dict[int, Hashable]) -> Hashable:
+    if "run" in entry.info:  # a run of a summary stands alone
+        return ("run", id(entry))
+    if isinstance(entry, LazyEntry) and entry._pending:
+        fast = entry._fast_signature()
+        if fast is not None:
+            return fast
+    kids = entry.children
+    return (
+        entry.type,
+        entry.module,
+        entry.shape,
+        entry.dtype,
+        entry.opaque,
+        entry.truncated,
+        tuple([c.name for c in kids]),
+        tuple([signature(c, memo) for c in kids]),
+    )
 
 
 def runs(items: Sequence[Entry], memo: dict[int, Hashable] | None = None) -> Iterator[tuple[int, int]]:

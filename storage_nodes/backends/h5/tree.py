@@ -179,10 +179,6 @@ class _ValueEntry(LazyEntry):
     def _peek(self) -> _ValuePeek:
         return _ValuePeek(self._value, self.path, self._depth - 1)
 
-    def _build_head(self, want: int) -> tuple[list[Entry], int]:
-        total = min(len(self._value), MAX_LISTED_CHILDREN)
-        return (self.children if want >= total else self._first(want)), total
-
     def _first(self, n: int) -> list[Entry]:
         prefix = self.path + "/" if self.path else ""
         items = self._value.items() if type(self._value) is dict else enumerate(self._value)
@@ -332,18 +328,19 @@ def value_signature(value: Any, depth: int) -> tuple[Any, ...]:
     return found
 
 
-#: tuples of str keys already checked (records share their keys), and of index names by length
+#: small tuples of str keys already checked (records share their keys), index names by length
 _STR_KEYS: dict[tuple[Any, ...], None] = {}
 _INDEX_NAMES: dict[int, tuple[str, ...]] = {}
+_SMALL = 64
 
 
 def _key_names(d: dict[Any, Any], n: int) -> tuple[str, ...]:
     """The entry names of the first ``n`` keys of ``d`` (``str()`` of non-str keys)."""
     keys = tuple(d) if n == len(d) else tuple(itertools.islice(d, n))
-    if keys in _STR_KEYS:
+    if n <= _SMALL and keys in _STR_KEYS:
         return keys
     if all(type(k) is str for k in keys):
-        if len(_STR_KEYS) < 4096:
+        if n <= _SMALL and len(_STR_KEYS) < 4096:
             _STR_KEYS[keys] = None
         return keys
     return tuple(k if type(k) is str else str(k) for k in keys)
@@ -353,7 +350,7 @@ def _index_names(n: int) -> tuple[str, ...]:
     found = _INDEX_NAMES.get(n)
     if found is None:
         found = tuple(map(str, range(n)))
-        if n <= 4096:
+        if n <= _SMALL:
             _INDEX_NAMES[n] = found
     return found
 
