@@ -72,14 +72,14 @@ def test_full_prints_every_entry(records_h5):
 
 def test_a_dict_of_10000_entries_prints_as_one_line(tmp_path):
     data = {f"k{i}": {"x": float(i), "y": [i, i + 1]} for i in range(10_000)}
-    for suffix in ("h5", "json", "pkl"):
+    for suffix in ("h5", "json", "pkl", "cpkl"):
         listing = sn.inspect(sn.save(data, tmp_path / f"d.{suffix}"))
         lines = _tree_lines(str(listing))
         if suffix == "h5":
             assert lines == ["/: dict, len=10000, 261.8 KB", "└── k0..k9999: dict(x, y) x 10000"]
         elif suffix == "json":  # json and pickle list up to 200 children per level
             assert lines == ["/: dict, len=10000", "├── k0..k199: dict(x, y) x 200", "└── ... 9800 more"]
-        else:  # the pickle header describes one level below the root
+        else:  # the pickle and cloudpickle headers describe one level below the root
             assert lines == ["/: dict, len=10000", "├── k0..k199: dict, len=2 x 200", "└── ... 9800 more"]
 
 
@@ -249,3 +249,21 @@ def test_a_summary_from_values_is_the_summary_of_the_built_entries(value):
     fresh = tree.describe_value(value, "", "", 64)  # children not built: the summary peeks at the values
     assert summarise(fresh).to_dict() == summarise(_plain(tree.describe_value(value, "", "", 64))).to_dict()
     assert summarise(fresh, limit=5).to_dict() == summarise(_plain(fresh), limit=5).to_dict()
+
+
+def test_a_damaged_index_met_when_a_level_is_built_is_a_corrupt_file_error(tmp_path):
+    import h5py
+    from _h5_objects import Atom
+
+    from storage_nodes.backends.h5 import layout
+
+    path = sn.save({"outer": {"atom": Atom("Cu", np.zeros(3)), "big": np.zeros(100_000)}}, tmp_path / "bad.h5")
+    with h5py.File(path, "r+") as f:
+        index = layout.read_index(f.id, path)
+        outer = dict((item[0], item[1]) for item in index["root"]["items"])["outer"]
+        dict((item[0], item[1]) for item in outer["items"])["atom"]["c"] = 999  # no such class
+        layout.write_index(f, index)
+    listing = sn.inspect(path)  # the root level is fine
+    assert listing.root.children[0].name == "outer"
+    with pytest.raises(sn.CorruptFileError, match=r"bad\.h5 has a damaged index below 'outer'"):
+        str(listing)
