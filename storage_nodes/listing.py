@@ -208,6 +208,13 @@ class LazyEntry(Entry):
         fast = self._fast_dict() if self._pending else None
         return fast if fast is not None else super().to_dict()
 
+    def __reduce__(self) -> tuple[Any, ...]:  # pickle and deepcopy: a plain Entry, children built
+        return (_plain_entry, ({f.name: getattr(self, f.name) for f in dataclasses.fields(Entry)},))
+
+
+def _plain_entry(fields: dict[str, Any]) -> Entry:
+    return Entry(**fields)
+
 
 class _ClosureEntry(LazyEntry):
     _expand: Callable[[], list[Entry]]

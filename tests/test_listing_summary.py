@@ -267,3 +267,13 @@ def test_a_damaged_index_met_when_a_level_is_built_is_a_corrupt_file_error(tmp_p
     assert listing.root.children[0].name == "outer"
     with pytest.raises(sn.CorruptFileError, match=r"bad\.h5 has a damaged index below 'outer'"):
         str(listing)
+
+
+def test_a_lazily_built_listing_pickles_and_copies_as_plain_entries(records_h5):
+    import copy
+    import pickle
+
+    listing = sn.inspect(records_h5, key="7")
+    again = pickle.loads(pickle.dumps(listing))
+    assert again == listing and type(again.root) is Entry and str(again) == str(listing)
+    assert copy.deepcopy(listing).to_dict() == listing.to_dict()
