@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 from . import keys as _keys
@@ -300,10 +300,10 @@ def runs(items: Sequence[Entry], memo: dict[int, Hashable] | None = None) -> Ite
 
 def _run_entry(run: Sequence[Entry]) -> Entry:
     """One entry standing for a run: the first one's type, ``info["run"]`` says how many."""
-    return _run_of(run[0], run[-1].name, len(run), _total([c.size for c in run]))
+    return _run_of(run[0], run[-1].name, len(run), _total(c.size for c in run))
 
 
-def _total(sizes: list[int | None]) -> int | None:
+def _total(sizes: Iterable[int | None]) -> int | None:
     """The sum of ``sizes``, or ``None`` when one is unknown."""
     total = 0
     for size in sizes:
@@ -415,7 +415,7 @@ class _Summariser:
             while j < n and sig(j) == first:
                 j += 1
             if j - i >= self.threshold:
-                total = _total([peek.size(k) for k in range(i, j)])
+                total = _total(peek.size(k) for k in range(i, j))  # stops at the first unknown
                 out.append(_run_of(peek.child(i), peek.names[j - 1], j - i, total))
                 self.changed = True
             else:
