@@ -32,7 +32,7 @@ from h5py import h5a, h5d, h5f, h5p, h5s, h5t
 
 from ...atomic import ensure_space
 from ...errors import CorruptFileError, SerializationError, StorageError
-from . import codec
+from . import codec, journal
 from .encoder import ArrayOut
 from .tree import walk
 
@@ -464,21 +464,35 @@ def open_reader(path: Path, *, cached_index: bool = False) -> Iterator[Reader]:
     ``cached_index=True`` (listings only) may hand out an index shared with earlier calls:
     the caller must not modify it or return parts of it.
     """
+    for _ in range(100):
+        with journal.reading(path) as locked:  # an in-place update waits until this read is over
+            try:
+                fid = h5f.open(os.fsencode(path), h5f.ACC_RDONLY)
+            except FileNotFoundError:
+                raise
+            except (OSError, ValueError) as exc:
+                raise _corrupt(path, exc) from None
+            if locked is not None and _inode(fid) not in (locked, None):
+                fid.close()  # replaced by a whole save between locking and opening: lock the new file
+                continue
+            reader = None
+            try:
+                reader = Reader(fid, path, _cached_index(fid, path) if cached_index else read_index(fid, path))
+                yield reader
+            finally:
+                if reader is not None and reader._f is not None:
+                    reader._f.close()  # closes what was opened through it, then its own file id
+                if fid.valid:
+                    fid.close()
+            return
+    raise StorageError(f"cannot read {path}: it is replaced faster than it can be opened", path=path)
+
+
+def _inode(fid: h5f.FileID) -> int | None:
     try:
-        fid = h5f.open(os.fsencode(path), h5f.ACC_RDONLY)
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise _corrupt(path, exc) from None
-    reader = None
-    try:
-        reader = Reader(fid, path, _cached_index(fid, path) if cached_index else read_index(fid, path))
-        yield reader
-    finally:
-        if reader is not None and reader._f is not None:
-            reader._f.close()  # closes what was opened through it, then its own file id
-        if fid.valid:
-            fid.close()
+        return os.fstat(fid.get_vfd_handle()).st_ino
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
 
 
 def heap_slices(node: dict[str, Any]) -> list[list[Any]]:

@@ -29,7 +29,7 @@ from ...errors import (
 from ...keys import child as py_child
 from ...keys import escape, split
 from ...provenance.metadata import ObjectCollector, environment_record, merge_records
-from . import codec, layout, tree
+from . import codec, journal, layout, tree
 from .encoder import Encoder
 
 if TYPE_CHECKING:
@@ -283,6 +283,76 @@ def _exists(path: Path, key: str) -> FileExistsStorageError:
     )
 
 
+def _modify_index(
+    f: h5py.File,
+    index: dict[str, Any],
+    obj: Any,
+    path: Path,
+    key: str,
+    metadata: dict[str, Any],
+    options: dict[str, Any],
+) -> int:
+    """Write the entry into the open archive ``f``, rewrite its ``index``; the live bytes after."""
+    try:
+        collector = _apply(f, index, obj, path, key, options)
+    except (KeyError, IndexError, TypeError, AttributeError) as exc:
+        if isinstance(exc, StorageError):
+            raise
+        raise CorruptFileError(
+            f"{path} has a damaged index ({type(exc).__name__}: {exc})", path=path, key=key
+        ) from None
+    env = environment_record(collector.objects, backend="h5", format_version=layout.FORMAT_VERSION)
+    stored_env = index.setdefault("environment", {})
+    # earlier modules and their source hashes stay; this update's modules are added
+    stored_env["modules"] = merge_records(stored_env, env)["modules"]
+    index.setdefault("metadata", {}).update(metadata)
+    note: dict[str, Any] = {"key": key, "timestamp": env["timestamp"], "storage_nodes": env["storage_nodes"]}
+    if metadata:
+        note["metadata"] = metadata
+    index.setdefault("updates", []).append(note)
+    layout.write_index(f, index)
+    return layout.live_resources(index["root"])[2]
+
+
+def _unreadable(path: Path, exc: OSError) -> CorruptFileError:
+    return CorruptFileError(f"cannot update {path}: it is not a readable h5 archive ({exc})", path=path)
+
+
+def _in_place(obj: Any, path: Path, key: str, metadata: dict[str, Any], options: dict[str, Any]) -> int | None:
+    """Update ``path`` in place through an undo journal (see :mod:`.journal`): the live bytes
+    after the update, or ``None`` when it must be done by copying (nothing changed then)."""
+    if not journal.supported() or path.is_symlink():
+        return None
+    try:
+        fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None  # the copy path reports what is wrong
+    try:
+        base = journal.stored_eoa(fd)
+        if base is None:
+            return None
+        jf = journal.JournaledFile(path, fd, base)
+        try:
+            with h5py.File(jf, "r+") as f:
+                index = layout.read_index(f.id, path)
+                if index.get("format_version") != layout.FORMAT_VERSION:
+                    raise journal.Busy("an older format version is rewritten whole, by copying")
+                live = _modify_index(f, index, obj, path, key, metadata, options)
+            jf.commit(durable=bool(options.get("durable", False)))
+        except BaseException as exc:
+            jf.abandon()
+            if isinstance(exc, journal.Busy) or jf.overflow:
+                return None
+            if jf.error is not None and not isinstance(exc, StorageError):
+                raise jf.error from None  # what the file system said (e.g. no space), not HDF5's echo
+            if isinstance(exc, OSError) and not isinstance(exc, StorageError):
+                raise _unreadable(path, exc) from None
+            raise
+        return live
+    finally:
+        os.close(fd)
+
+
 def update(
     backend: H5Backend, obj: Any, path: Path, *, key: str, metadata: dict[str, Any], options: dict[str, Any]
 ) -> None:
@@ -294,40 +364,28 @@ def update(
             with atomic_path(path, durable=durable) as tmp:
                 backend.write(value, tmp, metadata=metadata, options=options)
             return
+        if os.path.lexists(journal.journal_path(path)):
+            journal.recover(path)
+        live = _in_place(obj, path, key, metadata, options)
+        if live is not None:
+            if os.path.getsize(path) > 2 * live + SLACK_BYTES:
+                try:
+                    ensure_space(path, live)
+                except NoSpaceError:
+                    return  # compaction only reclaims space: the update stands without it
+                with atomic_path(path, durable=durable) as tmp:
+                    layout.compact_into(path, tmp)
+            return
         with atomic_path(path, durable=durable) as tmp:
             shutil.copyfile(path, tmp)
             try:
                 with h5py.File(tmp, "r+") as f:
                     index = layout.read_index(f.id, path)
-                    try:
-                        collector = _apply(f, index, obj, path, key, options)
-                    except (KeyError, IndexError, TypeError, AttributeError) as exc:
-                        if isinstance(exc, StorageError):
-                            raise
-                        raise CorruptFileError(
-                            f"{path} has a damaged index ({type(exc).__name__}: {exc})", path=path, key=key
-                        ) from None
-                    env = environment_record(collector.objects, backend="h5", format_version=layout.FORMAT_VERSION)
-                    stored_env = index.setdefault("environment", {})
-                    # earlier modules and their source hashes stay; this update's modules are added
-                    stored_env["modules"] = merge_records(stored_env, env)["modules"]
-                    index.setdefault("metadata", {}).update(metadata)
-                    note: dict[str, Any] = {
-                        "key": key,
-                        "timestamp": env["timestamp"],
-                        "storage_nodes": env["storage_nodes"],
-                    }
-                    if metadata:
-                        note["metadata"] = metadata
-                    index.setdefault("updates", []).append(note)
-                    layout.write_index(f, index)
-                    _, _, live = layout.live_resources(index["root"])
+                    live = _modify_index(f, index, obj, path, key, metadata, options)
             except StorageError:
                 raise
             except OSError as exc:
-                raise CorruptFileError(
-                    f"cannot update {path}: it is not a readable h5 archive ({exc})", path=path
-                ) from None
+                raise _unreadable(path, exc) from None
             if os.path.getsize(tmp) > 2 * live + SLACK_BYTES:
                 try:
                     ensure_space(tmp, live)
@@ -344,5 +402,8 @@ def _compact_over(tmp: Path) -> None:
 
 def compact(path: Path) -> None:
     """Rewrite the archive ``path`` keeping only live data."""
-    with writer_lock(path), atomic_path(path) as tmp:
-        layout.compact_into(path, tmp)
+    with writer_lock(path):
+        if os.path.lexists(journal.journal_path(path)):
+            journal.recover(path)
+        with atomic_path(path) as tmp:
+            layout.compact_into(path, tmp)
