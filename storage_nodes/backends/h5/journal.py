@@ -38,7 +38,7 @@ except ImportError:  # Windows: no flock, so no in-place updates (writers copy) 
 from ...atomic import ensure_space
 from ...errors import CorruptFileError, StorageError
 
-__all__ = ["Busy", "JournaledFile", "journal_path", "pin_path", "reading", "recover", "stored_eoa", "supported"]
+__all__ = ["Busy", "JournaledFile", "journal_path", "pin_path", "reading", "recover", "stored_eoa", "supported", "tidy"]
 
 JOURNAL_SUFFIX = ".sn-journal"
 PIN_SUFFIX = ".sn-journal-file"
@@ -50,6 +50,11 @@ MAX_KEPT_BYTES = 64 << 20
 #: how long a writer waits for readers (and other programs holding the file open through HDF5)
 #: to let go before it updates by copying instead
 LOCK_WAIT = 5.0
+#: how long a reader waits for a lock held by another program (no journal beside the file)
+#: before it opens the file without one, as it would without storage_nodes
+FOREIGN_WAIT = 1.0
+#: how long a rollback waits for other programs to close the file
+RECOVER_WAIT = 30.0
 
 #: called with a label before each step that changes the archive, the journal or its link
 #: (tests set it to kill the process at every step)
@@ -301,6 +306,8 @@ class JournaledFile:
             if durable:
                 os.fsync(self.fd)
             return
+        if durable:
+            os.fsync(self.fd)  # the appended data is on disk before anything refers to it
         if not _lock(self.fd, True, LOCK_WAIT):
             raise Busy(f"{self.path} is held open by a reader or another program")
         try:
@@ -319,8 +326,6 @@ class JournaledFile:
             head = struct.pack("<QI", s, len(old))
             parts += [RECORD.pack(s, len(old), zlib.crc32(old, zlib.crc32(head)) & 0xFFFFFFFF), old]
         blob = b"".join(parts)
-        if durable:
-            os.fsync(self.fd)  # the appended data is on disk before anything refers to it
         ensure_space(path, len(blob))
         written = False
         try:
@@ -348,16 +353,20 @@ class JournaledFile:
             if durable:
                 os.fsync(self.fd)
             _bump_mtime(self.fd)
+            _step("commit")
+            os.unlink(journal)  # the commit point
         except BaseException:
             if written:  # put the original bytes back before the error reaches the caller
+                # (should that fail too, the journal stays and the next open rolls back)
                 for s, old in zip(self._starts, originals):
                     _write_all(self.fd, old, s)
                 os.ftruncate(self.fd, self.size0)
                 os.fsync(self.fd)
             _remove(journal, pin)
             raise
-        _step("commit")
-        _remove(journal, pin)
+        _step("unpin")
+        with contextlib.suppress(OSError):  # a link left behind is removed by the next reader
+            os.unlink(pin)
         if durable:
             _fsync_dir(path.parent)
 
@@ -377,8 +386,18 @@ def _remove(journal: Path, pin: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(journal)
     _step("unpin")
-    with contextlib.suppress(FileNotFoundError):
+    with contextlib.suppress(OSError):  # a link left behind is removed by the next reader
         os.unlink(pin)
+
+
+def tidy(path: Path) -> None:
+    """Roll back a journal, or drop a link left by a writer killed right after its commit
+    (before an update, under the writer lock, or by a reader holding the shared lock)."""
+    if os.path.lexists(journal_path(path)):
+        recover(path)
+    else:
+        with contextlib.suppress(OSError):  # (a read-only directory: it stays, harmless)
+            os.unlink(pin_path(path))
 
 
 def _records(blob: bytes) -> tuple[tuple[int, int, int], list[tuple[int, bytes]]] | None:
@@ -421,8 +440,12 @@ def recover(path: Path) -> bool:
             path=path,
         ) from None
     try:
-        if fd >= 0 and fcntl is not None:
-            _lock(fd, True, None)
+        if fd >= 0 and fcntl is not None and not _lock(fd, True, RECOVER_WAIT):
+            raise CorruptFileError(
+                f"{path} has an unfinished update (journal {journal.name}) and another program holds it open: "
+                "close it there, then open it with storage_nodes to roll the update back",
+                path=path,
+            )
         try:
             blob = journal.read_bytes()
         except FileNotFoundError:
@@ -450,11 +473,37 @@ def recover(path: Path) -> bool:
             os.close(fd)
 
 
+def _shared(fd: int, path: Path) -> bool:
+    """Take a shared lock on ``fd``: ``True`` once held, ``False`` if another program (not an
+    update of storage_nodes, which holds it only while its journal exists) keeps it locked."""
+    assert fcntl is not None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        pass
+    pin = pin_path(path)
+    deadline = time.monotonic() + FOREIGN_WAIT
+    delay = 0.0002
+    while True:
+        time.sleep(delay)
+        delay = min(delay * 2, 0.02)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if os.path.lexists(pin):  # an update is being applied or rolled back: wait for it
+                deadline = time.monotonic() + FOREIGN_WAIT
+            elif time.monotonic() > deadline:
+                return False
+
+
 @contextlib.contextmanager
 def reading(path: Path) -> Iterator[int | None]:
-    """Hold a shared lock on ``path`` while reading it (an in-place writer waits for it);
-    a journal left by a killed writer is rolled back first. Yields the locked descriptor's
-    inode (``None`` where there is no locking), for :func:`same_file`."""
+    """Hold a shared lock on ``path`` while reading it (an in-place update waits for it); a
+    journal left by a killed writer is rolled back first. Yields the inode locked (``None``
+    when nothing could be locked: no ``flock`` here, an unreadable file, or a file that
+    another program keeps locked, whose HDF5 lock then decides as it always did)."""
     if fcntl is None:
         yield None
         return
@@ -467,11 +516,13 @@ def reading(path: Path) -> Iterator[int | None]:
             yield None
             return
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH)
-            if os.path.lexists(journal_path(path)):
+            if not _shared(fd, path):
+                yield None
+                return
+            if os.path.lexists(pin_path(path)):  # the link lives a little longer than the journal
                 os.close(fd)
                 fd = -1
-                recover(path)
+                tidy(path)
                 continue
             yield os.fstat(fd).st_ino
             return

@@ -318,6 +318,13 @@ def _unreadable(path: Path, exc: OSError) -> CorruptFileError:
     return CorruptFileError(f"cannot update {path}: it is not a readable h5 archive ({exc})", path=path)
 
 
+def _failed(path: Path, exc: OSError) -> StorageError:
+    """A failed write of an in-place update (undone before this is raised)."""
+    if isinstance(exc, StorageError):
+        return exc
+    return StorageError(f"cannot update {path}: {exc}; the file is as it was before", path=path)
+
+
 def _in_place(obj: Any, path: Path, key: str, metadata: dict[str, Any], options: dict[str, Any]) -> int | None:
     """Update ``path`` in place through an undo journal (see :mod:`.journal`): the live bytes
     after the update, or ``None`` when it must be done by copying (nothing changed then)."""
@@ -338,15 +345,25 @@ def _in_place(obj: Any, path: Path, key: str, metadata: dict[str, Any], options:
                 if index.get("format_version") != layout.FORMAT_VERSION:
                     raise journal.Busy("an older format version is rewritten whole, by copying")
                 live = _modify_index(f, index, obj, path, key, metadata, options)
-            jf.commit(durable=bool(options.get("durable", False)))
         except BaseException as exc:
             jf.abandon()
             if isinstance(exc, journal.Busy) or jf.overflow:
                 return None
             if jf.error is not None and not isinstance(exc, StorageError):
-                raise jf.error from None  # what the file system said (e.g. no space), not HDF5's echo
+                raise _failed(path, jf.error) from jf.error  # what the file system said, not HDF5's echo
             if isinstance(exc, OSError) and not isinstance(exc, StorageError):
                 raise _unreadable(path, exc) from None
+            raise
+        try:
+            jf.commit(durable=bool(options.get("durable", False)))
+        except journal.Busy:
+            jf.abandon()
+            return None
+        except OSError as exc:
+            jf.abandon()
+            raise _failed(path, exc) from exc
+        except BaseException:
+            jf.abandon()
             raise
         return live
     finally:
@@ -364,8 +381,7 @@ def update(
             with atomic_path(path, durable=durable) as tmp:
                 backend.write(value, tmp, metadata=metadata, options=options)
             return
-        if os.path.lexists(journal.journal_path(path)):
-            journal.recover(path)
+        journal.tidy(path)
         live = _in_place(obj, path, key, metadata, options)
         if live is not None:
             if os.path.getsize(path) > 2 * live + SLACK_BYTES:
@@ -403,7 +419,6 @@ def _compact_over(tmp: Path) -> None:
 def compact(path: Path) -> None:
     """Rewrite the archive ``path`` keeping only live data."""
     with writer_lock(path):
-        if os.path.lexists(journal.journal_path(path)):
-            journal.recover(path)
+        journal.tidy(path)
         with atomic_path(path) as tmp:
             layout.compact_into(path, tmp)
