@@ -379,3 +379,33 @@ def test_layout_eoa_is_what_hdf5_reports(tmp_path):
         assert journal.stored_eoa(fd) is None
     finally:
         os.close(fd)
+
+
+def test_an_update_after_another_program_changed_the_index_keeps_that_change(tmp_path):
+    path = sn.save(OLD, tmp_path / "run.h5")
+    sn.save(2.0, path, key="small/e")  # this process now remembers the index it wrote
+    with h5py.File(path, "r+") as f:  # another program edits the index (same size, maybe)
+        index = layout.read_index(f.id, path)
+        index["metadata"]["edited"] = "elsewhere"
+        layout.write_index(f, index)
+    sn.save(3.0, path, key="small/e")
+    assert sn.inspect(path).metadata["edited"] == "elsewhere" and sn.load(path, key="small/e") == 3.0
+
+
+def test_datasets_of_a_replaced_entry_are_deleted(tmp_path):
+    path = sn.save(OLD, tmp_path / "run.h5")
+    with h5py.File(path, "r") as f:
+        before = set(f)
+    sn.save(np.zeros(40_000), path, key="big")
+    sn.save({"x": list(range(200))}, path, key="small")
+    with h5py.File(path, "r") as f:
+        middle = set(f)
+    sn.save({"x": list(range(300))}, path, key="small")  # the segment of the previous one goes
+    with h5py.File(path, "r") as f:
+        after = set(f)
+    assert any(n.startswith("heap_") for n in middle - after), (middle, after)
+    gone = before - after
+    assert any(n.startswith("array_") for n in gone), (before, after)
+    back = sn.load(path)
+    assert np.array_equal(back["big"], np.zeros(40_000)) and back["small"] == {"x": list(range(300))}
+    assert back["plain"]["k7"] == 7

@@ -336,6 +336,8 @@ class JournaledFile:
                 os.link(path, pin, follow_symlinks=False)
             except OSError as exc:  # a file system without hard links: update by copying
                 raise Busy(f"cannot link {pin.name}: {exc}") from None
+            if os.stat(pin, follow_symlinks=False).st_ino != st.st_ino:
+                raise Busy(f"{path} was replaced during the update: update the new file, by copying")
             _step("journal")
             jfd = os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
             try:

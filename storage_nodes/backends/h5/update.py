@@ -9,13 +9,16 @@ the update compacts it on the way (:func:`compact` does so on demand).
 
 from __future__ import annotations
 
+import collections
 import os
 import shutil
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import h5py
+import numpy as np
 
 from ...atomic import atomic_path, ensure_space, writer_lock
 from ...errors import (
@@ -137,12 +140,15 @@ def _set_plain(value: Any, segments: list[str], obj: Any) -> Any:
 
 def _apply(
     f: h5py.File, index: dict[str, Any], obj: Any, path: Path, key: str, options: dict[str, Any]
-) -> ObjectCollector:
+) -> tuple[ObjectCollector, int]:
+    """Write ``obj`` at ``key`` into ``f`` and ``index``: (its objects, the live bytes after)."""
     segments = split(key)
     root = index["root"]
-    ids = {n["id"]: n for n in tree.walk(root) if "id" in n}
+    ids: dict[int, dict[str, Any]] = {}
 
     def resolve(n: dict[str, Any]) -> dict[str, Any]:
+        if tree.kind(n) == "r" and not ids:  # the definitions, found on the first reference met
+            ids.update((m["id"], m) for m in tree.walk(root) if "id" in m)
         for _ in range(len(ids) + 1):  # a damaged index may chain references in a loop
             if tree.kind(n) != "r":
                 return n
@@ -214,11 +220,14 @@ def _apply(
     index["next_heap"] += 1
     index["next_array"] = encoder.next_array
     layout.write_data(f.id, heap_name, enc.heap, enc.arrays, options.get("compression") or None)
-    heaps, arrays, _ = layout.live_resources(index["root"])
-    for name in list(f.keys()):
-        if (name.startswith("heap_") and name not in heaps) or (name.startswith("array_") and name not in arrays):
+    # only what the replaced entry referred to can have become unreferenced (not a walk of
+    # every dataset of the file: appends would cost time in proportion to the entries)
+    dropped = layout.live_resources(old) if old is not MISSING and isinstance(old, dict) else (set(), set(), 0)
+    heaps, arrays, live = layout.live_resources(index["root"])
+    for name in sorted((dropped[0] - heaps) | (dropped[1] - arrays)):
+        if name in f:
             del f[name]
-    return collector
+    return collector, live
 
 
 def _cannot(path: Path, key: str, walked: list[str], what: str, segment: str, length: int | None) -> KeyNotFoundError:
@@ -291,10 +300,11 @@ def _modify_index(
     key: str,
     metadata: dict[str, Any],
     options: dict[str, Any],
-) -> int:
-    """Write the entry into the open archive ``f``, rewrite its ``index``; the live bytes after."""
+) -> tuple[int, np.ndarray]:
+    """Write the entry into the open archive ``f``, rewrite its ``index``: (the live bytes after,
+    the compressed index written)."""
     try:
-        collector = _apply(f, index, obj, path, key, options)
+        collector, live = _apply(f, index, obj, path, key, options)
     except (KeyError, IndexError, TypeError, AttributeError) as exc:
         if isinstance(exc, StorageError):
             raise
@@ -310,12 +320,42 @@ def _modify_index(
     if metadata:
         note["metadata"] = metadata
     index.setdefault("updates", []).append(note)
-    layout.write_index(f, index)
-    return layout.live_resources(index["root"])[2]
+    raw = layout.write_index(f, index)
+    return live, raw
 
 
 def _unreadable(path: Path, exc: OSError) -> CorruptFileError:
     return CorruptFileError(f"cannot update {path}: it is not a readable h5 archive ({exc})", path=path)
+
+
+#: the index each archive was last updated with in place by this process, and its compressed
+#: bytes: the next update of the file compares the bytes stored with these instead of decoding
+#: them (appends to one archive would else decode an ever larger index each time)
+_WRITTEN: collections.OrderedDict[str, tuple[bytes, dict[str, Any]]] = collections.OrderedDict()
+_WRITTEN_LOCK = threading.Lock()
+_WRITTEN_ITEMS = 4
+_WRITTEN_MAX_BYTES = 1 << 22
+
+
+def _known_index(f: h5py.File, path: Path) -> dict[str, Any]:
+    """The index of the open archive, taken from :data:`_WRITTEN` when the file holds exactly the
+    bytes remembered (the entry is handed over: the caller modifies it), else decoded."""
+    raw = layout.index_bytes(f.id, path)
+    with _WRITTEN_LOCK:
+        known = _WRITTEN.pop(os.fspath(path), None)
+    if known is not None and known[0] == raw.tobytes():
+        return known[1]
+    return layout.read_index(f.id, path, raw)
+
+
+def _remember(path: Path, raw: np.ndarray, index: dict[str, Any]) -> None:
+    if raw.nbytes > _WRITTEN_MAX_BYTES:
+        return
+    with _WRITTEN_LOCK:
+        _WRITTEN[os.fspath(path)] = (raw.tobytes(), index)
+        _WRITTEN.move_to_end(os.fspath(path))
+        while len(_WRITTEN) > _WRITTEN_ITEMS:
+            _WRITTEN.popitem(last=False)
 
 
 def _failed(path: Path, exc: OSError) -> StorageError:
@@ -341,10 +381,10 @@ def _in_place(obj: Any, path: Path, key: str, metadata: dict[str, Any], options:
         jf = journal.JournaledFile(path, fd, base)
         try:
             with h5py.File(jf, "r+") as f:
-                index = layout.read_index(f.id, path)
+                index = _known_index(f, path)
                 if index.get("format_version") != layout.FORMAT_VERSION:
                     raise journal.Busy("an older format version is rewritten whole, by copying")
-                live = _modify_index(f, index, obj, path, key, metadata, options)
+                live, raw = _modify_index(f, index, obj, path, key, metadata, options)
         except BaseException as exc:
             jf.abandon()
             if isinstance(exc, journal.Busy) or jf.overflow:
@@ -365,6 +405,7 @@ def _in_place(obj: Any, path: Path, key: str, metadata: dict[str, Any], options:
         except BaseException:
             jf.abandon()
             raise
+        _remember(path, raw, index)
         return live
     finally:
         os.close(fd)
@@ -397,7 +438,7 @@ def update(
             try:
                 with h5py.File(tmp, "r+") as f:
                     index = layout.read_index(f.id, path)
-                    live = _modify_index(f, index, obj, path, key, metadata, options)
+                    live, _ = _modify_index(f, index, obj, path, key, metadata, options)
             except StorageError:
                 raise
             except OSError as exc:
