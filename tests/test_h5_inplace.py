@@ -301,7 +301,9 @@ def test_updates_that_rewrite_much_of_the_file_or_old_files_are_copied(tmp_path,
     assert path.stat().st_ino != inode and sn.load(path, key="small/e") == 6.0
 
 
-def test_a_reader_in_a_loop_never_sees_an_error_or_a_mixed_value(tmp_path):
+@pytest.mark.parametrize("hdf5_locking", ["TRUE", "FALSE"])
+def test_a_reader_in_a_loop_never_sees_an_error_or_a_mixed_value(tmp_path, hdf5_locking):
+    """With HDF5's own file locking (the default) readers rely on it; without, on their own flock."""
     path = sn.save({"entry": {"i": 0, "copy": [0] * 10, "a": np.zeros(1000)}, "log": {}}, tmp_path / "loop.h5")
     stop = tmp_path / "stop"
     script = textwrap.dedent(
@@ -325,7 +327,10 @@ def test_a_reader_in_a_loop_never_sees_an_error_or_a_mixed_value(tmp_path):
         print("READS", reads, "ERRORS", errors, "LAST", last, flush=True)
         """
     )
-    reader = subprocess.Popen([sys.executable, "-c", script, str(path), str(stop)], stdout=subprocess.PIPE, text=True)
+    env = {**os.environ, "HDF5_USE_FILE_LOCKING": hdf5_locking}
+    reader = subprocess.Popen(
+        [sys.executable, "-c", script, str(path), str(stop)], stdout=subprocess.PIPE, text=True, env=env
+    )
     inode = path.stat().st_ino
     in_place = 0
     for i in range(1, 301):
