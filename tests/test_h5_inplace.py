@@ -414,3 +414,24 @@ def test_datasets_of_a_replaced_entry_are_deleted(tmp_path):
     back = sn.load(path)
     assert np.array_equal(back["big"], np.zeros(40_000)) and back["small"] == {"x": list(range(300))}
     assert back["plain"]["k7"] == 7
+
+
+def test_the_rollback_procedure_of_docs_format_md_restores_the_old_file(tmp_path):
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "format.md").read_text()
+    section = text[text.index("### In-place updates") :]
+    code = section[section.index("```python\n") + 10 : section.index("```\n", section.index("```python"))]
+    namespace: dict = {}
+    exec(compile(code, "docs/format.md", "exec"), namespace)
+    path = sn.save(OLD, tmp_path / "run.h5")
+    original, broken, jbytes = _journaled_state(path)
+    namespace["roll_back"](str(path))  # no storage_nodes involved
+    assert path.read_bytes() == original
+    assert not journal.journal_path(path).exists() and not journal.pin_path(path).exists()
+    with h5py.File(path, "r") as f:  # h5py alone reads it
+        assert msgpack.unpackb(zlib.decompress(f["index"][()].tobytes()))["format"] == "storage_nodes-h5"
+    # a torn first record: nothing to write back (the file is only cut to its old size)
+    _set_state(path, broken, jbytes[: journal.HEADER.size + 7])
+    namespace["roll_back"](str(path))
+    assert path.read_bytes() == broken[: len(original)] and not journal.journal_path(path).exists()

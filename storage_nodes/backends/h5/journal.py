@@ -38,20 +38,7 @@ except ImportError:  # Windows: no flock, so no in-place updates (writers copy) 
 from ...atomic import ensure_space
 from ...errors import CorruptFileError, StorageError
 
-__all__ = [
-    "Busy",
-    "JournaledFile",
-    "hdf5_locks",
-    "journal_path",
-    "leftover",
-    "pin_path",
-    "reading",
-    "recover",
-    "stored_eoa",
-    "supported",
-    "tidy",
-    "wait_for_writer",
-]
+__all__ = ["Busy", "JournaledFile", "journal_path", "pin_path", "reading", "recover", "stored_eoa", "supported", "tidy"]
 
 JOURNAL_SUFFIX = ".sn-journal"
 PIN_SUFFIX = ".sn-journal-file"
@@ -321,7 +308,11 @@ class JournaledFile:
             return
         if durable:
             os.fsync(self.fd)  # the appended data is on disk before anything refers to it
-        if not _lock(self.fd, True, LOCK_WAIT):
+        try:
+            locked = _lock(self.fd, True, LOCK_WAIT)
+        except OSError as exc:  # a file system without flock (readers could not be kept away)
+            raise Busy(f"cannot lock {self.path}: {exc}") from None
+        if not locked:
             raise Busy(f"{self.path} is held open by a reader or another program")
         try:
             self._commit_locked(durable)
@@ -513,36 +504,6 @@ def _shared(fd: int, path: Path) -> bool:
                 return False
 
 
-def hdf5_locks() -> bool:
-    """Whether HDF5 itself holds a shared ``flock`` on every file it opens for reading, from
-    before it reads the superblock until it closes the file (its default; the environment
-    variable ``HDF5_USE_FILE_LOCKING`` set to ``FALSE``, ``0`` or ``BEST_EFFORT`` turns that off
-    or makes it optional). Then readers need no lock of their own."""
-    if fcntl is None:
-        return False
-    return os.environ.get("HDF5_USE_FILE_LOCKING", "TRUE").strip().upper() not in ("FALSE", "0", "BEST_EFFORT")
-
-
-def wait_for_writer(path: Path) -> bool:
-    """HDF5 could not lock ``path``: wait until an in-place update is over (``True``, open it
-    again) or give up when another program holds it (``False``, after :data:`FOREIGN_WAIT`)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
-        return True  # replaced or gone meanwhile: opening again says what it is now
-    try:
-        return _shared(fd, path)
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-
-
-def leftover(path: Path) -> bool:
-    """Whether a killed writer left its journal (or the link that outlives it by one step)."""
-    return os.path.lexists(pin_path(path))
-
-
 @contextlib.contextmanager
 def reading(path: Path) -> Iterator[int | None]:
     """Hold a shared lock on ``path`` while reading it (an in-place update waits for it); a
@@ -563,12 +524,12 @@ def reading(path: Path) -> Iterator[int | None]:
         try:
             try:
                 held = _shared(fd, path)
-            except OSError:  # a file system without flock
+            except OSError:  # a file system without flock: no in-place update can happen there either
                 held = False
             if not held:
                 yield None
                 return
-            if leftover(path):  # the link lives a little longer than the journal
+            if os.path.lexists(pin_path(path)):  # the link lives a little longer than the journal
                 os.close(fd)
                 fd = -1
                 tidy(path)

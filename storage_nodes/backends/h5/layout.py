@@ -468,27 +468,17 @@ def open_reader(path: Path, *, cached_index: bool = False) -> Iterator[Reader]:
     the caller must not modify it or return parts of it.
     """
     for _ in range(100):
-        # HDF5 holds a shared flock on the file while it is open, which keeps an in-place update
-        # from overwriting it meanwhile; with HDF5's locking off, storage_nodes takes one itself
-        own = not journal.hdf5_locks()
-        with journal.reading(path) if own else contextlib.nullcontext(None) as locked:
+        # a shared flock on the file, taken before HDF5 opens it (HDF5's own lock comes after it
+        # has measured the file's size, too late): an in-place update waits until the read is over
+        with journal.reading(path) as locked:
             try:
                 fid = h5f.open(os.fsencode(path), h5f.ACC_RDONLY)
             except FileNotFoundError:
                 raise
-            except BlockingIOError as exc:  # locked: an update being applied, or another program
-                if not own and journal.wait_for_writer(path):
-                    continue
-                raise _corrupt(path, exc) from None
             except (OSError, ValueError) as exc:
                 raise _corrupt(path, exc) from None
-            if own:
-                if locked is not None and _inode(fid) not in (locked, None):
-                    fid.close()  # replaced by a whole save between locking and opening: lock the new file
-                    continue
-            elif journal.leftover(path):  # a killed update: roll it back, then read
-                fid.close()
-                journal.tidy(path)
+            if locked is not None and _inode(fid) not in (locked, None):
+                fid.close()  # replaced by a whole save between locking and opening: lock the new file
                 continue
             reader = None
             try:
