@@ -435,3 +435,15 @@ def test_the_rollback_procedure_of_docs_format_md_restores_the_old_file(tmp_path
     _set_state(path, broken, jbytes[: journal.HEADER.size + 7])
     namespace["roll_back"](str(path))
     assert path.read_bytes() == broken[: len(original)] and not journal.journal_path(path).exists()
+
+
+def test_an_object_changed_after_its_update_is_stored_as_it_was(tmp_path):
+    path = sn.save({"a": 0, "arr": np.arange(100_000.0)}, tmp_path / "alias.h5")  # (not all packed)
+    short, mapping = [1, 2], {"x": 1}
+    sn.save(short, path, key="l")  # short flat containers go into the index as they are
+    sn.save(mapping, path, key="m")
+    short.append(3)
+    mapping["y"] = 2
+    sn.save(5, path, key="b")  # reuses the index this process wrote
+    back = sn.load(path)
+    assert (back["a"], back["l"], back["m"], back["b"]) == (0, [1, 2], {"x": 1}, 5)

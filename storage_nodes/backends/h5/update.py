@@ -214,6 +214,11 @@ def _apply(
         compression=options.get("compression") or None,
     )
     enc = encoder.encode(value, "/".join(escape(s) for s in segments[:place]))
+    for n in tree.walk(enc.node) if isinstance(enc.node, dict) else ():
+        if n["k"] == "v" and type(n["v"]) in (list, dict):
+            # short flat lists and dicts go into the index as they are: copy them, since this
+            # index may be kept for the next update (_known_index) and the caller may change them
+            n["v"] = type(n["v"])(n["v"])
     slot.put(enc.node)
     index["root"] = holder["root"]
     index["next_id"] = encoder.next_id
