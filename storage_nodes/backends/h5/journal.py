@@ -35,6 +35,7 @@ try:
 except ImportError:  # Windows: no flock, so no in-place updates (writers copy) and no reader lock
     fcntl = None  # type: ignore[assignment]
 
+from ... import atomic
 from ...atomic import ensure_space
 from ...errors import CorruptFileError, StorageError
 
@@ -307,7 +308,7 @@ class JournaledFile:
                 os.fsync(self.fd)
             return
         if durable:
-            os.fsync(self.fd)  # the appended data is on disk before anything refers to it
+            atomic.fsync_path(self.path)  # the appended data is on disk before anything refers to it
         try:
             locked = _lock(self.fd, True, LOCK_WAIT)
         except OSError as exc:  # a file system without flock (readers could not be kept away)
@@ -357,7 +358,7 @@ class JournaledFile:
                 _step("overwrite")
                 _write_all(self.fd, c, s)
             if durable:
-                os.fsync(self.fd)
+                atomic.fsync_path(self.path)  # (the file we hold: the link's inode was checked)
             _bump_mtime(self.fd)
             _step("commit")
             os.unlink(journal)  # the commit point
@@ -399,11 +400,8 @@ def _remove(journal: Path, pin: Path) -> None:
 def tidy(path: Path) -> None:
     """Roll back a journal, or drop a link left by a writer killed right after its commit
     (before an update, under the writer lock, or by a reader holding the shared lock)."""
-    if os.path.lexists(journal_path(path)):
+    if os.path.lexists(journal_path(path)) or os.path.lexists(pin_path(path)):
         recover(path)
-    else:
-        with contextlib.suppress(OSError):  # (a read-only directory: it stays, harmless)
-            os.unlink(pin_path(path))
 
 
 def _records(blob: bytes) -> tuple[tuple[int, int, int], list[tuple[int, bytes]]] | None:
@@ -440,6 +438,8 @@ def recover(path: Path) -> bool:
     except FileNotFoundError:
         fd = -1
     except PermissionError:
+        if not os.path.lexists(journal):
+            return False  # only the link is left: harmless, it stays
         raise CorruptFileError(
             f"{path} has an unfinished update (journal {journal.name}): open it once with write permission "
             "to roll it back (docs/format.md, section 'In-place updates')",
@@ -454,8 +454,10 @@ def recover(path: Path) -> bool:
             )
         try:
             blob = journal.read_bytes()
-        except FileNotFoundError:
-            return False  # rolled back by someone else meanwhile
+        except FileNotFoundError:  # rolled back meanwhile, or the writer was killed right after its commit
+            with contextlib.suppress(OSError):
+                os.unlink(pin)  # (under the exclusive lock: no writer is between linking and journaling)
+            return False
         parsed = _records(blob)
         same = False
         if fd >= 0 and parsed is not None:
@@ -513,6 +515,7 @@ def reading(path: Path) -> Iterator[int | None]:
     if fcntl is None:
         yield None
         return
+    tidied = False
     for _ in range(100):
         try:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
@@ -529,10 +532,13 @@ def reading(path: Path) -> Iterator[int | None]:
             if not held:
                 yield None
                 return
-            if os.path.lexists(pin_path(path)):  # the link lives a little longer than the journal
+            # the link lives a little longer than the journal; a lone link that cannot be
+            # removed (a read-only directory) is harmless and read past
+            if os.path.lexists(pin_path(path)) and (not tidied or os.path.lexists(journal_path(path))):
                 os.close(fd)
                 fd = -1
                 tidy(path)
+                tidied = True
                 continue
             yield os.fstat(fd).st_ino
             return
