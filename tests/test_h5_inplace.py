@@ -121,18 +121,22 @@ def _walk(node):
             stack.extend(n)
 
 
-@pytest.mark.parametrize(("key", "new"), UPDATES, ids=[k for k, _ in UPDATES])
-def test_a_sigkill_at_every_step_of_an_update_leaves_the_old_or_the_new_version(tmp_path, key, new):
+@pytest.mark.parametrize(
+    ("key", "new", "durable"),
+    [(k, v, False) for k, v in UPDATES] + [("added", UPDATES[1][1], True)],
+    ids=[k for k, _ in UPDATES] + ["added-durable"],
+)
+def test_a_sigkill_at_every_step_of_an_update_leaves_the_old_or_the_new_version(tmp_path, key, new, durable):
     path = sn.save(OLD, tmp_path / "run.h5")
     original = path.read_bytes()
     old_value = _value(path, key)
-    status, steps = _in_child(lambda: sn.save(new, path, key=key), 0)
+    status, steps = _in_child(lambda: sn.save(new, path, key=key, durable=durable), 0)
     assert status == 0 and "overwrite" in steps and steps[-1] == "unpin", steps
     assert _same(sn.load(path, key=key), new)
     outcomes = []
     for k in range(1, len(steps) + 1):
         _restore(path, original)
-        status, _ = _in_child(lambda: sn.save(new, path, key=key), k)
+        status, _ = _in_child(lambda: sn.save(new, path, key=key, durable=durable), k)
         assert _killed(status), (k, steps[k - 1], status)
         journaled = journal.journal_path(path).exists()
         back = sn.load(path)  # opening it rolls a journal back
@@ -299,6 +303,13 @@ def test_updates_that_rewrite_much_of_the_file_or_old_files_are_copied(tmp_path,
     monkeypatch.setattr(journal, "MAX_KEPT_BYTES", 16)
     sn.save(6.0, path, key="small/e")
     assert path.stat().st_ino != inode and sn.load(path, key="small/e") == 6.0
+    monkeypatch.undo()
+    link = tmp_path / "link.h5"
+    link.symlink_to(path)
+    inode = path.stat().st_ino
+    sn.save(7.0, link, key="small/e")  # a symbolic link: copied (and replaced by the file, as before)
+    assert sn.load(link, key="small/e") == 7.0
+    assert path.stat().st_ino == inode and sn.load(path, key="small/e") == 6.0  # not changed through the link
 
 
 @pytest.mark.parametrize("hdf5_locking", ["TRUE", "FALSE"])
