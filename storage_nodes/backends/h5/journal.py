@@ -186,6 +186,7 @@ class JournaledFile:
         self._starts: list[int] = []  # kept writes: sorted, disjoint, not touching
         self._chunks: list[bytearray] = []
         self.kept = 0
+        self.finished = False  # committed or abandoned: no more writes
         self.overflow = False  # more than MAX_KEPT_BYTES to keep: the update is done by copying
         self.error: OSError | None = None  # the last failed write or truncation (HDF5 reports its own)
 
@@ -227,6 +228,8 @@ class JournaledFile:
         return bytes(buf)
 
     def write(self, data: memoryview | bytes) -> int:
+        if self.finished:  # HDF5 flushing after the commit would bypass the journal
+            raise OSError(errno.EBADF, f"the update of {self.path} is finished")
         view = memoryview(data).cast("B")
         n = len(view)
         start = self._pos
@@ -245,6 +248,8 @@ class JournaledFile:
         return n
 
     def truncate(self, size: int | None = None) -> int:
+        if self.finished:
+            raise OSError(errno.EBADF, f"the update of {self.path} is finished")
         size = self._pos if size is None else size
         self._eof = size
         # the committed version lies below base: the file is never cut shorter than that
@@ -291,6 +296,7 @@ class JournaledFile:
     # -- end of the update -------------------------------------------------------------------
     def abandon(self) -> None:
         """Drop the kept writes and the appended bytes: the file is as before."""
+        self.finished = True
         self._starts, self._chunks, self.kept = [], [], 0
         with contextlib.suppress(OSError):
             if os.fstat(self.fd).st_size != self.size0:
@@ -303,6 +309,7 @@ class JournaledFile:
         Holds the exclusive lock of the archive meanwhile (waiting at most :data:`LOCK_WAIT`
         for readers, else :class:`Busy`). On an error everything is undone before it is raised.
         """
+        self.finished = True
         if not self._starts:
             if durable:
                 os.fsync(self.fd)
@@ -518,7 +525,8 @@ def reading(path: Path) -> Iterator[int | None]:
     tidied = False
     for _ in range(100):
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            # (non-blocking: a FIFO given as the path must not hang here; HDF5 then refuses it)
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0))
         except FileNotFoundError:
             raise
         except OSError:  # not readable: opening it through HDF5 says so as it always did
