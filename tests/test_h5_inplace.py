@@ -469,3 +469,39 @@ def test_a_link_left_without_its_journal_is_removed_by_the_next_reader(tmp_path,
     os.link(path, journal.pin_path(path))
     monkeypatch.setattr(os, "unlink", lambda p, *a, **k: None)  # cannot be removed (read-only directory)
     assert sn.load(path, key="small/e") == 1.0  # read past, not retried for ever
+
+
+def test_resources_counted_by_the_change_match_a_count_of_the_whole_tree(tmp_path):
+    """Successive updates in one process count only the replaced and the new subtree; after
+    each, the counts kept must be those of the whole index, and the file must hold exactly the
+    datasets the index refers to."""
+    from storage_nodes.backends.h5 import update as h5update
+
+    path = sn.save({"log": [], "big": np.ones(40_000), "plain": {"a": 1}}, tmp_path / "run.h5")
+    steps = [
+        (np.arange(50_000.0), "big"),  # a big array replaced: its dataset goes
+        ({"x": list(range(200))}, "small"),
+        ({"x": list(range(300))}, "small"),  # the heap segment of the previous one goes
+        (2, "plain/a"),  # inside packed plain data
+        (np.zeros(70_000), "log/0"),
+        (np.zeros(10), "log/1"),
+        ("text", "log/0"),  # the big array of log/0 goes
+        (None, "big"),
+    ]
+    compared = 0
+    for obj, key in steps:
+        sn.save(obj, path, key=key)
+        with layout.open_reader(path) as r:
+            full = layout.resources(r.index["root"])
+        known = h5update._WRITTEN.get(os.fspath(path))  # none after a compaction (the last step)
+        if known is not None:
+            kept = known[2]
+            assert +kept.heaps == +full.heaps and +kept.arrays == +full.arrays and kept.live == full.live, key
+            compared += 1
+        with h5py.File(path, "r") as f:
+            stored = {n for n in f if n.startswith(("heap_", "array_"))}
+        assert stored == set(+full.heaps) | set(+full.arrays), (key, stored)
+    assert compared == len(steps) - 1
+    back = sn.load(path)
+    assert back["log"][0] == "text" and np.array_equal(back["log"][1], np.zeros(10))
+    assert back["big"] is None and back["plain"] == {"a": 2} and back["small"] == {"x": list(range(300))}

@@ -21,7 +21,9 @@ import json
 import os
 import threading
 import zlib
+from collections import Counter
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +38,17 @@ from . import codec, journal
 from .encoder import ArrayOut
 from .tree import walk
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "Reader", "live_resources", "open_reader", "write_file", "write_index"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "Reader",
+    "Resources",
+    "live_resources",
+    "open_reader",
+    "resources",
+    "write_file",
+    "write_index",
+]
 
 FORMAT = "storage_nodes-h5"
 FORMAT_VERSION = 2
@@ -518,6 +530,32 @@ def live_resources(root: dict[str, Any]) -> tuple[set[str], set[str], int]:
             arrays.add(n["ds"])
             live += int(n.get("n", 0))
     return heaps, arrays, live
+
+
+@dataclass
+class Resources:
+    """How many nodes refer to each heap segment and array dataset, and the live bytes."""
+
+    heaps: Counter[str] = field(default_factory=Counter)
+    arrays: Counter[str] = field(default_factory=Counter)
+    live: int = 0
+
+    def add(self, node: dict[str, Any], sign: int = 1) -> None:
+        """Count the subtree of ``node`` in (``sign=1``) or out (``sign=-1``)."""
+        for n in walk(node):
+            if "h" in n:
+                self.heaps[n["h"][0]] += sign
+                self.live += sign * int(n["h"][2])
+            if "ds" in n:
+                self.arrays[n["ds"]] += sign
+                self.live += sign * int(n.get("n", 0))
+
+
+def resources(root: dict[str, Any]) -> Resources:
+    """The :class:`Resources` of a whole node tree."""
+    r = Resources()
+    r.add(root)
+    return r
 
 
 def compact_into(src: Path, dst: Path) -> None:

@@ -139,9 +139,18 @@ def _set_plain(value: Any, segments: list[str], obj: Any) -> Any:
 
 
 def _apply(
-    f: h5py.File, index: dict[str, Any], obj: Any, path: Path, key: str, options: dict[str, Any]
-) -> tuple[ObjectCollector, int]:
-    """Write ``obj`` at ``key`` into ``f`` and ``index``: (its objects, the live bytes after)."""
+    f: h5py.File,
+    index: dict[str, Any],
+    obj: Any,
+    path: Path,
+    key: str,
+    options: dict[str, Any],
+    counts: layout.Resources | None = None,
+) -> tuple[ObjectCollector, layout.Resources]:
+    """Write ``obj`` at ``key`` into ``f`` and ``index``: (its objects, the resources after).
+
+    ``counts`` are the resources of ``index`` before, when known: they are then updated by the
+    replaced and the new subtree only (else the whole tree is counted)."""
     segments = split(key)
     root = index["root"]
     ids: dict[int, dict[str, Any]] = {}
@@ -227,12 +236,21 @@ def _apply(
     layout.write_data(f.id, heap_name, enc.heap, enc.arrays, options.get("compression") or None)
     # only what the replaced entry referred to can have become unreferenced (not a walk of
     # every dataset of the file: appends would cost time in proportion to the entries)
-    dropped = layout.live_resources(old) if old is not MISSING and isinstance(old, dict) else (set(), set(), 0)
-    heaps, arrays, live = layout.live_resources(index["root"])
-    for name in sorted((dropped[0] - heaps) | (dropped[1] - arrays)):
+    dropped = layout.resources(old) if old is not MISSING and isinstance(old, dict) else layout.Resources()
+    if counts is None:
+        counts = layout.resources(index["root"])
+    else:  # the old subtree out, the new one in (its references are to its own objects only)
+        if old is not MISSING and isinstance(old, dict):
+            counts.add(old, -1)
+        if isinstance(enc.node, dict):
+            counts.add(enc.node)
+    gone = [n for n in dropped.heaps if counts.heaps[n] <= 0] + [n for n in dropped.arrays if counts.arrays[n] <= 0]
+    for name in sorted(gone):
+        counts.heaps.pop(name, None)
+        counts.arrays.pop(name, None)
         if name in f:
             del f[name]
-    return collector, live
+    return collector, counts
 
 
 def _cannot(path: Path, key: str, walked: list[str], what: str, segment: str, length: int | None) -> KeyNotFoundError:
@@ -305,11 +323,12 @@ def _modify_index(
     key: str,
     metadata: dict[str, Any],
     options: dict[str, Any],
-) -> tuple[int, np.ndarray]:
-    """Write the entry into the open archive ``f``, rewrite its ``index``: (the live bytes after,
+    counts: layout.Resources | None = None,
+) -> tuple[layout.Resources, np.ndarray]:
+    """Write the entry into the open archive ``f``, rewrite its ``index``: (the resources after,
     the compressed index written)."""
     try:
-        collector, live = _apply(f, index, obj, path, key, options)
+        collector, counts = _apply(f, index, obj, path, key, options, counts)
     except (KeyError, IndexError, TypeError, AttributeError) as exc:
         if isinstance(exc, StorageError):
             raise
@@ -326,7 +345,7 @@ def _modify_index(
         note["metadata"] = metadata
     index.setdefault("updates", []).append(note)
     raw = layout.write_index(f, index)
-    return live, raw
+    return counts, raw
 
 
 def _unreadable(path: Path, exc: OSError) -> CorruptFileError:
@@ -336,31 +355,37 @@ def _unreadable(path: Path, exc: OSError) -> CorruptFileError:
 #: the index each archive was last updated with in place by this process, and its compressed
 #: bytes: the next update of the file compares the bytes stored with these instead of decoding
 #: them (appends to one archive would else decode an ever larger index each time)
-_WRITTEN: collections.OrderedDict[str, tuple[bytes, dict[str, Any]]] = collections.OrderedDict()
+_WRITTEN: collections.OrderedDict[str, tuple[bytes, dict[str, Any], layout.Resources]] = collections.OrderedDict()
 _WRITTEN_LOCK = threading.Lock()
 _WRITTEN_ITEMS = 4
 _WRITTEN_MAX_BYTES = 1 << 22
 
 
-def _known_index(f: h5py.File, path: Path) -> dict[str, Any]:
-    """The index of the open archive, taken from :data:`_WRITTEN` when the file holds exactly the
-    bytes remembered (the entry is handed over: the caller modifies it), else decoded."""
+def _known_index(f: h5py.File, path: Path) -> tuple[dict[str, Any], layout.Resources | None]:
+    """The index of the open archive and its resources, taken from :data:`_WRITTEN` when the
+    file holds exactly the bytes remembered (handed over: the caller modifies them), else the
+    index decoded (and ``None``)."""
     raw = layout.index_bytes(f.id, path)
     with _WRITTEN_LOCK:
         known = _WRITTEN.pop(os.fspath(path), None)
     if known is not None and known[0] == raw.tobytes():
-        return known[1]
-    return layout.read_index(f.id, path, raw)
+        return known[1], known[2]
+    return layout.read_index(f.id, path, raw), None
 
 
-def _remember(path: Path, raw: np.ndarray, index: dict[str, Any]) -> None:
+def _remember(path: Path, raw: np.ndarray, index: dict[str, Any], counts: layout.Resources) -> None:
     if raw.nbytes > _WRITTEN_MAX_BYTES:
         return
     with _WRITTEN_LOCK:
-        _WRITTEN[os.fspath(path)] = (raw.tobytes(), index)
+        _WRITTEN[os.fspath(path)] = (raw.tobytes(), index, counts)
         _WRITTEN.move_to_end(os.fspath(path))
         while len(_WRITTEN) > _WRITTEN_ITEMS:
             _WRITTEN.popitem(last=False)
+
+
+def _forget(path: Path) -> None:
+    with _WRITTEN_LOCK:
+        _WRITTEN.pop(os.fspath(path), None)
 
 
 def _failed(path: Path, exc: OSError) -> StorageError:
@@ -386,10 +411,10 @@ def _in_place(obj: Any, path: Path, key: str, metadata: dict[str, Any], options:
         jf = journal.JournaledFile(path, fd, base)
         try:
             with h5py.File(jf, "r+") as f:
-                index = _known_index(f, path)
+                index, counts = _known_index(f, path)
                 if index.get("format_version") != layout.FORMAT_VERSION:
                     raise journal.Busy("an older format version is rewritten whole, by copying")
-                live, raw = _modify_index(f, index, obj, path, key, metadata, options)
+                counts, raw = _modify_index(f, index, obj, path, key, metadata, options, counts)
         except BaseException as exc:
             jf.abandon()
             if isinstance(exc, journal.Busy) or jf.overflow:
@@ -410,8 +435,8 @@ def _in_place(obj: Any, path: Path, key: str, metadata: dict[str, Any], options:
         except BaseException:
             jf.abandon()
             raise
-        _remember(path, raw, index)
-        return live
+        _remember(path, raw, index, counts)
+        return counts.live
     finally:
         os.close(fd)
 
@@ -437,13 +462,14 @@ def update(
                     return  # compaction only reclaims space: the update stands without it
                 with atomic_path(path, durable=durable) as tmp:
                     layout.compact_into(path, tmp)
+                _forget(path)  # the compacted index is another one
             return
         with atomic_path(path, durable=durable) as tmp:
             shutil.copyfile(path, tmp)
             try:
                 with h5py.File(tmp, "r+") as f:
                     index = layout.read_index(f.id, path)
-                    live, _ = _modify_index(f, index, obj, path, key, metadata, options)
+                    live = _modify_index(f, index, obj, path, key, metadata, options)[0].live
             except StorageError:
                 raise
             except OSError as exc:
