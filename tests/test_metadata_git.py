@@ -216,3 +216,20 @@ def test_a_network_file_system_is_not_watched(tmp_path: Path, monkeypatch: pytes
     fresh = tmp_path / "fresh"
     fresh.mkdir()
     assert not w.watch([str(fresh)])
+
+
+def test_a_new_watcher_does_not_trust_states_kept_under_the_old_one(repo: Path) -> None:
+    """After fork the child makes its own inotify instance, which saw none of the earlier changes."""
+    from storage_nodes.provenance import _watch
+
+    look = lambda: gitinfo.git_state(repo / "pkg" / "a.py", repo / "pkg")  # noqa: E731
+    assert look()["dirty"] is False
+    _watch.reset()  # as in a forked child: the parent's queue is not ours
+    (repo / "pkg" / "a.py").write_text("A = 11\n")
+    assert look()["changed"] == ["pkg/a.py"]
+
+
+def test_mount_points_with_escaped_spaces_are_read() -> None:
+    from storage_nodes.provenance import _watch
+
+    assert all("\\040" not in point for point, _ in _watch._mounts())

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import re
 import sys
 import threading
 from collections.abc import Iterable
@@ -43,7 +44,7 @@ def _mounts() -> list[tuple[str, str]]:
     for line in lines:
         parts = line.split()
         if len(parts) >= 3:
-            point = parts[1].encode().decode("unicode_escape")  # "\040" for a space
+            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), parts[1])  # "\040": a space
             out.append((point, parts[2]))
     out.sort(key=lambda m: len(m[0]), reverse=True)
     return out

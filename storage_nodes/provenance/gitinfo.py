@@ -488,7 +488,11 @@ def git_state(file: str | os.PathLike[str], scope: str | os.PathLike[str] | None
     w = _watch.watcher()
     if w is not None:
         with _states_lock:
-            if w.changed():
+            if _owner[0] is not w:  # a new instance (e.g. after fork) saw none of the past changes
+                _owner[0] = w
+                _states.clear()
+                _generation += 1
+            elif w.changed():
                 _states.clear()
                 _generation += 1
             elif key in _states:
@@ -514,6 +518,7 @@ def git_state(file: str | os.PathLike[str], scope: str | os.PathLike[str] | None
 _states: dict[tuple[str, str | None], dict[str, Any] | None] = {}
 _states_lock = threading.Lock()
 _generation = 0
+_owner: list[_watch.Watcher | None] = [None]  # the watcher whose silence the kept states rely on
 
 
 def _copy_state(state: dict[str, Any] | None) -> dict[str, Any] | None:
