@@ -286,13 +286,15 @@ def test_a_password_never_appears_in_reprs_or_errors(url, tmp_path):
 def test_a_failed_record_leaves_no_partial_rows(cat, tmp_path, wf300, monkeypatch):
     p = sn.save_workflow(wf300, tmp_path / "w.h5", catalog=cat)
     before = _counts(cat)
-    real = cat._write_metadata
+    from storage_nodes.catalog.catalog import _Statements
 
-    def boom(*args, **kwargs):
-        real(*args, **kwargs)
+    real = _Statements.new_record_ids
+
+    def boom(self, cur, n):  # after the old rows were dropped and the new file and metadata rows inserted
+        real(self, cur, n)
         raise sa.exc.OperationalError("INSERT", {}, Exception("disk I/O error"))
 
-    monkeypatch.setattr(cat, "_write_metadata", boom)
+    monkeypatch.setattr(_Statements, "new_record_ids", boom)
     with pytest.raises(CatalogError, match="the file is intact"):
         sn.save_workflow(wf300, p, catalog=cat, metadata={"again": True})
     monkeypatch.undo()
