@@ -132,6 +132,48 @@ def test_keyed_saves_into_one_file_keep_each_other_fresh(cat, tmp_path):
     assert [h.key for h in cat.find(kind="save")] == [""]
 
 
+def test_concurrent_keyed_saves_into_one_file_do_not_mark_each_other_stale(cat, tmp_path, monkeypatch):
+    """A reads the file's identity, B writes its key and records, then A commits: A's older identity must not win."""
+    import threading
+
+    from storage_nodes.catalog import catalog as C
+
+    p = tmp_path / "shared.h5"
+    sn.save([0], p, key="base", catalog=cat)
+    a_looked, b_recorded = threading.Event(), threading.Event()
+    real = C.file_identity
+
+    def slow_for_a(path):
+        ident = real(path)
+        if threading.current_thread().name == "A" and not a_looked.is_set():
+            a_looked.set()
+            b_recorded.wait(3)  # with the fix A holds the lock here, so B records only after A
+        return ident
+
+    monkeypatch.setattr(C, "file_identity", slow_for_a)
+    errors: list[BaseException] = []
+
+    def a() -> None:
+        try:
+            sn.save([1, 2], p, key="a", catalog=cat)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    t = threading.Thread(target=a, name="A")
+    t.start()
+    assert a_looked.wait(30)
+    done = threading.Thread(target=lambda: (sn.save([3], p, key="b", catalog=cat), b_recorded.set()), name="B")
+    done.start()
+    t.join(60)
+    done.join(60)
+    assert not errors and not t.is_alive() and not done.is_alive()
+    monkeypatch.undo()
+    hits = {h.key: h for h in cat.find(kind="save")}
+    assert sorted(hits) == ["a", "b", "base"]
+    assert [k for k, h in hits.items() if h.stale] == []
+    assert hits["a"].load() == [1, 2] and hits["b"].load() == [3] and hits["base"].load() == [0]
+
+
 def test_string_catalog_in_save_and_save_workflow(url, tmp_path, wf300):
     sn.save([1], tmp_path / "s.json", catalog=url)
     sn.save_workflow(wf300, tmp_path / "w.h5", catalog=url)

@@ -828,7 +828,11 @@ class Catalog:
         """Record one plain save of ``obj`` to ``path`` (at ``key``), after the file was written.
 
         A whole-file save replaces every record of the file; a keyed save updates the
-        file's identity and replaces the records at, above or below that key.
+        file's identity and replaces the records at, above or below that key. A keyed
+        save reads the file's identity inside the transaction, after locking the file's
+        row (SQLite: the write lock of ``BEGIN IMMEDIATE``; PostgreSQL: ``FOR UPDATE``):
+        two processes saving different keys of one file at once then leave the identity
+        of the file as the last of them found it, so neither marks the other's record stale.
         """
         p = Path(path).expanduser().resolve()
         ident = file_identity(p)
@@ -840,14 +844,21 @@ class Catalog:
         rec_key = join(*segments)
 
         def work(conn: sa.Connection) -> None:
-            row = conn.execute(sa.select(S.files.c.id, S.files.c.metadata).where(S.files.c.path == str(p))).first()
+            q = sa.select(S.files.c.id, S.files.c.metadata).where(S.files.c.path == str(p))
+            row = conn.execute(q.with_for_update() if segments else q).first()
             if row is not None and segments:
                 file_id = int(row[0])
+                # now, under the lock: a concurrent keyed save that wrote after our first look
+                # and recorded before us must not be undone by our older identity
+                now = file_identity(p)
+                if now is None:
+                    raise CatalogError(f"cannot record {p} in catalog {self.location}: the file cannot be read",
+                                       path=p)  # fmt: skip
                 merged = {**json.loads(row[1] or "{}"), **user_metadata}
                 conn.execute(
                     S.files.update()
                     .where(S.files.c.id == file_id)
-                    .values(size=ident.size, mtime_ns=ident.mtime_ns, content=ident.content, metadata=_json(merged))
+                    .values(size=now.size, mtime_ns=now.mtime_ns, content=now.content, metadata=_json(merged))
                 )
                 self._delete_overlapping(conn, file_id, rec_key)
                 self._write_metadata(conn, file_id, merged, replace=True)
