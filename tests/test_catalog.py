@@ -504,3 +504,64 @@ def test_saving_the_same_file_again_replaces_its_rows_and_leaves_no_orphans(cat,
     p.unlink()
     cat.prune()
     assert set(_counts(cat).values()) == {0}
+
+
+# ---------------------------------------------------------------- SQLite on network file systems
+
+
+def _mounts(tmp_path, *lines: str):
+    table = tmp_path / "mounts"
+    table.write_text("".join(line + "\n" for line in lines))
+    return table
+
+
+def test_network_filesystem_reads_the_longest_mount_point_of_a_mounts_table(tmp_path):
+    from storage_nodes.catalog.catalog import filesystem_type, network_filesystem
+
+    table = _mounts(
+        tmp_path,
+        "/dev/vda / ext4 rw,relatime 0 0",
+        "server:/export/home /home nfs4 rw,vers=4.2 0 0",
+        "/dev/vdb /home/alice/local xfs rw 0 0",
+        "//nas/share /mnt/my\\040share cifs rw 0 0",
+        "mds@o2ib:/scratch /scratch lustre rw 0 0",
+        "beegfs_nodev /beegfs beegfs rw 0 0",
+        "gpfs0 /gpfs gpfs rw 0 0",
+        "alice@host: /mnt/sshfs fuse.sshfs rw 0 0",
+        "tmpfs /scratch/tmp tmpfs rw 0 0",
+    )
+    assert filesystem_type("/home/bob/c.sqlite", table) == "nfs4"
+    assert network_filesystem("/home/bob/c.sqlite", table) == "nfs4"
+    assert network_filesystem("/home/alice/local/c.sqlite", table) is None  # a local disk mounted inside
+    assert network_filesystem("/homework/c.sqlite", table) is None  # a prefix of the name is not a mount
+    assert network_filesystem("/mnt/my share/c.sqlite", table) == "cifs"  # \040 is a space
+    assert network_filesystem("/scratch/run/c.sqlite", table) == "lustre"
+    assert network_filesystem("/scratch/tmp/c.sqlite", table) is None
+    assert network_filesystem("/beegfs/c.sqlite", table) == "beegfs"
+    assert network_filesystem("/gpfs/c.sqlite", table) == "gpfs"
+    assert network_filesystem("/mnt/sshfs/c.sqlite", table) == "fuse.sshfs"
+    assert network_filesystem("/etc/c.sqlite", table) is None
+    assert filesystem_type("/x", tmp_path / "no-such-table") is None  # not Linux: no table, WAL as usual
+
+
+def test_sqlite_catalog_on_a_network_filesystem_falls_back_from_wal(tmp_path, monkeypatch, caplog):
+    from storage_nodes.catalog import catalog as C
+
+    path = tmp_path / "shared" / "c.sqlite"
+    monkeypatch.setattr(C, "MOUNTS", str(_mounts(tmp_path, "/dev/vda / ext4 rw 0 0", f"srv:/x {tmp_path} nfs rw 0 0")))
+    with caplog.at_level("WARNING", logger="storage_nodes.catalog"):
+        cat = sn.Catalog(path)
+    assert cat.journal_mode == "delete"
+    assert "network file system" in caplog.text and "postgresql://" in caplog.text
+    sn.save([1], tmp_path / "x.json", catalog=cat)
+    assert len(cat.find(kind="save")) == 1
+    with cat._engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "delete"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar_one() == 2  # FULL
+    cat.close()
+    assert not (path.parent / "c.sqlite-wal").exists()
+    monkeypatch.setattr(C, "MOUNTS", str(_mounts(tmp_path, "/dev/vda / ext4 rw 0 0")))
+    local = sn.Catalog(tmp_path / "local.sqlite")
+    assert local.journal_mode == "wal" and local.stats()["files"] == 0
+    with local._engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
