@@ -1,9 +1,13 @@
 """What the catalog costs and how fast it answers (printed figures, not timed tests).
 
-Run: ``python benchmarks/bench_catalog.py [--nodes 100000] [--files 1000]``. Prints:
+Run: ``python benchmarks/bench_catalog.py [--nodes 100000] [--files 1000] [--only overhead,floor,...]``. Prints:
 
 1. ``save_workflow`` of the demo's relax workflow (4 compute nodes + 3 SaveNodes) to h5
-   without a catalog and with an SQLite catalog: medians and the overhead (target <= 10%);
+   without a catalog and with an SQLite catalog, interleaved: medians, means (a mean
+   includes the WAL checkpoints, which stall one commit in every few dozen) and the
+   overhead (target <= 10%); then the floor: what the parts of one record cost (digests
+   and previews, one bare SQLite write transaction, the same rows written by plain
+   ``sqlite3`` with no Python layer above it) against the save itself;
 2. ``find`` (node + one input value) and ``lookup`` (call digest; the hit's outputs loaded
    from its file, and the query alone) among ``--nodes`` recorded nodes on SQLite and
    PostgreSQL (targets <= 10 ms and <= 2 ms on SQLite);
@@ -69,10 +73,91 @@ def bench_overhead(directory: Path, repeat: int) -> None:
             sn.save_workflow(wf, path, catalog=catalog)
             times.append(time.perf_counter() - t)
     p, n, a = (1e3 * statistics.median(x) for x in (plain, new, again))
-    print("1. save_workflow of the demo relax workflow (7 nodes recorded, h5), median of", repeat)
-    print(f"   without a catalog            {p:7.2f} ms")
-    print(f"   with SQLite, a new file      {n:7.2f} ms   overhead {100 * (n - p) / p:+.1f}%  (target <= 10%)")
-    print(f"   with SQLite, the same file   {a:7.2f} ms   overhead {100 * (a - p) / p:+.1f}%")
+    pm, nm, am = (1e3 * statistics.mean(x) for x in (plain, new, again))
+    print("1. save_workflow of the demo relax workflow (7 nodes recorded, h5), median (mean) of", repeat)
+    print(f"   without a catalog            {p:7.2f} ms ({pm:6.2f})")
+    print(f"   with SQLite, a new file      {n:7.2f} ms ({nm:6.2f})   overhead {100 * (n - p) / p:+.1f}% "
+          f"(of means {100 * (nm - pm) / pm:+.1f}%)  (target <= 10%)")  # fmt: skip
+    print(f"   with SQLite, the same file   {a:7.2f} ms ({am:6.2f})   overhead {100 * (a - p) / p:+.1f}% "
+          f"(of means {100 * (am - pm) / pm:+.1f}%)")  # fmt: skip
+
+
+def bench_floor(directory: Path, repeat: int) -> None:
+    """The parts of one record against the save: what no implementation of this schema can avoid."""
+    import functools
+    import sqlite3
+
+    from storage_nodes.catalog import catalog as C
+    from storage_nodes.graph.workflows import WORKFLOW_KEY, workflow_document
+
+    wf = _demo_workflow(directory)
+    doc = workflow_document(wf)
+    header, nodes = doc[WORKFLOW_KEY], {k: v for k, v in doc.items() if k != WORKFLOW_KEY}
+    recipe = json.loads(header["recipe"])
+    path = directory / "floor.sqlite"
+    cat = sn.Catalog(path)
+    first = sn.save_workflow(wf, directory / "floor0.h5", catalog=cat)
+    with cat._engine.connect() as conn:  # the rows one record wrote, to write again by plain sqlite3
+        rows = {t.name: [dict(r) for r in conn.execute(sa.select(t)).mappings()] for t in S.CHILDREN_FIRST}
+    n_rows = sum(len(v) for v in rows.values())
+    raw = sqlite3.connect(path, isolation_level=None)
+    for pragma in ("busy_timeout = 30000", "journal_mode = WAL", "synchronous = NORMAL", "foreign_keys = ON",
+                   f"wal_autocheckpoint = {C.WAL_AUTOCHECKPOINT}"):  # fmt: skip
+        raw.execute(f"PRAGMA {pragma}")
+
+    def sql(table: sa.Table, names: list[str]) -> str:
+        return f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+
+    counter = iter(range(1, 10**9))
+
+    def plain_sqlite() -> None:
+        i = next(counter)
+        raw.execute("BEGIN IMMEDIATE")
+        f = dict(rows["sn_files"][0], path=f"/floor/{i}.h5", id=None)
+        raw.execute("DELETE FROM sn_files WHERE path = ?", (f["path"],))
+        fid = raw.execute(sql(S.files, list(f)) + " RETURNING id", [str(v) if k == "created_at" else v
+                                                                      for k, v in f.items()]).fetchone()[0]  # fmt: skip
+        (base,) = raw.execute("SELECT coalesce(max(id), 0) FROM sn_records").fetchone()
+        ids = {r["id"]: base + 1 + j for j, r in enumerate(rows["sn_records"])}
+        recs = [dict(r, id=ids[r["id"]], file_id=fid) for r in rows["sn_records"]]
+        raw.executemany(sql(S.records, list(recs[0])), [tuple(r.values()) for r in recs])
+        ins = [dict(r, record_id=ids[r["record_id"]]) for r in rows["sn_inputs"]]
+        raw.executemany(sql(S.inputs, list(ins[0])), [tuple(r.values()) for r in ins])
+        eds = [dict(r, file_id=fid, source_id=ids[r["source_id"]], target_id=ids[r["target_id"]])
+               for r in rows["sn_edges"]]  # fmt: skip
+        raw.executemany(sql(S.edges, list(eds[0])), [tuple(r.values()) for r in eds])
+        raw.execute("COMMIT")
+
+    def empty() -> None:
+        raw.execute("BEGIN IMMEDIATE")
+        raw.execute("COMMIT")
+
+    paths = [sn.save_workflow(wf, directory / f"floor{i}.h5") for i in range(repeat)]
+    it = iter(paths * 3)
+    parts = {
+        "save_workflow without a catalog": lambda: sn.save_workflow(wf, first),
+        "whole record_workflow (what the catalog adds)": lambda: cat.record_workflow(
+            next(it), label=header["label"], recipe=header["recipe"], nodes=nodes, backend="h5"
+        ),
+        "digests + previews of every input (workflow_rows)": lambda: C.workflow_rows(
+            recipe, nodes, functools.cache(C.live_identity)
+        ),
+        f"the same {n_rows} rows by plain sqlite3, one transaction": plain_sqlite,
+        "an empty BEGIN IMMEDIATE + COMMIT (sqlite3)": empty,
+        "file identity (stat + 3 samples + SHA-256)": lambda: C.file_identity(first),
+    }
+    times: dict[str, list[float]] = {k: [] for k in parts}
+    for _ in range(repeat):  # interleaved
+        for name, fn in parts.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    base = statistics.median(times["save_workflow without a catalog"])
+    print(f"   floor: the parts of one record, median (mean) of {repeat}, as % of the save's median")
+    for name, ts in times.items():
+        med, mean = statistics.median(ts), statistics.mean(ts)
+        print(f"   {name:52s} {1e3 * med:6.3f} ms ({1e3 * mean:6.3f})  {100 * med / base:5.1f}%")
+    raw.close()
 
 
 def _populate(cat: sn.Catalog, n_nodes: int, real: Path) -> None:
@@ -209,23 +294,32 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=100_000)
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--only", default="overhead,floor,queries,index,writers",
+                        help="comma-separated sections to run (default: all)")  # fmt: skip
     args = parser.parse_args()
+    only = set(args.only.split(","))
     warnings.simplefilter("ignore")
     from _postgres import cluster, create_database
 
     with tempfile.TemporaryDirectory(prefix="bench-catalog-") as tmp, cluster() as server:
         directory = Path(tmp)
         os.chdir(directory)
-        bench_overhead(directory, args.repeat)
-        print(f"2. queries among {args.nodes} recorded nodes, median of {args.repeat}")
-        bench_queries(sn.Catalog(directory / "big.sqlite"), "SQLite", args.nodes, directory, args.repeat)
-        bench_queries(
-            sn.Catalog(create_database(server, "bench_big")), "PostgreSQL", args.nodes, directory, args.repeat
-        )
-        bench_index(directory, args.files)
-        print("4. 6 processes recording workflows into one catalog at once")
-        bench_writers(str(directory / "writers.sqlite"), "SQLite", directory)
-        bench_writers(create_database(server, "bench_writers"), "PostgreSQL", directory)
+        if "overhead" in only:
+            bench_overhead(directory, args.repeat)
+        if "floor" in only:
+            bench_floor(directory, max(args.repeat, 100))
+        if "queries" in only:
+            print(f"2. queries among {args.nodes} recorded nodes, median of {args.repeat}")
+            bench_queries(sn.Catalog(directory / "big.sqlite"), "SQLite", args.nodes, directory, args.repeat)
+            bench_queries(
+                sn.Catalog(create_database(server, "bench_big")), "PostgreSQL", args.nodes, directory, args.repeat
+            )
+        if "index" in only:
+            bench_index(directory, args.files)
+        if "writers" in only:
+            print("4. 6 processes recording workflows into one catalog at once")
+            bench_writers(str(directory / "writers.sqlite"), "SQLite", directory)
+            bench_writers(create_database(server, "bench_writers"), "PostgreSQL", directory)
 
 
 if __name__ == "__main__":

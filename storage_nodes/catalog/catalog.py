@@ -288,13 +288,19 @@ def _describe(value: Any) -> str:
         return name
 
 
+# encoders built once: json.dumps with any option builds a new JSONEncoder per call (same text)
+_PLAIN_JSON = json.JSONEncoder(allow_nan=False).encode
+_SORTED_JSON = json.JSONEncoder(sort_keys=True, allow_nan=False).encode
+_CALL_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=True).encode
+
+
 def preview(value: Any) -> str:
     """The JSON text kept beside an input's digest: ``{"v": value}`` or ``{"t": description}``."""
     if _plain(value):
-        text = json.dumps({"v": value}, allow_nan=False)
+        text = _PLAIN_JSON({"v": value})
         if len(text) <= _PREVIEW_CHARS:
             return text
-    return json.dumps({"t": _describe(value)})
+    return _PLAIN_JSON({"t": _describe(value)})
 
 
 def _from_preview(text: str | None) -> Any:
@@ -327,11 +333,7 @@ def call_digest(
     """
     if any(d is None for d in input_digests.values()):
         return None
-    text = json.dumps(
-        {"node": node, "version": version, "source": source, "inputs": dict(input_digests)},
-        sort_keys=True,
-        ensure_ascii=True,
-    )
+    text = _CALL_JSON({"node": node, "version": version, "source": source, "inputs": dict(input_digests)})
     return hashlib.sha256(f"storage_nodes-call-{DIGEST_VERSION}\x00{text}".encode()).hexdigest()
 
 
@@ -1415,7 +1417,7 @@ def _metadata_rows(metadata: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, allow_nan=False)
+    return _SORTED_JSON(value)
 
 
 def _iso(value: datetime.datetime | None) -> str | None:
