@@ -912,7 +912,7 @@ class Catalog:
             stmts.file_procs,
         )  # fmt: skip
         meta_rows = _metadata_rows(user_metadata)
-        record_rows = []
+        record_rows: list[dict[str, Any]] = []
         for r in rows:
             digests = {port: d for port, (d, _) in r.inputs.items()}
             undigested = sorted(port for port, d in digests.items() if d is None)
