@@ -48,7 +48,17 @@ from . import schema as S
 from .digest import DIGEST_VERSION, digest
 from .url import default_location, redact, scrub, to_url
 
-__all__ = ["RETRY_SECONDS", "Catalog", "Dropped", "Hit", "IndexReport", "Summary", "open_catalog"]
+__all__ = [
+    "RETRY_SECONDS",
+    "Catalog",
+    "Dropped",
+    "Hit",
+    "IndexReport",
+    "Summary",
+    "filesystem_type",
+    "network_filesystem",
+    "open_catalog",
+]
 
 log = logging.getLogger("storage_nodes.catalog")
 
