@@ -304,12 +304,20 @@ _SORTED_JSON = json.JSONEncoder(sort_keys=True, allow_nan=False).encode
 _CALL_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=True).encode
 
 
+#: the password of a URL (``scheme://user:password@``) inside a preview's text
+_URL_PASSWORD = re.compile(r"(://[^:/@\s\"]*:)[^@\s\"]*@")
+
+
 def preview(value: Any) -> str:
-    """The JSON text kept beside an input's digest: ``{"v": value}`` or ``{"t": description}``."""
+    """The JSON text kept beside an input's digest: ``{"v": value}`` or ``{"t": description}``.
+
+    A URL's password in a string value (a SaveNode's ``catalog`` port) shows as ``***``:
+    the preview is for reading, the digest (of the real value) for matching.
+    """
     if _plain(value):
         text = _PLAIN_JSON({"v": value})
         if len(text) <= _PREVIEW_CHARS:
-            return text
+            return _URL_PASSWORD.sub(r"\1***@", text) if "://" in text else text
     return _PLAIN_JSON({"t": _describe(value)})
 
 
