@@ -515,9 +515,9 @@ class _Statements:
 
         self.file, self.file_procs = insert(S.files, skip=("id",), returning=True)
         self.record, self.record_procs = insert(S.records)
-        self.input, _ = insert(S.inputs)
-        self.meta, _ = insert(S.metadata)
-        self.edge, _ = insert(S.edges)
+        self.input, self.input_procs = insert(S.inputs)
+        self.meta, self.meta_procs = insert(S.metadata)
+        self.edge, self.edge_procs = insert(S.edges)
         self.drop = str(S.files.delete().where(S.files.c.path == sa.bindparam("path")).compile(dialect=dialect))
         if self.sqlite:  # under BEGIN IMMEDIATE this writer holds the lock: max(id) + 1 is what SQLite assigns
             self.ids = "SELECT coalesce(max(id), 0) FROM sn_records"
@@ -537,6 +537,14 @@ class _Statements:
         for name, proc in procs:
             row[name] = proc(row[name])
         return row
+
+    @staticmethod
+    def all_processed(rows: list[dict[str, Any]], procs: list[Any]) -> list[dict[str, Any]]:
+        """The rows through their columns' bind processors, as new dicts (none, for the text and integer
+        columns of both dialects: then the rows themselves)."""
+        if not procs:
+            return rows
+        return [_Statements.processed(dict(row), procs) for row in rows]
 
 
 def _cursor(conn: sa.Connection) -> Any:
@@ -602,10 +610,12 @@ _live: weakref.WeakSet[Catalog] = weakref.WeakSet()
 
 
 def _after_fork() -> None:
-    """A forked child must not use its parent's database connections: it opens its own."""
+    """A forked child must not use its parent's database connections (it opens its own) nor its locks."""
+    global _catalogs_lock
+    _catalogs_lock = threading.Lock()  # another thread of the parent may have held it at the fork
     for cat in list(_live):
         cat._engine.dispose(close=False)
-    _catalogs.clear()
+        cat._ready_lock = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
@@ -951,28 +961,29 @@ class Catalog:
                 cur.execute(stmts.file, file_row)
                 file_id = int(cur.fetchone()[0])
                 if meta_rows:
-                    cur.executemany(stmts.meta, [{**m, "file_id": file_id} for m in meta_rows])
+                    meta = [{**m, "file_id": file_id} for m in meta_rows]
+                    cur.executemany(stmts.meta, stmts.all_processed(meta, stmts.meta_procs))
                 if not record_rows:
                     return
                 ids = stmts.new_record_ids(cur, len(record_rows))
                 for row, rid in zip(record_rows, ids):
                     row["id"], row["file_id"] = rid, file_id
-                cur.executemany(stmts.record, record_rows)
+                cur.executemany(stmts.record, stmts.all_processed(record_rows, stmts.record_procs))
                 input_rows = [
                     {"record_id": rid, "port": port, "digest": d, "preview": pv}
                     for r, rid in zip(rows, ids)
                     for port, (d, pv) in r.inputs.items()
                 ]
                 if input_rows:
-                    cur.executemany(stmts.input, input_rows)
+                    cur.executemany(stmts.input, stmts.all_processed(input_rows, stmts.input_procs))
                 if edges:
                     cur.executemany(
                         stmts.edge,
-                        [
+                        stmts.all_processed([
                             {"file_id": file_id, "source_id": ids[position[s]], "source_port": sp,
                              "target_id": ids[position[t]], "target_port": tp}
                             for s, sp, t, tp in edges
-                        ],
+                        ], stmts.edge_procs),
                     )  # fmt: skip
             finally:
                 cur.close()
