@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
+
+from .listing import RUN_THRESHOLD, runs
 
 if TYPE_CHECKING:
     from .listing import Entry, Listing
@@ -21,8 +24,6 @@ __all__ = ["MAX_HTML_ENTRIES", "RUN_SHOWN", "RUN_THRESHOLD", "entry_html", "list
 
 #: entries written at most; the rest are counted in a closing line
 MAX_HTML_ENTRIES = 20_000
-#: a run of this many same-shaped siblings or more is summarised
-RUN_THRESHOLD = 8
 #: how many entries of a summarised run are shown (the first ones; the last one is shown too)
 RUN_SHOWN = 3
 
@@ -87,6 +88,9 @@ def _facts(entry: Entry) -> str:
         dim.append(_e(_human(entry.size)))
     if entry.info.get("shared_with"):
         dim.append("the object at " + _e(entry.info["shared_with"]))
+    run = entry.info.get("run")
+    if isinstance(run, dict):  # a run of a summarised listing (to_dict(full=False))
+        dim.append(f"x {_e(run.get('count'))} ({_e(run.get('first'))} … {_e(run.get('last'))})")
     for field in ("class", "reference", "location", "backend"):
         if entry.info.get(field) is not None:
             dim.append(f"{field}={_e(entry.info[field])}")
@@ -95,30 +99,12 @@ def _facts(entry: Entry) -> str:
     return " ".join(parts)
 
 
-def _signature(entry: Entry, memo: dict[int, Any]) -> Any:
-    """What must agree for two siblings to count as "the same shape": everything but name and size."""
-    found = memo.get(id(entry))
-    if found is None:
-        found = (
-            entry.type,
-            entry.module,
-            entry.shape,
-            entry.dtype,
-            entry.length,
-            entry.opaque,
-            entry.truncated,
-            tuple((c.name, _signature(c, memo)) for c in entry.children),
-        )
-        memo[id(entry)] = found
-    return found
-
-
 class _Writer:
     def __init__(self, backend: str, limit: int) -> None:
         self.backend = backend
         self.left = limit
         self.skipped = 0
-        self.memo: dict[int, Any] = {}
+        self.memo: dict[int, Hashable] = {}
         self.out: list[str] = []
 
     def line(self, entry: Entry) -> str:
@@ -143,18 +129,12 @@ class _Writer:
 
     def children(self, entry: Entry) -> None:
         items = entry.children
-        i = 0
-        while i < len(items):
-            sig = _signature(items[i], self.memo)
-            j = i + 1
-            while j < len(items) and _signature(items[j], self.memo) == sig:
-                j += 1
+        for i, j in runs(items, self.memo):
             if j - i >= RUN_THRESHOLD:
                 self.run(items[i:j])
             else:
                 for c in items[i:j]:
                     self.entry(c)
-            i = j
         if entry.truncated:
             self.out.append(f'<li class="sn-run">… {entry.truncated:,} more not listed</li>')
 

@@ -351,12 +351,16 @@ def load(
 
 
 @validated
-def inspect(path: PathLike, *, key: str | None = None, depth: int | None = None) -> Listing:
+def inspect(path: PathLike, *, key: str | None = None, depth: int | None = None, full: bool = False) -> Listing:
     """Describe what ``path`` holds — entries, types, shapes, sizes, metadata, environment —
     without rebuilding objects or importing stored modules.
 
     ``depth`` limits how many levels below ``key`` are listed (0: the entry alone, with
     its children counted in ``truncated``); ``None`` lists everything the backend can.
+    Printing the listing summarises long runs of same-shaped entries (one line
+    ``0..4999: dict(id, name, e, tags) x 5000``) unless ``full``; the listing itself
+    (``listing[key]``, ``keys()``, ``to_dict()``) is always complete, its entries built
+    when first reached.
 
     >>> print(inspect("results.h5"))  # doctest: +SKIP
     results.h5 [h5, format 2]
@@ -374,11 +378,13 @@ def inspect(path: PathLike, *, key: str | None = None, depth: int | None = None)
     chosen = resolve_backend(p)
     with _read_errors(p, key, "list", unexpected=CorruptFileError):
         if depth is None:
-            return chosen.list(p, key=key)
-        if _lists_with_depth(type(chosen)):
-            return chosen.list(p, key=key, depth=depth)
-        listing = chosen.list(p, key=key)  # a backend without depth support: prune its listing
-        return dataclasses.replace(listing, root=prune(listing.root, depth))
+            listing = chosen.list(p, key=key)
+        elif _lists_with_depth(type(chosen)):
+            listing = chosen.list(p, key=key, depth=depth)
+        else:  # a backend without depth support: prune its listing
+            listing = chosen.list(p, key=key)
+            listing = dataclasses.replace(listing, root=prune(listing.root, depth))
+    return dataclasses.replace(listing, full=True) if full else listing
 
 
 @functools.lru_cache(maxsize=64)

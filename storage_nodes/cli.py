@@ -67,7 +67,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
             listing = dataclasses.replace(listing, root=prune(listing.root, args.depth))
     else:
         listing = inspect(args.file, key=args.key, depth=args.depth)
-    print(listing.to_json(indent=2) if args.json else listing)
+    print(listing.to_json(indent=2) if args.json else listing.text(full=args.all))
     return 0
 
 
@@ -79,8 +79,8 @@ def _draw(args: argparse.Namespace) -> int:
         raise InvalidArgumentError(
             "-o/--output writes a drawing: add --draw (storage-nodes inspect --draw FILE -o graph.svg)"
         )
-    if args.key is not None or args.json:
-        raise InvalidArgumentError("--draw draws the whole stored workflow: leave out --key and --json")
+    if args.key is not None or args.json or args.all:
+        raise InvalidArgumentError("--draw draws the whole stored workflow: leave out --key, --json and --all")
     digraph = draw_file(args.file, depth=1 if args.depth is None else args.depth)
     if args.output is None:
         print(digraph.source)
@@ -197,12 +197,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="print what a stored file holds, without loading it",
         description="Print the tree of entries (types, shapes, sizes), the user metadata and the saving "
         "environment of FILE (any backend; pickle files are listed from their header, not unpickled). "
+        "Long runs of same-shaped entries are summarised in one line unless --all is given. "
         "Exit 1 with one error line when FILE cannot be read or KEY is not in it.",
         formatter_class=HelpFormatter,
         epilog="examples:\n  storage-nodes inspect results.h5\n"
         "  storage-nodes inspect results.h5 --key final/positions\n"
         "  storage-nodes inspect relax_workflow.h5 --key relax/outputs --json\n"
         "  storage-nodes inspect big_archive.h5 --depth 1   # the top level and its children only\n"
+        "  storage-nodes inspect records.h5 --all   # every entry, no '0..4999: dict(...) x 5000' lines\n"
         "  storage-nodes inspect paper.zip --key relax-300K/final   # a collection: <member>/<key>\n"
         "  storage-nodes inspect --draw relax_workflow.h5 -o graph.svg   # a stored workflow as a graph",
     )
@@ -218,7 +220,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="list N levels below the entry (0: the entry alone); default: all. With --draw: expand N "
         "levels of nested workflows (default 1)",
     )
-    insp.add_argument("--json", action="store_true", help="print the listing as JSON")
+    insp.add_argument(
+        "--all",
+        action="store_true",
+        help="print every entry; default: a run of 8 or more same-shaped entries is one line "
+        "(0..4999: dict(id, name, e, tags) x 5000) and at most 50 lines are printed per level",
+    )
+    insp.add_argument("--json", action="store_true", help="print the listing as JSON (always every entry)")
     insp.add_argument(
         "--draw",
         action="store_true",

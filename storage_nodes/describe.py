@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import keys as _keys
-from .listing import Entry
+from .listing import Entry, lazy_entry
 
 __all__ = ["describe"]
 
@@ -62,8 +62,16 @@ def describe(obj: Any, *, path: str = "", name: str = "", depth: int = 1) -> Ent
     found = _child_items(obj, MAX_CHILDREN if depth > 0 else 0)
     if found is not None:
         items, total = found
-        for child_name, value in items:
-            child_path = f"{path}/{_keys.escape(child_name)}" if path else _keys.escape(child_name)
-            entry.children.append(describe(value, path=child_path, name=child_name, depth=depth - 1))
         entry.truncated = total - len(items)  # at depth 0: all of them
+        if items:  # described when first reached
+            fields = {f.name: getattr(entry, f.name) for f in dataclasses.fields(Entry) if f.name != "children"}
+            return lazy_entry(lambda: _children(items, path, depth), **fields)
     return entry
+
+
+def _children(items: list[tuple[str, Any]], path: str, depth: int) -> list[Entry]:
+    out = []
+    for child_name, value in items:
+        child_path = f"{path}/{_keys.escape(child_name)}" if path else _keys.escape(child_name)
+        out.append(describe(value, path=child_path, name=child_name, depth=depth - 1))
+    return out

@@ -98,17 +98,19 @@ def LoadNode(
 
 
 @flowrep.atomic("listing")
-def InspectNode(path: str, key: str | None = None, depth: int | None = None) -> dict[str, Any]:
+def InspectNode(path: str, key: str | None = None, depth: int | None = None, full: bool = False) -> dict[str, Any]:
     """Describe what ``path`` holds (below ``key``, ``depth`` levels deep; ``None``: all) as
     plain JSON-able data.
 
     The output is :meth:`storage_nodes.Listing.to_dict`: ``metadata``, ``environment``,
     ``backend`` and the entry tree under ``root``; rebuild the printable form with
-    ``Listing.from_dict``.
+    ``Listing.from_dict``. Unless ``full``, it is the summary that printing shows: a run of
+    same-shaped entries is one entry with ``info["run"]`` (count, first and last name), at
+    most 50 entries per level (the rest counted in ``truncated``).
 
     >>> wf.info = pwf.node(InspectNode, path=wf.save)  # doctest: +SKIP
     """
-    return api.inspect(path, key=key, depth=depth).to_dict()
+    return api.inspect(path, key=key, depth=depth).to_dict(full=full)
 
 
 @flowrep.atomic("value")

@@ -69,7 +69,7 @@ def test_ports_are_as_documented():
     assert list(save.outputs) == ["path"]
     assert list(load.inputs) == ["path", "key", "backend", "version_policy", "safe"]
     assert list(load.outputs) == ["obj"]
-    assert list(insp.inputs) == ["path", "key", "depth"]
+    assert list(insp.inputs) == ["path", "key", "depth", "full"]
     assert list(insp.outputs) == ["listing"]
     assert load.outputs.obj.type_hint is None  # unhinted: feeds a port of any type
     assert save.inputs.obj.type_hint is None

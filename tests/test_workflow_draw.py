@@ -95,7 +95,8 @@ def test_cli_inspect_draw_writes_svg_and_prints_dot(stored_path, tmp_path, capsy
     ("argv", "message"),
     [
         (["-o", "x.svg"], "add --draw"),
-        (["--draw", "--json"], "leave out --key and --json"),
+        (["--draw", "--json"], "leave out --key, --json and --all"),
+        (["--draw", "--all"], "leave out --key, --json and --all"),
         (["--draw", "-o", "x.txt"], "give a file ending in .svg"),
     ],
 )

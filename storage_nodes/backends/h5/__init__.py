@@ -204,8 +204,20 @@ class H5Backend(Backend):
                     # references may point outside the listed part (another key, or the
                     # constructor arguments of an object, which are not listed as children)
                     shared = tree.defined_at(index["root"])
+                    # the blobs the listing looks inside, read and unpacked now (errors are
+                    # raised here, the file is closed after); entries are built when reached
+                    slices = tree.blob_slices(node, levels)
+                    r.prefetch(slices)
+                    blobs = {tuple(s): codec.unpack(r.heap(s)) for s in slices}
                     entry = tree.describe_node(
-                        node, here, name, classes=index["classes"], heap=r.heap, shared=shared, depth=levels
+                        node,
+                        here,
+                        name,
+                        classes=index["classes"],
+                        heap=lambda s: blobs[tuple(s)],
+                        shared=shared,
+                        depth=levels,
+                        file=str(path),
                     )
             except StorageError:
                 raise

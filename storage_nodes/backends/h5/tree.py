@@ -6,19 +6,22 @@ key reaches inside them. Nothing imports a stored module or rebuilds an object.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
+from ...errors import CorruptFileError
 from ...keys import escape
-from ...listing import Entry
+from ...listing import Entry, LazyEntry
 from . import codec
 
 __all__ = [
     "MISSING",
+    "blob_slices",
     "children",
     "defined_at",
     "describe_node",
@@ -27,6 +30,7 @@ __all__ = [
     "keyed_walk",
     "kind",
     "type_name",
+    "value_signature",
     "walk",
 ]
 
@@ -158,40 +162,219 @@ MAX_LISTED_CHILDREN = 10_000
 MAX_DEPTH = 64
 
 
-def _entry_for_value(value: Any, path: str, name: str, depth: int) -> Entry:
-    """Describe a plain value (from an unpacked blob), all its children included."""
+_PLAIN_CONTAINERS = frozenset({dict, list, tuple, set, frozenset})
+#: signatures of leaf values by type (str, int, float, None...): the same for every value
+_LEAF_SIGNATURES: dict[type, tuple[Any, ...]] = {}
+
+
+class _ValueEntry(LazyEntry):
+    """A plain container from an unpacked blob: children, signature and dict from the value."""
+
+    _value: Any
+    _depth: int
+
+    def _build(self) -> list[Entry]:
+        return self._first(MAX_LISTED_CHILDREN)
+
+    def _peek(self) -> _ValuePeek:
+        return _ValuePeek(self._value, self.path, self._depth - 1)
+
+    def _first(self, n: int) -> list[Entry]:
+        prefix = self.path + "/" if self.path else ""
+        items = self._value.items() if type(self._value) is dict else enumerate(self._value)
+        out = []
+        for k, v in itertools.islice(items, n):
+            child_name = k if type(k) is str else str(k)
+            out.append(_entry_for_value(v, prefix + escape(child_name), child_name, self._depth - 1))
+        return out
+
+    def _fast_signature(self) -> tuple[Any, ...]:
+        return value_signature(self._value, self._depth)
+
+    def _fast_dict(self) -> dict[str, Any]:
+        d = self._own_dict()
+        d["children"] = _value_dicts(self._value, self.path, self._depth)
+        return d
+
+
+class _ValuePeek:
+    """The children of a plain container by index, for a summary (see ``listing.Peek``)."""
+
+    def __init__(self, value: Any, path: str, depth: int) -> None:
+        n = min(len(value), MAX_LISTED_CHILDREN)
+        if type(value) is dict:
+            self.names: Sequence[str] = _key_names(value, n)
+            self.values = list(itertools.islice(value.values(), n))
+        else:
+            self.names = _index_names(n)
+            self.values = list(itertools.islice(value, n))
+        self.prefix = path + "/" if path else ""
+        self.depth = depth
+
+    def signature(self, i: int) -> tuple[Any, ...]:
+        return value_signature(self.values[i], self.depth)
+
+    def size(self, i: int) -> int | None:
+        value = self.values[i]
+        t = type(value)
+        if t in _PLAIN_CONTAINERS:
+            return None
+        if isinstance(value, np.ndarray | np.generic):
+            return int(value.nbytes)
+        if t is str:
+            return len(value.encode("utf-8", "surrogatepass"))
+        if t is bytes:
+            return len(value)
+        return sys.getsizeof(value) if value is not None else 0
+
+    def child(self, i: int) -> Entry:
+        name = self.names[i]
+        return _entry_for_value(self.values[i], self.prefix + escape(name), name, self.depth)
+
+
+def _value_dicts(value: Any, path: str, depth: int) -> list[dict[str, Any]]:
+    """``to_dict()`` of the children of the entry of a plain container, from the value."""
+    prefix = path + "/" if path else ""
+    items = value.items() if type(value) is dict else enumerate(value)
+    out = []
+    for k, v in itertools.islice(items, MAX_LISTED_CHILDREN):
+        name = k if type(k) is str else str(k)
+        out.append(_value_dict(v, prefix + escape(name), name, depth - 1))
+    return out
+
+
+def _value_dict(value: Any, path: str, name: str, depth: int) -> dict[str, Any]:
+    """``_entry_for_value(value, path, name, depth).to_dict()``, without the entries."""
     t = type(value)
-    entry = Entry(
-        path=path, name=name, type=t.__qualname__, module=None if t.__module__ == "builtins" else t.__module__
-    )
+    d: dict[str, Any] = {"path": path, "name": name, "type": t.__qualname__}
+    if t in _PLAIN_CONTAINERS:
+        n = d["length"] = len(value)
+        if depth <= 0 or not n:
+            if n:
+                d["truncated"] = n
+            return d
+        if n > MAX_LISTED_CHILDREN:
+            d["truncated"] = n - MAX_LISTED_CHILDREN
+        d["children"] = _value_dicts(value, path, depth)
+        return d
+    if t.__module__ != "builtins":
+        d["module"] = t.__module__
+    if isinstance(value, np.ndarray | np.generic):
+        d["dtype"] = str(value.dtype)
+        d["size"] = int(value.nbytes)
+        d["shape"] = [int(s) for s in value.shape]
+    elif t is str or t is bytes:
+        d["length"] = len(value)
+        d["size"] = len(value) if t is bytes else len(value.encode("utf-8", "surrogatepass"))
+    else:
+        d["size"] = sys.getsizeof(value) if value is not None else 0
+    return d
+
+
+def _entry_for_value(value: Any, path: str, name: str, depth: int) -> Entry:
+    """Describe a plain value (from an unpacked blob); children are built when first reached."""
+    t = type(value)
+    if t in _PLAIN_CONTAINERS:
+        n = len(value)
+        if depth <= 0 or not n:
+            return Entry(path=path, name=name, type=t.__qualname__, length=n, truncated=n)
+        lazy = _ValueEntry(
+            path=path, name=name, type=t.__qualname__, length=n, truncated=max(0, n - MAX_LISTED_CHILDREN)
+        )
+        lazy._value = value
+        lazy._depth = depth
+        return lazy.pending()
+    module = None if t.__module__ == "builtins" else t.__module__
+    entry = Entry(path=path, name=name, type=t.__qualname__, module=module)
     if isinstance(value, np.ndarray | np.generic):
         entry.shape = tuple(int(s) for s in value.shape)
         entry.dtype = str(value.dtype)
         entry.size = int(value.nbytes)
-        return entry
-    if t is str or t is bytes:
+    elif t is str or t is bytes:
         entry.length = len(value)
         entry.size = len(value) if t is bytes else len(value.encode("utf-8", "surrogatepass"))
-        return entry
-    if t in (dict, list, tuple, set, frozenset):
-        entry.length = len(value)
-        if depth <= 0:
-            entry.truncated = len(value)
-            return entry
-        prefix = path + "/" if path else ""
-        items = value.items() if t is dict else enumerate(value)
-        for k, v in itertools.islice(items, MAX_LISTED_CHILDREN):
-            child_name = k if type(k) is str else str(k)
-            entry.children.append(_entry_for_value(v, prefix + escape(child_name), child_name, depth - 1))
-        entry.truncated = len(value) - len(entry.children)
-        return entry
-    entry.size = sys.getsizeof(value) if value is not None else 0
+    else:
+        entry.size = sys.getsizeof(value) if value is not None else 0
     return entry
+
+
+def value_signature(value: Any, depth: int) -> tuple[Any, ...]:
+    """:func:`storage_nodes.listing.signature` of the entry that describes ``value`` at
+    ``depth``, computed from the value (no entries built)."""
+    t = type(value)
+    found = _LEAF_SIGNATURES.get(t)
+    if found is not None:
+        return found
+    if t in _PLAIN_CONTAINERS:
+        n = len(value)
+        if depth <= 0 or not n:
+            return (t.__qualname__, None, None, None, False, n, (), ())
+        values = value.values() if t is dict else value
+        if n > MAX_LISTED_CHILDREN:
+            values = list(itertools.islice(values, MAX_LISTED_CHILDREN))
+        types = tuple(map(type, values))
+        if _LEAF_SIGNATURES.keys() >= set(types):  # leaves only (the common case): no call per child
+            sigs = tuple(map(_LEAF_SIGNATURES.__getitem__, types))
+        else:
+            below, leaf = depth - 1, _LEAF_SIGNATURES.get
+            sigs = tuple([leaf(type(v)) or value_signature(v, below) for v in values])
+        names = _key_names(value, len(sigs)) if t is dict else _index_names(len(sigs))
+        return (t.__qualname__, None, None, None, False, n - len(sigs), names, sigs)
+    module = None if t.__module__ == "builtins" else t.__module__
+    if isinstance(value, np.ndarray | np.generic):
+        return (t.__qualname__, module, tuple(int(s) for s in value.shape), str(value.dtype), False, 0, (), ())
+    found = (t.__qualname__, module, None, None, False, 0, (), ())
+    _LEAF_SIGNATURES[t] = found
+    return found
+
+
+#: small tuples of str keys already checked (records share their keys), index names by length
+_STR_KEYS: dict[tuple[Any, ...], None] = {}
+_INDEX_NAMES: dict[int, tuple[str, ...]] = {}
+_SMALL = 64
+
+
+def _key_names(d: dict[Any, Any], n: int) -> tuple[str, ...]:
+    """The entry names of the first ``n`` keys of ``d`` (``str()`` of non-str keys)."""
+    keys = tuple(d) if n == len(d) else tuple(itertools.islice(d, n))
+    if n <= _SMALL and keys in _STR_KEYS:
+        return keys
+    if all(type(k) is str for k in keys):
+        if n <= _SMALL and len(_STR_KEYS) < 4096:
+            _STR_KEYS[keys] = None
+        return keys
+    return tuple(k if type(k) is str else str(k) for k in keys)
+
+
+def _index_names(n: int) -> tuple[str, ...]:
+    found = _INDEX_NAMES.get(n)
+    if found is None:
+        found = tuple(map(str, range(n)))
+        if n <= _SMALL:
+            _INDEX_NAMES[n] = found
+    return found
 
 
 def describe_value(value: Any, path: str, name: str, depth: int) -> Entry:
     """The listing entry of a plain value (from inside a packed blob), ``depth`` levels deep."""
     return _entry_for_value(value, path, name, depth)
+
+
+def blob_slices(node: Any, depth: int) -> list[list[Any]]:
+    """The heap slices of the packed blobs a listing of ``node``, ``depth`` levels deep, looks inside."""
+    found: list[list[Any]] = []
+    stack = [(node, depth)]
+    while stack:
+        n, d = stack.pop()
+        if type(n) is not dict:
+            continue
+        k = n["k"]
+        if k == "p":
+            if d > 0 or n.get("t") not in _CONTAINER_NAMES:
+                found.append(n["h"])
+        elif d > 0 and k in ("d", "l", "t", "s", "f", "o", "oa"):
+            stack.extend((c, d - 1) for _, c in children(n))
+    return found
 
 
 def describe_node(
@@ -200,14 +383,16 @@ def describe_node(
     name: str,
     *,
     classes: list[list[str]],
-    heap: Callable[[list[Any]], np.ndarray] | None,
+    heap: Callable[[list[Any]], Any] | None,
     shared: dict[int, str],
     depth: int = MAX_DEPTH,
+    file: str = "",
 ) -> Entry:
-    """The listing entry of ``node`` and everything below it.
+    """The listing entry of ``node``; the children of a container are described when first reached.
 
-    ``heap`` reads plain blobs to list their content (``None``: do not look inside).
-    ``shared`` maps shared-object ids to the key where they are defined (filled as we go).
+    ``heap`` gives a packed blob's unpacked value for its heap slice (``None``: do not look
+    inside). ``shared`` maps shared-object ids to the key where they are defined (filled as
+    we go). ``file`` names the archive in the error of a damaged index met later.
     """
     if type(node) is not dict:
         return _entry_for_value(node, path, name, 0)
@@ -218,7 +403,7 @@ def describe_node(
         entry = _entry_for_value(node["v"], path, name, depth)
     elif k == "p":
         if heap is not None and (depth > 0 or node.get("t") not in _CONTAINER_NAMES):
-            entry = _entry_for_value(codec.unpack(heap(node["h"])), path, name, depth)
+            entry = _entry_for_value(heap(node["h"]), path, name, depth)
         else:  # not looking inside: the index says type and length
             entry = Entry(path=path, name=name, type=node.get("t", "?"), length=node.get("n"))
             if depth <= 0 and node.get("t") in _CONTAINER_NAMES:
@@ -259,17 +444,39 @@ def describe_node(
     if k in _CONTAINER_TYPES:
         entry.length = len(node["items"])
     if k in ("d", "l", "t", "s", "f", "o", "oa"):
-        if depth <= 0:
-            entry.truncated = sum(1 for _ in children(node))
+        count = sum(1 for _ in children(node))
+        if depth <= 0 or not count:
+            entry.truncated = count
             return entry
-        prefix = path + "/" if path else ""
-        listed = 0
-        for child_name, c in children(node):
-            if listed == MAX_LISTED_CHILDREN:
-                entry.truncated += 1
-                continue
-            listed += 1
-            entry.children.append(
+        entry.truncated = max(0, count - MAX_LISTED_CHILDREN)
+        fields = {f.name: getattr(entry, f.name) for f in dataclasses.fields(Entry) if f.name != "children"}
+        lazy = _NodeEntry(**fields)
+        lazy._node, lazy._depth, lazy._count = node, depth, count
+        lazy._context = (classes, heap, shared, file)
+        return lazy.pending()
+    return entry
+
+
+class _NodeEntry(LazyEntry):
+    """A container of the index: its children are described when first reached."""
+
+    _node: dict[str, Any]
+    _depth: int
+    _count: int
+    _context: tuple[list[list[str]], Callable[[list[Any]], Any] | None, dict[int, str], str]
+
+    def _build(self) -> list[Entry]:
+        return self._first(MAX_LISTED_CHILDREN)
+
+    def _build_head(self, want: int) -> tuple[list[Entry], int]:
+        total = min(self._count, MAX_LISTED_CHILDREN)
+        return (self.children if want >= total else self._first(want)), total
+
+    def _first(self, n: int) -> list[Entry]:
+        classes, heap, shared, file = self._context
+        prefix = self.path + "/" if self.path else ""
+        try:
+            return [
                 describe_node(
                     c,
                     prefix + escape(child_name),
@@ -277,10 +484,16 @@ def describe_node(
                     classes=classes,
                     heap=heap,
                     shared=shared,
-                    depth=depth - 1,
+                    depth=self._depth - 1,
+                    file=file,
                 )
-            )
-    return entry
+                for child_name, c in itertools.islice(children(self._node), n)
+            ]
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise CorruptFileError(
+                f"{file} has a damaged index below {self.path or 'the root'!r} ({type(exc).__name__}: {exc})",
+                path=file,
+            ) from None
 
 
 def keyed_walk(node: Any, path: str = "") -> Iterator[tuple[Any, str]]:
