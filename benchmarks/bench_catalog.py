@@ -130,6 +130,7 @@ def bench_floor(directory: Path, repeat: int) -> None:
         return conn
 
     indexed, unindexed = connect(path), connect(bare)
+    os.sync()  # the 1500 copies' dirty pages would otherwise be written back during the timings
 
     def sql(table: sa.Table, names: list[str]) -> str:
         return f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
