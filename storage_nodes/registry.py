@@ -128,13 +128,28 @@ def check_readable_file(path: Path) -> None:
         raise StorageError(f"cannot access {path}: {exc}", path=path) from None
     if stat.S_ISDIR(st.st_mode):
         raise CorruptFileError(f"{path} is a directory, not a stored file", path=path)
+    if not stat.S_ISREG(st.st_mode):
+        raise _not_regular(path)
+
+
+def _not_regular(path: Path) -> CorruptFileError:
+    # a FIFO or a character device would block the read (or never end): refused up front
+    return CorruptFileError(
+        f"{path} is not a regular file (a FIFO, socket or device): storage_nodes reads stored files only; "
+        "copy the data into a file first",
+        path=path,
+    )
 
 
 def read_head(path: Path, size: int = 1024) -> bytes:
     """The first bytes of ``path``, with clear errors for missing or unreadable files."""
     check_readable_file(path)
     try:
-        with open(path, "rb") as f:
+        # O_NONBLOCK: a FIFO swapped in after the check must not block the open
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise _not_regular(path)
             return f.read(size)
     except PermissionError:
         raise StorageError(f"permission denied reading {path}", path=path) from None

@@ -102,3 +102,33 @@ def test_inflate_limits():
             layout.inflate(data, size)
     with pytest.raises(ValueError, match="cut short"):
         layout.inflate(data[:-5], None)
+
+
+FIFO_PROBE = r"""
+import os, sys
+import storage_nodes as sn
+from storage_nodes.errors import CorruptFileError
+path = sys.argv[1]
+for call in (lambda: sn.load(path), lambda: sn.load(path, backend="pickle"), lambda: sn.inspect(path),
+             lambda: sn.load(path, backend="h5"), lambda: sn.verify(path)):
+    try:
+        call()
+    except CorruptFileError as exc:
+        assert "not a regular file" in str(exc) and path in str(exc), exc
+    else:
+        raise SystemExit("a FIFO was read")
+print("refused")
+"""
+
+
+def test_a_fifo_is_refused_instead_of_blocking(tmp_path):
+    """Nobody writes to the FIFO: any read from it would block for ever (the subprocess times out)."""
+    import os
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "pipe.h5"
+    os.mkfifo(fifo)
+    out = subprocess.run([sys.executable, "-c", FIFO_PROBE, str(fifo)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "refused"

@@ -21,7 +21,9 @@ import json
 import os
 import threading
 import zlib
+from collections import Counter
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +34,21 @@ from h5py import h5a, h5d, h5f, h5p, h5s, h5t
 
 from ...atomic import ensure_space
 from ...errors import CorruptFileError, SerializationError, StorageError
-from . import codec
+from . import codec, journal
 from .encoder import ArrayOut
 from .tree import walk
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "Reader", "live_resources", "open_reader", "write_file", "write_index"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "Reader",
+    "Resources",
+    "live_resources",
+    "open_reader",
+    "resources",
+    "write_file",
+    "write_index",
+]
 
 FORMAT = "storage_nodes-h5"
 FORMAT_VERSION = 2
@@ -184,8 +196,9 @@ def read_bytes(fid: h5f.FileID, name: str) -> np.ndarray:
         ds.close()
 
 
-def put_index(fid: h5f.FileID, index: dict[str, Any]) -> None:
-    """Create the index dataset, its decompressed size recorded as its attribute ``index_size``."""
+def put_index(fid: h5f.FileID, index: dict[str, Any]) -> np.ndarray:
+    """Create the index dataset, its decompressed size recorded as its attribute ``index_size``;
+    returns the compressed bytes written."""
     data, size = dump_index(index)
     ensure_space(fid.name, data.nbytes)
     create_bytes(fid, INDEX, data)
@@ -195,6 +208,7 @@ def put_index(fid: h5f.FileID, index: dict[str, Any]) -> None:
         attr.write(np.array(size, dtype=np.uint64))
     finally:
         ds.close()
+    return data
 
 
 def _index_size(fid: h5f.FileID) -> int | None:
@@ -214,12 +228,13 @@ def _index_size(fid: h5f.FileID) -> int | None:
         ds.close()
 
 
-def write_index(f: h5py.File, index: dict[str, Any]) -> None:
-    """(Re)write the index dataset of an open file (in this version's encoding)."""
+def write_index(f: h5py.File, index: dict[str, Any]) -> np.ndarray:
+    """(Re)write the index dataset of an open file (in this version's encoding); returns the
+    compressed bytes written."""
     index["format_version"] = FORMAT_VERSION
     if INDEX in f:
         del f[INDEX]
-    put_index(f.id, index)
+    return put_index(f.id, index)
 
 
 def write_data(
@@ -265,7 +280,7 @@ def _foreign(path: Path, why: str) -> CorruptFileError:
     )
 
 
-def _index_bytes(fid: h5f.FileID, path: Path) -> np.ndarray:
+def index_bytes(fid: h5f.FileID, path: Path) -> np.ndarray:
     """The raw (compressed) content of the ``/index`` dataset."""
     try:
         return read_bytes(fid, INDEX)
@@ -279,7 +294,7 @@ def read_index(fid: h5f.FileID, path: Path, raw: np.ndarray | None = None) -> di
     """The decoded index of the open file ``fid`` (format versions 1 and 2); ``raw``: its
     compressed bytes when the caller has read them already."""
     if raw is None:
-        raw = _index_bytes(fid, path)
+        raw = index_bytes(fid, path)
     try:
         index = _load_index(raw.tobytes(), _index_size(fid))
     except (OSError, KeyError, ValueError, TypeError, UnicodeDecodeError, zlib.error, msgpack.UnpackException) as exc:
@@ -447,7 +462,7 @@ def _cached_index(fid: h5f.FileID, path: Path) -> dict[str, Any]:
             if found is not None:
                 _INDEX_CACHE.move_to_end(identity)
                 return found
-    raw = _index_bytes(fid, path)
+    raw = index_bytes(fid, path)
     index = read_index(fid, path, raw)
     if identity is not None and raw.nbytes <= _INDEX_CACHE_MAX_BYTES:
         with _INDEX_CACHE_LOCK:
@@ -464,21 +479,37 @@ def open_reader(path: Path, *, cached_index: bool = False) -> Iterator[Reader]:
     ``cached_index=True`` (listings only) may hand out an index shared with earlier calls:
     the caller must not modify it or return parts of it.
     """
+    for _ in range(100):
+        # a shared flock on the file, taken before HDF5 opens it (HDF5's own lock comes after it
+        # has measured the file's size, too late): an in-place update waits until the read is over
+        with journal.reading(path) as locked:
+            try:
+                fid = h5f.open(os.fsencode(path), h5f.ACC_RDONLY)
+            except FileNotFoundError:
+                raise
+            except (OSError, ValueError) as exc:
+                raise _corrupt(path, exc) from None
+            if locked is not None and _inode(fid) not in (locked, None):
+                fid.close()  # replaced by a whole save between locking and opening: lock the new file
+                continue
+            reader = None
+            try:
+                reader = Reader(fid, path, _cached_index(fid, path) if cached_index else read_index(fid, path))
+                yield reader
+            finally:
+                if reader is not None and reader._f is not None:
+                    reader._f.close()  # closes what was opened through it, then its own file id
+                if fid.valid:
+                    fid.close()
+            return
+    raise StorageError(f"cannot read {path}: it is replaced faster than it can be opened", path=path)
+
+
+def _inode(fid: h5f.FileID) -> int | None:
     try:
-        fid = h5f.open(os.fsencode(path), h5f.ACC_RDONLY)
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise _corrupt(path, exc) from None
-    reader = None
-    try:
-        reader = Reader(fid, path, _cached_index(fid, path) if cached_index else read_index(fid, path))
-        yield reader
-    finally:
-        if reader is not None and reader._f is not None:
-            reader._f.close()  # closes what was opened through it, then its own file id
-        if fid.valid:
-            fid.close()
+        return os.fstat(fid.get_vfd_handle()).st_ino
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
 
 
 def heap_slices(node: dict[str, Any]) -> list[list[Any]]:
@@ -499,6 +530,32 @@ def live_resources(root: dict[str, Any]) -> tuple[set[str], set[str], int]:
             arrays.add(n["ds"])
             live += int(n.get("n", 0))
     return heaps, arrays, live
+
+
+@dataclass
+class Resources:
+    """How many nodes refer to each heap segment and array dataset, and the live bytes."""
+
+    heaps: Counter[str] = field(default_factory=Counter)
+    arrays: Counter[str] = field(default_factory=Counter)
+    live: int = 0
+
+    def add(self, node: dict[str, Any], sign: int = 1) -> None:
+        """Count the subtree of ``node`` in (``sign=1``) or out (``sign=-1``)."""
+        for n in walk(node):
+            if "h" in n:
+                self.heaps[n["h"][0]] += sign
+                self.live += sign * int(n["h"][2])
+            if "ds" in n:
+                self.arrays[n["ds"]] += sign
+                self.live += sign * int(n.get("n", 0))
+
+
+def resources(root: dict[str, Any]) -> Resources:
+    """The :class:`Resources` of a whole node tree."""
+    r = Resources()
+    r.add(root)
+    return r
 
 
 def compact_into(src: Path, dst: Path) -> None:

@@ -9,13 +9,16 @@ the update compacts it on the way (:func:`compact` does so on demand).
 
 from __future__ import annotations
 
+import collections
 import os
 import shutil
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import h5py
+import numpy as np
 
 from ...atomic import atomic_path, ensure_space, writer_lock
 from ...errors import (
@@ -29,7 +32,7 @@ from ...errors import (
 from ...keys import child as py_child
 from ...keys import escape, split
 from ...provenance.metadata import ObjectCollector, environment_record, merge_records
-from . import codec, layout, tree
+from . import codec, journal, layout, tree
 from .encoder import Encoder
 
 if TYPE_CHECKING:
@@ -136,13 +139,25 @@ def _set_plain(value: Any, segments: list[str], obj: Any) -> Any:
 
 
 def _apply(
-    f: h5py.File, index: dict[str, Any], obj: Any, path: Path, key: str, options: dict[str, Any]
-) -> ObjectCollector:
+    f: h5py.File,
+    index: dict[str, Any],
+    obj: Any,
+    path: Path,
+    key: str,
+    options: dict[str, Any],
+    counts: layout.Resources | None = None,
+) -> tuple[ObjectCollector, layout.Resources]:
+    """Write ``obj`` at ``key`` into ``f`` and ``index``: (its objects, the resources after).
+
+    ``counts`` are the resources of ``index`` before, when known: they are then updated by the
+    replaced and the new subtree only (else the whole tree is counted)."""
     segments = split(key)
     root = index["root"]
-    ids = {n["id"]: n for n in tree.walk(root) if "id" in n}
+    ids: dict[int, dict[str, Any]] = {}
 
     def resolve(n: dict[str, Any]) -> dict[str, Any]:
+        if tree.kind(n) == "r" and not ids:  # the definitions, found on the first reference met
+            ids.update((m["id"], m) for m in tree.walk(root) if "id" in m)
         for _ in range(len(ids) + 1):  # a damaged index may chain references in a loop
             if tree.kind(n) != "r":
                 return n
@@ -208,17 +223,34 @@ def _apply(
         compression=options.get("compression") or None,
     )
     enc = encoder.encode(value, "/".join(escape(s) for s in segments[:place]))
+    for n in tree.walk(enc.node) if isinstance(enc.node, dict) else ():
+        if n["k"] == "v" and type(n["v"]) in (list, dict):
+            # short flat lists and dicts go into the index as they are: copy them, since this
+            # index may be kept for the next update (_known_index) and the caller may change them
+            n["v"] = type(n["v"])(n["v"])
     slot.put(enc.node)
     index["root"] = holder["root"]
     index["next_id"] = encoder.next_id
     index["next_heap"] += 1
     index["next_array"] = encoder.next_array
     layout.write_data(f.id, heap_name, enc.heap, enc.arrays, options.get("compression") or None)
-    heaps, arrays, _ = layout.live_resources(index["root"])
-    for name in list(f.keys()):
-        if (name.startswith("heap_") and name not in heaps) or (name.startswith("array_") and name not in arrays):
+    # only what the replaced entry referred to can have become unreferenced (not a walk of
+    # every dataset of the file: appends would cost time in proportion to the entries)
+    dropped = layout.resources(old) if old is not MISSING and isinstance(old, dict) else layout.Resources()
+    if counts is None:
+        counts = layout.resources(index["root"])
+    else:  # the old subtree out, the new one in (its references are to its own objects only)
+        if old is not MISSING and isinstance(old, dict):
+            counts.add(old, -1)
+        if isinstance(enc.node, dict):
+            counts.add(enc.node)
+    gone = [n for n in dropped.heaps if counts.heaps[n] <= 0] + [n for n in dropped.arrays if counts.arrays[n] <= 0]
+    for name in sorted(gone):
+        counts.heaps.pop(name, None)
+        counts.arrays.pop(name, None)
+        if name in f:
             del f[name]
-    return collector
+    return collector, counts
 
 
 def _cannot(path: Path, key: str, walked: list[str], what: str, segment: str, length: int | None) -> KeyNotFoundError:
@@ -283,6 +315,132 @@ def _exists(path: Path, key: str) -> FileExistsStorageError:
     )
 
 
+def _modify_index(
+    f: h5py.File,
+    index: dict[str, Any],
+    obj: Any,
+    path: Path,
+    key: str,
+    metadata: dict[str, Any],
+    options: dict[str, Any],
+    counts: layout.Resources | None = None,
+) -> tuple[layout.Resources, np.ndarray]:
+    """Write the entry into the open archive ``f``, rewrite its ``index``: (the resources after,
+    the compressed index written)."""
+    try:
+        collector, counts = _apply(f, index, obj, path, key, options, counts)
+    except (KeyError, IndexError, TypeError, AttributeError) as exc:
+        if isinstance(exc, StorageError):
+            raise
+        raise CorruptFileError(
+            f"{path} has a damaged index ({type(exc).__name__}: {exc})", path=path, key=key
+        ) from None
+    env = environment_record(collector.objects, backend="h5", format_version=layout.FORMAT_VERSION)
+    stored_env = index.setdefault("environment", {})
+    # earlier modules and their source hashes stay; this update's modules are added
+    stored_env["modules"] = merge_records(stored_env, env)["modules"]
+    index.setdefault("metadata", {}).update(metadata)
+    note: dict[str, Any] = {"key": key, "timestamp": env["timestamp"], "storage_nodes": env["storage_nodes"]}
+    if metadata:
+        note["metadata"] = metadata
+    index.setdefault("updates", []).append(note)
+    raw = layout.write_index(f, index)
+    return counts, raw
+
+
+def _unreadable(path: Path, exc: OSError) -> CorruptFileError:
+    return CorruptFileError(f"cannot update {path}: it is not a readable h5 archive ({exc})", path=path)
+
+
+#: the index each archive was last updated with in place by this process, and its compressed
+#: bytes: the next update of the file compares the bytes stored with these instead of decoding
+#: them (appends to one archive would else decode an ever larger index each time)
+_WRITTEN: collections.OrderedDict[str, tuple[bytes, dict[str, Any], layout.Resources]] = collections.OrderedDict()
+_WRITTEN_LOCK = threading.Lock()
+_WRITTEN_ITEMS = 4
+_WRITTEN_MAX_BYTES = 1 << 22
+
+
+def _known_index(f: h5py.File, path: Path) -> tuple[dict[str, Any], layout.Resources | None]:
+    """The index of the open archive and its resources, taken from :data:`_WRITTEN` when the
+    file holds exactly the bytes remembered (handed over: the caller modifies them), else the
+    index decoded (and ``None``)."""
+    raw = layout.index_bytes(f.id, path)
+    with _WRITTEN_LOCK:
+        known = _WRITTEN.pop(os.fspath(path), None)
+    if known is not None and known[0] == raw.tobytes():
+        return known[1], known[2]
+    return layout.read_index(f.id, path, raw), None
+
+
+def _remember(path: Path, raw: np.ndarray, index: dict[str, Any], counts: layout.Resources) -> None:
+    if raw.nbytes > _WRITTEN_MAX_BYTES:
+        return
+    with _WRITTEN_LOCK:
+        _WRITTEN[os.fspath(path)] = (raw.tobytes(), index, counts)
+        _WRITTEN.move_to_end(os.fspath(path))
+        while len(_WRITTEN) > _WRITTEN_ITEMS:
+            _WRITTEN.popitem(last=False)
+
+
+def _forget(path: Path) -> None:
+    with _WRITTEN_LOCK:
+        _WRITTEN.pop(os.fspath(path), None)
+
+
+def _failed(path: Path, exc: OSError) -> StorageError:
+    """A failed write of an in-place update (undone before this is raised)."""
+    if isinstance(exc, StorageError):
+        return exc
+    return StorageError(f"cannot update {path}: {exc}; the file is as it was before", path=path)
+
+
+def _in_place(obj: Any, path: Path, key: str, metadata: dict[str, Any], options: dict[str, Any]) -> int | None:
+    """Update ``path`` in place through an undo journal (see :mod:`.journal`): the live bytes
+    after the update, or ``None`` when it must be done by copying (nothing changed then)."""
+    if not journal.supported() or path.is_symlink():
+        return None
+    try:
+        fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None  # the copy path reports what is wrong
+    try:
+        base = journal.stored_eoa(fd)
+        if base is None:
+            return None
+        jf = journal.JournaledFile(path, fd, base)
+        try:
+            with h5py.File(jf, "r+") as f:
+                index, counts = _known_index(f, path)
+                if index.get("format_version") != layout.FORMAT_VERSION:
+                    raise journal.Busy("an older format version is rewritten whole, by copying")
+                counts, raw = _modify_index(f, index, obj, path, key, metadata, options, counts)
+        except BaseException as exc:
+            jf.abandon()
+            if isinstance(exc, journal.Busy) or jf.overflow:
+                return None
+            if jf.error is not None and not isinstance(exc, StorageError):
+                raise _failed(path, jf.error) from jf.error  # what the file system said, not HDF5's echo
+            if isinstance(exc, OSError) and not isinstance(exc, StorageError):
+                raise _unreadable(path, exc) from None
+            raise
+        try:
+            jf.commit(durable=bool(options.get("durable", False)))
+        except journal.Busy:
+            jf.abandon()
+            return None
+        except OSError as exc:
+            jf.abandon()
+            raise _failed(path, exc) from exc
+        except BaseException:
+            jf.abandon()
+            raise
+        _remember(path, raw, index, counts)
+        return counts.live
+    finally:
+        os.close(fd)
+
+
 def update(
     backend: H5Backend, obj: Any, path: Path, *, key: str, metadata: dict[str, Any], options: dict[str, Any]
 ) -> None:
@@ -294,40 +452,28 @@ def update(
             with atomic_path(path, durable=durable) as tmp:
                 backend.write(value, tmp, metadata=metadata, options=options)
             return
+        journal.tidy(path)
+        live = _in_place(obj, path, key, metadata, options)
+        if live is not None:
+            if os.path.getsize(path) > 2 * live + SLACK_BYTES:
+                try:
+                    ensure_space(path, live)
+                except NoSpaceError:
+                    return  # compaction only reclaims space: the update stands without it
+                with atomic_path(path, durable=durable) as tmp:
+                    layout.compact_into(path, tmp)
+                _forget(path)  # the compacted index is another one
+            return
         with atomic_path(path, durable=durable) as tmp:
             shutil.copyfile(path, tmp)
             try:
                 with h5py.File(tmp, "r+") as f:
                     index = layout.read_index(f.id, path)
-                    try:
-                        collector = _apply(f, index, obj, path, key, options)
-                    except (KeyError, IndexError, TypeError, AttributeError) as exc:
-                        if isinstance(exc, StorageError):
-                            raise
-                        raise CorruptFileError(
-                            f"{path} has a damaged index ({type(exc).__name__}: {exc})", path=path, key=key
-                        ) from None
-                    env = environment_record(collector.objects, backend="h5", format_version=layout.FORMAT_VERSION)
-                    stored_env = index.setdefault("environment", {})
-                    # earlier modules and their source hashes stay; this update's modules are added
-                    stored_env["modules"] = merge_records(stored_env, env)["modules"]
-                    index.setdefault("metadata", {}).update(metadata)
-                    note: dict[str, Any] = {
-                        "key": key,
-                        "timestamp": env["timestamp"],
-                        "storage_nodes": env["storage_nodes"],
-                    }
-                    if metadata:
-                        note["metadata"] = metadata
-                    index.setdefault("updates", []).append(note)
-                    layout.write_index(f, index)
-                    _, _, live = layout.live_resources(index["root"])
+                    live = _modify_index(f, index, obj, path, key, metadata, options)[0].live
             except StorageError:
                 raise
             except OSError as exc:
-                raise CorruptFileError(
-                    f"cannot update {path}: it is not a readable h5 archive ({exc})", path=path
-                ) from None
+                raise _unreadable(path, exc) from None
             if os.path.getsize(tmp) > 2 * live + SLACK_BYTES:
                 try:
                     ensure_space(tmp, live)
@@ -344,5 +490,7 @@ def _compact_over(tmp: Path) -> None:
 
 def compact(path: Path) -> None:
     """Rewrite the archive ``path`` keeping only live data."""
-    with writer_lock(path), atomic_path(path) as tmp:
-        layout.compact_into(path, tmp)
+    with writer_lock(path):
+        journal.tidy(path)
+        with atomic_path(path) as tmp:
+            layout.compact_into(path, tmp)

@@ -1,0 +1,149 @@
+"""Benchmark partial updates of h5 archives: in place (the journal) against copying the file.
+
+Run from a checkout::
+
+    python benchmarks/bench_update.py              # a 1 GB archive, 1,000 appends
+    python benchmarks/bench_update.py --gb 0.1 --appends 400   # quicker
+
+Everything runs in this one process; "copy" is the previous way (copy the file, modify the
+copy, replace the original), forced by turning in-place updates off. Prints markdown
+tables (paste them into docs/performance.md). Check free space first: the big archive is
+written to ``--dir`` (default: the system's temporary directory) and deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import storage_nodes as sn
+from storage_nodes.backends.h5 import journal
+
+
+@contextlib.contextmanager
+def copying() -> Iterator[None]:
+    """Partial updates copy the whole file, as before in-place updates (and readers take no lock)."""
+    saved = journal.fcntl
+    journal.fcntl = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        journal.fcntl = saved
+
+
+def median_ms(fn: Callable[[], Any], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e3
+
+
+def big_update(d: Path, gb: float, repeat: int) -> None:
+    n = int(gb * (1 << 30)) // 8
+    path = d / "big.h5"
+    t = time.perf_counter()
+    sn.save({"big": np.ones(n), "small": {"e": 0.0, "steps": [1, 2, 3]}}, path)
+    print(f"wrote a {path.stat().st_size / 1e9:.2f} GB archive in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+    counter = iter(range(1, 1 << 30))
+    in_place = median_ms(lambda: sn.save(float(next(counter)), path, key="small/e"), repeat)
+    with copying():
+        copy = median_ms(lambda: sn.save(float(next(counter)), path, key="small/e"), max(3, repeat // 5))
+    in_place_entry = median_ms(lambda: sn.save({"x": list(range(100))}, path, key=f"new{next(counter)}"), repeat)
+    alone = median_ms(lambda: sn.save({"e": 1.0}, d / "alone.h5"), repeat)
+    assert sn.load(path, key="small/steps") == [1, 2, 3]
+    path.unlink()
+    print(f"\n### one small entry updated in a {gb:g} GB archive (median ms)\n")
+    print("| | ms | vs saving the value alone |")
+    print("|---|---|---|")
+    print(f"| `save(x, 'big.h5', key='small/e')`, in place | {in_place:.2f} | {in_place / alone:.1f}x |")
+    print(f"| the same, adding a new entry (a list of 100) | {in_place_entry:.2f} | {in_place_entry / alone:.1f}x |")
+    print(f"| the same update by copying the file (before) | {copy:.0f} | {copy / alone:.0f}x |")
+    print(f"| `save({{'e': 1.0}}, 'alone.h5')` (a whole small file) | {alone:.2f} | 1x |")
+    print(f"\nin place is {copy / in_place:.0f}x faster than copying")
+
+
+def appends(d: Path, count: int, marks: list[int]) -> None:
+    rows = {}
+    for label, ctx in (("in place", contextlib.nullcontext), ("copy (before)", copying)):
+        path = d / f"appends-{label[:4]}.h5"
+        sn.save({"start": 0}, path)
+        totals = {}
+        with ctx():
+            t0 = time.perf_counter()
+            for i in range(1, count + 1):
+                sn.save({"i": i, "a": np.arange(1000.0) + i}, path, key=f"e{i}")
+                if i in marks:
+                    totals[i] = time.perf_counter() - t0
+        assert sn.load(path, key=f"e{count}")["i"] == count
+        rows[label] = (totals, path.stat().st_size)
+        path.unlink()
+    print(f"\n### {count} appends of an 8 KB entry to one archive (total seconds)\n")
+    print("| | " + " | ".join(str(m) for m in marks) + " | last 2x / first | file MB |")
+    print("|---|" + "---|" * (len(marks) + 2))
+    for label, (totals, size) in rows.items():
+        ratio = totals[marks[-1]] / totals[marks[-2]] if len(marks) > 1 else float("nan")
+        cells = " | ".join(f"{totals[m]:.2f}" for m in marks)
+        print(f"| {label} | {cells} | {ratio:.2f} | {size / 1e6:.1f} |")
+    print("\n(the column before the last: total at the last mark over the total at the one before;")
+    print(" 2.0 is linear for marks doubling)")
+
+
+def read_overhead(d: Path, repeat: int, rounds: int) -> None:
+    path = sn.save({"big": np.arange(100_000.0), "small": {"e": -3.2, "steps": [1, 2, 3]}}, d / "read.h5")
+    sn.save(1.0, path, key="small/e")
+    cases = {
+        "load(key='small/e')": lambda: sn.load(path, key="small/e", version_policy="ignore"),
+        "load() whole (800 KB array)": lambda: sn.load(path, version_policy="ignore"),
+        "inspect()": lambda: sn.inspect(path),
+    }
+    print("\n### the reader's lock (shared flock on the archive): reads with and without it (median ms)\n")
+    print("| read | with lock | without | ratio |")
+    print("|---|---|---|---|")
+    for name, fn in cases.items():
+        with_lock, without = [], []
+        for _ in range(rounds):  # interleaved, so that load changes hit both alike
+            with_lock.append(median_ms(fn, repeat))
+            with copying():
+                without.append(median_ms(fn, repeat))
+        a, b = statistics.median(with_lock), statistics.median(without)
+        print(f"| `{name}` | {a:.3f} | {b:.3f} | {a / b:.3f} |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gb", type=float, default=1.0, help="size of the big archive (GB)")
+    parser.add_argument("--appends", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--dir", type=Path, default=None)
+    parser.add_argument("--skip-big", action="store_true")
+    args = parser.parse_args(argv)
+    d = Path(tempfile.mkdtemp(prefix="bench-update-", dir=args.dir))
+    try:
+        free = shutil.disk_usage(d).free
+        if not args.skip_big:
+            if free < 3 * args.gb * (1 << 30):
+                print(f"only {free / 1e9:.1f} GB free in {d}: need 3x --gb", file=sys.stderr)
+                return 1
+            big_update(d, args.gb, args.repeat)
+        marks = [args.appends // 4, args.appends // 2, args.appends]
+        appends(d, args.appends, marks)
+        read_overhead(d, 200, 7)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
