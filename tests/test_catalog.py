@@ -132,6 +132,48 @@ def test_keyed_saves_into_one_file_keep_each_other_fresh(cat, tmp_path):
     assert [h.key for h in cat.find(kind="save")] == [""]
 
 
+def test_concurrent_keyed_saves_into_one_file_do_not_mark_each_other_stale(cat, tmp_path, monkeypatch):
+    """A reads the file's identity, B writes its key and records, then A commits: A's older identity must not win."""
+    import threading
+
+    from storage_nodes.catalog import catalog as C
+
+    p = tmp_path / "shared.h5"
+    sn.save([0], p, key="base", catalog=cat)
+    a_looked, b_recorded = threading.Event(), threading.Event()
+    real = C.file_identity
+
+    def slow_for_a(path):
+        ident = real(path)
+        if threading.current_thread().name == "A" and not a_looked.is_set():
+            a_looked.set()
+            b_recorded.wait(3)  # with the fix A holds the lock here, so B records only after A
+        return ident
+
+    monkeypatch.setattr(C, "file_identity", slow_for_a)
+    errors: list[BaseException] = []
+
+    def a() -> None:
+        try:
+            sn.save([1, 2], p, key="a", catalog=cat)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    t = threading.Thread(target=a, name="A")
+    t.start()
+    assert a_looked.wait(30)
+    done = threading.Thread(target=lambda: (sn.save([3], p, key="b", catalog=cat), b_recorded.set()), name="B")
+    done.start()
+    t.join(60)
+    done.join(60)
+    assert not errors and not t.is_alive() and not done.is_alive()
+    monkeypatch.undo()
+    hits = {h.key: h for h in cat.find(kind="save")}
+    assert sorted(hits) == ["a", "b", "base"]
+    assert [k for k, h in hits.items() if h.stale] == []
+    assert hits["a"].load() == [1, 2] and hits["b"].load() == [3] and hits["base"].load() == [0]
+
+
 def test_string_catalog_in_save_and_save_workflow(url, tmp_path, wf300):
     sn.save([1], tmp_path / "s.json", catalog=url)
     sn.save_workflow(wf300, tmp_path / "w.h5", catalog=url)
@@ -286,13 +328,15 @@ def test_a_password_never_appears_in_reprs_or_errors(url, tmp_path):
 def test_a_failed_record_leaves_no_partial_rows(cat, tmp_path, wf300, monkeypatch):
     p = sn.save_workflow(wf300, tmp_path / "w.h5", catalog=cat)
     before = _counts(cat)
-    real = cat._write_metadata
+    from storage_nodes.catalog.catalog import _Statements
 
-    def boom(*args, **kwargs):
-        real(*args, **kwargs)
+    real = _Statements.new_record_ids
+
+    def boom(self, cur, n):  # after the old rows were dropped and the new file and metadata rows inserted
+        real(self, cur, n)
         raise sa.exc.OperationalError("INSERT", {}, Exception("disk I/O error"))
 
-    monkeypatch.setattr(cat, "_write_metadata", boom)
+    monkeypatch.setattr(_Statements, "new_record_ids", boom)
     with pytest.raises(CatalogError, match="the file is intact"):
         sn.save_workflow(wf300, p, catalog=cat, metadata={"again": True})
     monkeypatch.undo()
@@ -460,3 +504,64 @@ def test_saving_the_same_file_again_replaces_its_rows_and_leaves_no_orphans(cat,
     p.unlink()
     cat.prune()
     assert set(_counts(cat).values()) == {0}
+
+
+# ---------------------------------------------------------------- SQLite on network file systems
+
+
+def _mounts(tmp_path, *lines: str):
+    table = tmp_path / "mounts"
+    table.write_text("".join(line + "\n" for line in lines))
+    return table
+
+
+def test_network_filesystem_reads_the_longest_mount_point_of_a_mounts_table(tmp_path):
+    from storage_nodes.catalog.catalog import filesystem_type, network_filesystem
+
+    table = _mounts(
+        tmp_path,
+        "/dev/vda / ext4 rw,relatime 0 0",
+        "server:/export/home /home nfs4 rw,vers=4.2 0 0",
+        "/dev/vdb /home/alice/local xfs rw 0 0",
+        "//nas/share /mnt/my\\040share cifs rw 0 0",
+        "mds@o2ib:/scratch /scratch lustre rw 0 0",
+        "beegfs_nodev /beegfs beegfs rw 0 0",
+        "gpfs0 /gpfs gpfs rw 0 0",
+        "alice@host: /mnt/sshfs fuse.sshfs rw 0 0",
+        "tmpfs /scratch/tmp tmpfs rw 0 0",
+    )
+    assert filesystem_type("/home/bob/c.sqlite", table) == "nfs4"
+    assert network_filesystem("/home/bob/c.sqlite", table) == "nfs4"
+    assert network_filesystem("/home/alice/local/c.sqlite", table) is None  # a local disk mounted inside
+    assert network_filesystem("/homework/c.sqlite", table) is None  # a prefix of the name is not a mount
+    assert network_filesystem("/mnt/my share/c.sqlite", table) == "cifs"  # \040 is a space
+    assert network_filesystem("/scratch/run/c.sqlite", table) == "lustre"
+    assert network_filesystem("/scratch/tmp/c.sqlite", table) is None
+    assert network_filesystem("/beegfs/c.sqlite", table) == "beegfs"
+    assert network_filesystem("/gpfs/c.sqlite", table) == "gpfs"
+    assert network_filesystem("/mnt/sshfs/c.sqlite", table) == "fuse.sshfs"
+    assert network_filesystem("/etc/c.sqlite", table) is None
+    assert filesystem_type("/x", tmp_path / "no-such-table") is None  # not Linux: no table, WAL as usual
+
+
+def test_sqlite_catalog_on_a_network_filesystem_falls_back_from_wal(tmp_path, monkeypatch, caplog):
+    from storage_nodes.catalog import catalog as C
+
+    path = tmp_path / "shared" / "c.sqlite"
+    monkeypatch.setattr(C, "MOUNTS", str(_mounts(tmp_path, "/dev/vda / ext4 rw 0 0", f"srv:/x {tmp_path} nfs rw 0 0")))
+    with caplog.at_level("WARNING", logger="storage_nodes.catalog"):
+        cat = sn.Catalog(path)
+    assert cat.journal_mode == "delete"
+    assert "network file system" in caplog.text and "postgresql://" in caplog.text
+    sn.save([1], tmp_path / "x.json", catalog=cat)
+    assert len(cat.find(kind="save")) == 1
+    with cat._engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "delete"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar_one() == 2  # FULL
+    cat.close()
+    assert not (path.parent / "c.sqlite-wal").exists()
+    monkeypatch.setattr(C, "MOUNTS", str(_mounts(tmp_path, "/dev/vda / ext4 rw 0 0")))
+    local = sn.Catalog(tmp_path / "local.sqlite")
+    assert local.journal_mode == "wal" and local.stats()["files"] == 0
+    with local._engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"

@@ -80,3 +80,27 @@ def test_sqlite_retries_a_locked_database_instead_of_failing(tmp_path, monkeypat
     release.join()
     holder.close()
     assert len(sn.Catalog(path).find()) == 1
+
+
+def _save_in_child(cat, path: str) -> None:
+    sn.save([2], path, catalog=cat)  # the parent's Catalog object, inherited by fork
+    cat.close()  # closes the child's connections only: the parent's are detached at the fork
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_a_forked_child_records_on_its_own_connections(dialect, tmp_path, request):
+    """The parent's pooled connection crosses the fork; the child must open its own, and both keep working."""
+    url = str(tmp_path / "fork.sqlite") if dialect == "sqlite" else request.getfixturevalue("postgres_url")
+    cat = sn.Catalog(url)
+    sn.save([1], tmp_path / "parent.json", catalog=cat)  # a connection sits in the pool now
+    ctx = multiprocessing.get_context("fork")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # "fork() in a multi-threaded process"
+        child = ctx.Process(target=_save_in_child, args=(cat, str(tmp_path / "child.json")))
+        child.start()
+    child.join(120)
+    assert child.exitcode == 0
+    sn.save([3], tmp_path / "parent2.json", catalog=cat)  # the parent's own connection still works
+    names = sorted(h.path.name for h in sn.Catalog(url).find(kind="save"))
+    assert names == ["child.json", "parent.json", "parent2.json"]
+    cat.close()

@@ -90,3 +90,35 @@ def test_report_node_upstream_lineage_after_save_workflow(url, tmp_path):
         (h,) = cat.find(node=report)
         (up,) = h.upstream
         assert up.node == "_catalog_nodes.relax" and up.inputs["T"] == 1.0
+
+
+def test_a_catalog_password_in_a_save_node_port_is_not_kept_in_the_catalog(postgres_url, tmp_path):
+    import sqlalchemy as sa
+
+    from storage_nodes.catalog import schema as S
+
+    secret = "s3cr3t-Pa55"
+    with_password = sa.make_url(postgres_url).set(password=secret).render_as_string(hide_password=False)
+    wf = pwf.Workflow("pw")
+    wf.make = pwf.node(make_structure, n=2)
+    wf.save = pwf.node(SaveNode, obj=wf.make, path=str(tmp_path / "s.h5"), catalog=with_password)
+    wf.run()
+    sn.save_workflow(wf, tmp_path / "run.h5", catalog=with_password)  # trust authentication ignores it
+    with sn.Catalog(postgres_url) as cat:
+        (saver,) = cat.find(node="storage_nodes.nodes.SaveNode")
+        # the stored workflow holds the URL without its password (the server's own way to get
+        # credentials, ~/.pgpass or PGPASSWORD, applies on a rerun), and so does the catalog
+        without = sa.make_url(with_password)._replace(password=None).render_as_string(hide_password=False)
+        assert saver.inputs["catalog"] == without
+        with cat._engine.connect() as conn:
+            previews = conn.execute(sa.select(S.inputs.c.preview)).scalars().all()
+        assert previews and not any(secret in p for p in previews)
+        (first,) = cat.find(kind="save")
+    assert secret.encode() not in (tmp_path / "run.h5").read_bytes()
+    assert secret not in str(sn.inspect(tmp_path / "run.h5", full=True))
+    stored = sn.load_workflow(tmp_path / "run.h5")
+    assert stored["save/inputs/catalog"] == without
+    stored.rerun()  # trust authentication: the URL without a password still connects
+    with sn.Catalog(postgres_url) as cat:
+        (again,) = cat.find(kind="save")  # the SaveNode of the rerun recorded its file anew
+        assert again.created_at > first.created_at

@@ -16,7 +16,10 @@ LAYERS: list[tuple[int, str, tuple[str, ...]]] = [
     (
         0,
         "base",
-        ("errors", "keys", "atomic", "listing", "_listing_html", "describe", "_validation", "_version", "_cliformat"),
+        (
+            "errors", "keys", "atomic", "listing", "_listing_html", "describe",
+            "_validation", "_version", "_cliformat", "_secrets",
+        ),
     ),
     (1, "provenance", ("provenance",)),
     (2, "backends", ("backends",)),

@@ -23,13 +23,15 @@ _LAZY = {
     "IndexReport": "catalog",
     "Summary": "catalog",
     "open_catalog": "catalog",
+    "filesystem_type": "catalog",
+    "network_filesystem": "catalog",
     "SCHEMA_VERSION": "schema",
     "default_location": "url",
     "redact": "url",
 }
 
 if TYPE_CHECKING:
-    from .catalog import Catalog, Dropped, Hit, IndexReport, Summary, open_catalog
+    from .catalog import Catalog, Dropped, Hit, IndexReport, Summary, filesystem_type, network_filesystem, open_catalog
     from .schema import SCHEMA_VERSION
     from .url import default_location, redact
 
@@ -53,6 +55,8 @@ __all__ = [
     "IndexReport",
     "Summary",
     "default_location",
+    "filesystem_type",
+    "network_filesystem",
     "open_catalog",
     "redact",
 ]

@@ -21,9 +21,11 @@ import json
 import logging
 import os
 import random
+import re
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,7 +48,17 @@ from . import schema as S
 from .digest import DIGEST_VERSION, digest
 from .url import default_location, redact, scrub, to_url
 
-__all__ = ["RETRY_SECONDS", "Catalog", "Dropped", "Hit", "IndexReport", "Summary", "open_catalog"]
+__all__ = [
+    "RETRY_SECONDS",
+    "Catalog",
+    "Dropped",
+    "Hit",
+    "IndexReport",
+    "Summary",
+    "filesystem_type",
+    "network_filesystem",
+    "open_catalog",
+]
 
 log = logging.getLogger("storage_nodes.catalog")
 
@@ -54,6 +66,9 @@ log = logging.getLogger("storage_nodes.catalog")
 RETRY_SECONDS = 120.0
 #: SQLite's own wait for a lock (ms) before the retry loop takes over
 BUSY_TIMEOUT_MS = 30000
+#: SQLite WAL pages before a commit copies them into the database (and fsyncs): 4000 pages
+#: (16 MB) instead of SQLite's 1000 makes that stall a quarter as frequent per record
+WAL_AUTOCHECKPOINT = 4000
 _PREVIEW_CHARS = 200
 _ANALYZE_EVERY = 1000  # SQLite statistics: at a catalog's first write in a process, then every N writes
 _SAMPLE = 4096
@@ -215,11 +230,26 @@ class IndexReport:
 # ---------------------------------------------------------------------------- helpers
 
 
+_USER_VARS = ("LOGNAME", "USER", "LNAME", "USERNAME")
+_user_cache: dict[tuple[Any, ...], str] = {}
+
+
 def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no login name known (containers without a passwd entry)
-        return f"uid:{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+    """``getpass.getuser()``, remembered for the same environment variables and uid (it reads the passwd file)."""
+    key = (*(os.environ.get(v) for v in _USER_VARS), os.getuid() if hasattr(os, "getuid") else None)
+    found = _user_cache.get(key)
+    if found is None:
+        try:
+            found = getpass.getuser()
+        except Exception:  # no login name known (containers without a passwd entry)
+            found = f"uid:{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+        _user_cache[key] = found
+    return found
+
+
+@functools.cache
+def _host() -> str:
+    return socket.gethostname()
 
 
 def _now() -> datetime.datetime:
@@ -268,13 +298,27 @@ def _describe(value: Any) -> str:
         return name
 
 
+# encoders built once: json.dumps with any option builds a new JSONEncoder per call (same text)
+_PLAIN_JSON = json.JSONEncoder(allow_nan=False).encode
+_SORTED_JSON = json.JSONEncoder(sort_keys=True, allow_nan=False).encode
+_CALL_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=True).encode
+
+
+#: the password of a URL (``scheme://user:password@``) inside a preview's text
+_URL_PASSWORD = re.compile(r"(://[^:/@\s\"]*:)[^@\s\"]*@")
+
+
 def preview(value: Any) -> str:
-    """The JSON text kept beside an input's digest: ``{"v": value}`` or ``{"t": description}``."""
+    """The JSON text kept beside an input's digest: ``{"v": value}`` or ``{"t": description}``.
+
+    A URL's password in a string value (a SaveNode's ``catalog`` port) shows as ``***``:
+    the preview is for reading, the digest (of the real value) for matching.
+    """
     if _plain(value):
-        text = json.dumps({"v": value}, allow_nan=False)
+        text = _PLAIN_JSON({"v": value})
         if len(text) <= _PREVIEW_CHARS:
-            return text
-    return json.dumps({"t": _describe(value)})
+            return _URL_PASSWORD.sub(r"\1***@", text) if "://" in text else text
+    return _PLAIN_JSON({"t": _describe(value)})
 
 
 def _from_preview(text: str | None) -> Any:
@@ -307,11 +351,7 @@ def call_digest(
     """
     if any(d is None for d in input_digests.values()):
         return None
-    text = json.dumps(
-        {"node": node, "version": version, "source": source, "inputs": dict(input_digests)},
-        sort_keys=True,
-        ensure_ascii=True,
-    )
+    text = _CALL_JSON({"node": node, "version": version, "source": source, "inputs": dict(input_digests)})
     return hashlib.sha256(f"storage_nodes-call-{DIGEST_VERSION}\x00{text}".encode()).hexdigest()
 
 
@@ -446,6 +486,141 @@ def _retryable(exc: BaseException) -> bool:
     )
 
 
+class _Statements:
+    """The recording statements, compiled once per catalog from the Core tables, run on the DB-API cursor.
+
+    Recording a run is a handful of inserts of known shape; going through SQLAlchemy's
+    execution machinery for each (cache-key lookup, parameter processing, result
+    wrapping) cost more than the database work. Here the SQL text comes from the same
+    ``schema`` tables compiled for the engine's dialect (named parameters: ``:name`` on
+    SQLite, ``%(name)s`` on psycopg), values pass through each column type's own bind
+    processor (so times are stored exactly as SQLAlchemy stores them), and rows go by
+    ``executemany``. Still parameterised: no value is ever part of the SQL text.
+    """
+
+    def __init__(self, dialect: sa.Dialect) -> None:
+        if dialect.name == "sqlite":  # the same dialect, but named parameters: rows go as dicts
+            from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+
+            dialect = SQLiteDialect_pysqlite(paramstyle="named")
+        self.sqlite = dialect.name == "sqlite"
+
+        def insert(table: sa.Table, skip: tuple[str, ...] = (), returning: bool = False) -> tuple[str, list[Any]]:
+            names = [c.name for c in table.c if c.name not in skip]
+            stmt = table.insert()
+            if returning:
+                stmt = stmt.returning(table.c.id)
+            procs = [(n, table.c[n].type._cached_bind_processor(dialect)) for n in names]
+            return str(stmt.compile(dialect=dialect, column_keys=names)), [(n, f) for n, f in procs if f is not None]
+
+        self.file, self.file_procs = insert(S.files, skip=("id",), returning=True)
+        self.record, self.record_procs = insert(S.records)
+        self.input, self.input_procs = insert(S.inputs)
+        self.meta, self.meta_procs = insert(S.metadata)
+        self.edge, self.edge_procs = insert(S.edges)
+        self.drop = str(S.files.delete().where(S.files.c.path == sa.bindparam("path")).compile(dialect=dialect))
+        if self.sqlite:  # under BEGIN IMMEDIATE this writer holds the lock: max(id) + 1 is what SQLite assigns
+            self.ids = "SELECT coalesce(max(id), 0) FROM sn_records"
+        else:
+            self.ids = "SELECT nextval(pg_get_serial_sequence('sn_records', 'id')) FROM generate_series(1, %(n)s)"
+
+    def new_record_ids(self, cur: Any, n: int) -> list[int]:
+        if self.sqlite:
+            cur.execute(self.ids)
+            base = int(cur.fetchone()[0])
+            return list(range(base + 1, base + 1 + n))
+        cur.execute(self.ids, {"n": n})
+        return [int(r[0]) for r in cur.fetchall()]
+
+    @staticmethod
+    def processed(row: dict[str, Any], procs: list[Any]) -> dict[str, Any]:
+        for name, proc in procs:
+            row[name] = proc(row[name])
+        return row
+
+    @staticmethod
+    def all_processed(rows: list[dict[str, Any]], procs: list[Any]) -> list[dict[str, Any]]:
+        """The rows through their columns' bind processors, as new dicts (none, for the text and integer
+        columns of both dialects: then the rows themselves)."""
+        if not procs:
+            return rows
+        return [_Statements.processed(dict(row), procs) for row in rows]
+
+
+def _cursor(conn: sa.Connection) -> Any:
+    """The DB-API cursor of ``conn``'s connection, inside its current transaction."""
+    return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+
+
+#: file system types (``/proc/mounts``) where several machines may open one file: SQLite's
+#: WAL needs shared memory between all its users, which these cannot give
+NETWORK_FILESYSTEMS = frozenset(
+    {"nfs", "nfs4", "cifs", "smb", "smb2", "smb3", "smbfs", "lustre", "gpfs", "beegfs", "ceph", "cephfs",
+     "glusterfs", "ocfs2", "gfs2", "afs", "openafs", "panfs", "wekafs", "9p", "davfs", "orangefs", "pvfs2",
+     "fuse.sshfs", "fuse.glusterfs", "fuse.ceph", "fuse.cephfs", "fuse.beegfs", "fuse.davfs", "fuse.s3fs",
+     "fuse.gcsfuse", "fuse.rclone", "fuse.juicefs"}
+)  # fmt: skip
+
+
+def _unescape_mount(text: str) -> str:
+    """``/proc/mounts`` writes space, tab, newline and backslash in paths as octal escapes (``\\040``)."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)
+
+
+#: the mount table :func:`network_filesystem` reads (a test points it at a fake one)
+MOUNTS = "/proc/mounts"
+
+
+def filesystem_type(path: PathLike, mounts: PathLike | None = None) -> str | None:
+    """The type of the file system holding ``path`` (the longest mount point above it), or ``None``.
+
+    ``mounts`` is a table in ``/proc/mounts`` form (``device mountpoint type options 0 0``);
+    ``None`` when it cannot be read (not Linux) or no mount point covers ``path``.
+
+    >>> filesystem_type("/", mounts="/nonexistent")  is None
+    True
+    """
+    target = os.path.realpath(os.fspath(path))
+    try:
+        with open(mounts if mounts is not None else MOUNTS, encoding="utf-8", errors="replace") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return None
+    best, found = -1, None
+    for line in lines:
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        point, kind = _unescape_mount(parts[1]), parts[2]
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= best:  # a later mount over the same point hides the earlier one
+            best, found = len(point), kind
+    return found
+
+
+def network_filesystem(path: PathLike, mounts: PathLike | None = None) -> str | None:
+    """The file system type if ``path`` is on a network/cluster file system (NFS, SMB, Lustre, ...), else ``None``."""
+    kind = filesystem_type(path, mounts)
+    if kind is None:
+        return None
+    return kind if kind in NETWORK_FILESYSTEMS or kind.split(".", 1)[0] in NETWORK_FILESYSTEMS else None
+
+
+_live: weakref.WeakSet[Catalog] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    """A forked child must not use its parent's database connections (it opens its own) nor its locks."""
+    global _catalogs_lock
+    _catalogs_lock = threading.Lock()  # another thread of the parent may have held it at the fork
+    for cat in list(_live):
+        cat._engine.dispose(close=False)
+        cat._ready_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
 _catalogs: dict[tuple[int, str], Catalog] = {}
 _catalogs_lock = threading.Lock()
 
@@ -486,10 +661,13 @@ class Catalog:
             raise CatalogError(f"cannot read catalog URL {redact(str(given))!r}: {type(exc).__name__}") from None
         self.location = redact(self.url)
         self._sqlite = self.url.get_backend_name() == "sqlite"
+        self.journal_mode: str | None = None  # SQLite: "wal", or "delete" on a network file system
         self._engine = self._make_engine()
+        _live.add(self)
         self._ready = False
         self._ready_lock = threading.Lock()
         self._writes = 0
+        self._stmts: _Statements | None = None
 
     def __repr__(self) -> str:
         return f"<Catalog {self.location}>"
@@ -520,6 +698,17 @@ class Catalog:
                     except OSError as exc:
                         raise CatalogError(f"cannot create the catalog directory {parent}: {exc.strerror}") from None
             busy = BUSY_TIMEOUT_MS
+            network = network_filesystem(database) if database and database != ":memory:" else None
+            if network is not None:
+                log.warning(
+                    "catalog %s is on a %s network file system, where SQLite's WAL mode is unsafe: using "
+                    "journal_mode=DELETE with synchronous=FULL (slower; one machine at a time). For a catalog "
+                    "shared between machines use a PostgreSQL URL (postgresql://user@host/db)",
+                    self.location,
+                    network,
+                )
+            journal, synchronous = ("DELETE", "FULL") if network is not None else ("WAL", "NORMAL")
+            self.journal_mode = journal.lower()
             engine = sa.create_engine(self.url, connect_args={"timeout": busy / 1000, "check_same_thread": False})
 
             @sa.event.listens_for(engine, "connect")
@@ -528,8 +717,12 @@ class Catalog:
                 cur = dbapi_connection.cursor()
                 try:
                     cur.execute(f"PRAGMA busy_timeout = {int(busy)}")
-                    cur.execute("PRAGMA journal_mode = WAL")
-                    cur.execute("PRAGMA synchronous = NORMAL")
+                    cur.execute(f"PRAGMA journal_mode = {journal}")
+                    # WAL + NORMAL: a commit writes the WAL but does not fsync it (only checkpoints
+                    # do): durable against a crash of the process, not against power loss or an OS
+                    # crash, which may lose the last records (never corrupt the file); `index` restores them
+                    cur.execute(f"PRAGMA synchronous = {synchronous}")
+                    cur.execute(f"PRAGMA wal_autocheckpoint = {int(WAL_AUTOCHECKPOINT)}")
                     cur.execute("PRAGMA foreign_keys = ON")
                 finally:
                     cur.close()
@@ -573,7 +766,10 @@ class Catalog:
                     return result
             except StorageError:
                 raise
-            except sa.exc.SQLAlchemyError as exc:
+            except (sa.exc.SQLAlchemyError, self._engine.dialect.loaded_dbapi.Error) as raw:
+                exc = raw
+                if not isinstance(exc, sa.exc.SQLAlchemyError):  # from a DB-API cursor (_Statements)
+                    exc = sa.exc.DBAPIError.instance(None, None, exc, self._engine.dialect.loaded_dbapi.Error)
                 if _retryable(exc) and time.monotonic() < deadline:
                     log.debug("catalog %s busy (%s); retrying", self.location, type(exc).__name__)
                     time.sleep(delay * (0.5 + random.random()))
@@ -662,7 +858,11 @@ class Catalog:
         """Record one plain save of ``obj`` to ``path`` (at ``key``), after the file was written.
 
         A whole-file save replaces every record of the file; a keyed save updates the
-        file's identity and replaces the records at, above or below that key.
+        file's identity and replaces the records at, above or below that key. A keyed
+        save reads the file's identity inside the transaction, after locking the file's
+        row (SQLite: the write lock of ``BEGIN IMMEDIATE``; PostgreSQL: ``FOR UPDATE``):
+        two processes saving different keys of one file at once then leave the identity
+        of the file as the last of them found it, so neither marks the other's record stale.
         """
         p = Path(path).expanduser().resolve()
         ident = file_identity(p)
@@ -674,14 +874,21 @@ class Catalog:
         rec_key = join(*segments)
 
         def work(conn: sa.Connection) -> None:
-            row = conn.execute(sa.select(S.files.c.id, S.files.c.metadata).where(S.files.c.path == str(p))).first()
+            q = sa.select(S.files.c.id, S.files.c.metadata).where(S.files.c.path == str(p))
+            row = conn.execute(q.with_for_update() if segments else q).first()
             if row is not None and segments:
                 file_id = int(row[0])
+                # now, under the lock: a concurrent keyed save that wrote after our first look
+                # and recorded before us must not be undone by our older identity
+                now = file_identity(p)
+                if now is None:
+                    raise CatalogError(f"cannot record {p} in catalog {self.location}: the file cannot be read",
+                                       path=p)  # fmt: skip
                 merged = {**json.loads(row[1] or "{}"), **user_metadata}
                 conn.execute(
                     S.files.update()
                     .where(S.files.c.id == file_id)
-                    .values(size=ident.size, mtime_ns=ident.mtime_ns, content=ident.content, metadata=_json(merged))
+                    .values(size=now.size, mtime_ns=now.mtime_ns, content=now.content, metadata=_json(merged))
                 )
                 self._delete_overlapping(conn, file_id, rec_key)
                 self._write_metadata(conn, file_id, merged, replace=True)
@@ -725,46 +932,61 @@ class Catalog:
         parsed = json.loads(recipe) if isinstance(recipe, str | bytes) else recipe
         rows, edges = workflow_rows(parsed, nodes, functools.cache(identify or live_identity))
 
+        stmts = self._statements()
+        file_row = stmts.processed(
+            {"path": str(p), "size": ident.size, "mtime_ns": ident.mtime_ns, "content": ident.content,
+             "backend": backend, "kind": "workflow", "workflow": label, "metadata": _json(user_metadata),
+             "created_by": _user(), "host": _host(), "created_at": _now(), "recorded_by": _by},
+            stmts.file_procs,
+        )  # fmt: skip
+        meta_rows = _metadata_rows(user_metadata)
+        record_rows: list[dict[str, Any]] = []
+        for r in rows:
+            digests = {port: d for port, (d, _) in r.inputs.items()}
+            undigested = sorted(port for port, d in digests.items() if d is None)
+            record_rows.append(
+                {"id": None, "file_id": None, "key": r.key, "label": r.label, "node": r.node, "module": r.module,
+                 "qualname": r.qualname, "version": r.version, "source": r.source,
+                 "call": call_digest(r.node, r.version, r.source, digests) if r.node else None,
+                 "outputs": _json(r.outputs), "undigested": _json(undigested), "type": r.type}
+            )  # fmt: skip
+        position = {r.key: i for i, r in enumerate(rows)}
+
         def work(conn: sa.Connection) -> None:
-            old = conn.execute(sa.select(S.files.c.id).where(S.files.c.path == str(p))).scalars().all()
-            if old:
-                self._delete_files(conn, [int(i) for i in old])
-            file_id = self._insert_file(conn, p, ident, kind="workflow", backend=backend, workflow=label,
-                                        metadata=user_metadata, by=_by)  # fmt: skip
-            self._write_metadata(conn, file_id, user_metadata)
-            record_rows = []
-            for r in rows:
-                digests = {port: d for port, (d, _) in r.inputs.items()}
-                undigested = sorted(port for port, d in digests.items() if d is None)
-                record_rows.append(
-                    {"file_id": file_id, "key": r.key, "label": r.label, "node": r.node, "module": r.module,
-                     "qualname": r.qualname, "version": r.version, "source": r.source,
-                     "call": call_digest(r.node, r.version, r.source, digests) if r.node else None,
-                     "outputs": _json(r.outputs), "undigested": _json(undigested), "type": r.type}
-                )  # fmt: skip
-            if not record_rows:
-                return
-            # one statement for all records (executemany with RETURNING), in parameter order
-            returned = conn.execute(
-                S.records.insert().returning(S.records.c.id, sort_by_parameter_order=True), record_rows
-            ).all()
-            ids = {r.key: int(row[0]) for r, row in zip(rows, returned)}
-            input_rows = [
-                {"record_id": ids[r.key], "port": port, "digest": d, "preview": pv}
-                for r in rows
-                for port, (d, pv) in r.inputs.items()
-            ]
-            if input_rows:
-                conn.execute(S.inputs.insert(), input_rows)
-            if edges:
-                conn.execute(
-                    S.edges.insert(),
-                    [
-                        {"file_id": file_id, "source_id": ids[s], "source_port": sp,
-                         "target_id": ids[t], "target_port": tp}
-                        for s, sp, t, tp in edges
-                    ],
-                )  # fmt: skip
+            # five statements on the DB-API cursor: replace the file's rows (by cascade), insert
+            # the file, its metadata, its records (ids taken up front), their inputs, the edges
+            cur = _cursor(conn)
+            try:
+                cur.execute(stmts.drop, {"path": str(p)})
+                cur.execute(stmts.file, file_row)
+                file_id = int(cur.fetchone()[0])
+                if meta_rows:
+                    meta = [{**m, "file_id": file_id} for m in meta_rows]
+                    cur.executemany(stmts.meta, stmts.all_processed(meta, stmts.meta_procs))
+                if not record_rows:
+                    return
+                ids = stmts.new_record_ids(cur, len(record_rows))
+                for row, rid in zip(record_rows, ids):
+                    row["id"], row["file_id"] = rid, file_id
+                cur.executemany(stmts.record, stmts.all_processed(record_rows, stmts.record_procs))
+                input_rows = [
+                    {"record_id": rid, "port": port, "digest": d, "preview": pv}
+                    for r, rid in zip(rows, ids)
+                    for port, (d, pv) in r.inputs.items()
+                ]
+                if input_rows:
+                    cur.executemany(stmts.input, stmts.all_processed(input_rows, stmts.input_procs))
+                if edges:
+                    cur.executemany(
+                        stmts.edge,
+                        stmts.all_processed([
+                            {"file_id": file_id, "source_id": ids[position[s]], "source_port": sp,
+                             "target_id": ids[position[t]], "target_port": tp}
+                            for s, sp, t, tp in edges
+                        ], stmts.edge_procs),
+                    )  # fmt: skip
+            finally:
+                cur.close()
 
         self._run(work, write=True, what="record into")
 
@@ -784,24 +1006,23 @@ class Catalog:
             S.files.insert(),
             {"path": str(p), "size": ident.size, "mtime_ns": ident.mtime_ns, "content": ident.content,
              "backend": backend, "kind": kind, "workflow": workflow, "metadata": _json(metadata),
-             "created_by": _user(), "host": socket.gethostname(), "created_at": _now(), "recorded_by": by},
+             "created_by": _user(), "host": _host(), "created_at": _now(), "recorded_by": by},
         )  # fmt: skip
         return _pk(result)
+
+    def _statements(self) -> _Statements:
+        if self._stmts is None:
+            self._stmts = _Statements(self._engine.dialect)
+        return self._stmts
 
     def _write_metadata(
         self, conn: sa.Connection, file_id: int, metadata: Mapping[str, Any], *, replace: bool = False
     ) -> None:
         if replace:
             conn.execute(S.metadata.delete().where(S.metadata.c.file_id == file_id))
-        if any("\x00" not in k for k in metadata):
-            conn.execute(
-                S.metadata.insert(),
-                [
-                    {"file_id": file_id, "name": k, "digest": digest(v), "value": _json(v)}
-                    for k, v in metadata.items()
-                    if "\x00" not in k  # not queryable (PostgreSQL text cannot hold NUL); kept in sn_files.metadata
-                ],
-            )
+        rows = _metadata_rows(metadata)
+        if rows:
+            conn.execute(S.metadata.insert(), [{**m, "file_id": file_id} for m in rows])
 
     def _delete_files(self, conn: sa.Connection, file_ids: Sequence[int]) -> None:
         """Delete files and, by ``ON DELETE CASCADE``, their records, inputs, metadata and edges.
@@ -1216,8 +1437,16 @@ def _chunks(items: Sequence[int]) -> Iterator[list[int]]:
         yield items[i : i + _IN_CHUNK]
 
 
+def _metadata_rows(metadata: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The queryable ``sn_metadata`` rows of a file's metadata (without ``file_id``).
+
+    A name holding NUL is not queryable (PostgreSQL text cannot hold it); it stays in ``sn_files.metadata``.
+    """
+    return [{"name": k, "digest": digest(v), "value": _json(v)} for k, v in metadata.items() if "\x00" not in k]
+
+
 def _json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, allow_nan=False)
+    return _SORTED_JSON(value)
 
 
 def _iso(value: datetime.datetime | None) -> str | None:

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import api
+from .._secrets import strip_passwords
 from .._validation import validated
 from ..errors import CorruptFileError, InvalidArgumentError, StorageError
 from ..keys import navigate
@@ -64,15 +65,16 @@ PathLike = str | os.PathLike[str]
 
 
 def _port_values(ports: Mapping[str, Any], *, with_defaults: bool) -> dict[str, Any]:
-    """Port label -> value; an input that ran on its default stores the default."""
+    """Port label -> value; an input that ran on its default stores the default. Database
+    URLs lose their password (``_secrets``): a ``catalog`` port must not store it."""
     from flowrep.api.schemas import NOT_DATA
 
     values = {}
     for label, port in ports.items():
         if port.value is not NOT_DATA:
-            values[label] = port.value
+            values[label] = strip_passwords(port.value)
         elif with_defaults and getattr(port, "default", NOT_DATA) is not NOT_DATA:
-            values[label] = port.default
+            values[label] = strip_passwords(port.default)
     return values
 
 
@@ -149,7 +151,7 @@ def workflow_document(wf: Any, run: Any = None) -> dict[str, Any]:
             "label": wf.label,
             "kind": kind,
             "node_class": _kind_name(wf),
-            "recipe": recipe.model_dump_json(),
+            "recipe": strip_passwords(recipe.model_dump_json()),  # constants of a catalog port
             "pyiron_workflow": pyiron_workflow.__version__,
             "flowrep": flowrep.__version__,
         },
