@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import inspect as pyinspect
 import os
+import stat
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -170,6 +171,14 @@ def _read_errors(p: Path, key: str | None, action: str, *, unexpected: type[Stor
 
 def _exists(p: Path) -> bool:
     """Whether the save target exists; a directory or an inaccessible path is an error."""
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:  # the common case of a new file, without building an error
+        return False
+    except OSError:
+        st = None
+    if st is not None and not stat.S_ISDIR(st.st_mode):
+        return True
     try:
         registry.check_readable_file(p)
     except FileNotFoundStorageError:

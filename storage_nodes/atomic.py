@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -109,14 +111,18 @@ def remove_stale_temps(target: str | os.PathLike[str]) -> list[Path]:
     Temporary names carry the writer's process id (``.sn-tmp-<name>.<pid>.<random>``);
     a file whose process no longer runs on this host is a leftover of a crash.
     """
-    target = Path(target)
+    return _scan_stale(Path(target))[0]
+
+
+def _scan_stale(target: Path) -> tuple[list[Path], bool]:
+    """(stale temporaries of ``target`` removed, whether other temporaries are left in its directory)."""
     removed: list[Path] = []
     own = f"{target.name}."
     try:  # names only (no Path per entry): this runs on every save, in directories of any size
         with os.scandir(target.parent) as entries:
             candidates = [e.name for e in entries if e.name.startswith(TEMP_PREFIX)]
     except OSError:
-        return removed
+        return removed, True
     for original in candidates:
         name = original
         while name.startswith(TEMP_PREFIX):  # temporaries of temporaries (e.g. a compaction)
@@ -129,7 +135,47 @@ def remove_stale_temps(target: str | os.PathLike[str]) -> list[Path]:
             with contextlib.suppress(OSError):
                 candidate.unlink()
                 removed.append(candidate)
-    return removed
+    return removed, len(candidates) > len(removed)
+
+
+#: a directory found without temporary files is not listed again for stale ones while its
+#: modification time stays what it was after this process's own last write there, for up
+#: to this many seconds (another writer's temporary changes the time; one made within the
+#: same clock tick as our own write, by a writer killed later, waits at most this long)
+QUIET_SECONDS = 1.0
+_quiet: dict[str, tuple[tuple[int, int, int], float]] = {}
+_quiet_lock = threading.Lock()
+
+
+def _dir_key(st: os.stat_result) -> tuple[int, int, int]:
+    return st.st_mtime_ns, st.st_ino, st.st_dev
+
+
+def _clean_before_write(target: Path, directory: str, st: os.stat_result) -> float | None:
+    """Remove stale temporaries of ``target`` unless its directory is known to hold none;
+    return the time of the listing that found it without temporaries (None: it has some)."""
+    now = time.monotonic()
+    quiet = _quiet.get(directory)
+    if quiet is not None and quiet[0] == _dir_key(st) and now - quiet[1] <= QUIET_SECONDS:
+        return quiet[1]
+    _, others = _scan_stale(target)
+    return None if others else now
+
+
+def _note_quiet(directory: str, listed_at: float | None) -> None:
+    """Remember the directory's state after our own write (see :data:`QUIET_SECONDS`)."""
+    with _quiet_lock:
+        if listed_at is None:
+            _quiet.pop(directory, None)
+            return
+        try:
+            key = _dir_key(os.stat(directory))
+        except OSError:
+            _quiet.pop(directory, None)
+            return
+        if len(_quiet) >= 4096:
+            _quiet.clear()
+        _quiet[directory] = (key, listed_at)
 
 
 @contextlib.contextmanager
@@ -138,37 +184,47 @@ def atomic_path(target: str | os.PathLike[str], *, durable: bool = False) -> Ite
 
     The new file keeps the permission bits of the file it replaces (or the umask default).
     With ``durable=True`` the data and the directory entry are fsynced. Temporary files
-    left by killed writers of the same target are removed first.
+    left by killed writers of the same target are removed first (the directory is listed
+    unless it is known to hold no temporary file: see :data:`QUIET_SECONDS`).
     """
     target = Path(target)
     directory = target.parent
-    if not directory.is_dir():
+    where = os.fspath(directory)
+    try:
+        dir_stat: os.stat_result | None = os.stat(where)
+    except OSError:
+        dir_stat = None
+    if dir_stat is None or not stat.S_ISDIR(dir_stat.st_mode):
         raise StorageError(
             f"cannot write {target}: directory {directory} does not exist; create it first",
             path=target,
         )
-    remove_stale_temps(target)
+    listed_at = _clean_before_write(target, where, dir_stat)
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f"{_temp_prefix(target)}{os.getpid()}.", dir=directory)
     except PermissionError:
         raise StorageError(f"permission denied writing in {directory}", path=target) from None
     os.close(fd)
     tmp = Path(tmp_name)
+    replaced = False
     try:
         yield tmp
         try:
-            mode = target.stat().st_mode & 0o7777
+            mode = os.stat(target).st_mode & 0o7777
         except FileNotFoundError:
             mode = _default_mode()
         os.chmod(tmp, mode)
         if durable:
             fsync_path(tmp)
         os.replace(tmp, target)
+        replaced = True
         if durable:
             _fsync_dir(directory)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        if not replaced:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        _note_quiet(where, listed_at if replaced else None)
 
 
 def lock_path(target: str | os.PathLike[str]) -> Path:

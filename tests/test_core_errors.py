@@ -294,3 +294,35 @@ def test_inspecting_a_pickle_key_that_is_surely_absent_says_so(tmp_path, suffix)
     with pytest.raises(sn.UnsupportedOperationError, match="lists only the top level"):
         sn.inspect(path, key="outputs/forces")  # below the header's levels: load it instead
     assert sn.inspect(path, key="outputs").root.length == 1
+
+
+def test_a_save_lists_its_directory_again_when_it_changed_or_after_quiet_seconds(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from storage_nodes import atomic
+
+    listed = []
+    real = atomic._scan_stale
+    monkeypatch.setattr(atomic, "_scan_stale", lambda target: listed.append(target.name) or real(target))
+    monkeypatch.setattr(atomic, "QUIET_SECONDS", 3600.0)  # a slow machine must not make it list again
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f"{TEMP_PREFIX}a.json.{int(dead.stdout)}.x1"
+    target = tmp_path / "a.json"
+    sn.save(1, target)
+    sn.save(2, target)
+    assert listed == ["a.json"]  # the second save found the directory as the first left it
+    stale.write_bytes(b"x")  # a killed writer's leftover: the directory's mtime moves
+    sn.save(3, target)
+    assert listed == ["a.json"] * 2 and not stale.exists()
+    # a leftover made within the clock tick of our own last write cannot be told apart by
+    # the mtime: it waits for QUIET_SECONDS
+    st = os.stat(tmp_path)
+    stale.write_bytes(b"x")
+    os.utime(tmp_path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    sn.save(4, target)
+    assert stale.exists() and len(listed) == 2
+    monkeypatch.setattr(atomic, "QUIET_SECONDS", 0.0)
+    sn.save(5, target)
+    assert not stale.exists() and len(listed) == 3
+    assert sn.load(target) == 5

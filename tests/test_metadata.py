@@ -179,3 +179,41 @@ def test_numpy_scalars_in_metadata_are_stored_as_python_values(tmp_path):
     for bad in ({"nan": np.float32("nan")}, {"arr": np.arange(2)}, {"dt": np.datetime64("2020-01-01")}):
         with pytest.raises(sn.MetadataError):
             sn.save(1, tmp_path / "bad.json", metadata=bad)
+
+
+def test_a_dirty_or_clean_change_between_two_saves_is_in_each_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", "-c", "init.defaultBranch=main", *args],
+            cwd=repo,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+
+    repo = tmp_path / "repo"
+    (repo / "snvt_gitpkg").mkdir(parents=True)
+    (repo / "snvt_gitpkg" / "__init__.py").write_text("")
+    (repo / "snvt_gitpkg" / "model.py").write_text("class Model:\n    def __init__(self):\n        self.x = 1\n")
+    (repo / "snvt_gitpkg" / "util.py").write_text("U = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "one")
+    monkeypatch.syspath_prepend(str(repo))
+    from snvt_gitpkg.model import Model  # type: ignore[import-not-found]
+
+    def saved_git() -> dict[str, Any]:
+        path = sn.save(Model(), tmp_path / "m.h5")
+        return sn.environment(path)["modules"]["snvt_gitpkg.model"]["git"]
+
+    first = git("rev-parse", "HEAD")
+    assert saved_git() == {"commit": first, "dirty": False}
+    (repo / "snvt_gitpkg" / "util.py").write_text("U = 2\n")  # a sibling module edited between two saves
+    assert saved_git() == {"commit": first, "dirty": True, "changed": ["snvt_gitpkg/util.py"]}
+    git("commit", "-q", "-am", "two")
+    assert saved_git() == {"commit": git("rev-parse", "HEAD"), "dirty": False}
+    (repo / "snvt_gitpkg" / "util.py").write_text("U = 1\n")
+    git("checkout", "-q", "snvt_gitpkg/util.py")  # edited, then restored
+    assert saved_git()["dirty"] is False

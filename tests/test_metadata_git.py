@@ -162,3 +162,74 @@ def test_unreadable_index_keeps_the_commit(repo: Path, monkeypatch: pytest.Monke
         "dirty": None,
         "note": "dirty state unknown: index version 9 is not supported and the git executable was not found",
     }
+
+
+def test_a_kept_state_is_looked_at_again_after_an_edit_a_commit_or_a_branch_switch(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """git_state keeps an answer while inotify reports nothing; every change is seen."""
+    determined: list[str] = []
+    real = gitinfo._determine
+
+    def counting(*args: object) -> object:
+        determined.append("x")
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(gitinfo, "_determine", counting)
+    gitinfo.forget()
+    first = git(repo, "rev-parse", "HEAD")
+    look = lambda: gitinfo.git_state(repo / "pkg" / "a.py", repo / "pkg")  # noqa: E731
+    assert look() == {"commit": first, "dirty": False}
+    assert look() == {"commit": first, "dirty": False} and len(determined) == 1  # kept: nothing changed
+    (repo / "pkg" / "sub" / "b.py").write_text("B = 2\n")  # an edit in a sibling directory
+    assert look() == {"commit": first, "dirty": True, "changed": ["pkg/sub/b.py"]} and len(determined) == 2
+    git(repo, "commit", "-q", "-am", "two")
+    second = git(repo, "rev-parse", "HEAD")
+    assert look() == {"commit": second, "dirty": False} and len(determined) == 3
+    git(repo, "checkout", "-q", "-b", "feature/x", first)  # a branch in a directory of its own
+    assert look() == {"commit": first, "dirty": False}
+    (repo / "pkg" / "a.py").write_text("A = 3\n")
+    git(repo, "commit", "-q", "-am", "three")
+    assert look() == {"commit": git(repo, "rev-parse", "HEAD"), "dirty": False}
+    look()["changed"] = ["mutated"]  # the kept answer is a copy
+    assert "changed" not in look()
+
+
+def test_without_inotify_every_call_looks_again(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from storage_nodes.provenance import _watch
+
+    monkeypatch.setattr(_watch, "watcher", lambda: None)
+    gitinfo.forget()
+    look = lambda: gitinfo.git_state(repo / "pkg" / "a.py", repo / "pkg")  # noqa: E731
+    assert look()["dirty"] is False
+    (repo / "pkg" / "a.py").write_text("A = 10\n")
+    assert look()["changed"] == ["pkg/a.py"]
+
+
+def test_a_network_file_system_is_not_watched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from storage_nodes.provenance import _watch
+
+    w = _watch.watcher()
+    assert w is not None  # Linux: inotify is there
+    assert w.watch([str(tmp_path)])  # a local file system
+    monkeypatch.setattr(w, "_mounts", [("/", "nfs4")])  # as if on NFS: edits on other hosts send no event
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    assert not w.watch([str(fresh)])
+
+
+def test_a_new_watcher_does_not_trust_states_kept_under_the_old_one(repo: Path) -> None:
+    """After fork the child makes its own inotify instance, which saw none of the earlier changes."""
+    from storage_nodes.provenance import _watch
+
+    look = lambda: gitinfo.git_state(repo / "pkg" / "a.py", repo / "pkg")  # noqa: E731
+    assert look()["dirty"] is False
+    _watch.reset()  # as in a forked child: the parent's queue is not ours
+    (repo / "pkg" / "a.py").write_text("A = 11\n")
+    assert look()["changed"] == ["pkg/a.py"]
+
+
+def test_mount_points_with_escaped_spaces_are_read() -> None:
+    from storage_nodes.provenance import _watch
+
+    assert all("\\040" not in point for point, _ in _watch._mounts())

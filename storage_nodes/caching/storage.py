@@ -143,7 +143,8 @@ class ArchiveBackend(StorageBackend):
 
     def put(self, value: Any, key: Digest) -> Digest:
         path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not os.path.isdir(path.parent):  # a stat; mkdir of an existing directory raises and catches
+            path.parent.mkdir(parents=True, exist_ok=True)
         try:
             save(value, path, "h5", metadata={"fleche": {"key": str(key)}}, compression=self.compression)
         except SerializationError as exc:

@@ -18,17 +18,21 @@ executable exists, else reports ``dirty: None`` with a ``note`` saying why.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
 import shutil
 import struct
 import subprocess
+import threading
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from . import _watch
 
 __all__ = ["GitFormatError", "git_state", "find_repository"]
 
@@ -470,24 +474,134 @@ def git_state(file: str | os.PathLike[str], scope: str | os.PathLike[str] | None
     ``"changed"`` (up to 10 changed paths relative to the work tree) when dirty, and
     ``"note"`` when the dirty state could not be determined.
 
+    On Linux, with the repository and the scope on a local file system, the answer is kept
+    while inotify reports no change in the git directory, the directory of HEAD's branch
+    or any directory of the scope's tracked files; anything else (another platform, a
+    network file system, a state that needed ``git status``) is determined afresh on every
+    call, by stat'ing each tracked file of the scope.
+
     >>> git_state("src/mypkg/core.py", scope="src/mypkg")  # doctest: +SKIP
     {'commit': '3f2a9c...', 'dirty': True, 'changed': ['src/mypkg/util.py']}
     """
-    located = _locate(os.fspath(file), None if scope is None else os.fspath(scope))
+    global _generation
+    key = (os.fspath(file), None if scope is None else os.fspath(scope))
+    w = _watch.watcher()
+    if w is not None:
+        with _states_lock:
+            if _owner[0] is not w:  # a new instance (e.g. after fork) saw none of the past changes
+                _owner[0] = w
+                _states.clear()
+                _generation += 1
+            elif w.changed():
+                _states.clear()
+                _generation += 1
+            elif key in _states:
+                return _copy_state(_states[key])
+            generation = _generation
+    located = _locate(*key)
     if located is None:
         return None
-    repo, relative, prefix = located
+    watched = w is not None and _watch_repository(w, *located)
+    state, trusted = _determine(*located)
+    if watched and trusted and w is not None:
+        with _states_lock:
+            if w.changed():  # something changed while we looked: the next call looks again
+                _states.clear()
+                _generation += 1
+            elif generation == _generation:
+                if len(_states) >= 4096:
+                    _states.clear()
+                _states[key] = _copy_state(state)
+    return state
+
+
+_states: dict[tuple[str, str | None], dict[str, Any] | None] = {}
+_states_lock = threading.Lock()
+_generation = 0
+_owner: list[_watch.Watcher | None] = [None]  # the watcher whose silence the kept states rely on
+
+
+def _copy_state(state: dict[str, Any] | None) -> dict[str, Any] | None:
+    if state is None:
+        return None
+    out = dict(state)
+    if "changed" in out:
+        out["changed"] = list(out["changed"])
+    return out
+
+
+def forget() -> None:
+    """Drop the kept git states (the next :func:`git_state` of each file looks again)."""
+    global _generation
+    with _states_lock:
+        _states.clear()
+        _generation += 1
+
+
+def _nearest_directory(path: str) -> str:
+    while not os.path.isdir(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return path
+
+
+@functools.lru_cache(maxsize=64)
+def _scope_directories(work_tree: str, index_path: str, key: tuple[int, int, int], prefix: str) -> tuple[str, ...]:
+    """Every directory holding a tracked file under ``prefix``, and those between them and it."""
+    index = _read_index(index_path, key)
+    under = prefix + "/"
+    top = prefix if prefix and any(p.startswith(under) for p in index) else os.path.dirname(prefix)
+    found: set[str] = {top}
+    for p in index:
+        if prefix and p != prefix and not p.startswith(under):
+            continue
+        d = os.path.dirname(p)
+        while d not in found and len(d) > len(top):
+            found.add(d)
+            d = os.path.dirname(d)
+    return tuple(sorted(os.path.join(work_tree, d) if d else work_tree for d in found))
+
+
+def _watch_repository(w: _watch.Watcher, repo: Repository, relative: str, prefix: str) -> bool:
+    """Watch what :func:`_determine` reads (before it reads it); False if that is not possible."""
+    del relative
+    git_dirs = [str(repo.git_dir), str(repo.common_dir)]
+    if not w.watch(git_dirs):  # HEAD, index, packed-refs, config
+        return False
+    head = _read_small(os.path.join(repo.git_dir, "HEAD")) or ""
+    if head.startswith("ref:"):
+        ref = head.split(":", 1)[1].strip()
+        refs = {_nearest_directory(os.path.dirname(os.path.join(base, ref))) for base in git_dirs}
+        if not w.watch(sorted(refs)):
+            return False
+    try:
+        directories = _scope_directories(str(repo.work_tree), *_index_key(repo), prefix)
+    except (OSError, GitFormatError, ValueError, struct.error, IndexError):
+        return False
+    return w.watch(directories)
+
+
+def _determine(repo: Repository, relative: str, prefix: str) -> tuple[dict[str, Any] | None, bool]:
+    """(the git state, whether it was read from the repository files rather than ``git status``)."""
+    problem = _unsupported_format(repo.common_dir)
+    if not problem:
+        # untracked files first (e.g. a site-packages inside a repository's ignored .venv):
+        # one stat of the index, no reading of HEAD and refs for them
+        with contextlib.suppress(OSError, GitFormatError, ValueError, struct.error, IndexError):
+            if relative not in _read_index(*_index_key(repo)):
+                return None, True
     try:
         commit = read_head(repo)
     except OSError:
-        return None
+        return None, False
     state: dict[str, Any] = {"commit": commit}
     try:
-        problem = _unsupported_format(repo.common_dir)
         if problem:
             raise GitFormatError(problem)
         if relative not in _read_index(*_index_key(repo)):
-            return None  # e.g. a site-packages inside a repository's ignored .venv
+            return None, True
         changed: list[str] | None = _changed_files(repo, commit, prefix)
     except (OSError, GitFormatError, ValueError, zlib.error, struct.error, IndexError) as exc:
         # the index or objects cannot be read here: the file lies in the work tree, so
@@ -496,8 +610,12 @@ def git_state(file: str | os.PathLike[str], scope: str | os.PathLike[str] | None
         if changed is None:
             state["dirty"] = None
             state["note"] = f"dirty state unknown: {exc} and the git executable was not found"
-            return state
+        else:
+            state["dirty"] = bool(changed)
+            if changed:
+                state["changed"] = changed[:_MAX_CHANGED]
+        return state, False
     state["dirty"] = bool(changed)
     if changed:
         state["changed"] = changed[:_MAX_CHANGED]
-    return state
+    return state, True

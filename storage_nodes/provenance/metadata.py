@@ -17,8 +17,9 @@ definition lines (decorators included) as they stand in the module's file.
 
 Gathering the record never imports anything. What cannot change while a process runs
 (distribution versions of imported packages, platform) is cached per process; source
-hashes and git state are cached per file state (size and mtime), so an edit is seen at
-the next save.
+hashes are cached per file state (size and mtime) and git state while inotify reports no
+change (:func:`~storage_nodes.provenance.gitinfo.git_state`), so an edit is seen at the
+next save.
 """
 
 from __future__ import annotations

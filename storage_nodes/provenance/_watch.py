@@ -1,0 +1,146 @@
+"""Change notification for directories (Linux inotify through ctypes), so that the git state
+of a package can be kept between saves instead of stat'ing every tracked file each time.
+
+:func:`watcher` gives the process's :class:`Watcher`, or None where inotify is missing, on
+another platform, or after it failed once. A watch only counts on a local file system
+(ext4, xfs, btrfs, tmpfs, ...): on NFS and other network file systems an edit made on
+another host sends no event, so :meth:`Watcher.watch` refuses such directories and the
+caller stats the files as before. After ``fork`` the child makes its own instance (the
+parent's queue would be shared).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import re
+import sys
+import threading
+from collections.abc import Iterable
+
+__all__ = ["LOCAL_FILE_SYSTEMS", "Watcher", "watcher"]
+
+_IN_NONBLOCK = 0o4000
+_IN_CLOEXEC = 0o2000000
+#: content or metadata changed, an entry created, deleted or moved, the directory itself gone
+_MASK = 0x2 | 0x4 | 0x8 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800
+_IN_ONLYDIR = 0x01000000
+
+#: file systems whose every change is seen by inotify on this host
+LOCAL_FILE_SYSTEMS = frozenset(
+    {"ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "f2fs", "zfs", "overlay", "jfs", "reiserfs", "bcachefs"}
+)
+
+
+def _mounts() -> list[tuple[str, str]]:
+    """(mount point, file system type) of every mount, longest mount point first."""
+    try:
+        with open("/proc/self/mounts", encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        parts = line.split()
+        if len(parts) >= 3:
+            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), parts[1])  # "\040": a space
+            out.append((point, parts[2]))
+    out.sort(key=lambda m: len(m[0]), reverse=True)
+    return out
+
+
+class Watcher:
+    """One inotify instance: :meth:`watch` directories, :meth:`changed` says whether any
+    event arrived since the last call."""
+
+    def __init__(self, libc: ctypes.CDLL, fd: int) -> None:
+        self._libc = libc
+        self.fd = fd
+        self.pid = os.getpid()
+        self._watched: set[str] = set()
+        self._mounts = _mounts()
+
+    def _local(self, directory: str) -> bool:
+        real = os.path.realpath(directory)
+        for point, fstype in self._mounts:
+            if real == point or real.startswith(point.rstrip("/") + "/"):
+                return fstype in LOCAL_FILE_SYSTEMS
+        return False
+
+    def watch(self, directories: Iterable[str]) -> bool:
+        """Watch each directory; False if one cannot be watched (then rely on nothing)."""
+        for directory in directories:
+            if directory in self._watched:
+                continue
+            if not self._local(directory):
+                return False
+            wd = self._libc.inotify_add_watch(self.fd, os.fsencode(directory), _MASK | _IN_ONLYDIR)
+            if wd < 0:
+                return False
+            self._watched.add(directory)
+        return True
+
+    def changed(self) -> bool:
+        """Whether an event arrived since the last call (reads the queue empty)."""
+        seen = False
+        while True:
+            try:
+                data = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return seen
+            except OSError:
+                return True
+            if not data:
+                return seen
+            seen = True
+            # a removed watch (its directory deleted or moved) must be added again
+            self._watched.clear()
+
+    def close(self) -> None:
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
+
+
+_lock = threading.Lock()
+_instance: Watcher | None = None
+_failed = False
+
+
+def watcher() -> Watcher | None:
+    """The process's :class:`Watcher`, made on first use; None where inotify is not available."""
+    global _instance, _failed
+    with _lock:
+        if _instance is not None and _instance.pid != os.getpid():  # forked: the queue is the parent's
+            _instance = None
+        if _instance is not None or _failed:
+            return _instance
+        if not sys.platform.startswith("linux"):
+            _failed = True
+            return None
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+            libc.inotify_init1.argtypes = [ctypes.c_int]
+            libc.inotify_init1.restype = ctypes.c_int
+            libc.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
+            libc.inotify_add_watch.restype = ctypes.c_int
+            fd = libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC)
+        except (OSError, AttributeError):
+            fd = -1
+        if fd < 0:
+            _failed = True
+            return None
+        _instance = Watcher(libc, fd)
+        return _instance
+
+
+def reset() -> None:
+    """Drop the process's instance (tests; a later :func:`watcher` makes a new one)."""
+    global _instance, _failed
+    with _lock:
+        if _instance is not None:
+            _instance.close()
+        _instance = None
+        _failed = False
