@@ -24,7 +24,16 @@ import filelock
 
 from .errors import LockTimeoutError, NoSpaceError, StorageError
 
-__all__ = ["TEMP_PREFIX", "atomic_path", "ensure_space", "fsync_path", "lock_path", "remove_stale_temps", "writer_lock"]
+__all__ = [
+    "TEMP_PREFIX",
+    "atomic_path",
+    "ensure_space",
+    "fsync_dir",
+    "fsync_path",
+    "lock_path",
+    "remove_stale_temps",
+    "writer_lock",
+]
 
 TEMP_PREFIX = ".sn-tmp-"
 LOCK_SUFFIX = ".sn-lock"
@@ -51,7 +60,8 @@ def fsync_path(path: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Flush a directory's entries (a rename or unlink in it) to disk, where possible."""
     with contextlib.suppress(OSError):  # not possible on every platform / file system
         fd = os.open(directory, os.O_RDONLY)
         try:
@@ -219,7 +229,7 @@ def atomic_path(target: str | os.PathLike[str], *, durable: bool = False) -> Ite
         os.replace(tmp, target)
         replaced = True
         if durable:
-            _fsync_dir(directory)
+            fsync_dir(directory)
     finally:
         if not replaced:
             with contextlib.suppress(FileNotFoundError):

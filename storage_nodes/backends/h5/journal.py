@@ -36,7 +36,7 @@ except ImportError:  # Windows: no flock, so no in-place updates (writers copy) 
     fcntl = None  # type: ignore[assignment]
 
 from ... import atomic
-from ...atomic import ensure_space
+from ...atomic import ensure_space, fsync_dir
 from ...errors import CorruptFileError, StorageError
 
 __all__ = ["Busy", "JournaledFile", "journal_path", "pin_path", "reading", "recover", "stored_eoa", "supported", "tidy"]
@@ -138,15 +138,6 @@ def _write_all(fd: int, data: bytes | bytearray | memoryview, offset: int) -> No
         n = os.pwrite(fd, view, offset)
         view = view[n:]
         offset += n
-
-
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):  # not possible on every platform / file system
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _lock(fd: int, exclusive: bool, wait: float | None) -> bool:
@@ -359,7 +350,7 @@ class JournaledFile:
             finally:
                 os.close(jfd)
             if durable:
-                _fsync_dir(path.parent)
+                fsync_dir(path.parent)
             written = True
             for s, c in zip(self._starts, self._chunks):
                 _step("overwrite")
@@ -382,7 +373,7 @@ class JournaledFile:
         with contextlib.suppress(OSError):  # a link left behind is removed by the next reader
             os.unlink(pin)
         if durable:
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
 
 
 def _bump_mtime(fd: int) -> None:
@@ -481,7 +472,7 @@ def recover(path: Path) -> bool:
             _bump_mtime(fd)
         _step("rollback-remove")
         _remove(journal, pin)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         return same
     finally:
         if fd >= 0:
