@@ -28,11 +28,11 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from _timing import median_ms
 
 import storage_nodes as sn
 from storage_nodes.catalog import schema as S
@@ -40,15 +40,6 @@ from storage_nodes.catalog.catalog import call_digest, preview
 from storage_nodes.catalog.digest import digest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-
-def median_ms(fn: Callable[[], Any], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3
 
 
 def _demo_workflow(directory: Path) -> Any:

@@ -20,11 +20,11 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+from _timing import median_ms
 
 import storage_nodes as sn
 from storage_nodes.backends.h5 import journal
@@ -39,15 +39,6 @@ def copying() -> Iterator[None]:
         yield
     finally:
         journal.fcntl = saved
-
-
-def median_ms(fn: Callable[[], Any], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3
 
 
 def big_update(d: Path, gb: float, repeat: int) -> None:
