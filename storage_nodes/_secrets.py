@@ -12,8 +12,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["strip_passwords"]
+__all__ = ["mask_passwords", "strip_passwords"]
 
+#: the password of any URL (``scheme://user:password@``) in a text
+_ANY_URL_PASSWORD = re.compile(r"(://[^:/@\s\"]*:)[^@\s\"]*@")
 # scheme[+driver]://user:password@ of the SQL databases SQLAlchemy speaks to
 _URL_PASSWORD = re.compile(
     r"(?i)\b((?:postgres(?:ql)?|mysql|mariadb|oracle|mssql|cockroachdb)(?:\+[a-z0-9_]+)?://[^:/@\s\"'?#]*):[^@\s\"'/]*@"
@@ -31,3 +33,12 @@ def strip_passwords(value: Any) -> Any:
     if type(value) is str and "://" in value:
         return _URL_PASSWORD.sub(r"\1@", value)
     return value
+
+
+def mask_passwords(text: str) -> str:
+    """``text`` with the password of every URL in it (any scheme) shown as ``***``.
+
+    >>> mask_passwords('{"v": "https://bob:pw@example.org/x"}')
+    '{"v": "https://bob:***@example.org/x"}'
+    """
+    return _ANY_URL_PASSWORD.sub(r"\1***@", text) if "://" in text else text

@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from .. import api, registry
+from .._secrets import mask_passwords
 from ..atomic import LOCK_SUFFIX, TEMP_PREFIX
 from ..errors import (
     CatalogError,
@@ -304,10 +305,6 @@ _SORTED_JSON = json.JSONEncoder(sort_keys=True, allow_nan=False).encode
 _CALL_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=True).encode
 
 
-#: the password of a URL (``scheme://user:password@``) inside a preview's text
-_URL_PASSWORD = re.compile(r"(://[^:/@\s\"]*:)[^@\s\"]*@")
-
-
 def preview(value: Any) -> str:
     """The JSON text kept beside an input's digest: ``{"v": value}`` or ``{"t": description}``.
 
@@ -317,7 +314,7 @@ def preview(value: Any) -> str:
     if _plain(value):
         text = _PLAIN_JSON({"v": value})
         if len(text) <= _PREVIEW_CHARS:
-            return _URL_PASSWORD.sub(r"\1***@", text) if "://" in text else text
+            return mask_passwords(text)
     return _PLAIN_JSON({"t": _describe(value)})
 
 
