@@ -230,6 +230,6 @@ def test_a_new_watcher_does_not_trust_states_kept_under_the_old_one(repo: Path) 
 
 
 def test_mount_points_with_escaped_spaces_are_read() -> None:
-    from storage_nodes.provenance import _watch
+    from storage_nodes._mounts import read_mounts
 
-    assert all("\\040" not in point for point, _ in _watch._mounts())
+    assert all("\\040" not in point for point, _ in read_mounts())

@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import random
-import re
 import socket
 import threading
 import time
@@ -33,6 +32,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from .. import api, registry
+from .._mounts import filesystem_of, read_mounts
 from .._secrets import mask_passwords
 from ..atomic import LOCK_SUFFIX, TEMP_PREFIX
 from ..errors import (
@@ -559,11 +559,6 @@ NETWORK_FILESYSTEMS = frozenset(
 )  # fmt: skip
 
 
-def _unescape_mount(text: str) -> str:
-    """``/proc/mounts`` writes space, tab, newline and backslash in paths as octal escapes (``\\040``)."""
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)
-
-
 #: the mount table :func:`network_filesystem` reads (a test points it at a fake one)
 MOUNTS = "/proc/mounts"
 
@@ -577,22 +572,7 @@ def filesystem_type(path: PathLike, mounts: PathLike | None = None) -> str | Non
     >>> filesystem_type("/", mounts="/nonexistent")  is None
     True
     """
-    target = os.path.realpath(os.fspath(path))
-    try:
-        with open(mounts if mounts is not None else MOUNTS, encoding="utf-8", errors="replace") as fh:
-            lines = fh.read().splitlines()
-    except OSError:
-        return None
-    best, found = -1, None
-    for line in lines:
-        parts = line.split()
-        if len(parts) < 3:
-            continue
-        point, kind = _unescape_mount(parts[1]), parts[2]
-        inside = target == point or target.startswith(point.rstrip("/") + "/")
-        if inside and len(point) >= best:  # a later mount over the same point hides the earlier one
-            best, found = len(point), kind
-    return found
+    return filesystem_of(path, read_mounts(mounts if mounts is not None else MOUNTS))
 
 
 def network_filesystem(path: PathLike, mounts: PathLike | None = None) -> str | None:

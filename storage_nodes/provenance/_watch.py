@@ -14,10 +14,11 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
-import re
 import sys
 import threading
 from collections.abc import Iterable
+
+from .._mounts import filesystem_of, read_mounts
 
 __all__ = ["LOCAL_FILE_SYSTEMS", "Watcher", "watcher"]
 
@@ -33,23 +34,6 @@ LOCAL_FILE_SYSTEMS = frozenset(
 )
 
 
-def _mounts() -> list[tuple[str, str]]:
-    """(mount point, file system type) of every mount, longest mount point first."""
-    try:
-        with open("/proc/self/mounts", encoding="utf-8", errors="replace") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return []
-    out = []
-    for line in lines:
-        parts = line.split()
-        if len(parts) >= 3:
-            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), parts[1])  # "\040": a space
-            out.append((point, parts[2]))
-    out.sort(key=lambda m: len(m[0]), reverse=True)
-    return out
-
-
 class Watcher:
     """One inotify instance: :meth:`watch` directories, :meth:`changed` says whether any
     event arrived since the last call."""
@@ -59,14 +43,10 @@ class Watcher:
         self.fd = fd
         self.pid = os.getpid()
         self._watched: set[str] = set()
-        self._mounts = _mounts()
+        self._mounts = read_mounts()
 
     def _local(self, directory: str) -> bool:
-        real = os.path.realpath(directory)
-        for point, fstype in self._mounts:
-            if real == point or real.startswith(point.rstrip("/") + "/"):
-                return fstype in LOCAL_FILE_SYSTEMS
-        return False
+        return filesystem_of(directory, self._mounts) in LOCAL_FILE_SYSTEMS
 
     def watch(self, directories: Iterable[str]) -> bool:
         """Watch each directory; False if one cannot be watched (then rely on nothing)."""
