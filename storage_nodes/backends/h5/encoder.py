@@ -546,16 +546,21 @@ class Encoder:
             how, kwargs = "call", None
         else:
             return self._opaque(obj)
-        ok = self._importable.get(cls)
-        if ok is None:
-            ok = self._importable[cls] = importable(cls)
-        if not ok:
-            return self._opaque(obj)
-        node: dict[str, Any] = {"k": "o", "c": self._class(cls), "r": how}
+        index = self.by_class.get(cls)  # only importable classes are in it
+        if index is None:
+            ok = self._importable.get(cls)
+            if ok is None:
+                ok = self._importable[cls] = importable(cls)
+            if not ok:
+                return self._opaque(obj)
+            index = self._class(cls)
+        node: dict[str, Any] = {"k": "o", "c": index, "r": how}
         if node_id is not None:
             node["id"] = node_id
-        self._memo(obj, node)
-        self.keep.append(reduced)
+        self.memo[id(obj)] = node
+        keep = self.keep
+        keep.append(obj)
+        keep.append(reduced)
         child = self._child
         if args or kwargs:
             oid = id(obj)
@@ -567,7 +572,9 @@ class Encoder:
             if self.pending.get(oid) is not node:  # defined inside its arguments: that one has the state
                 return node
             del self.pending[oid]
-        if state is not None:
+        if type(state) is dict and _ONLY_STR.issuperset(map(type, state)):  # the common case, first
+            node["attrs"] = self._items(state.items())
+        elif state is not None:
             attrs, slots = _split_state(state)
             if attrs is None and slots is None:
                 node["state"] = child("__state__", state)
