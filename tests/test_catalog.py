@@ -364,6 +364,29 @@ def test_queued_rows_that_cannot_be_applied_are_dropped_and_said_the_rest_record
     assert sorted({h.path.name for h in hits}) == ["after.json", "w.h5"] and _count(cat, S.queue) == 0
 
 
+def test_a_flush_takes_what_was_queued_when_it_began(cat, tmp_path, monkeypatch):
+    """Writers that keep queueing while a query flushes cannot keep that query waiting."""
+    from storage_nodes.catalog import catalog as C
+
+    for i in range(3):
+        sn.save([i], tmp_path / f"{i}.json", catalog=cat)
+    monkeypatch.setattr(C, "_DRAIN_BATCH", 1)
+    real = C.Catalog._transact
+    more = iter(range(100))
+
+    def then_another_save(self, work, **kw):
+        result = real(self, work, **kw)
+        if kw.get("write") and kw.get("direct") is None:  # after each flush transaction
+            j = next(more)
+            sn.save([j], tmp_path / f"more{j}.json", catalog=self)
+        return result
+
+    monkeypatch.setattr(C.Catalog, "_transact", then_another_save)
+    assert cat.flush() == 3  # the 3 queued when it began (batches of 1), not the ones queued since
+    monkeypatch.undo()
+    assert _count(cat, S.queue) == 4 and len(cat.find(kind="save")) == 7
+
+
 def _queue_rows(cat) -> list[str]:
     with cat._engine.connect() as conn:
         return [r[0] for r in conn.execute(sa.select(S.queue.c.payload).order_by(S.queue.c.id))]

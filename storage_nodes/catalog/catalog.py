@@ -539,6 +539,7 @@ class _Statements:
         self.enqueue, _ = insert(S.queue, skip=("id",))
         q = S.queue.c
         self.any_queued = str(sa.select(q.id).limit(1).compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+        self.last_queued = str(sa.select(sa.func.max(q.id)).compile(dialect=dialect))
         self._dialect = dialect
         if self.sqlite:  # under BEGIN IMMEDIATE this writer holds the lock: max(id) + 1 is what SQLite assigns
             self.ids = "SELECT coalesce(max(id), 0) FROM sn_records"
@@ -546,15 +547,17 @@ class _Statements:
             self.ids = "SELECT nextval(pg_get_serial_sequence('sn_records', 'id')) FROM generate_series(1, %(n)s)"
 
     @functools.lru_cache(maxsize=8)  # noqa: B019 - one _Statements per catalog, a few batch sizes
-    def queued(self, limit: int | None) -> str:
-        """The oldest ``limit`` (all: ``None``) queued recordings; PostgreSQL locks them (``FOR UPDATE``)."""
+    def queued(self, limit: int | None) -> tuple[str, dict[str, Any]]:
+        """The oldest ``limit`` (all: ``None``) queued recordings with ``id <= :upto``, and the
+        statement's own parameters; PostgreSQL locks the rows (``FOR UPDATE``)."""
         q = S.queue.c
-        taken = sa.select(q.id, q.payload).order_by(q.id)
+        taken = sa.select(q.id, q.payload).where(q.id <= sa.bindparam("upto")).order_by(q.id)
         if limit is not None:
             taken = taken.limit(int(limit))
         if not self.sqlite:
             taken = taken.with_for_update()
-        return str(taken.compile(dialect=self._dialect, compile_kwargs={"literal_binds": True}))
+        compiled = taken.compile(dialect=self._dialect)
+        return str(compiled), {k: v for k, v in compiled.params.items() if k != "upto"}
 
     @functools.lru_cache(maxsize=8)  # noqa: B019 - one _Statements per catalog, a few chunk sizes
     def dequeue(self, n: int) -> str:
@@ -1038,8 +1041,9 @@ class Catalog:
         self._queued += 1
         _queued_here.add(self)
 
-    def _drain(self, conn: sa.Connection, limit: int | None = None) -> int:
-        """Move queued recordings (oldest first, at most ``limit``) into the tables; return how many.
+    def _drain(self, conn: sa.Connection, limit: int | None = None, upto: int | None = None) -> int:
+        """Move queued recordings (oldest first, at most ``limit``, ids up to ``upto``) into the
+        tables; return how many.
 
         Inside the caller's write transaction: a crash or error leaves the queue as it was.
         PostgreSQL locks the rows taken (``FOR UPDATE``): a second drainer waits, then finds
@@ -1048,7 +1052,12 @@ class Catalog:
         stmts = self._statements()
         cur = _cursor(conn)
         try:
-            cur.execute(stmts.queued(limit))
+            if upto is None:
+                upto = self._last_queued(conn)
+                if upto is None:
+                    return 0
+            sql, params = stmts.queued(limit)
+            cur.execute(sql, {**params, "upto": upto})
             taken = cur.fetchall()
             dbapi = self._engine.dialect.loaded_dbapi
             rejected = (dbapi.DataError, dbapi.ProgrammingError, dbapi.InterfaceError, ValueError, TypeError)
@@ -1146,14 +1155,26 @@ class Catalog:
         3
         """
         self._prepare()
+        upto = self._transact(self._last_queued, write=False, what="read")
         total = 0
-        while True:
-            n = self._transact(lambda conn: self._drain(conn, _DRAIN_BATCH), write=True, what="record into")
+        while upto is not None:  # what was queued when the flush began: writers that go on queueing
+            n = self._transact(  # cannot keep it going forever
+                lambda conn: self._drain(conn, _DRAIN_BATCH, upto), write=True, what="record into"
+            )
             total += n
             if n < _DRAIN_BATCH:
                 break
         self._queued = 0
         return total
+
+    def _last_queued(self, conn: sa.Connection) -> int | None:
+        cur = _cursor(conn)
+        try:
+            cur.execute(self._statements().last_queued)
+            found = cur.fetchone()[0]
+            return None if found is None else int(found)
+        finally:
+            cur.close()
 
     def _flush_for_read(self) -> None:
         """Before a query: flush the queue if anything is queued. A reader without write access
