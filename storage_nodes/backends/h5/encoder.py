@@ -126,7 +126,8 @@ class Encoder:
         self.compression = compression
         self.force: set[int] = set()
         self._importable: dict[type, bool] = {}
-        #: the method encoding each type met (see :meth:`_handler`)
+        #: the method encoding each type met (see :meth:`_handler`; functions, not bound
+        #: methods: a bound method would make the encoder a reference cycle)
         self.handlers: dict[type, Any] = {}
         self._reset()
 
@@ -291,24 +292,25 @@ class Encoder:
         handler = self.handlers.get(t)
         if handler is None:
             handler = self.handlers[t] = self._handler(t)
-        return handler(obj)
+        return handler(self, obj)
 
-    def _handler(self, t: type) -> Any:
+    @staticmethod
+    def _handler(t: type) -> Any:
         """The method that encodes (non-scalar, not yet met) values of exact type ``t``:
         what it is depends on the type alone, so it is chosen once per type and encoding."""
         if t is np.ndarray:
-            return self._array
+            return Encoder._array
         if t in _INLINE_TYPES:
-            return self._container
+            return Encoder._container
         if t in (str, bytes, int, float, complex) or issubclass(t, np.generic):
-            return self._number
+            return Encoder._number
         if issubclass(t, type):
-            return self._global
+            return Encoder._global
         if t is FunctionType or t is BuiltinFunctionType:
-            return self._function
+            return Encoder._function
         if t is MethodType:
-            return self._method
-        return self._object
+            return Encoder._method
+        return Encoder._object
 
     def _container(self, obj: Any) -> dict[str, Any]:
         """A list, dict, tuple, set or frozenset: in the index, a packed blob, or decomposed."""
