@@ -24,6 +24,7 @@ import math
 import os
 import random
 import socket
+import sys
 import threading
 import time
 import weakref
@@ -376,10 +377,34 @@ def call_digest(
 Identify = Callable[[str, str], tuple[str | None, str | None]]
 
 
+#: (module, qualname) -> ((mtime_ns, size) of the module's file, (version, source digest))
+_LIVE: dict[tuple[str, str], tuple[tuple[int, int], tuple[str | None, str | None]]] = {}
+
+
 def live_identity(module: str, qualname: str) -> tuple[str | None, str | None]:
-    """Version and source digest of a function as the current environment has it (imports nothing)."""
+    """Version and source digest of a function as the current environment has it (imports nothing).
+
+    Remembered per function while its imported module's file keeps its mtime and size (an
+    imported package's version cannot change in a running process).
+    """
+    file = getattr(sys.modules.get(module), "__file__", None)
+    stamp = None
+    if isinstance(file, str):
+        try:
+            st = os.stat(file)
+            stamp = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            pass
+    found = _LIVE.get((module, qualname))
+    if found is not None and stamp is not None and found[0] == stamp:
+        return found[1]
     rec = module_record(module, [qualname], with_git=False)
-    return rec.get("version"), (rec.get("sources") or {}).get(qualname)
+    identity = rec.get("version"), (rec.get("sources") or {}).get(qualname)
+    if stamp is not None:
+        if len(_LIVE) > 4096:
+            _LIVE.clear()
+        _LIVE[(module, qualname)] = (stamp, identity)
+    return identity
 
 
 def recorded_identity(environment: Mapping[str, Any]) -> Identify:
