@@ -234,9 +234,16 @@ def test_a_damaged_log_is_refused_naming_the_file(tmp_path, monkeypatch):
         assert str(path) in str(err.value)
         with pytest.raises(sn.CorruptFileError):
             sn.save(4, path, key="a")  # an update does not build on it either
+    for replace in (lambda f: f.create_group("index_log"), lambda f: f.create_dataset("index_log", data=[1.5])):
+        path.write_bytes(good)
+        with h5py.File(path, "r+") as f:
+            del f["index_log"]
+            replace(f)
+        with pytest.raises(sn.CorruptFileError, match="index log"):
+            sn.load(path)
     path.write_bytes(good)
     monkeypatch.setattr(layout, "MAX_INDEX_BYTES", len(log) - 1)  # a log declaring more is refused unread
-    with pytest.raises(sn.CorruptFileError, match="index log declares"):
+    with pytest.raises(sn.CorruptFileError, match="index_log' declares"):
         sn.load(path)
 
 

@@ -31,7 +31,7 @@ from typing import Any
 import h5py
 import msgpack
 import numpy as np
-from h5py import h5a, h5d, h5f, h5p, h5s, h5t
+from h5py import h5a, h5d, h5f, h5g, h5p, h5s, h5t
 
 from ...atomic import ensure_space
 from ...errors import CorruptFileError, SerializationError, StorageError
@@ -200,8 +200,9 @@ def create_bytes(fid: h5f.FileID, name: str, data: np.ndarray) -> None:
         ds.close()
 
 
-def read_bytes(fid: h5f.FileID, name: str) -> np.ndarray:
-    """The whole content of the 1-d uint8 dataset ``name`` (``KeyError`` if missing)."""
+def read_bytes(fid: h5f.FileID, name: str, limit: int | None = None) -> np.ndarray:
+    """The whole content of the 1-d uint8 dataset ``name`` (``KeyError`` if missing); one
+    declaring more than ``limit`` bytes is refused unread (``ValueError``)."""
     try:
         ds = h5d.open(fid, name.encode())
     except KeyError:
@@ -211,6 +212,8 @@ def read_bytes(fid: h5f.FileID, name: str) -> np.ndarray:
     try:
         if ds.dtype != np.uint8 or len(ds.shape) != 1:
             raise ValueError(f"dataset {name!r} is {ds.dtype}{list(ds.shape)}, not uint8[n]")
+        if limit is not None and ds.shape[0] > limit:
+            raise ValueError(f"dataset {name!r} declares {ds.shape[0]} bytes, more than {limit}")
         stored = ds.get_storage_size()
         if stored < ds.shape[0]:  # filtered or unallocated: the bytes would be made up on reading
             raise ValueError(
@@ -385,19 +388,16 @@ def log_bytes(fid: h5f.FileID, path: Path) -> np.ndarray:
     """The content of ``/index_log`` (empty when there is none); one larger than
     :data:`MAX_INDEX_BYTES` is refused unread."""
     try:
-        ds = h5d.open(fid, INDEX_LOG.encode())
+        return read_bytes(fid, INDEX_LOG, MAX_INDEX_BYTES)
     except KeyError:
+        try:
+            present = INDEX_LOG.encode() in h5g.open(fid, b"/")
+        except (KeyError, OSError, ValueError, TypeError) as exc:
+            raise _corrupt(path, exc) from None
+        if present:
+            raise _corrupt(path, "its index log cannot be opened") from None
         return np.empty(0, dtype=np.uint8)
     except (OSError, ValueError, TypeError) as exc:
-        raise _corrupt(path, exc) from None
-    try:
-        if len(ds.shape) == 1 and ds.shape[0] > MAX_INDEX_BYTES:
-            raise _corrupt(path, f"its index log declares {ds.shape[0]} bytes, more than {MAX_INDEX_BYTES}")
-    finally:
-        ds.close()
-    try:
-        return read_bytes(fid, INDEX_LOG)
-    except (KeyError, OSError, ValueError, TypeError) as exc:
         raise _corrupt(path, f"cannot read its index log: {exc}") from None
 
 
