@@ -1,10 +1,12 @@
 """Partial updates and compaction of h5 archives, crash-safe and serialised between writers.
 
-Under :func:`storage_nodes.atomic.writer_lock` the file is copied to a temporary file
-beside it, the copy is modified (new heap segment and arrays, index rewritten, datasets of
-the replaced entry deleted), flushed and moved over the original with ``os.replace``: a
-crash leaves the old file. When the file has grown beyond twice its live data plus 1 MiB,
-the update compacts it on the way (:func:`compact` does so on demand).
+Under :func:`storage_nodes.atomic.writer_lock` the file is updated in place through the undo
+journal of :mod:`.journal` (new heap segment and arrays appended, the change of the index
+appended to ``/index_log``, datasets of the replaced entry deleted); where that is not
+possible, a copy beside it is modified (the whole index rewritten) and moved over the original
+with ``os.replace``. A crash leaves the old file or the new one. When the file has grown beyond
+twice its live data plus 1 MiB, the update compacts it on the way (:func:`compact` does so on
+demand).
 """
 
 from __future__ import annotations
@@ -324,6 +326,7 @@ def _apply(
                 )
     collector = ObjectCollector()
     classes_before = len(index["classes"])
+    before = {name: index[name] for name in ("next_id", "next_heap", "next_array")}
     heap_name = f"heap_{index['next_heap']}"
     encoder = Encoder(
         heap_name=heap_name,
@@ -346,7 +349,7 @@ def _apply(
     index["next_heap"] += 1
     index["next_array"] = encoder.next_array
     ops.extend([["classes", i], index["classes"][i]] for i in range(classes_before, len(index["classes"])))
-    ops.extend([[name], index[name]] for name in ("next_id", "next_heap", "next_array"))
+    ops.extend([[name], index[name]] for name, was in before.items() if index[name] != was)
     layout.write_data(f.id, heap_name, enc.heap, enc.arrays, options.get("compression") or None)
     # only what the replaced entry referred to can have become unreferenced (not a walk of
     # every dataset of the file: appends would cost time in proportion to the entries)
@@ -431,9 +434,10 @@ def _exists(path: Path, key: str) -> FileExistsStorageError:
 
 #: the index log of a file updated in place is folded into a new ``/index`` when it would grow
 #: beyond this share of the index's decompressed size (or LOG_MIN_BYTES, if more): each fold
-#: rewrites the index once per that many bytes of changes, so appends cost linear total time
+#: rewrites the index once per that many bytes of changes, so appends cost linear total time,
+#: and a reader decodes at most a quarter more than the index (2 KiB more for small ones)
 LOG_SHARE = 0.25
-LOG_MIN_BYTES = 1 << 13
+LOG_MIN_BYTES = 1 << 11
 
 
 @dataclass
