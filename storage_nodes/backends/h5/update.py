@@ -79,54 +79,49 @@ class _Names:
         self.any_keys.setdefault(item[0], i)
 
 
-#: the names of the big dict nodes updated last (by the id of their items list): appends to a
-#: dict of many entries would else scan its items each time
-_NAMES: collections.OrderedDict[int, _Names] = collections.OrderedDict()
-_NAMES_LOCK = threading.Lock()
+#: a dict node of at least this many items is searched through a :class:`_Names` kept with the
+#: index between updates (appends to a dict of many entries would else scan it each time)
 _NAMES_MIN = 64
-_NAMES_ITEMS = 8
+#: the :class:`_Names` of an index's dict nodes, by the id of their items list
+Names = dict[int, _Names]
 
 
-def _position(items: list[list[Any]], segment: str) -> int | None:
-    """The position of the item named ``segment`` (a str key first, then any key)."""
-    if len(items) < _NAMES_MIN:
+def _position(items: list[list[Any]], segment: str, names: Names | None) -> int | None:
+    """The position of the item named ``segment`` (a str key first, then any key); ``names``:
+    those kept with the index (``None``: search ``items``)."""
+    if names is None or len(items) < _NAMES_MIN:
         pos = next((i for i, it in enumerate(items) if it[0] == segment and len(it) == 2), None)
         if pos is None:
             pos = next((i for i, it in enumerate(items) if it[0] == segment), None)
         return pos
-    with _NAMES_LOCK:
-        names = _NAMES.get(id(items))
-        if names is None or names.items is not items or names.count != len(items):
-            names = _NAMES[id(items)] = _Names(items)
-        _NAMES.move_to_end(id(items))
-        while len(_NAMES) > _NAMES_ITEMS:
-            _NAMES.popitem(last=False)
-        pos = names.str_keys.get(segment)
-        return names.any_keys.get(segment) if pos is None else pos
+    found = names.get(id(items))
+    if found is None or found.items is not items or found.count != len(items):
+        found = names[id(items)] = _Names(items)
+    pos = found.str_keys.get(segment)
+    return found.any_keys.get(segment) if pos is None else pos
 
 
-def _appended(items: list[list[Any]]) -> None:
+def _appended(items: list[list[Any]], names: Names | None) -> None:
     """Keep the names of ``items`` (if known) up to date after an item was appended."""
-    with _NAMES_LOCK:
-        names = _NAMES.get(id(items))
-        if names is not None and names.items is items and names.count == len(items) - 1:
-            names.add(items[-1], names.count)
-            names.count += 1
+    found = None if names is None else names.get(id(items))
+    if found is not None and found.items is items and found.count == len(items) - 1:
+        found.add(items[-1], found.count)
+        found.count += 1
 
 
-def _slot_in(parent: dict[str, Any], at: list[Any], segment: str, ops: list[Op]) -> _Slot | None:
+def _slot_in(parent: dict[str, Any], at: list[Any], segment: str, ops: list[Op], names: Names | None) -> _Slot | None:
     """The slot named ``segment`` in a container node at index path ``at`` (created on put when
     missing)."""
     k = tree.kind(parent)
     if k == "d":
         items = parent["items"]
-        pos = _position(items, segment)
+        pos = _position(items, segment, names)
 
         def put_d(node: dict[str, Any]) -> None:
             if pos is None:
                 ops.append([[*at, "items", len(items)], [segment, node]])
                 items.append([segment, node])
-                _appended(items)
+                _appended(items, names)
             else:
                 ops.append([[*at, "items", pos, 1], node])
                 items[pos][1] = node
@@ -252,9 +247,11 @@ def _apply(
     options: dict[str, Any],
     counts: layout.Resources | None,
     ops: list[Op],
+    names: Names | None = None,
 ) -> tuple[ObjectCollector, layout.Resources]:
     """Write ``obj`` at ``key`` into ``f`` and ``index``: (its objects, the resources after);
-    the changes made to ``index`` are added to ``ops``.
+    the changes made to ``index`` are added to ``ops``, ``names`` (kept with ``index``) speeds
+    up finding names in big dict nodes.
 
     ``counts`` are the resources of ``index`` before, when known: they are then updated by the
     replaced and the new subtree only (else the whole tree is counted)."""
@@ -302,7 +299,7 @@ def _apply(
             except (KeyError, IndexError, ValueError, TypeError):
                 raise _plain_failure(path, key, plain, segments[:i], segments[i:]) from None
             break
-        nxt = _slot_in(current, at, segment, ops)
+        nxt = _slot_in(current, at, segment, ops, names)
         if nxt is None:
             what, length = _node_type(current, index["classes"])
             raise _cannot(path, key, segments[:i], what, segment, length)
@@ -461,6 +458,7 @@ def _modify_index(
     options: dict[str, Any],
     counts: layout.Resources | None = None,
     stored: Stored | None = None,
+    names: Names | None = None,
 ) -> tuple[layout.Resources, Stored]:
     """Write the entry into the open archive ``f`` and change its ``index``: (the resources
     after, what the file holds of the index after).
@@ -470,7 +468,7 @@ def _modify_index(
     is rewritten as format 3); without it the whole index is rewritten as format 2."""
     ops: list[Op] = []
     try:
-        collector, counts = _apply(f, index, obj, path, key, options, counts, ops)
+        collector, counts = _apply(f, index, obj, path, key, options, counts, ops, names)
     except (KeyError, IndexError, TypeError, AttributeError) as exc:
         if isinstance(exc, StorageError):
             raise
@@ -522,34 +520,37 @@ def _unreadable(path: Path, exc: OSError) -> CorruptFileError:
 #: the index each archive was last updated with in place by this process, and what the file
 #: holds of it: the next update of the file compares the bytes stored with these instead of
 #: decoding them (appends to one archive would else decode an ever larger index each time)
-_WRITTEN: collections.OrderedDict[str, tuple[Stored, dict[str, Any], layout.Resources]] = collections.OrderedDict()
+_WRITTEN: collections.OrderedDict[str, tuple[Stored, dict[str, Any], layout.Resources, Names]] = (
+    collections.OrderedDict()
+)
 _WRITTEN_LOCK = threading.Lock()
 _WRITTEN_ITEMS = 4
 _WRITTEN_MAX_BYTES = 1 << 22
 
 
-def _known_index(f: h5py.File, path: Path) -> tuple[dict[str, Any], layout.Resources | None, Stored]:
-    """The index of the open archive, its resources and what the file holds of it; index and
-    resources are taken from :data:`_WRITTEN` when the file holds exactly the bytes
-    remembered (handed over: the caller modifies them), else the index is decoded (and the
-    resources are ``None``)."""
+def _known_index(f: h5py.File, path: Path) -> tuple[dict[str, Any], layout.Resources | None, Stored, Names]:
+    """The index of the open archive, its resources, what the file holds of it and the names
+    kept with it; index, resources and names are taken from :data:`_WRITTEN` when the file
+    holds exactly the bytes remembered (handed over: the caller modifies them), else the index
+    is decoded (the resources are then ``None``, the names empty)."""
     raw = layout.index_bytes(f.id, path)
     log = layout.log_bytes(f.id, path)
     with _WRITTEN_LOCK:
         known = _WRITTEN.pop(os.fspath(path), None)
     if known is not None and known[0].base == raw.tobytes() and known[0].log == log.tobytes():
-        return known[1], known[2], known[0]
+        return known[1], known[2], known[0], known[3]
     index = layout.read_index(f.id, path, raw, log)
     version = index.get("format_version")
     size = layout.index_size(f.id)
-    return index, None, Stored(raw.tobytes(), size, version if isinstance(version, int) else None, log.tobytes())
+    stored = Stored(raw.tobytes(), size, version if isinstance(version, int) else None, log.tobytes())
+    return index, None, stored, {}
 
 
-def _remember(path: Path, stored: Stored, index: dict[str, Any], counts: layout.Resources) -> None:
+def _remember(path: Path, stored: Stored, index: dict[str, Any], counts: layout.Resources, names: Names) -> None:
     if len(stored.base) + len(stored.log) > _WRITTEN_MAX_BYTES:
         return
     with _WRITTEN_LOCK:
-        _WRITTEN[os.fspath(path)] = (stored, index, counts)
+        _WRITTEN[os.fspath(path)] = (stored, index, counts, names)
         _WRITTEN.move_to_end(os.fspath(path))
         while len(_WRITTEN) > _WRITTEN_ITEMS:
             _WRITTEN.popitem(last=False)
@@ -583,10 +584,10 @@ def _in_place(obj: Any, path: Path, key: str, metadata: dict[str, Any], options:
         jf = journal.JournaledFile(path, fd, base)
         try:
             with h5py.File(jf, "r+") as f:
-                index, counts, stored = _known_index(f, path)
+                index, counts, stored, names = _known_index(f, path)
                 if stored.version not in (layout.FORMAT_VERSION, layout.LOG_FORMAT_VERSION):
                     raise journal.Busy("an older format version is rewritten whole, by copying")
-                counts, stored = _modify_index(f, index, obj, path, key, metadata, options, counts, stored)
+                counts, stored = _modify_index(f, index, obj, path, key, metadata, options, counts, stored, names)
         except BaseException as exc:
             jf.abandon()
             if isinstance(exc, journal.Busy) or jf.overflow:
@@ -607,7 +608,7 @@ def _in_place(obj: Any, path: Path, key: str, metadata: dict[str, Any], options:
         except BaseException:
             jf.abandon()
             raise
-        _remember(path, stored, index, counts)
+        _remember(path, stored, index, counts, names)
         return counts.live
     finally:
         os.close(fd)
