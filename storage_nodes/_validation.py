@@ -55,6 +55,34 @@ def _literal(options: tuple[Any, ...]) -> Predicate:
     return lambda value: (type(value), value) in allowed if type(value) in (str, int, bool) else False
 
 
+class _Protocol:
+    """The types typeguard accepted for a ``Protocol`` hint: its members are looked up on the
+    class, so a later value of such a type is accepted without typeguard's signature
+    comparison (~0.5 ms for a catalog)."""
+
+    def __init__(self, hint: Any) -> None:
+        self.hint = hint
+        self.accepted: set[type] = set()
+
+    def __call__(self, value: Any) -> bool:
+        return type(value) in self.accepted
+
+    def learn(self, value: Any) -> None:
+        """After typeguard accepted ``value`` for a hint holding this protocol: remember its type
+        if it is one of this protocol's (checked once per type)."""
+        if type(value) in self.accepted:
+            return
+        try:
+            typeguard.check_type(value, self.hint)
+        except typeguard.TypeCheckError:
+            return
+        self.accepted.add(type(value))
+
+
+def _protocols(predicate: Predicate | None) -> list[_Protocol]:
+    return list(getattr(predicate, "protocols", [])) + ([predicate] if isinstance(predicate, _Protocol) else [])
+
+
 def fast_check(hint: Any) -> Predicate | None:
     """A predicate true only for values typeguard accepts for ``hint`` (False: ask typeguard),
     or None when there is no cheap one.
@@ -72,7 +100,12 @@ def fast_check(hint: Any) -> Predicate | None:
         known = [m for m in members if m is not None]  # a member without one: typeguard decides
         if not known:
             return None
-        return lambda value: any(m(value) for m in known)
+
+        def any_member(value: Any) -> bool:
+            return any(m(value) for m in known)
+
+        any_member.protocols = [m for m in known if isinstance(m, _Protocol)]  # type: ignore[attr-defined]
+        return any_member
     if origin is typing.Literal:
         options = typing.get_args(hint)
         if all(type(o) in (str, int, bool) for o in options):
@@ -82,8 +115,8 @@ def fast_check(hint: Any) -> Predicate | None:
         return _instance_of(pathlib.PurePath)  # whose __fspath__ returns str
     if origin is collections.abc.Mapping and typing.get_args(hint) == (str, Any):
         return _str_keyed_mapping
-    if origin is None and isinstance(hint, type) and not getattr(hint, "_is_protocol", False):
-        return _instance_of(hint)
+    if origin is None and isinstance(hint, type):
+        return _Protocol(hint) if getattr(hint, "_is_protocol", False) else _instance_of(hint)
     return None
 
 
@@ -96,6 +129,7 @@ def validated(func: F) -> F:
         if parameter.kind is inspect.Parameter.VAR_KEYWORD:
             hints.pop(name, None)
     checks = {name: fast_check(hint) for name, hint in hints.items()}
+    learners = {name: _protocols(check) for name, check in checks.items()}
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -118,6 +152,8 @@ def validated(func: F) -> F:
                 why = str(exc).replace(":\n  ", ": ").replace("\n  ", "; ")  # unions list one reason per line
                 why = why.replace("NoneType: is not an instance of NoneType", "None: is not None")
                 raise InvalidArgumentError(f"{func.__name__}(): argument {name!r} {why} (got {value!r:.80})") from None
+            for protocol in learners[name]:
+                protocol.learn(value)
         return func(*args, **kwargs)
 
     wrapper.__signature__ = signature  # type: ignore[attr-defined]

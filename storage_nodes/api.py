@@ -148,6 +148,12 @@ def resolve_backend(path: PathLike, backend: str | None = None) -> Backend:
     return chosen
 
 
+def written_by(path: Path, backend: str | None) -> str:
+    """The name of the backend that just wrote ``path``: the one asked for (a save that used
+    another would have failed), else detected from the file."""
+    return _backend_named(backend, path).name if backend is not None else resolve_backend(path).name
+
+
 @contextlib.contextmanager
 def _read_errors(p: Path, key: str | None, action: str, *, unexpected: type[StorageError]) -> Iterator[None]:
     """Turn whatever a backend lets escape while reading ``p`` into a StorageError naming it.
@@ -221,7 +227,7 @@ def save(
     written = _save(obj, path, backend, key=key, metadata=metadata, overwrite=overwrite, options=options)
     if rec is not None:
         try:
-            rec.record_save(written, obj=obj, key=key, metadata=metadata, backend=resolve_backend(written).name)
+            rec.record_save(written, obj=obj, key=key, metadata=metadata, backend=written_by(written, backend))
         except Exception as exc:
             raise record_failed(exc, written, rec) from None
     return written

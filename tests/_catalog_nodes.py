@@ -52,4 +52,6 @@ def save_many(urls: list[str], directory: str, worker: int, count: int, barrier)
     for i in range(count):
         for j, cat in enumerate(catalogs):
             sn.save_workflow(wf, Path(directory) / f"w{worker}-{i}-c{j}.h5", catalog=cat)
+            if (worker + i) % 2:  # queries flush the queue: several processes flush while others save
+                cat.find(node="_catalog_nodes.relax", limit=1)
     return worker

@@ -74,6 +74,13 @@ def postgres_server():
 
     with cluster() as url:
         yield url
+        # what the tests queued goes into their databases while the server still runs (the
+        # at-exit flush would find it stopped and only warn)
+        import sys
+
+        catalog = sys.modules.get("storage_nodes.catalog.catalog")
+        if catalog is not None:
+            catalog._flush_at_exit()
 
 
 @pytest.fixture

@@ -327,6 +327,7 @@ def test_a_password_never_appears_in_reprs_or_errors(url, tmp_path):
 
 def test_a_failed_record_leaves_no_partial_rows(cat, tmp_path, wf300, monkeypatch):
     p = sn.save_workflow(wf300, tmp_path / "w.h5", catalog=cat)
+    cat.flush()
     before = _counts(cat)
     from storage_nodes.catalog.catalog import _Statements
 
@@ -337,11 +338,73 @@ def test_a_failed_record_leaves_no_partial_rows(cat, tmp_path, wf300, monkeypatc
         raise sa.exc.OperationalError("INSERT", {}, Exception("disk I/O error"))
 
     monkeypatch.setattr(_Statements, "new_record_ids", boom)
-    with pytest.raises(CatalogError, match="the file is intact"):
-        sn.save_workflow(wf300, p, catalog=cat, metadata={"again": True})
+    sn.save_workflow(wf300, p, catalog=cat, metadata={"again": True})  # queued: one row
+    assert _count(cat, S.queue) == 1
+    with pytest.raises(CatalogError, match="disk I/O error"):
+        cat.find(node=relax)  # the flush before the query fails half-way
+    assert _counts(cat) == before and _count(cat, S.queue) == 1  # no partial rows; the queue as it was
     monkeypatch.undo()
-    assert _counts(cat) == before  # the old records stay, none of the new ones exist
-    assert len(cat.find(node=relax)) == 1 and cat.find(metadata={"again": True}) == []
+    assert len(cat.find(node=relax)) == 1 and len(cat.find(metadata={"again": True})) == 3
+    assert _count(cat, S.queue) == 0
+
+
+def test_queued_rows_that_cannot_be_applied_are_dropped_and_said_the_rest_recorded(cat, tmp_path, wf300, caplog):
+    sn.save_workflow(wf300, tmp_path / "w.h5", catalog=cat)
+    good = json.loads(_queue_rows(cat)[0])
+    bad_record = json.loads(json.dumps(good))
+    bad_record["records"][0][0] = {"a key": "that is a dict"}  # valid shape, refused by the driver
+    bad_record["file"]["path"] = str(tmp_path / "other.h5")
+    with cat._engine.begin() as conn:
+        for text in ("not json", json.dumps({"file": {}}), json.dumps(bad_record)):
+            conn.execute(S.queue.insert().values(path="x", payload=text))
+    sn.save([1], tmp_path / "after.json", catalog=cat)  # queued behind the damaged ones
+    with caplog.at_level("ERROR", logger="storage_nodes.catalog"):
+        hits = cat.find()
+    assert caplog.text.count("dropped queued recording") == 3 and "refused its rows" in caplog.text
+    assert sorted({h.path.name for h in hits}) == ["after.json", "w.h5"] and _count(cat, S.queue) == 0
+
+
+def test_a_flush_takes_what_was_queued_when_it_began(cat, tmp_path, monkeypatch):
+    """Writers that keep queueing while a query flushes cannot keep that query waiting."""
+    from storage_nodes.catalog import catalog as C
+
+    for i in range(3):
+        sn.save([i], tmp_path / f"{i}.json", catalog=cat)
+    monkeypatch.setattr(C, "_DRAIN_BATCH", 1)
+    real = C.Catalog._transact
+    more = iter(range(100))
+
+    def then_another_save(self, work, **kw):
+        result = real(self, work, **kw)
+        if kw.get("write") and kw.get("direct") is None:  # after each flush transaction
+            j = next(more)
+            sn.save([j], tmp_path / f"more{j}.json", catalog=self)
+        return result
+
+    monkeypatch.setattr(C.Catalog, "_transact", then_another_save)
+    assert cat.flush() == 3  # the 3 queued when it began (batches of 1), not the ones queued since
+    monkeypatch.undo()
+    assert _count(cat, S.queue) == 4 and len(cat.find(kind="save")) == 7
+
+
+def _queue_rows(cat) -> list[str]:
+    with cat._engine.connect() as conn:
+        return [r[0] for r in conn.execute(sa.select(S.queue.c.payload).order_by(S.queue.c.id))]
+
+
+def test_a_failed_enqueue_says_the_file_is_intact(cat, tmp_path, wf300, monkeypatch):
+    from storage_nodes.catalog import catalog as C
+
+    def boom(self, p, payload):
+        raise CatalogError("cannot record into catalog: disk I/O error")
+
+    monkeypatch.setattr(C.Catalog, "_enqueue", boom)
+    with pytest.raises(CatalogError, match="the file is intact"):
+        sn.save_workflow(wf300, tmp_path / "w.h5", catalog=cat)
+    monkeypatch.undo()
+    assert sn.load_workflow(tmp_path / "w.h5").label == "relax_wf"
+    assert cat.find(node=relax) == [] and cat.index(tmp_path).recorded == [str((tmp_path / "w.h5").resolve())]
+    assert len(cat.find(node=relax)) == 1
 
 
 def test_schema_version_is_recorded_newer_refused_older_migrated(url, monkeypatch):
@@ -360,6 +423,22 @@ def test_schema_version_is_recorded_newer_refused_older_migrated(url, monkeypatc
         assert len(ran) == 1
         with cat._engine.connect() as conn:
             assert conn.execute(sa.select(S.schema.c.version)).scalar_one() == S.SCHEMA_VERSION
+
+
+def test_a_version_1_catalog_is_migrated_to_the_queue_and_keeps_its_rows(url, tmp_path, wf300):
+    with sn.Catalog(url) as cat:  # make a version-1 catalog: the tables of then, one run recorded
+        sn.save_workflow(wf300, tmp_path / "old.h5", catalog=cat)
+        cat.flush()
+        with cat._engine.begin() as conn:
+            S.queue.drop(conn)
+            conn.execute(S.schema.update().values(version=1))
+        assert not sa.inspect(cat._engine).has_table("sn_queue")
+    with sn.Catalog(url) as cat:
+        assert [h.path.name for h in cat.find(node=relax)] == ["old.h5"]
+        sn.save_workflow(wf300, tmp_path / "new.h5", catalog=cat)
+        assert sorted(h.path.name for h in cat.find(node=relax)) == ["new.h5", "old.h5"]
+        with cat._engine.connect() as conn:
+            assert conn.execute(sa.select(S.schema.c.version)).scalar_one() == S.SCHEMA_VERSION == 2
 
 
 def test_stats_per_node_and_per_user(cat, tmp_path):
@@ -438,15 +517,49 @@ def test_default_location_is_per_user(monkeypatch, tmp_path):
 
 def test_sqlite_catalog_runs_in_wal_mode_and_is_readable_with_sqlite3(tmp_path, wf300):
     path = tmp_path / "c.sqlite"
-    sn.save_workflow(wf300, tmp_path / "w.h5", catalog=sn.Catalog(path))
+    cat = sn.Catalog(path)
+    sn.save_workflow(wf300, tmp_path / "w.h5", catalog=cat)
     con = sqlite3.connect(path)
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    # the save queued one row (its payload is JSON text); close() moves it into the tables
+    (payload,) = con.execute("SELECT payload FROM sn_queue").fetchone()
+    assert json.loads(payload)["file"]["path"] == str((tmp_path / "w.h5").resolve())
+    assert con.execute("SELECT count(*) FROM sn_records").fetchone()[0] == 0
+    cat.close()
+    assert con.execute("SELECT count(*) FROM sn_queue").fetchone()[0] == 0
     rows = con.execute(
         "SELECT r.node, i.port, i.preview FROM sn_records r JOIN sn_inputs i ON i.record_id = r.id "
         "WHERE r.node = '_catalog_nodes.relax' ORDER BY i.port"
     ).fetchall()
     assert [(p, json.loads(v)) for _, p, v in rows if p != "structure"] == [("T", {"v": 300.0}), ("steps", {"v": 3})]
     con.close()
+
+
+def test_a_process_that_saved_flushes_its_queue_at_exit(tmp_path):
+    path, run = tmp_path / "c.sqlite", tmp_path / "x.json"
+    code = f"import storage_nodes as sn; sn.save([1, 2], {str(run)!r}, catalog={str(path)!r}, metadata={{'a': 1}})"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120, cwd=tmp_path)
+    con = sqlite3.connect(path)
+    assert con.execute("SELECT count(*) FROM sn_queue").fetchone()[0] == 0
+    assert con.execute(
+        "SELECT f.path, r.type, m.value FROM sn_files f JOIN sn_records r ON r.file_id = f.id "
+        "JOIN sn_metadata m ON m.file_id = f.id"
+    ).fetchall() == [(str(run.resolve()), "list", "1")]
+    con.close()
+
+
+def test_a_reader_without_write_access_queries_the_tables_and_warns(tmp_path, caplog):
+    path = tmp_path / "c.sqlite"
+    writer = sn.Catalog(path)
+    sn.save([1], tmp_path / "a.json", catalog=writer)
+    writer.flush()
+    sn.save([2], tmp_path / "b.json", catalog=writer)  # queued, not flushed
+    reader = sn.Catalog(f"sqlite:///file:{path}?mode=ro&uri=true")
+    with caplog.at_level("WARNING", logger="storage_nodes.catalog"):
+        hits = reader.find(kind="save")
+    assert [h.path.name for h in hits] == ["a.json"]
+    assert "queued recordings not visible" in caplog.text
+    assert sorted(h.path.name for h in writer.find(kind="save")) == ["a.json", "b.json"]
 
 
 def test_import_storage_nodes_does_not_import_sqlalchemy():

@@ -61,3 +61,40 @@ def test_the_public_hints_have_predicates_and_wrong_values_still_get_typeguards_
     with pytest.raises(sn.InvalidArgumentError, match=r"'key'.*\(got 3\)"):
         sn.save(1, tmp_path / "m.h5", key=3)
     assert not (tmp_path / "m.h5").exists()
+
+
+class _GoodRecorder:
+    def record_save(self, path, *, obj=None, key=None, metadata=None, backend=None, type_name=None) -> None:
+        pass
+
+    def record_workflow(self, path, *, label, recipe, nodes, metadata=None, backend=None, identify=None) -> None:
+        pass
+
+
+class _HalfRecorder:
+    def record_save(self, path, **kw) -> None:
+        pass
+
+
+def test_a_protocol_hint_remembers_accepted_types_only():
+    check = _validation.fast_check(Recorder | str | None)
+    good, half = _GoodRecorder(), _HalfRecorder()
+    assert check is not None and not check(good) and not check(half)
+    typeguard.check_type(good, Recorder | str | None)  # typeguard's verdict on both
+    with pytest.raises(typeguard.TypeCheckError):
+        typeguard.check_type(half, Recorder | str | None)
+    for protocol in _validation._protocols(check):
+        protocol.learn(good)
+        protocol.learn(half)
+    assert check(good) and check(_GoodRecorder()) and not check(half)  # by type, once typeguard said so
+
+
+def test_save_with_a_catalog_checks_the_recorder_by_typeguard_once(tmp_path, monkeypatch):
+    calls = []
+    real = typeguard.check_type
+    monkeypatch.setattr(typeguard, "check_type", lambda *a, **k: (calls.append(a[1]), real(*a, **k))[1])
+    for i in range(3):
+        sn.save([i], tmp_path / f"{i}.json", catalog=_GoodRecorder())
+    assert sum(1 for hint in calls if hint is Recorder) == 1  # learnt at the first save
+    with pytest.raises(sn.InvalidArgumentError, match="catalog"):
+        sn.save([1], tmp_path / "x.json", catalog=_HalfRecorder())

@@ -11,6 +11,7 @@ retried the same way.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import datetime
 import functools
@@ -19,6 +20,7 @@ import hashlib
 import inspect as pyinspect
 import json
 import logging
+import math
 import os
 import random
 import socket
@@ -27,7 +29,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 import sqlalchemy as sa
 
@@ -305,12 +307,30 @@ _SORTED_JSON = json.JSONEncoder(sort_keys=True, allow_nan=False).encode
 _CALL_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=True).encode
 
 
+_ARRAY_PREVIEWS: dict[tuple[type, Any, tuple[int, ...]], str] = {}
+_SCALAR_PREVIEW = {None: '{"v": null}', True: '{"v": true}', False: '{"v": false}'}
+
+
 def preview(value: Any) -> str:
     """The JSON text kept beside an input's digest: ``{"v": value}`` or ``{"t": description}``.
 
     A URL's password in a string value (a SaveNode's ``catalog`` port) shows as ``***``:
     the preview is for reading, the digest (of the real value) for matching.
     """
+    t = type(value)
+    if value is None or t is bool or t is int:  # the text json gives, without the encoder
+        return _SCALAR_PREVIEW.get(value, '{"v": null}') if t is not int else f'{{"v": {int.__repr__(value)}}}'
+    if t is float and math.isfinite(value):
+        return f'{{"v": {float.__repr__(value)}}}'
+    shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+    if t.__name__ == "ndarray" and type(shape) is tuple and dtype is not None:  # by dtype and shape: remembered
+        key = (t, dtype, shape)
+        found = _ARRAY_PREVIEWS.get(key)
+        if found is None:
+            if len(_ARRAY_PREVIEWS) > 1024:
+                _ARRAY_PREVIEWS.clear()
+            found = _ARRAY_PREVIEWS[key] = _PLAIN_JSON({"t": _describe(value)})
+        return found
     if _plain(value):
         text = _PLAIN_JSON({"v": value})
         if len(text) <= _PREVIEW_CHARS:
@@ -387,6 +407,10 @@ class _NodeRow:
     outputs: list[str]
 
 
+def _is_mapping(value: Any) -> TypeGuard[Mapping[str, Any]]:
+    return type(value) is dict or isinstance(value, Mapping)  # the ABC check costs ~0.4 us; recipes are dicts
+
+
 def workflow_rows(
     recipe: Mapping[str, Any], nodes: Mapping[str, Any], identify: Identify
 ) -> tuple[list[_NodeRow], list[tuple[str, str, str, str]]]:
@@ -406,8 +430,8 @@ def workflow_rows(
             found = memo[id(value)] = (digest(value), preview(value))
         return found
 
-    root_info = (recipe.get("reference") or {}).get("info") if isinstance(recipe.get("reference"), Mapping) else None
-    if isinstance(root_info, Mapping) and isinstance(nodes.get("inputs"), Mapping):  # a node saved on its own
+    root_info = (recipe.get("reference") or {}).get("info") if _is_mapping(recipe.get("reference")) else None
+    if _is_mapping(root_info) and _is_mapping(nodes.get("inputs")):  # a node saved on its own
         module, qualname = root_info.get("module"), root_info.get("qualname")
         if isinstance(module, str) and isinstance(qualname, str):
             version, source = identify(module, qualname)
@@ -425,19 +449,15 @@ def workflow_rows(
         children = level_recipe.get("nodes") or {}
         keys: dict[str, str] = {}
         for label, child in children.items():
-            if not isinstance(child, Mapping) or child.get("type") == "constant":
+            if not _is_mapping(child) or child.get("type") == "constant":
                 continue
             stored = level_nodes.get(label)
-            if not isinstance(stored, Mapping):
+            if not _is_mapping(stored):
                 continue
             key_segments = [*prefix, label]
             key = join(*key_segments)
             keys[label] = key
-            info = (
-                ((child.get("reference") or {}).get("info") or {})
-                if isinstance(child.get("reference"), Mapping)
-                else {}
-            )
+            info = ((child.get("reference") or {}).get("info") or {}) if _is_mapping(child.get("reference")) else {}
             module, qualname = info.get("module"), info.get("qualname")
             name = f"{module}.{qualname}" if isinstance(module, str) and isinstance(qualname, str) else None
             version, source = identify(str(module), str(qualname)) if name else (None, None)
@@ -456,7 +476,7 @@ def workflow_rows(
                     outputs=[str(p) for p in (stored.get("outputs") or {})],
                 )
             )
-            if isinstance(stored.get("nodes"), Mapping) and isinstance(child.get("nodes"), Mapping):
+            if _is_mapping(stored.get("nodes")) and _is_mapping(child.get("nodes")):
                 stack.append((child, stored["nodes"], [*key_segments, "nodes"]))
         for target, source in (level_recipe.get("edges") or {}).items():
             t_node, _, t_port = str(target).partition(".")
@@ -516,10 +536,34 @@ class _Statements:
         self.meta, self.meta_procs = insert(S.metadata)
         self.edge, self.edge_procs = insert(S.edges)
         self.drop = str(S.files.delete().where(S.files.c.path == sa.bindparam("path")).compile(dialect=dialect))
+        self.enqueue, _ = insert(S.queue, skip=("id",))
+        q = S.queue.c
+        self.any_queued = str(sa.select(q.id).limit(1).compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+        self.last_queued = str(sa.select(sa.func.max(q.id)).compile(dialect=dialect))
+        self._dialect = dialect
         if self.sqlite:  # under BEGIN IMMEDIATE this writer holds the lock: max(id) + 1 is what SQLite assigns
             self.ids = "SELECT coalesce(max(id), 0) FROM sn_records"
         else:
             self.ids = "SELECT nextval(pg_get_serial_sequence('sn_records', 'id')) FROM generate_series(1, %(n)s)"
+
+    @functools.lru_cache(maxsize=8)  # noqa: B019 - one _Statements per catalog, a few batch sizes
+    def queued(self, limit: int | None) -> tuple[str, dict[str, Any]]:
+        """The oldest ``limit`` (all: ``None``) queued recordings with ``id <= :upto``, and the
+        statement's own parameters; PostgreSQL locks the rows (``FOR UPDATE``)."""
+        q = S.queue.c
+        taken = sa.select(q.id, q.payload).where(q.id <= sa.bindparam("upto")).order_by(q.id)
+        if limit is not None:
+            taken = taken.limit(int(limit))
+        if not self.sqlite:
+            taken = taken.with_for_update()
+        compiled = taken.compile(dialect=self._dialect)
+        return str(compiled), {k: v for k, v in compiled.params.items() if k != "upto"}
+
+    @functools.lru_cache(maxsize=8)  # noqa: B019 - one _Statements per catalog, a few chunk sizes
+    def dequeue(self, n: int) -> str:
+        """``DELETE FROM sn_queue WHERE id IN (:q0, ..., :q<n-1>)``."""
+        stmt = S.queue.delete().where(S.queue.c.id.in_([sa.bindparam(f"q{i}") for i in range(n)]))
+        return str(stmt.compile(dialect=self._dialect))
 
     def new_record_ids(self, cur: Any, n: int) -> list[int]:
         if self.sqlite:
@@ -644,6 +688,7 @@ class Catalog:
         self._ready = False
         self._ready_lock = threading.Lock()
         self._writes = 0
+        self._queued = 0  # recordings this process queued since its last flush
         self._stmts: _Statements | None = None
 
     def __repr__(self) -> str:
@@ -656,7 +701,14 @@ class Catalog:
         self.close()
 
     def close(self) -> None:
-        """Close the database connections (the catalog reopens them when used again)."""
+        """Move what this process queued into the tables (:meth:`flush`), then close the database
+        connections (the catalog reopens them when used again). A flush that fails is logged: the
+        queue stays for the next query."""
+        if self._queued:
+            try:
+                self.flush()
+            except CatalogError as exc:
+                log.warning("catalog %s: queued recordings stay queued: %s", self.location, exc)
         self._engine.dispose()
 
     def __reduce__(self) -> tuple[Any, ...]:  # picklable to worker processes: by URL
@@ -722,21 +774,39 @@ class Catalog:
         return scrub(text, self.url)
 
     def _run(self, work: Callable[[sa.Connection], T], *, write: bool, what: str) -> T:
-        """Run ``work`` in one transaction; retry a busy database; errors become CatalogError."""
+        """Run ``work`` in one transaction after the queued recordings; retry a busy database;
+        errors become CatalogError."""
         self._prepare()
+        if write:
+            self.flush()
+        else:
+            self._flush_for_read()
         return self._transact(work, write=write, what=what)
 
-    def _transact(self, work: Callable[[sa.Connection], T], *, write: bool, what: str) -> T:
+    def _transact(
+        self,
+        work: Callable[[sa.Connection], T] | None,
+        *,
+        write: bool,
+        what: str,
+        counts: bool = True,
+        direct: Callable[[Any], T] | None = None,
+    ) -> T:
+        """``work(connection)`` in one transaction (or ``direct(dbapi_cursor)`` in one write
+        transaction on the pooled DB-API connection); a busy database is retried."""
         deadline = time.monotonic() + RETRY_SECONDS
         delay = 0.005
         while True:
             try:
+                if direct is not None:
+                    return self._raw_write(direct)
+                assert work is not None
                 with self._engine.connect() as conn:
                     if write:
                         conn = conn.execution_options(sn_write=True)
                     with conn.begin():
                         result = work(conn)
-                    if write and self._sqlite:
+                    if write and self._sqlite and counts:
                         self._writes += 1
                         if self._ready and self._writes % _ANALYZE_EVERY == 1:
                             self._analyze(conn)
@@ -753,6 +823,26 @@ class Catalog:
                     delay = min(delay * 2, 0.5)
                     continue
                 raise CatalogError(f"cannot {what} catalog {self.location}: {self._message(exc)}") from None
+
+    def _raw_write(self, work: Callable[[Any], T]) -> T:
+        """One write transaction straight on the pooled DB-API connection: for the one-row queue
+        insert, whose cost was mostly SQLAlchemy's connection, transaction and event machinery."""
+        dbapi = self._engine.raw_connection()
+        try:
+            cur = dbapi.cursor()
+            try:
+                if self._sqlite:
+                    cur.execute("BEGIN IMMEDIATE")
+                result = work(cur)
+                cur.execute("COMMIT") if self._sqlite else dbapi.commit()
+                return result
+            except BaseException:
+                dbapi.rollback()
+                raise
+            finally:
+                cur.close()
+        finally:
+            dbapi.close()  # back to the pool
 
     def _analyze(self, conn: sa.Connection) -> None:
         """Refresh SQLite's planner statistics (sampled: about a millisecond at any size).
@@ -849,11 +939,23 @@ class Catalog:
         tname = type_name or (_describe(obj).split(" ", 1)[0] if obj is not None or key is not None else "NoneType")
         segments = split(key)
         rec_key = join(*segments)
+        if not segments:  # a whole file: its rows replace the file's old ones, queued like a run's
+            self._enqueue(
+                p,
+                {"file": _file_entry(p, ident, kind="save", backend=backend, workflow=None, metadata=user_metadata,
+                                     by=_by),
+                 "meta": _metadata_rows(user_metadata),
+                 "records": [["", None, None, None, None, None, None, [], tname]],
+                 "inputs": [], "edges": []},
+            )  # fmt: skip
+            return
 
         def work(conn: sa.Connection) -> None:
+            # a keyed save changes the file's rows in place: in order after every queued recording
+            self._drain(conn)
             q = sa.select(S.files.c.id, S.files.c.metadata).where(S.files.c.path == str(p))
-            row = conn.execute(q.with_for_update() if segments else q).first()
-            if row is not None and segments:
+            row = conn.execute(q.with_for_update()).first()
+            if row is not None:
                 file_id = int(row[0])
                 # now, under the lock: a concurrent keyed save that wrote after our first look
                 # and recorded before us must not be undone by our older identity
@@ -909,63 +1011,184 @@ class Catalog:
         parsed = json.loads(recipe) if isinstance(recipe, str | bytes) else recipe
         rows, edges = workflow_rows(parsed, nodes, functools.cache(identify or live_identity))
 
-        stmts = self._statements()
-        file_row = stmts.processed(
-            {"path": str(p), "size": ident.size, "mtime_ns": ident.mtime_ns, "content": ident.content,
-             "backend": backend, "kind": "workflow", "workflow": label, "metadata": _json(user_metadata),
-             "created_by": _user(), "host": _host(), "created_at": _now(), "recorded_by": _by},
-            stmts.file_procs,
-        )  # fmt: skip
-        meta_rows = _metadata_rows(user_metadata)
-        record_rows: list[dict[str, Any]] = []
-        for r in rows:
-            digests = {port: d for port, (d, _) in r.inputs.items()}
-            undigested = sorted(port for port, d in digests.items() if d is None)
-            record_rows.append(
-                {"id": None, "file_id": None, "key": r.key, "label": r.label, "node": r.node, "module": r.module,
-                 "qualname": r.qualname, "version": r.version, "source": r.source,
-                 "call": call_digest(r.node, r.version, r.source, digests) if r.node else None,
-                 "outputs": _json(r.outputs), "undigested": _json(undigested), "type": r.type}
-            )  # fmt: skip
+        # the call digests and JSON columns are made at flush time, from these
+        record_rows = [[r.key, r.label, r.node, r.module, r.qualname, r.version, r.source, r.outputs, r.type]
+                       for r in rows]  # fmt: skip
+        input_rows = [[i, port, d, pv] for i, r in enumerate(rows) for port, (d, pv) in r.inputs.items()]
         position = {r.key: i for i, r in enumerate(rows)}
+        self._enqueue(
+            p,
+            {"file": _file_entry(p, ident, kind="workflow", backend=backend, workflow=label,
+                                 metadata=user_metadata, by=_by),
+             "meta": _metadata_rows(user_metadata), "records": record_rows, "inputs": input_rows,
+             "edges": [[position[s], sp, position[t], tp] for s, sp, t, tp in edges]},
+        )  # fmt: skip
 
-        def work(conn: sa.Connection) -> None:
-            # five statements on the DB-API cursor: replace the file's rows (by cascade), insert
-            # the file, its metadata, its records (ids taken up front), their inputs, the edges
+    # ------------------------------------------------------------------ the queue
+
+    def _enqueue(self, p: Path, payload: dict[str, Any]) -> None:
+        """Queue one recording: a single-row transaction (what a save waits for)."""
+        self._prepare()
+        stmts = self._statements()
+        text = _QUEUE_JSON(payload)
+
+        self._transact(
+            None,
+            write=True,
+            what="record into",
+            direct=lambda cur: cur.execute(stmts.enqueue, {"path": str(p), "payload": text}),
+        )
+        self._queued += 1
+        _queued_here.add(self)
+
+    def _drain(self, conn: sa.Connection, limit: int | None = None, upto: int | None = None) -> int:
+        """Move queued recordings (oldest first, at most ``limit``, ids up to ``upto``) into the
+        tables; return how many.
+
+        Inside the caller's write transaction: a crash or error leaves the queue as it was.
+        PostgreSQL locks the rows taken (``FOR UPDATE``): a second drainer waits, then finds
+        them gone. SQLite's ``BEGIN IMMEDIATE`` already serialises writers.
+        """
+        stmts = self._statements()
+        cur = _cursor(conn)
+        try:
+            if upto is None:
+                upto = self._last_queued(conn)
+                if upto is None:
+                    return 0
+            sql, params = stmts.queued(limit)
+            cur.execute(sql, {**params, "upto": upto})
+            taken = cur.fetchall()
+            dbapi = self._engine.dialect.loaded_dbapi
+            rejected = (dbapi.DataError, dbapi.ProgrammingError, dbapi.InterfaceError, ValueError, TypeError)
+            for qid, text in taken:
+                payload = _queued_payload(text)
+                why = "its payload is not one this version writes"
+                if payload is not None:
+                    cur.execute("SAVEPOINT sn_queued")
+                    try:
+                        self._apply(cur, stmts, payload)
+                        cur.execute("RELEASE SAVEPOINT sn_queued")
+                        continue
+                    except rejected as exc:  # the database refuses these rows: not a busy database
+                        cur.execute("ROLLBACK TO SAVEPOINT sn_queued")
+                        why = f"the database refused its rows ({type(exc).__name__})"
+                # never applicable (damaged, or written by another program): dropped, and said
+                log.error("catalog %s: dropped queued recording %s: %s (%.80r); record the file again with "
+                          "`storage-nodes catalog index DIR`", self.location, qid, why, text)  # fmt: skip
+            if taken:
+                ids = [int(q) for q, _ in taken]
+                for chunk in _chunks(ids):
+                    cur.execute(stmts.dequeue(len(chunk)), {f"q{i}": q for i, q in enumerate(chunk)})
+            return len(taken)
+        finally:
+            cur.close()
+
+    def _apply(self, cur: Any, stmts: _Statements, payload: Mapping[str, Any]) -> None:
+        """The rows of one queued recording: replace the file's rows (by cascade), insert file,
+        metadata, records (ids taken up front), their inputs, the edges; five statements."""
+        f = dict(payload["file"])
+        f["created_at"] = datetime.datetime.fromisoformat(f["created_at"])
+        cur.execute(stmts.drop, {"path": f["path"]})
+        cur.execute(stmts.file, stmts.processed(f, stmts.file_procs))
+        file_id = int(cur.fetchone()[0])
+        if payload["meta"]:
+            meta = [{**m, "file_id": file_id} for m in payload["meta"]]
+            cur.executemany(stmts.meta, stmts.all_processed(meta, stmts.meta_procs))
+        records = payload["records"]
+        if not records:
+            return
+        ids = stmts.new_record_ids(cur, len(records))
+        digests: list[dict[str, str | None]] = [{} for _ in records]
+        for i, port, d, _pv in payload["inputs"]:
+            digests[i][port] = d
+        record_rows = []
+        for (key, label, node, module, qualname, version, source, outputs, type_), rid, ins in zip(
+            records, ids, digests, strict=True
+        ):
+            record_rows.append(
+                {"id": rid, "file_id": file_id, "key": key, "label": label, "node": node, "module": module,
+                 "qualname": qualname, "version": version, "source": source,
+                 "call": call_digest(node, version, source, ins) if node else None, "outputs": _json(outputs),
+                 "undigested": _json(sorted(p for p, d in ins.items() if d is None)), "type": type_}
+            )  # fmt: skip
+        cur.executemany(stmts.record, stmts.all_processed(record_rows, stmts.record_procs))
+        if payload["inputs"]:
+            cur.executemany(
+                stmts.input,
+                stmts.all_processed(
+                    [{"record_id": ids[i], "port": port, "digest": d, "preview": pv}
+                     for i, port, d, pv in payload["inputs"]],
+                    stmts.input_procs,
+                ),
+            )  # fmt: skip
+        if payload["edges"]:
+            cur.executemany(
+                stmts.edge,
+                stmts.all_processed(
+                    [{"file_id": file_id, "source_id": ids[s], "source_port": sp, "target_id": ids[t],
+                      "target_port": tp} for s, sp, t, tp in payload["edges"]],
+                    stmts.edge_procs,
+                ),
+            )  # fmt: skip
+
+    def _has_queued(self) -> bool:
+        def work(conn: sa.Connection) -> bool:
             cur = _cursor(conn)
             try:
-                cur.execute(stmts.drop, {"path": str(p)})
-                cur.execute(stmts.file, file_row)
-                file_id = int(cur.fetchone()[0])
-                if meta_rows:
-                    meta = [{**m, "file_id": file_id} for m in meta_rows]
-                    cur.executemany(stmts.meta, stmts.all_processed(meta, stmts.meta_procs))
-                if not record_rows:
-                    return
-                ids = stmts.new_record_ids(cur, len(record_rows))
-                for row, rid in zip(record_rows, ids):
-                    row["id"], row["file_id"] = rid, file_id
-                cur.executemany(stmts.record, stmts.all_processed(record_rows, stmts.record_procs))
-                input_rows = [
-                    {"record_id": rid, "port": port, "digest": d, "preview": pv}
-                    for r, rid in zip(rows, ids)
-                    for port, (d, pv) in r.inputs.items()
-                ]
-                if input_rows:
-                    cur.executemany(stmts.input, stmts.all_processed(input_rows, stmts.input_procs))
-                if edges:
-                    cur.executemany(
-                        stmts.edge,
-                        stmts.all_processed([
-                            {"file_id": file_id, "source_id": ids[position[s]], "source_port": sp,
-                             "target_id": ids[position[t]], "target_port": tp}
-                            for s, sp, t, tp in edges
-                        ], stmts.edge_procs),
-                    )  # fmt: skip
+                cur.execute(self._statements().any_queued)
+                return cur.fetchone() is not None
             finally:
                 cur.close()
 
-        self._run(work, write=True, what="record into")
+        return self._transact(work, write=False, what="read")
+
+    def flush(self) -> int:
+        """Move every queued recording into the tables now; return how many.
+
+        Saves only queue their recording (one row); every query, :meth:`index`,
+        :meth:`close` and the exit of a process that saved do this first, so a query
+        never misses a save. Call it to make the tables complete for readers that use
+        ``sqlite3``/``psql`` directly while this process keeps running.
+
+        >>> cat.flush()  # doctest: +SKIP
+        3
+        """
+        self._prepare()
+        upto = self._transact(self._last_queued, write=False, what="read")
+        total = 0
+        while upto is not None:  # what was queued when the flush began: writers that go on queueing
+            n = self._transact(  # cannot keep it going forever
+                lambda conn: self._drain(conn, _DRAIN_BATCH, upto), write=True, what="record into"
+            )
+            total += n
+            if n < _DRAIN_BATCH:
+                break
+        self._queued = 0
+        return total
+
+    def _last_queued(self, conn: sa.Connection) -> int | None:
+        cur = _cursor(conn)
+        try:
+            cur.execute(self._statements().last_queued)
+            found = cur.fetchone()[0]
+            return None if found is None else int(found)
+        finally:
+            cur.close()
+
+    def _flush_for_read(self) -> None:
+        """Before a query: flush the queue if anything is queued. A reader without write access
+        (a read-only file or PostgreSQL role) queries what is already in the tables, with a warning."""
+        if not self._has_queued():
+            return
+        try:
+            self.flush()
+        except CatalogError as exc:
+            text = str(exc).lower()
+            if not any(w in text for w in ("readonly", "read-only", "read only", "permission denied", "privilege")):
+                raise
+            log.warning("catalog %s: queued recordings not visible: no write access to move them into the "
+                        "tables (%s); a query by a writer will", self.location, exc)  # fmt: skip
 
     def _insert_file(
         self,
@@ -1342,6 +1565,7 @@ class Catalog:
                 report.skipped.append((str(p), str(exc)))
                 continue
             report.recorded.append(str(p))
+        self.flush()
         return report
 
     def _index_file(self, p: Path, *, safe: bool) -> None:
@@ -1412,6 +1636,64 @@ def _chunks(items: Sequence[int]) -> Iterator[list[int]]:
     items = list(items)
     for i in range(0, len(items), _IN_CHUNK):
         yield items[i : i + _IN_CHUNK]
+
+
+#: what a queued record lists, in this order (``id``, ``file_id``, ``call``, ``undigested`` come at flush)
+_RECORD_FIELDS = ("key", "label", "node", "module", "qualname", "version", "source", "outputs", "type")
+_QUEUE_JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+#: queued recordings moved per transaction by a flush
+_DRAIN_BATCH = 200
+
+
+def _file_entry(
+    p: Path, ident: FileIdentity, *, kind: str, backend: str | None, workflow: str | None,
+    metadata: Mapping[str, Any], by: str,
+) -> dict[str, Any]:  # fmt: skip
+    """The ``sn_files`` row of a queued recording (``created_at``: ISO text, UTC)."""
+    return {"path": str(p), "size": ident.size, "mtime_ns": ident.mtime_ns, "content": ident.content,
+            "backend": backend, "kind": kind, "workflow": workflow, "metadata": _json(metadata),
+            "created_by": _user(), "host": _host(), "created_at": _now().isoformat(), "recorded_by": by}  # fmt: skip
+
+
+def _queued_payload(text: Any) -> dict[str, Any] | None:
+    """A queued recording's payload if it has the shape :meth:`Catalog._apply` needs, else ``None``."""
+    try:
+        doc = json.loads(text)
+        f = doc["file"]
+        ok = (
+            isinstance(f, dict) and set(f) >= {"path", "created_at"} and isinstance(f["created_at"], str)
+            and all(isinstance(m, dict) for m in doc["meta"])
+            and all(isinstance(r, list) and len(r) == len(_RECORD_FIELDS) and isinstance(r[7], list)
+                    for r in doc["records"])
+            and all(isinstance(i, list) and len(i) == 4 and 0 <= i[0] < len(doc["records"]) and type(i[1]) is str
+                    for i in doc["inputs"])
+            and all(isinstance(e, list) and len(e) == 4 and 0 <= e[0] < len(doc["records"])
+                    and 0 <= e[2] < len(doc["records"]) for e in doc["edges"])
+        )  # fmt: skip
+        datetime.datetime.fromisoformat(f["created_at"])
+    except (ValueError, TypeError, KeyError, RecursionError):
+        return None
+    return doc if ok else None
+
+
+#: catalogs this process queued recordings into: flushed at exit
+_queued_here: weakref.WeakSet[Catalog] = weakref.WeakSet()
+
+
+def _flush_at_exit() -> None:
+    for cat in list(_queued_here):
+        if not cat._queued:
+            continue
+        database = cat.url.database if cat._sqlite else None
+        if database and not os.path.exists(database):
+            continue  # the catalog file was deleted: nothing to flush into
+        try:
+            cat.flush()
+        except Exception as exc:  # at exit: say it, never raise
+            log.warning("catalog %s: queued recordings stay queued: %s", cat.location, exc)
+
+
+atexit.register(_flush_at_exit)
 
 
 def _metadata_rows(metadata: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -57,11 +57,19 @@ def _float_bytes(x: float) -> bytes:
     return _NAN if x != x else _pack_d(x)
 
 
+#: the hash state after the version prefix every digest starts with (copied, not recomputed)
+_PREFIXED = hashlib.sha256(b"storage_nodes-digest-%d\x00" % DIGEST_VERSION)
+
+
+#: (tag, dtype, shape) -> the encoded header of such an array (its text costs more than the hashing)
+_HEADERS: dict[tuple[bytes, Any, tuple[int, ...]], bytes] = {}
+
+
 class _Encoder:
     __slots__ = ("h", "items", "path")
 
     def __init__(self) -> None:
-        self.h = hashlib.sha256(b"storage_nodes-digest-%d\x00" % DIGEST_VERSION)
+        self.h = _PREFIXED.copy()
         self.items = 0
         self.path: list[int] = []  # ids of the containers on the current path (cycle guard)
 
@@ -165,7 +173,13 @@ class _Encoder:
             a = a.astype(dtype)
         if dtype.kind in "fc" and a.size and np.isnan(a).any():
             a = np.where(np.isnan(a), np.array(np.nan, dtype=dtype), a)  # one NaN bit pattern
-        self.put(tag, f"{dtype.str}|{dtype.descr!r}|{a.shape!r}".encode())
+        header = _HEADERS.get((tag, dtype, a.shape))
+        if header is None:
+            if len(_HEADERS) > 1024:
+                _HEADERS.clear()
+            text = f"{dtype.str}|{dtype.descr!r}|{a.shape!r}".encode()
+            header = _HEADERS[(tag, dtype, a.shape)] = tag + _pack_q(len(text)) + text
+        self.h.update(header)
         if a.flags.c_contiguous:
             self.h.update(a.reshape(-1).view(np.uint8).data if a.size else b"")  # no copy
             return
@@ -228,6 +242,15 @@ _CONTAINERS: dict[type, Callable[[_Encoder, Any, int], None]] = {
 }
 
 
+def _constant(value: Any) -> str:
+    enc = _Encoder()
+    _SIMPLE[type(value)](enc, value)
+    return enc.h.hexdigest()
+
+
+_CONSTANTS = {v: _constant(v) for v in (None, True, False)}
+
+
 def digest(value: Any) -> str | None:
     """The hex SHA-256 of ``value``'s canonical typed encoding, or ``None`` if it has none.
 
@@ -238,6 +261,19 @@ def digest(value: Any) -> str | None:
     >>> digest(lambda x: x) is None
     True
     """
+    t = type(value)
+    if t is str:  # the commonest input values, hashed as _Encoder.put would (no walk, no budget)
+        payload = value.encode("utf-8", "surrogatepass")
+        h = _PREFIXED.copy()
+        h.update(b"S" + _pack_q(len(payload)) + payload)
+        return h.hexdigest()
+    if value is None or t is bool:
+        return _CONSTANTS[value]
+    simple = _SIMPLE.get(t)
+    if simple is not None:
+        enc = _Encoder()
+        simple(enc, value)
+        return enc.h.hexdigest()
     enc = _Encoder()
     try:
         enc.enc(value, 0)

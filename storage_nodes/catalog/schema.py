@@ -1,6 +1,6 @@
 """The catalog's tables (SQLAlchemy Core), its schema version and the migration path.
 
-Six tables, all prefixed ``sn_`` so a catalog can share a PostgreSQL database with other
+Seven tables, all prefixed ``sn_`` so a catalog can share a PostgreSQL database with other
 applications (docs/catalog.md describes every column for readers using ``sqlite3``/``psql``):
 
 - ``sn_schema``   one row: the schema version, the digest version, who created the catalog;
@@ -13,7 +13,11 @@ applications (docs/catalog.md describes every column for readers using ``sqlite3
 - ``sn_inputs``   one row per input port of a node record: port, value digest (NULL when
   the value cannot be digested), a short JSON preview;
 - ``sn_metadata`` one row per user-metadata entry of a file: name, value digest, JSON value;
-- ``sn_edges``    the run's edges: which record's output port fed which record's input port.
+- ``sn_edges``    the run's edges: which record's output port fed which record's input port;
+- ``sn_queue``    recordings not yet spread over the tables above: one row per save (its path
+  and, as JSON text, every row it will become). A save writes only this row; the next
+  query, ``close()`` or the saving process's exit moves queued rows into the tables, in
+  order, one transaction per batch (schema version 2).
 
 Rows of a file are deleted with it (``ON DELETE CASCADE``; the catalog also deletes
 explicitly, since SQLite enforces foreign keys only when asked).
@@ -31,9 +35,11 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "edges", "files", "inputs", "metadata", "meta_table", "records", "schema"]
+__all__ = [
+    "MIGRATIONS", "SCHEMA_VERSION", "edges", "files", "inputs", "metadata", "meta_table", "queue", "records", "schema",
+]  # fmt: skip
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 meta_table = sa.MetaData()
 
@@ -122,8 +128,22 @@ sa.Index("sn_edges_target", edges.c.target_id)
 sa.Index("sn_edges_source", edges.c.source_id)  # deleting a record checks the edges that name it
 sa.Index("sn_edges_file", edges.c.file_id)
 
-#: ``MIGRATIONS[v](connection)`` turns a version-``v`` catalog into version ``v + 1`` (none yet)
-MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {}
+queue = sa.Table(
+    "sn_queue",
+    meta_table,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+)
+
+
+def _add_queue(conn: sa.Connection) -> None:
+    """Version 1 -> 2: the recording queue (a new, empty table; nothing else changes)."""
+    queue.create(conn)
+
+
+#: ``MIGRATIONS[v](connection)`` turns a version-``v`` catalog into version ``v + 1``
+MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {1: _add_queue}
 
 #: the tables in the order rows must be deleted (children first)
 CHILDREN_FIRST = (edges, inputs, metadata, records, files)

@@ -207,7 +207,7 @@ def save_workflow(
         nodes = {k: v for k, v in document.items() if k != WORKFLOW_KEY}  # with the root's own ports
         try:
             rec.record_workflow(written, label=header["label"], recipe=header["recipe"], nodes=nodes,
-                                metadata=metadata, backend=api.resolve_backend(written).name)  # fmt: skip
+                                metadata=metadata, backend=api.written_by(written, backend))  # fmt: skip
         except Exception as exc:
             raise api.record_failed(exc, written, rec) from None
     return written
