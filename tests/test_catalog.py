@@ -678,3 +678,23 @@ def test_sqlite_catalog_on_a_network_filesystem_falls_back_from_wal(tmp_path, mo
     assert local.journal_mode == "wal" and local.stats()["files"] == 0
     with local._engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
+
+
+def test_live_identity_follows_an_edit_of_the_module_file(tmp_path, monkeypatch):
+    import importlib
+    import time
+
+    from storage_nodes.catalog import catalog as C
+
+    mod = tmp_path / "sn_live_mod.py"
+    mod.write_text("def f(x):\n    return x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.import_module("sn_live_mod")
+    try:
+        first = C.live_identity("sn_live_mod", "f")
+        assert first[1] is not None and C.live_identity("sn_live_mod", "f") == first  # remembered
+        time.sleep(0.01)
+        mod.write_text("def f(x):\n    return x + 1\n")  # edited on disk: another source digest
+        assert C.live_identity("sn_live_mod", "f")[1] not in (None, first[1])
+    finally:
+        sys.modules.pop("sn_live_mod", None)

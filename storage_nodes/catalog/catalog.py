@@ -24,6 +24,7 @@ import math
 import os
 import random
 import socket
+import sys
 import threading
 import time
 import weakref
@@ -376,10 +377,34 @@ def call_digest(
 Identify = Callable[[str, str], tuple[str | None, str | None]]
 
 
+#: (module, qualname) -> ((mtime_ns, size) of the module's file, (version, source digest))
+_LIVE: dict[tuple[str, str], tuple[tuple[int, int], tuple[str | None, str | None]]] = {}
+
+
 def live_identity(module: str, qualname: str) -> tuple[str | None, str | None]:
-    """Version and source digest of a function as the current environment has it (imports nothing)."""
+    """Version and source digest of a function as the current environment has it (imports nothing).
+
+    Remembered per function while its imported module's file keeps its mtime and size (an
+    imported package's version cannot change in a running process).
+    """
+    file = getattr(sys.modules.get(module), "__file__", None)
+    stamp = None
+    if isinstance(file, str):
+        try:
+            st = os.stat(file)
+            stamp = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            pass
+    found = _LIVE.get((module, qualname))
+    if found is not None and stamp is not None and found[0] == stamp:
+        return found[1]
     rec = module_record(module, [qualname], with_git=False)
-    return rec.get("version"), (rec.get("sources") or {}).get(qualname)
+    identity = rec.get("version"), (rec.get("sources") or {}).get(qualname)
+    if stamp is not None:
+        if len(_LIVE) > 4096:
+            _LIVE.clear()
+        _LIVE[(module, qualname)] = (stamp, identity)
+    return identity
 
 
 def recorded_identity(environment: Mapping[str, Any]) -> Identify:
@@ -779,9 +804,24 @@ class Catalog:
         self._prepare()
         if write:
             self.flush()
-        else:
+            return self._transact(work, write=True, what=what)
+        stmts = self._statements()
+
+        def unless_queued(conn: sa.Connection) -> T:  # one snapshot: an empty queue means complete tables
+            cur = _cursor(conn)
+            try:
+                cur.execute(stmts.any_queued)
+                if cur.fetchone() is not None:
+                    raise _Queued
+            finally:
+                cur.close()
+            return work(conn)
+
+        try:
+            return self._transact(unless_queued, write=False, what=what)
+        except _Queued:
             self._flush_for_read()
-        return self._transact(work, write=write, what=what)
+        return self._transact(work, write=False, what=what)
 
     def _transact(
         self,
@@ -1132,17 +1172,6 @@ class Catalog:
                 ),
             )  # fmt: skip
 
-    def _has_queued(self) -> bool:
-        def work(conn: sa.Connection) -> bool:
-            cur = _cursor(conn)
-            try:
-                cur.execute(self._statements().any_queued)
-                return cur.fetchone() is not None
-            finally:
-                cur.close()
-
-        return self._transact(work, write=False, what="read")
-
     def flush(self) -> int:
         """Move every queued recording into the tables now; return how many.
 
@@ -1177,10 +1206,8 @@ class Catalog:
             cur.close()
 
     def _flush_for_read(self) -> None:
-        """Before a query: flush the queue if anything is queued. A reader without write access
+        """Before a query that found the queue not empty: flush it. A reader without write access
         (a read-only file or PostgreSQL role) queries what is already in the tables, with a warning."""
-        if not self._has_queued():
-            return
         try:
             self.flush()
         except CatalogError as exc:
@@ -1592,6 +1619,10 @@ class Catalog:
             return
         self.record_save(p, metadata=listing.metadata, backend=backend, type_name=getattr(listing.root, "type", None),
                          _by="index")  # fmt: skip
+
+
+class _Queued(Exception):
+    """Inside a read: the queue holds recordings, so the query waits for a flush."""
 
 
 class _Undigested:
