@@ -250,11 +250,9 @@ def test_a_damaged_log_is_refused_naming_the_file(tmp_path, monkeypatch):
 
 
 def test_the_index_reader_of_docs_format_md_applies_the_log(tmp_path):
-    text = (Path(__file__).resolve().parent.parent / "docs" / "format.md").read_text()
-    section = text[text.index("### The index log") :]
-    code = section[section.index("```python\n") + 10 : section.index("```\n", section.index("```python"))]
-    namespace: dict = {}
-    exec(compile(code, "docs/format.md", "exec"), namespace)
+    from _docs import DOCS, section_namespace
+
+    namespace = section_namespace(DOCS / "format.md", "### The index log")
     path = sn.save(START, tmp_path / "spec.h5")
     for key, value, metadata in CHANGES[:-2]:
         sn.save(value, path, key=key, metadata=metadata)

@@ -104,12 +104,9 @@ def _spec_index(f):
     """The index of an open h5py file read by the procedure of docs/format.md (h5py, msgpack
     and zlib alone; the index log applied)."""
     if not _SPEC:
-        from pathlib import Path
+        from _docs import DOCS, section_namespace
 
-        text = (Path(__file__).resolve().parent.parent / "docs" / "format.md").read_text()
-        section = text[text.index("### The index log") :]
-        code = section[section.index("```python\n") + 10 : section.index("```\n", section.index("```python"))]
-        exec(compile(code, "docs/format.md", "exec"), _SPEC)
+        _SPEC.update(section_namespace(DOCS / "format.md", "### The index log"))
     return _SPEC["read_index"](f)
 
 
@@ -473,13 +470,9 @@ def test_datasets_of_a_replaced_entry_are_deleted(tmp_path):
 
 
 def test_the_rollback_procedure_of_docs_format_md_restores_the_old_file(tmp_path):
-    from pathlib import Path
+    from _docs import DOCS, section_namespace
 
-    text = (Path(__file__).resolve().parent.parent / "docs" / "format.md").read_text()
-    section = text[text.index("### In-place updates") :]
-    code = section[section.index("```python\n") + 10 : section.index("```\n", section.index("```python"))]
-    namespace: dict = {}
-    exec(compile(code, "docs/format.md", "exec"), namespace)
+    namespace = section_namespace(DOCS / "format.md", "### In-place updates")
     path = sn.save(OLD, tmp_path / "run.h5")
     original, broken, jbytes = _journaled_state(path)
     namespace["roll_back"](str(path))  # no storage_nodes involved
