@@ -565,6 +565,7 @@ class _Statements:
         q = S.queue.c
         self.any_queued = str(sa.select(q.id).limit(1).compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
         self.last_queued = str(sa.select(sa.func.max(q.id)).compile(dialect=dialect))
+        self.left = str(sa.select(sa.func.min(q.id)).where(q.id <= sa.bindparam("upto")).compile(dialect=dialect))
         self._dialect = dialect
         if self.sqlite:  # under BEGIN IMMEDIATE this writer holds the lock: max(id) + 1 is what SQLite assigns
             self.ids = "SELECT coalesce(max(id), 0) FROM sn_records"
@@ -1186,15 +1187,24 @@ class Catalog:
         self._prepare()
         upto = self._transact(self._last_queued, write=False, what="read")
         total = 0
-        while upto is not None:  # what was queued when the flush began: writers that go on queueing
-            n = self._transact(  # cannot keep it going forever
-                lambda conn: self._drain(conn, _DRAIN_BATCH, upto), write=True, what="record into"
-            )
+        # up to what was queued when the flush began: writers that go on queueing cannot keep it
+        # going; and until none of that is left, since a batch that finds its rows taken (another
+        # flusher held them, PostgreSQL) comes back short while later rows still wait
+        while upto is not None:
+            n = self._transact(lambda conn: self._drain(conn, _DRAIN_BATCH, upto), write=True, what="record into")
             total += n
-            if n < _DRAIN_BATCH:
+            if n == 0 and not self._transact(lambda conn: self._left(conn, upto), write=False, what="read"):
                 break
         self._queued = 0
         return total
+
+    def _left(self, conn: sa.Connection, upto: int) -> bool:
+        cur = _cursor(conn)
+        try:
+            cur.execute(self._statements().left, {"upto": upto})
+            return cur.fetchone()[0] is not None
+        finally:
+            cur.close()
 
     def _last_queued(self, conn: sa.Connection) -> int | None:
         cur = _cursor(conn)
