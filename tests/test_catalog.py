@@ -698,3 +698,17 @@ def test_live_identity_follows_an_edit_of_the_module_file(tmp_path, monkeypatch)
         assert C.live_identity("sn_live_mod", "f")[1] not in (None, first[1])
     finally:
         sys.modules.pop("sn_live_mod", None)
+
+
+def test_a_flush_batch_holds_a_bounded_amount_of_payload(cat, tmp_path, monkeypatch):
+    from storage_nodes.catalog import catalog as C
+
+    for i in range(5):
+        sn.save([i], tmp_path / f"{i}.json", catalog=cat)
+    size = max(len(t) for t in _queue_rows(cat))
+    monkeypatch.setattr(C, "DRAIN_BYTES", 2 * size)  # two payloads a batch
+    batches = []
+    real = C.Catalog._drain
+    monkeypatch.setattr(C.Catalog, "_drain", lambda self, *a: batches.append(real(self, *a)) or batches[-1])
+    assert cat.flush() == 5 and batches == [2, 2, 1, 0]
+    assert sorted(h.path.name for h in cat.find(kind="save")) == [f"{i}.json" for i in range(5)]

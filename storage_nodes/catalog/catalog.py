@@ -565,6 +565,7 @@ class _Statements:
         q = S.queue.c
         self.any_queued = str(sa.select(q.id).limit(1).compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
         self.last_queued = str(sa.select(sa.func.max(q.id)).compile(dialect=dialect))
+        self.payload = str(sa.select(q.payload).where(q.id == sa.bindparam("id")).compile(dialect=dialect))
         self.left = str(sa.select(sa.func.min(q.id)).where(q.id <= sa.bindparam("upto")).compile(dialect=dialect))
         self._dialect = dialect
         if self.sqlite:  # under BEGIN IMMEDIATE this writer holds the lock: max(id) + 1 is what SQLite assigns
@@ -574,10 +575,10 @@ class _Statements:
 
     @functools.lru_cache(maxsize=8)  # noqa: B019 - one _Statements per catalog, a few batch sizes
     def queued(self, limit: int | None) -> tuple[str, dict[str, Any]]:
-        """The oldest ``limit`` (all: ``None``) queued recordings with ``id <= :upto``, and the
-        statement's own parameters; PostgreSQL locks the rows (``FOR UPDATE``)."""
+        """Ids and payload lengths of the oldest ``limit`` (all: ``None``) queued recordings with
+        ``id <= :upto``, and the statement's own parameters; PostgreSQL locks the rows (``FOR UPDATE``)."""
         q = S.queue.c
-        taken = sa.select(q.id, q.payload).where(q.id <= sa.bindparam("upto")).order_by(q.id)
+        taken = sa.select(q.id, sa.func.length(q.payload)).where(q.id <= sa.bindparam("upto")).order_by(q.id)
         if limit is not None:
             taken = taken.limit(int(limit))
         if not self.sqlite:
@@ -1099,10 +1100,19 @@ class Catalog:
                     return 0
             sql, params = stmts.queued(limit)
             cur.execute(sql, {**params, "upto": upto})
-            taken = cur.fetchall()
+            listed = cur.fetchall()
+            taken: list[int] = []
+            size = 0
+            for qid, length in listed:  # payloads one at a time, and at most DRAIN_BYTES of them a batch
+                if taken and size + int(length or 0) > DRAIN_BYTES:
+                    break
+                taken.append(int(qid))
+                size += int(length or 0)
             dbapi = self._engine.dialect.loaded_dbapi
             rejected = (dbapi.DataError, dbapi.ProgrammingError, dbapi.InterfaceError, ValueError, TypeError)
-            for qid, text in taken:
+            for qid in taken:
+                cur.execute(stmts.payload, {"id": qid})
+                text = cur.fetchone()[0]
                 payload = _queued_payload(text)
                 why = "its payload is not one this version writes"
                 if payload is not None:
@@ -1117,10 +1127,8 @@ class Catalog:
                 # never applicable (damaged, or written by another program): dropped, and said
                 log.error("catalog %s: dropped queued recording %s: %s (%.80r); record the file again with "
                           "`storage-nodes catalog index DIR`", self.location, qid, why, text)  # fmt: skip
-            if taken:
-                ids = [int(q) for q, _ in taken]
-                for chunk in _chunks(ids):
-                    cur.execute(stmts.dequeue(len(chunk)), {f"q{i}": q for i, q in enumerate(chunk)})
+            for chunk in _chunks(taken):
+                cur.execute(stmts.dequeue(len(chunk)), {f"q{i}": q for i, q in enumerate(chunk)})
             return len(taken)
         finally:
             cur.close()
@@ -1684,6 +1692,8 @@ _RECORD_FIELDS = ("key", "label", "node", "module", "qualname", "version", "sour
 _QUEUE_JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 #: queued recordings moved per transaction by a flush
 _DRAIN_BATCH = 200
+#: and at most this many payload characters of them (a batch takes one at least): bounded memory
+DRAIN_BYTES = 32 << 20
 
 
 def _file_entry(
