@@ -14,6 +14,16 @@ def python_blocks(text: str) -> list[str]:
     return re.findall(r"```python\n(.*?)```", text, flags=re.S)
 
 
+def section_namespace(page: Path, heading: str) -> dict[str, Any]:
+    """Execute the first ```python block after ``heading`` in ``page``; return its namespace
+    (the procedures a format page gives for readers without storage_nodes)."""
+    text = page.read_text()
+    block = python_blocks(text[text.index(heading) :])[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(block, f"{page.name}[{heading}]", "exec"), namespace)
+    return namespace
+
+
 def run_python_blocks(page: Path) -> tuple[dict[str, Any], int]:
     """Execute the blocks of ``page`` in one namespace; return it and the number of blocks.
 

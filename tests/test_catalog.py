@@ -678,3 +678,37 @@ def test_sqlite_catalog_on_a_network_filesystem_falls_back_from_wal(tmp_path, mo
     assert local.journal_mode == "wal" and local.stats()["files"] == 0
     with local._engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
+
+
+def test_live_identity_follows_an_edit_of_the_module_file(tmp_path, monkeypatch):
+    import importlib
+    import time
+
+    from storage_nodes.catalog import catalog as C
+
+    mod = tmp_path / "sn_live_mod.py"
+    mod.write_text("def f(x):\n    return x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.import_module("sn_live_mod")
+    try:
+        first = C.live_identity("sn_live_mod", "f")
+        assert first[1] is not None and C.live_identity("sn_live_mod", "f") == first  # remembered
+        time.sleep(0.01)
+        mod.write_text("def f(x):\n    return x + 1\n")  # edited on disk: another source digest
+        assert C.live_identity("sn_live_mod", "f")[1] not in (None, first[1])
+    finally:
+        sys.modules.pop("sn_live_mod", None)
+
+
+def test_a_flush_batch_holds_a_bounded_amount_of_payload(cat, tmp_path, monkeypatch):
+    from storage_nodes.catalog import catalog as C
+
+    for i in range(5):
+        sn.save([i], tmp_path / f"{i}.json", catalog=cat)
+    size = max(len(t) for t in _queue_rows(cat))
+    monkeypatch.setattr(C, "DRAIN_BYTES", 2 * size)  # two payloads a batch
+    batches = []
+    real = C.Catalog._drain
+    monkeypatch.setattr(C.Catalog, "_drain", lambda self, *a: batches.append(real(self, *a)) or batches[-1])
+    assert cat.flush() == 5 and batches == [2, 2, 1, 0]
+    assert sorted(h.path.name for h in cat.find(kind="save")) == [f"{i}.json" for i in range(5)]

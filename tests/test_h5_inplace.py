@@ -97,10 +97,23 @@ def _restore(path, data: bytes) -> None:
     path.write_bytes(data)  # the same inode, as a real in-place update has
 
 
+_SPEC: dict = {}
+
+
+def _spec_index(f):
+    """The index of an open h5py file read by the procedure of docs/format.md (h5py, msgpack
+    and zlib alone; the index log applied)."""
+    if not _SPEC:
+        from _docs import DOCS, section_namespace
+
+        _SPEC.update(section_namespace(DOCS / "format.md", "### The index log"))
+    return _SPEC["read_index"](f)
+
+
 def _h5py_reads(path, key: str) -> None:
     """h5py and msgpack alone open the file and find the entry's top level in its index."""
     with h5py.File(path, "r") as f:
-        index = msgpack.unpackb(zlib.decompress(f["index"][()].tobytes()), strict_map_key=False)
+        index = _spec_index(f)
         assert index["format"] == "storage_nodes-h5"
         names = {n["h"][0] for n in _walk(index["root"]) if "h" in n} | {
             n["ds"] for n in _walk(index["root"]) if "ds" in n
@@ -121,18 +134,47 @@ def _walk(node):
             stack.extend(n)
 
 
+def _log_size(path) -> int | None:
+    with h5py.File(path, "r") as f:
+        return f["index_log"].shape[0] if "index_log" in f else None
+
+
 @pytest.mark.parametrize(
-    ("key", "new", "durable"),
-    [(k, v, False) for k, v in UPDATES] + [("added", UPDATES[1][1], True)],
-    ids=[k for k, _ in UPDATES] + ["added-durable"],
+    ("key", "new", "durable", "log"),
+    [(k, v, False, "") for k, v in UPDATES]
+    + [("added", UPDATES[1][1], True, "")]
+    + [(k, v, False, "append") for k, v in UPDATES[:3]]
+    + [("added", UPDATES[1][1], True, "append"), ("big", UPDATES[2][1], False, "fold")],
+    ids=[k for k, _ in UPDATES]
+    + ["added-durable"]
+    + [f"{k}-log" for k, _ in UPDATES[:3]]
+    + ["added-durable-log", "big-log-fold"],
 )
-def test_a_sigkill_at_every_step_of_an_update_leaves_the_old_or_the_new_version(tmp_path, key, new, durable):
+def test_a_sigkill_at_every_step_of_an_update_leaves_the_old_or_the_new_version(
+    tmp_path, monkeypatch, key, new, durable, log
+):
+    """Of a file written whole (the update rewrites /index as format 3), of one with an index
+    log (the update appends its change to /index_log), and of one whose log is folded."""
+    from storage_nodes.backends.h5 import update as h5update
+
     path = sn.save(OLD, tmp_path / "run.h5")
+    if log:
+        sn.save("p1", path, key="small/p1")
+        sn.save("p2", path, key="small/p2")  # (the first rewrote /index, this one wrote the log)
+        assert _log_size(path)
+    if log == "fold":
+        monkeypatch.setattr(h5update, "LOG_MIN_BYTES", 0)
+        monkeypatch.setattr(h5update, "LOG_SHARE", 0.0)
+    logged = _log_size(path)
     original = path.read_bytes()
     old_value = _value(path, key)
     status, steps = _in_child(lambda: sn.save(new, path, key=key, durable=durable), 0)
     assert status == 0 and "overwrite" in steps and steps[-1] == "unpin", steps
     assert _same(sn.load(path, key=key), new)
+    if log == "append":
+        assert (_log_size(path) or 0) > (logged or 0)
+    else:  # the whole index rewritten: no log
+        assert _log_size(path) is None
     outcomes = []
     for k in range(1, len(steps) + 1):
         _restore(path, original)
@@ -428,13 +470,9 @@ def test_datasets_of_a_replaced_entry_are_deleted(tmp_path):
 
 
 def test_the_rollback_procedure_of_docs_format_md_restores_the_old_file(tmp_path):
-    from pathlib import Path
+    from _docs import DOCS, section_namespace
 
-    text = (Path(__file__).resolve().parent.parent / "docs" / "format.md").read_text()
-    section = text[text.index("### In-place updates") :]
-    code = section[section.index("```python\n") + 10 : section.index("```\n", section.index("```python"))]
-    namespace: dict = {}
-    exec(compile(code, "docs/format.md", "exec"), namespace)
+    namespace = section_namespace(DOCS / "format.md", "### In-place updates")
     path = sn.save(OLD, tmp_path / "run.h5")
     original, broken, jbytes = _journaled_state(path)
     namespace["roll_back"](str(path))  # no storage_nodes involved

@@ -24,6 +24,7 @@ import math
 import os
 import random
 import socket
+import sys
 import threading
 import time
 import weakref
@@ -376,10 +377,34 @@ def call_digest(
 Identify = Callable[[str, str], tuple[str | None, str | None]]
 
 
+#: (module, qualname) -> ((mtime_ns, size) of the module's file, (version, source digest))
+_LIVE: dict[tuple[str, str], tuple[tuple[int, int], tuple[str | None, str | None]]] = {}
+
+
 def live_identity(module: str, qualname: str) -> tuple[str | None, str | None]:
-    """Version and source digest of a function as the current environment has it (imports nothing)."""
+    """Version and source digest of a function as the current environment has it (imports nothing).
+
+    Remembered per function while its imported module's file keeps its mtime and size (an
+    imported package's version cannot change in a running process).
+    """
+    file = getattr(sys.modules.get(module), "__file__", None)
+    stamp = None
+    if isinstance(file, str):
+        try:
+            st = os.stat(file)
+            stamp = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            pass
+    found = _LIVE.get((module, qualname))
+    if found is not None and stamp is not None and found[0] == stamp:
+        return found[1]
     rec = module_record(module, [qualname], with_git=False)
-    return rec.get("version"), (rec.get("sources") or {}).get(qualname)
+    identity = rec.get("version"), (rec.get("sources") or {}).get(qualname)
+    if stamp is not None:
+        if len(_LIVE) > 4096:
+            _LIVE.clear()
+        _LIVE[(module, qualname)] = (stamp, identity)
+    return identity
 
 
 def recorded_identity(environment: Mapping[str, Any]) -> Identify:
@@ -540,6 +565,8 @@ class _Statements:
         q = S.queue.c
         self.any_queued = str(sa.select(q.id).limit(1).compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
         self.last_queued = str(sa.select(sa.func.max(q.id)).compile(dialect=dialect))
+        self.payload = str(sa.select(q.payload).where(q.id == sa.bindparam("id")).compile(dialect=dialect))
+        self.left = str(sa.select(sa.func.min(q.id)).where(q.id <= sa.bindparam("upto")).compile(dialect=dialect))
         self._dialect = dialect
         if self.sqlite:  # under BEGIN IMMEDIATE this writer holds the lock: max(id) + 1 is what SQLite assigns
             self.ids = "SELECT coalesce(max(id), 0) FROM sn_records"
@@ -548,10 +575,10 @@ class _Statements:
 
     @functools.lru_cache(maxsize=8)  # noqa: B019 - one _Statements per catalog, a few batch sizes
     def queued(self, limit: int | None) -> tuple[str, dict[str, Any]]:
-        """The oldest ``limit`` (all: ``None``) queued recordings with ``id <= :upto``, and the
-        statement's own parameters; PostgreSQL locks the rows (``FOR UPDATE``)."""
+        """Ids and payload lengths of the oldest ``limit`` (all: ``None``) queued recordings with
+        ``id <= :upto``, and the statement's own parameters; PostgreSQL locks the rows (``FOR UPDATE``)."""
         q = S.queue.c
-        taken = sa.select(q.id, q.payload).where(q.id <= sa.bindparam("upto")).order_by(q.id)
+        taken = sa.select(q.id, sa.func.length(q.payload)).where(q.id <= sa.bindparam("upto")).order_by(q.id)
         if limit is not None:
             taken = taken.limit(int(limit))
         if not self.sqlite:
@@ -779,9 +806,24 @@ class Catalog:
         self._prepare()
         if write:
             self.flush()
-        else:
+            return self._transact(work, write=True, what=what)
+        stmts = self._statements()
+
+        def unless_queued(conn: sa.Connection) -> T:  # one snapshot: an empty queue means complete tables
+            cur = _cursor(conn)
+            try:
+                cur.execute(stmts.any_queued)
+                if cur.fetchone() is not None:
+                    raise _Queued
+            finally:
+                cur.close()
+            return work(conn)
+
+        try:
+            return self._transact(unless_queued, write=False, what=what)
+        except _Queued:
             self._flush_for_read()
-        return self._transact(work, write=write, what=what)
+        return self._transact(work, write=False, what=what)
 
     def _transact(
         self,
@@ -1058,10 +1100,19 @@ class Catalog:
                     return 0
             sql, params = stmts.queued(limit)
             cur.execute(sql, {**params, "upto": upto})
-            taken = cur.fetchall()
+            listed = cur.fetchall()
+            taken: list[int] = []
+            size = 0
+            for qid, length in listed:  # payloads one at a time, and at most DRAIN_BYTES of them a batch
+                if taken and size + int(length or 0) > DRAIN_BYTES:
+                    break
+                taken.append(int(qid))
+                size += int(length or 0)
             dbapi = self._engine.dialect.loaded_dbapi
             rejected = (dbapi.DataError, dbapi.ProgrammingError, dbapi.InterfaceError, ValueError, TypeError)
-            for qid, text in taken:
+            for qid in taken:
+                cur.execute(stmts.payload, {"id": qid})
+                text = cur.fetchone()[0]
                 payload = _queued_payload(text)
                 why = "its payload is not one this version writes"
                 if payload is not None:
@@ -1076,10 +1127,8 @@ class Catalog:
                 # never applicable (damaged, or written by another program): dropped, and said
                 log.error("catalog %s: dropped queued recording %s: %s (%.80r); record the file again with "
                           "`storage-nodes catalog index DIR`", self.location, qid, why, text)  # fmt: skip
-            if taken:
-                ids = [int(q) for q, _ in taken]
-                for chunk in _chunks(ids):
-                    cur.execute(stmts.dequeue(len(chunk)), {f"q{i}": q for i, q in enumerate(chunk)})
+            for chunk in _chunks(taken):
+                cur.execute(stmts.dequeue(len(chunk)), {f"q{i}": q for i, q in enumerate(chunk)})
             return len(taken)
         finally:
             cur.close()
@@ -1132,17 +1181,6 @@ class Catalog:
                 ),
             )  # fmt: skip
 
-    def _has_queued(self) -> bool:
-        def work(conn: sa.Connection) -> bool:
-            cur = _cursor(conn)
-            try:
-                cur.execute(self._statements().any_queued)
-                return cur.fetchone() is not None
-            finally:
-                cur.close()
-
-        return self._transact(work, write=False, what="read")
-
     def flush(self) -> int:
         """Move every queued recording into the tables now; return how many.
 
@@ -1157,15 +1195,24 @@ class Catalog:
         self._prepare()
         upto = self._transact(self._last_queued, write=False, what="read")
         total = 0
-        while upto is not None:  # what was queued when the flush began: writers that go on queueing
-            n = self._transact(  # cannot keep it going forever
-                lambda conn: self._drain(conn, _DRAIN_BATCH, upto), write=True, what="record into"
-            )
+        # up to what was queued when the flush began: writers that go on queueing cannot keep it
+        # going; and until none of that is left, since a batch that finds its rows taken (another
+        # flusher held them, PostgreSQL) comes back short while later rows still wait
+        while upto is not None:
+            n = self._transact(lambda conn: self._drain(conn, _DRAIN_BATCH, upto), write=True, what="record into")
             total += n
-            if n < _DRAIN_BATCH:
+            if n == 0 and not self._transact(lambda conn: self._left(conn, upto), write=False, what="read"):
                 break
         self._queued = 0
         return total
+
+    def _left(self, conn: sa.Connection, upto: int) -> bool:
+        cur = _cursor(conn)
+        try:
+            cur.execute(self._statements().left, {"upto": upto})
+            return cur.fetchone()[0] is not None
+        finally:
+            cur.close()
 
     def _last_queued(self, conn: sa.Connection) -> int | None:
         cur = _cursor(conn)
@@ -1177,10 +1224,8 @@ class Catalog:
             cur.close()
 
     def _flush_for_read(self) -> None:
-        """Before a query: flush the queue if anything is queued. A reader without write access
+        """Before a query that found the queue not empty: flush it. A reader without write access
         (a read-only file or PostgreSQL role) queries what is already in the tables, with a warning."""
-        if not self._has_queued():
-            return
         try:
             self.flush()
         except CatalogError as exc:
@@ -1594,6 +1639,10 @@ class Catalog:
                          _by="index")  # fmt: skip
 
 
+class _Queued(Exception):
+    """Inside a read: the queue holds recordings, so the query waits for a flush."""
+
+
 class _Undigested:
     """A port value an index with ``safe=True`` could not load (it needs code): no digest."""
 
@@ -1643,6 +1692,8 @@ _RECORD_FIELDS = ("key", "label", "node", "module", "qualname", "version", "sour
 _QUEUE_JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 #: queued recordings moved per transaction by a flush
 _DRAIN_BATCH = 200
+#: and at most this many payload characters of them (a batch takes one at least): bounded memory
+DRAIN_BYTES = 32 << 20
 
 
 def _file_entry(

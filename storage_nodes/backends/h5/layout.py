@@ -4,6 +4,7 @@
 
     /index            uint8[]  zlib-compressed MessagePack: node tree, classes, metadata, environment
                                (format version 1: zlib-compressed UTF-8 JSON, still read)
+    /index_log        uint8[]  (format version 3) MessagePack changes to /index, one per update in place
     /heap_<n>         uint8[]  packed blobs, small arrays, opaque pickles (16-byte aligned)
     /array_<n>        big arrays, one dataset each (attr "key": the entry's key)
 
@@ -31,7 +32,7 @@ from typing import Any
 import h5py
 import msgpack
 import numpy as np
-from h5py import h5a, h5d, h5f, h5p, h5s, h5t
+from h5py import h5a, h5d, h5f, h5g, h5p, h5s, h5t
 
 from ...atomic import ensure_space
 from ...errors import CorruptFileError, SerializationError, StorageError
@@ -42,18 +43,28 @@ from .tree import walk
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
+    "LOG_FORMAT_VERSION",
     "Reader",
     "Resources",
     "live_resources",
     "open_reader",
     "resources",
+    "index_size",
+    "log_bytes",
     "write_file",
     "write_index",
 ]
 
 FORMAT = "storage_nodes-h5"
+#: the format version of files written whole (a save, a compaction, an update by copying)
 FORMAT_VERSION = 2
+#: the format version of a file updated in place: its index is ``/index`` with the changes
+#: of ``/index_log`` applied (older readers refuse it by its version instead of missing them)
+LOG_FORMAT_VERSION = 3
 INDEX = "index"
+INDEX_LOG = "index_log"
+#: chunk size of ``/index_log`` (a chunked, resizable dataset: an update appends its change)
+LOG_CHUNK = 1 << 10
 #: attribute of ``/index``: the byte size of the decompressed index (absent in files written
 #: before it, and when another tool replaced the dataset)
 INDEX_SIZE = "index_size"
@@ -194,8 +205,9 @@ def create_bytes(fid: h5f.FileID, name: str, data: np.ndarray, *, size: int | No
         ds.close()
 
 
-def read_bytes(fid: h5f.FileID, name: str) -> np.ndarray:
-    """The whole content of the 1-d uint8 dataset ``name`` (``KeyError`` if missing)."""
+def read_bytes(fid: h5f.FileID, name: str, limit: int | None = None) -> np.ndarray:
+    """The whole content of the 1-d uint8 dataset ``name`` (``KeyError`` if missing); one
+    declaring more than ``limit`` bytes is refused unread (``ValueError``)."""
     try:
         ds = h5d.open(fid, name.encode())
     except KeyError:
@@ -205,6 +217,8 @@ def read_bytes(fid: h5f.FileID, name: str) -> np.ndarray:
     try:
         if ds.dtype != np.uint8 or len(ds.shape) != 1:
             raise ValueError(f"dataset {name!r} is {ds.dtype}{list(ds.shape)}, not uint8[n]")
+        if limit is not None and ds.shape[0] > limit:
+            raise ValueError(f"dataset {name!r} declares {ds.shape[0]} bytes, more than {limit}")
         stored = ds.get_storage_size()
         if stored < ds.shape[0]:  # filtered or unallocated: the bytes would be made up on reading
             raise ValueError(
@@ -234,7 +248,7 @@ def put_index(
     return data
 
 
-def _index_size(fid: h5f.FileID) -> int | None:
+def index_size(fid: h5f.FileID) -> int | None:
     """The recorded decompressed size of the index, or ``None`` (not recorded)."""
     ds = h5d.open(fid, INDEX.encode())
     try:
@@ -251,13 +265,52 @@ def _index_size(fid: h5f.FileID) -> int | None:
         ds.close()
 
 
-def write_index(f: h5py.File, index: dict[str, Any]) -> np.ndarray:
-    """(Re)write the index dataset of an open file (in this version's encoding); returns the
-    compressed bytes written."""
-    index["format_version"] = FORMAT_VERSION
+def write_index(f: h5py.File, index: dict[str, Any], *, version: int = FORMAT_VERSION) -> tuple[np.ndarray, int]:
+    """(Re)write the whole index of an open file, dropping its log (in this version's
+    encoding, as format ``version``); returns the compressed bytes written and their
+    decompressed size."""
+    index["format_version"] = version
+    dumped = dump_index(index)
     if INDEX in f:
         del f[INDEX]
-    return put_index(f.id, index)
+    if INDEX_LOG in f:
+        del f[INDEX_LOG]
+    return put_index(f.id, index, dumped=dumped), dumped[1]
+
+
+def pack_change(ops: list[list[Any]]) -> bytes:
+    """One record of ``/index_log``: the MessagePack array of ``[path, value]`` operations."""
+    return msgpack.packb(ops, default=_index_default, use_bin_type=True)
+
+
+def append_log(fid: h5f.FileID, record: bytes) -> None:
+    """Append ``record`` to ``/index_log`` (created, chunked and resizable, when missing)."""
+    data = np.frombuffer(record, dtype=np.uint8)
+    n = data.shape[0]
+    name = INDEX_LOG.encode()
+    try:
+        ds = h5d.open(fid, name)
+    except KeyError:
+        ds = None
+    if ds is None:
+        dcpl = h5p.create(h5p.DATASET_CREATE)
+        dcpl.set_obj_track_times(False)
+        dcpl.set_chunk((LOG_CHUNK,))
+        space = h5s.create_simple((n,), (h5s.UNLIMITED,))
+        ds = h5d.create(fid, name, h5t.NATIVE_UINT8, space, dcpl=dcpl)
+        try:
+            ds.write(h5s.ALL, h5s.ALL, data)
+        finally:
+            ds.close()
+        return
+    try:
+        start = int(ds.shape[0])
+        ds.set_extent((start + n,))
+        target = ds.get_space()
+        target.select_hyperslab((start,), (n,))
+        ds.write(h5s.create_simple((n,)), target, data)
+    finally:
+        ds.close()
 
 
 def _data_bytes(heap: np.ndarray | None, arrays: list[ArrayOut]) -> int:
@@ -364,13 +417,70 @@ def index_bytes(fid: h5f.FileID, path: Path) -> np.ndarray:
         raise _corrupt(path, exc) from None
 
 
-def read_index(fid: h5f.FileID, path: Path, raw: np.ndarray | None = None) -> dict[str, Any]:
-    """The decoded index of the open file ``fid`` (format versions 1 and 2); ``raw``: its
-    compressed bytes when the caller has read them already."""
+def log_bytes(fid: h5f.FileID, path: Path) -> np.ndarray:
+    """The content of ``/index_log`` (empty when there is none); one larger than
+    :data:`MAX_INDEX_BYTES` is refused unread."""
+    try:
+        return read_bytes(fid, INDEX_LOG, MAX_INDEX_BYTES)
+    except KeyError:
+        try:
+            present = INDEX_LOG.encode() in h5g.open(fid, b"/")
+        except (KeyError, OSError, ValueError, TypeError) as exc:
+            raise _corrupt(path, exc) from None
+        if present:
+            raise _corrupt(path, "its index log cannot be opened") from None
+        return np.empty(0, dtype=np.uint8)
+    except (OSError, ValueError, TypeError) as exc:
+        raise _corrupt(path, f"cannot read its index log: {exc}") from None
+
+
+def _step_into(target: Any, step: Any) -> Any:
+    if type(target) is dict and type(step) is str and step in target:
+        return target[step]
+    if type(target) is list and type(step) is int and 0 <= step < len(target):
+        return target[step]
+    raise ValueError(f"the index log's path step {step!r} does not lead into a {type(target).__name__}")
+
+
+def apply_log(index: dict[str, Any], log: bytes) -> None:
+    """Apply the changes of an index log (``ValueError``, ``TypeError``, ``KeyError`` or a
+    MessagePack error when it does not fit the index)."""
+    unpacker = msgpack.Unpacker(raw=False, ext_hook=_index_ext, max_buffer_size=max(len(log), 1))
+    unpacker.feed(log)
+    for change in unpacker:
+        if type(change) is not list:
+            raise ValueError("an index log record is not an array")
+        for op in change:
+            if type(op) is not list or len(op) != 2 or type(op[0]) is not list or not op[0]:
+                raise ValueError(f"an index log operation is not [path, value]: {op!r:.100}")
+            steps, value = op
+            target: Any = index
+            for step in steps[:-1]:
+                target = _step_into(target, step)
+            last = steps[-1]
+            if type(target) is dict and type(last) is str:
+                target[last] = value
+            elif type(target) is list and type(last) is int and 0 <= last <= len(target):
+                if last == len(target):
+                    target.append(value)
+                else:
+                    target[last] = value
+            else:
+                raise ValueError(f"the index log sets {last!r} in a {type(target).__name__}")
+    if unpacker.tell() != len(log):
+        raise ValueError(f"the index log is cut short ({len(log) - unpacker.tell()} bytes of a last record)")
+
+
+def read_index(
+    fid: h5f.FileID, path: Path, raw: np.ndarray | None = None, log: np.ndarray | None = None
+) -> dict[str, Any]:
+    """The decoded index of the open file ``fid`` (format versions 1 to 3; for 3 the changes
+    of ``/index_log`` applied); ``raw`` and ``log``: the compressed index and the log when
+    the caller has read them already."""
     if raw is None:
         raw = index_bytes(fid, path)
     try:
-        index = _load_index(raw.tobytes(), _index_size(fid))
+        index = _load_index(raw.tobytes(), index_size(fid))
     except (OSError, KeyError, ValueError, TypeError, UnicodeDecodeError, zlib.error, msgpack.UnpackException) as exc:
         raise _corrupt(path, exc) from None
     if not isinstance(index, dict) or index.get("format") != FORMAT:
@@ -378,11 +488,23 @@ def read_index(fid: h5f.FileID, path: Path, raw: np.ndarray | None = None) -> di
     if "root" not in index or not isinstance(index["root"], _ROOT_TYPES):
         raise _corrupt(path, "the index has no root entry")
     version = index.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or version > LOG_FORMAT_VERSION:
         raise StorageError(
-            f"{path} uses h5 archive format {version}; this storage_nodes reads up to {FORMAT_VERSION}: upgrade it",
+            f"{path} uses h5 archive format {version}; this storage_nodes reads up to {LOG_FORMAT_VERSION}: upgrade it",
             path=path,
         )
+    if version == LOG_FORMAT_VERSION:
+        if log is None:
+            log = log_bytes(fid, path)
+        if log.shape[0]:
+            try:
+                apply_log(index, log.tobytes())
+            except (KeyError, ValueError, TypeError, UnicodeDecodeError, msgpack.UnpackException) as exc:
+                raise _corrupt(path, f"its index log does not fit its index ({type(exc).__name__}: {exc})") from None
+            if index.get("format") != FORMAT or index.get("format_version") != version:
+                raise _corrupt(path, "its index log changes the format of the file")
+            if "root" not in index or not isinstance(index["root"], _ROOT_TYPES):
+                raise _corrupt(path, "its index log leaves no root entry")
     return index
 
 

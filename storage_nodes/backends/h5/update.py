@@ -1,10 +1,12 @@
 """Partial updates and compaction of h5 archives, crash-safe and serialised between writers.
 
-Under :func:`storage_nodes.atomic.writer_lock` the file is copied to a temporary file
-beside it, the copy is modified (new heap segment and arrays, index rewritten, datasets of
-the replaced entry deleted), flushed and moved over the original with ``os.replace``: a
-crash leaves the old file. When the file has grown beyond twice its live data plus 1 MiB,
-the update compacts it on the way (:func:`compact` does so on demand).
+Under :func:`storage_nodes.atomic.writer_lock` the file is updated in place through the undo
+journal of :mod:`.journal` (new heap segment and arrays appended, the change of the index
+appended to ``/index_log``, datasets of the replaced entry deleted); where that is not
+possible, a copy beside it is modified (the whole index rewritten) and moved over the original
+with ``os.replace``. A crash leaves the old file or the new one. When the file has grown beyond
+twice its live data plus 1 MiB, the update compacts it on the way (:func:`compact` does so on
+demand).
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ import collections
 import os
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import h5py
-import numpy as np
 
 from ...atomic import atomic_path, ensure_space, writer_lock
 from ...errors import (
@@ -44,30 +46,88 @@ SLACK_BYTES = 1 << 20
 MISSING = object()  # a slot that has no entry yet (None is a stored value)
 
 
-class _Slot:
-    """Where a node sits: read and replace it in its parent."""
+#: one change of the index: ``[path, value]``, the path a list of map keys and array positions
+#: from the top of the index (docs/format.md, section *The index log*)
+Op = list[Any]
 
-    def __init__(self, get: Callable[[], Any], put: Callable[[Any], None]) -> None:
+
+class _Slot:
+    """Where a node sits: read and replace it in its parent; ``path`` is where the node is in the
+    index (a replacement is recorded in ``ops`` as the change to write to the index log)."""
+
+    def __init__(self, get: Callable[[], Any], put: Callable[[Any], None], path: list[Any]) -> None:
         self.get = get
         self.put = put
+        self.path = path
 
 
-def _slot_in(parent: dict[str, Any], segment: str, path: Path, key: str) -> _Slot | None:
-    """The slot named ``segment`` in a container node (created on put when missing)."""
-    k = tree.kind(parent)
-    if k == "d":
-        items = parent["items"]
+class _Names:
+    """Where each name first sits in the items of a dict node: among the ``[name, node]`` items
+    (str keys) and among all items (also ``[name, node, key node]``)."""
+
+    def __init__(self, items: list[list[Any]]) -> None:
+        self.items = items  # (kept alive, so that its id is not reused)
+        self.count = len(items)
+        self.str_keys: dict[Any, int] = {}
+        self.any_keys: dict[Any, int] = {}
+        for i, it in enumerate(items):
+            self.add(it, i)
+
+    def add(self, item: list[Any], i: int) -> None:
+        if len(item) == 2:
+            self.str_keys.setdefault(item[0], i)
+        self.any_keys.setdefault(item[0], i)
+
+
+#: a dict node of at least this many items is searched through a :class:`_Names` kept with the
+#: index between updates (appends to a dict of many entries would else scan it each time)
+_NAMES_MIN = 64
+#: the :class:`_Names` of an index's dict nodes, by the id of their items list
+Names = dict[int, _Names]
+
+
+def _position(items: list[list[Any]], segment: str, names: Names | None) -> int | None:
+    """The position of the item named ``segment`` (a str key first, then any key); ``names``:
+    those kept with the index (``None``: search ``items``)."""
+    if names is None or len(items) < _NAMES_MIN:
         pos = next((i for i, it in enumerate(items) if it[0] == segment and len(it) == 2), None)
         if pos is None:
             pos = next((i for i, it in enumerate(items) if it[0] == segment), None)
+        return pos
+    found = names.get(id(items))
+    if found is None or found.items is not items or found.count != len(items):
+        found = names[id(items)] = _Names(items)
+    pos = found.str_keys.get(segment)
+    return found.any_keys.get(segment) if pos is None else pos
+
+
+def _appended(items: list[list[Any]], names: Names | None) -> None:
+    """Keep the names of ``items`` (if known) up to date after an item was appended."""
+    found = None if names is None else names.get(id(items))
+    if found is not None and found.items is items and found.count == len(items) - 1:
+        found.add(items[-1], found.count)
+        found.count += 1
+
+
+def _slot_in(parent: dict[str, Any], at: list[Any], segment: str, ops: list[Op], names: Names | None) -> _Slot | None:
+    """The slot named ``segment`` in a container node at index path ``at`` (created on put when
+    missing)."""
+    k = tree.kind(parent)
+    if k == "d":
+        items = parent["items"]
+        pos = _position(items, segment, names)
 
         def put_d(node: dict[str, Any]) -> None:
             if pos is None:
+                ops.append([[*at, "items", len(items)], [segment, node]])
                 items.append([segment, node])
+                _appended(items, names)
             else:
+                ops.append([[*at, "items", pos, 1], node])
                 items[pos][1] = node
 
-        return _Slot(lambda: items[pos][1] if pos is not None else MISSING, put_d)
+        place = [*at, "items", len(items) if pos is None else pos, 1]
+        return _Slot(lambda: items[pos][1] if pos is not None else MISSING, put_d, place)
     if k in ("l", "t", "oa"):
         items = parent["items"]
         try:
@@ -76,31 +136,71 @@ def _slot_in(parent: dict[str, Any], segment: str, path: Path, key: str) -> _Slo
             return None
         if not -len(items) <= i <= len(items) or (k != "l" and i == len(items)):
             return None
+        if i < 0:
+            i += len(items)
 
         def put_l(node: dict[str, Any]) -> None:
+            ops.append([[*at, "items", i], node])
             if i == len(items):
                 items.append(node)
             else:
                 items[i] = node
 
-        return _Slot(lambda: items[i] if i < len(items) else MISSING, put_l)
+        return _Slot(lambda: items[i] if i < len(items) else MISSING, put_l, [*at, "items", i])
     if k == "o":
         for field in ("attrs", "slots"):
-            for pair in parent.get(field, ()):
+            for p, pair in enumerate(parent.get(field, ())):
                 if pair[0] == segment:
+                    place = [*at, field, p, 1]
 
-                    def put_o(node: dict[str, Any], pair: list[Any] = pair) -> None:
+                    def put_o(node: dict[str, Any], pair: list[Any] = pair, place: list[Any] = place) -> None:
+                        ops.append([place, node])
                         pair[1] = node
 
                     def get_o(pair: list[Any] = pair) -> dict[str, Any]:
                         return pair[1]
 
-                    return _Slot(get_o, put_o)
+                    return _Slot(get_o, put_o, place)
         if "state" in parent:
             return None
+        had = "attrs" in parent
         attrs = parent.setdefault("attrs", [])
-        return _Slot(lambda: MISSING, lambda node: attrs.append([segment, node]))
+
+        def put_a(node: dict[str, Any]) -> None:
+            if had:
+                ops.append([[*at, "attrs", len(attrs)], [segment, node]])
+            else:
+                ops.append([[*at, "attrs"], [[segment, node]]])
+            attrs.append([segment, node])
+
+        return _Slot(lambda: MISSING, put_a, [*at, "attrs", len(attrs), 1])
     return None
+
+
+def _walk_paths(node: Any, at: list[Any]) -> Iterator[tuple[dict[str, Any], list[Any]]]:
+    """(node, index path) of this node and every node below it: the nodes of :func:`tree.walk`."""
+    stack = [(node, at)]
+    while stack:
+        n, here = stack.pop()
+        if type(n) is not dict:
+            continue
+        yield n, here
+        k = n["k"]
+        if k == "d":
+            for i, item in enumerate(n["items"]):
+                stack.append((item[1], [*here, "items", i, 1]))
+                if len(item) == 3:
+                    stack.append((item[2], [*here, "items", i, 2]))
+        elif k in ("l", "t", "s", "f", "oa"):
+            stack.extend((c, [*here, "items", i]) for i, c in enumerate(n["items"]))
+        elif k == "o":
+            for field in ("args", "kw", "li", "di", "state"):
+                if field in n:
+                    stack.append((n[field], [*here, field]))
+            for field in ("attrs", "slots"):
+                stack.extend((pair[1], [*here, field, i, 1]) for i, pair in enumerate(n.get(field, ())))
+        elif k == "m":
+            stack.append((n["self"], [*here, "self"]))
 
 
 def _plain_has(value: Any, segments: list[str]) -> bool:
@@ -145,27 +245,36 @@ def _apply(
     path: Path,
     key: str,
     options: dict[str, Any],
-    counts: layout.Resources | None = None,
+    counts: layout.Resources | None,
+    ops: list[Op],
+    names: Names | None = None,
 ) -> tuple[ObjectCollector, layout.Resources]:
-    """Write ``obj`` at ``key`` into ``f`` and ``index``: (its objects, the resources after).
+    """Write ``obj`` at ``key`` into ``f`` and ``index``: (its objects, the resources after);
+    the changes made to ``index`` are added to ``ops``, ``names`` (kept with ``index``) speeds
+    up finding names in big dict nodes.
 
     ``counts`` are the resources of ``index`` before, when known: they are then updated by the
     replaced and the new subtree only (else the whole tree is counted)."""
     segments = split(key)
     root = index["root"]
-    ids: dict[int, dict[str, Any]] = {}
+    ids: dict[int, tuple[dict[str, Any], list[Any]]] = {}
 
-    def resolve(n: dict[str, Any]) -> dict[str, Any]:
+    def resolve(n: dict[str, Any], at: list[Any]) -> tuple[dict[str, Any], list[Any]]:
         if tree.kind(n) == "r" and not ids:  # the definitions, found on the first reference met
-            ids.update((m["id"], m) for m in tree.walk(root) if "id" in m)
+            ids.update((m["id"], (m, p)) for m, p in _walk_paths(root, ["root"]) if "id" in m)
         for _ in range(len(ids) + 1):  # a damaged index may chain references in a loop
             if tree.kind(n) != "r":
-                return n
-            n = ids[n["to"]]
+                return n, at
+            n, at = ids[n["to"]]
         raise KeyError(f"shared reference #{n['to']} leads to itself")
 
     holder = {"root": root}
-    slot = _Slot(lambda: holder["root"], lambda n: holder.__setitem__("root", n))
+
+    def put_root(n: Any) -> None:
+        ops.append([["root"], n])
+        holder["root"] = n
+
+    slot = _Slot(lambda: holder["root"], put_root, ["root"])
     value: Any = obj
     place = 0  # how many segments lead to the slot being replaced
     for i, segment in enumerate(segments):
@@ -173,15 +282,16 @@ def _apply(
         if current is MISSING:  # a missing level: build the rest as nested dicts
             value = _set_plain({}, segments[i:], obj)
             break
-        current = resolve(current)
+        current, at = resolve(current, slot.path)
         if tree.kind(current) == "p" or (
             tree.kind(current) == "v" and type(current) is dict and type(current["v"]) in (dict, list)
         ):
             # inside packed plain data (or a small list/dict in the index): set, re-encode all of it
             if current["k"] == "p":
                 plain = codec.unpack(layout.Reader(f.id, path, index).heap(current["h"]))
-            else:
-                plain = current["v"]
+            else:  # (a copy: the node itself stays as it is, as a packed blob does; it matters
+                # when it was reached through a shared reference, and for the index log)
+                plain = type(current["v"])(current["v"])
             if not options.get("overwrite", True) and _plain_has(plain, segments[i:]):
                 raise _exists(path, key)
             try:
@@ -189,7 +299,7 @@ def _apply(
             except (KeyError, IndexError, ValueError, TypeError):
                 raise _plain_failure(path, key, plain, segments[:i], segments[i:]) from None
             break
-        nxt = _slot_in(current, segment, path, key)
+        nxt = _slot_in(current, at, segment, ops, names)
         if nxt is None:
             what, length = _node_type(current, index["classes"])
             raise _cannot(path, key, segments[:i], what, segment, length)
@@ -212,6 +322,8 @@ def _apply(
                     key=key,
                 )
     collector = ObjectCollector()
+    classes_before = len(index["classes"])
+    before = {name: index[name] for name in ("next_id", "next_heap", "next_array")}
     heap_name = f"heap_{index['next_heap']}"
     encoder = Encoder(
         heap_name=heap_name,
@@ -233,6 +345,8 @@ def _apply(
     index["next_id"] = encoder.next_id
     index["next_heap"] += 1
     index["next_array"] = encoder.next_array
+    ops.extend([["classes", i], index["classes"][i]] for i in range(classes_before, len(index["classes"])))
+    ops.extend([[name], index[name]] for name, was in before.items() if index[name] != was)
     layout.write_data(f.id, heap_name, enc.heap, enc.arrays, options.get("compression") or None)
     # only what the replaced entry referred to can have become unreferenced (not a walk of
     # every dataset of the file: appends would cost time in proportion to the entries)
@@ -315,6 +429,25 @@ def _exists(path: Path, key: str) -> FileExistsStorageError:
     )
 
 
+#: the index log of a file updated in place is folded into a new ``/index`` when it would grow
+#: beyond this share of the index's decompressed size (or LOG_MIN_BYTES, if more): each fold
+#: rewrites the index once per that many bytes of changes, so appends cost linear total time,
+#: and a reader decodes at most a quarter more than the index (2 KiB more for small ones)
+LOG_SHARE = 0.25
+LOG_MIN_BYTES = 1 << 11
+
+
+@dataclass
+class Stored:
+    """The index as an archive updated in place holds it: ``/index`` (its compressed bytes,
+    decompressed size, format version) and ``/index_log``."""
+
+    base: bytes
+    size: int | None
+    version: int | None
+    log: bytes
+
+
 def _modify_index(
     f: h5py.File,
     index: dict[str, Any],
@@ -324,60 +457,100 @@ def _modify_index(
     metadata: dict[str, Any],
     options: dict[str, Any],
     counts: layout.Resources | None = None,
-) -> tuple[layout.Resources, np.ndarray]:
-    """Write the entry into the open archive ``f``, rewrite its ``index``: (the resources after,
-    the compressed index written)."""
+    stored: Stored | None = None,
+    names: Names | None = None,
+) -> tuple[layout.Resources, Stored]:
+    """Write the entry into the open archive ``f`` and change its ``index``: (the resources
+    after, what the file holds of the index after).
+
+    ``stored``: the index as the file holds it, for an update in place: the change is then
+    appended to ``/index_log`` (or, for a format-2 file or a log grown too long, the whole index
+    is rewritten as format 3); without it the whole index is rewritten as format 2."""
+    ops: list[Op] = []
     try:
-        collector, counts = _apply(f, index, obj, path, key, options, counts)
+        collector, counts = _apply(f, index, obj, path, key, options, counts, ops, names)
     except (KeyError, IndexError, TypeError, AttributeError) as exc:
         if isinstance(exc, StorageError):
             raise
         raise CorruptFileError(
             f"{path} has a damaged index ({type(exc).__name__}: {exc})", path=path, key=key
         ) from None
-    env = environment_record(collector.objects, backend="h5", format_version=layout.FORMAT_VERSION)
-    stored_env = index.setdefault("environment", {})
+    version = layout.FORMAT_VERSION if stored is None else layout.LOG_FORMAT_VERSION
+    env = environment_record(collector.objects, backend="h5", format_version=version)
+    if not isinstance(index.get("environment"), dict):
+        index["environment"] = {}
+        ops.append([["environment"], index["environment"]])
+    stored_env = index["environment"]
     # earlier modules and their source hashes stay; this update's modules are added
-    stored_env["modules"] = merge_records(stored_env, env)["modules"]
-    index.setdefault("metadata", {}).update(metadata)
+    modules = merge_records(stored_env, env)["modules"]
+    if isinstance(stored_env.get("modules"), dict):
+        for name in env.get("modules") or {}:
+            if stored_env["modules"].get(name) != modules[name]:
+                ops.append([["environment", "modules", name], modules[name]])
+    else:
+        ops.append([["environment", "modules"], modules])
+    stored_env["modules"] = modules
+    if not isinstance(index.get("metadata"), dict):
+        index["metadata"] = {}
+        ops.append([["metadata"], index["metadata"]])
+    index["metadata"].update(metadata)
+    ops.extend([["metadata", name], value] for name, value in metadata.items())
     note: dict[str, Any] = {"key": key, "timestamp": env["timestamp"], "storage_nodes": env["storage_nodes"]}
     if metadata:
         note["metadata"] = metadata
-    index.setdefault("updates", []).append(note)
-    raw = layout.write_index(f, index)
-    return counts, raw
+    if isinstance(index.get("updates"), list):
+        ops.append([["updates", len(index["updates"])], note])
+        index["updates"].append(note)
+    else:
+        index["updates"] = [note]
+        ops.append([["updates"], index["updates"]])
+    if stored is not None and stored.version == layout.LOG_FORMAT_VERSION:
+        change = layout.pack_change(ops)
+        if len(stored.log) + len(change) <= max(LOG_MIN_BYTES, LOG_SHARE * (stored.size or 0)):
+            layout.append_log(f.id, change)
+            return counts, Stored(stored.base, stored.size, stored.version, stored.log + change)
+    raw, size = layout.write_index(f, index, version=version)
+    return counts, Stored(raw.tobytes(), size, version, b"")
 
 
 def _unreadable(path: Path, exc: OSError) -> CorruptFileError:
     return CorruptFileError(f"cannot update {path}: it is not a readable h5 archive ({exc})", path=path)
 
 
-#: the index each archive was last updated with in place by this process, and its compressed
-#: bytes: the next update of the file compares the bytes stored with these instead of decoding
-#: them (appends to one archive would else decode an ever larger index each time)
-_WRITTEN: collections.OrderedDict[str, tuple[bytes, dict[str, Any], layout.Resources]] = collections.OrderedDict()
+#: the index each archive was last updated with in place by this process, and what the file
+#: holds of it: the next update of the file compares the bytes stored with these instead of
+#: decoding them (appends to one archive would else decode an ever larger index each time)
+_WRITTEN: collections.OrderedDict[str, tuple[Stored, dict[str, Any], layout.Resources, Names]] = (
+    collections.OrderedDict()
+)
 _WRITTEN_LOCK = threading.Lock()
 _WRITTEN_ITEMS = 4
 _WRITTEN_MAX_BYTES = 1 << 22
 
 
-def _known_index(f: h5py.File, path: Path) -> tuple[dict[str, Any], layout.Resources | None]:
-    """The index of the open archive and its resources, taken from :data:`_WRITTEN` when the
-    file holds exactly the bytes remembered (handed over: the caller modifies them), else the
-    index decoded (and ``None``)."""
+def _known_index(f: h5py.File, path: Path) -> tuple[dict[str, Any], layout.Resources | None, Stored, Names]:
+    """The index of the open archive, its resources, what the file holds of it and the names
+    kept with it; index, resources and names are taken from :data:`_WRITTEN` when the file
+    holds exactly the bytes remembered (handed over: the caller modifies them), else the index
+    is decoded (the resources are then ``None``, the names empty)."""
     raw = layout.index_bytes(f.id, path)
+    log = layout.log_bytes(f.id, path)
     with _WRITTEN_LOCK:
         known = _WRITTEN.pop(os.fspath(path), None)
-    if known is not None and known[0] == raw.tobytes():
-        return known[1], known[2]
-    return layout.read_index(f.id, path, raw), None
+    if known is not None and known[0].base == raw.tobytes() and known[0].log == log.tobytes():
+        return known[1], known[2], known[0], known[3]
+    index = layout.read_index(f.id, path, raw, log)
+    version = index.get("format_version")
+    size = layout.index_size(f.id)
+    stored = Stored(raw.tobytes(), size, version if isinstance(version, int) else None, log.tobytes())
+    return index, None, stored, {}
 
 
-def _remember(path: Path, raw: np.ndarray, index: dict[str, Any], counts: layout.Resources) -> None:
-    if raw.nbytes > _WRITTEN_MAX_BYTES:
+def _remember(path: Path, stored: Stored, index: dict[str, Any], counts: layout.Resources, names: Names) -> None:
+    if len(stored.base) + len(stored.log) > _WRITTEN_MAX_BYTES:
         return
     with _WRITTEN_LOCK:
-        _WRITTEN[os.fspath(path)] = (raw.tobytes(), index, counts)
+        _WRITTEN[os.fspath(path)] = (stored, index, counts, names)
         _WRITTEN.move_to_end(os.fspath(path))
         while len(_WRITTEN) > _WRITTEN_ITEMS:
             _WRITTEN.popitem(last=False)
@@ -411,10 +584,10 @@ def _in_place(obj: Any, path: Path, key: str, metadata: dict[str, Any], options:
         jf = journal.JournaledFile(path, fd, base)
         try:
             with h5py.File(jf, "r+") as f:
-                index, counts = _known_index(f, path)
-                if index.get("format_version") != layout.FORMAT_VERSION:
+                index, counts, stored, names = _known_index(f, path)
+                if stored.version not in (layout.FORMAT_VERSION, layout.LOG_FORMAT_VERSION):
                     raise journal.Busy("an older format version is rewritten whole, by copying")
-                counts, raw = _modify_index(f, index, obj, path, key, metadata, options, counts)
+                counts, stored = _modify_index(f, index, obj, path, key, metadata, options, counts, stored, names)
         except BaseException as exc:
             jf.abandon()
             if isinstance(exc, journal.Busy) or jf.overflow:
@@ -435,7 +608,7 @@ def _in_place(obj: Any, path: Path, key: str, metadata: dict[str, Any], options:
         except BaseException:
             jf.abandon()
             raise
-        _remember(path, raw, index, counts)
+        _remember(path, stored, index, counts, names)
         return counts.live
     finally:
         os.close(fd)
