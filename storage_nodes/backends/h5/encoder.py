@@ -126,6 +126,9 @@ class Encoder:
         self.compression = compression
         self.force: set[int] = set()
         self._importable: dict[type, bool] = {}
+        #: the method encoding each type met (see :meth:`_handler`; functions, not bound
+        #: methods: a bound method would make the encoder a reference cycle)
+        self.handlers: dict[type, Any] = {}
         self._reset()
 
     def _reset(self) -> None:
@@ -286,40 +289,94 @@ class Encoder:
             return self._ref(node)
         if oid in self.blob_ids:
             raise _Restart(oid)
+        handler = self.handlers.get(t)
+        if handler is None:
+            handler = self.handlers[t] = self._handler(t)
+        return handler(self, obj)
+
+    @staticmethod
+    def _handler(t: type) -> Any:
+        """The method that encodes (non-scalar, not yet met) values of exact type ``t``:
+        what it is depends on the type alone, so it is chosen once per type and encoding."""
         if t is np.ndarray:
-            return self._array(obj)
-        if t in _INLINE_TYPES and len(obj) <= INLINE_ITEMS and oid not in self.force and _flat(obj, t):
+            return Encoder._array
+        if t in _INLINE_TYPES:
+            return Encoder._container
+        if t in (str, bytes, int, float, complex) or issubclass(t, np.generic):
+            return Encoder._number
+        if issubclass(t, type):
+            return Encoder._global
+        if t is FunctionType or t is BuiltinFunctionType:
+            return Encoder._function
+        if t is MethodType:
+            return Encoder._method
+        return Encoder._object
+
+    def _container(self, obj: Any) -> dict[str, Any]:
+        """A list, dict, tuple, set or frozenset: in the index, a packed blob, or decomposed."""
+        t = type(obj)
+        if len(obj) <= INLINE_ITEMS and id(obj) not in self.force and _flat(obj, t):
             # a few JSON scalars: straight into the index (cheaper than a packed blob)
             node = {"k": "v", "v": obj} if t is list or t is dict else {"k": _SIMPLE_CONTAINERS[t], "items": list(obj)}
-            self._memo(obj, node)
+            self.memo[id(obj)] = node
+            self.keep.append(obj)
             return node
-        if (
-            t is dict
-            or t in _SIMPLE_CONTAINERS
-            or t in (str, bytes, int, float, complex)
-            or isinstance(obj, np.generic)
-        ):
-            plain = self._plain(obj)
-            if plain is not None:
-                return plain
-            if t is str:  # not valid UTF-8 (lone surrogates): JSON escapes them
-                return obj
-            if t is dict:
-                return self._dict(obj)
-            if t in _SIMPLE_CONTAINERS:
-                return self._sequence(obj, t)
-        if isinstance(obj, type):
-            return self._global(obj)
-        if t is FunctionType or t is BuiltinFunctionType:
-            return self._function(obj)
-        if t is MethodType:
-            return self._method(obj)
+        plain = self._plain(obj)
+        if plain is not None:
+            return plain
+        if t is dict:
+            return self._dict(obj)
+        return self._sequence(obj, t)
+
+    def _number(self, obj: Any) -> Any:
+        """A str, bytes, int, float, complex or numpy scalar that does not stand for itself."""
+        plain = self._plain(obj)
+        if plain is not None:
+            return plain
+        if type(obj) is str:  # not valid UTF-8 (lone surrogates): JSON escapes them
+            return obj
         return self._object(obj)
 
+    def _items(self, pairs: Any) -> list[list[Any]]:
+        """``[[name, value or node], ...]`` for ``(name, value)`` pairs with str names."""
+        stack = self.stack
+        if len(stack) >= MAX_DEPTH:  # only scalars may stand here (a child raises)
+            return [[k, v if _scalar(v) else self._child(k, v)] for k, v in pairs]
+        enc = self._enc
+        out: list[list[Any]] = []
+        append = out.append
+        push = stack.append
+        pop = stack.pop
+        for k, v in pairs:
+            push(k)
+            append([k, enc(v)])
+            pop()
+        return out
+
+    def _values(self, values: Any) -> list[Any]:
+        """The values or nodes of the items of a sequence (named by their position)."""
+        stack = self.stack
+        if len(stack) >= MAX_DEPTH:  # raises
+            return [self._child(i, v) for i, v in enumerate(values)]
+        enc = self._enc
+        out: list[Any] = []
+        append = out.append
+        push = stack.append
+        pop = stack.pop
+        for i, v in enumerate(values):
+            push(i)
+            append(enc(v))
+            pop()
+        return out
+
     def _dict(self, obj: dict[Any, Any]) -> dict[str, Any]:
-        items: list[list[Any]] = []
-        node = {"k": "d", "items": items}
+        node: dict[str, Any] = {"k": "d", "items": None}  # "items" before an "id" a cycle adds
         self._memo(obj, node)
+        if _str_keys(obj):
+            node["items"] = self._items(obj.items())
+            return node
+        items: list[list[Any]] = []
+        node["items"] = items
         child = self._child
         for key, value in obj.items():
             if type(key) is str:
@@ -335,15 +392,14 @@ class Encoder:
         if node_id is not None:
             node["id"] = node_id
         self._memo(obj, node)
-        child = self._child
         if t is tuple or t is frozenset:  # built from its items: a cycle back to it needs a redefinition
             oid = id(obj)
             self.pending[oid] = node
-            node["items"] = [child(i, value) for i, value in enumerate(obj)]
+            node["items"] = self._values(obj)
             if self.pending.get(oid) is node:
                 del self.pending[oid]
             return node
-        node["items"] = [child(i, value) for i, value in enumerate(obj)]
+        node["items"] = self._values(obj)
         return node
 
     def _redefine(self, obj: Any) -> dict[str, Any]:
@@ -369,7 +425,7 @@ class Encoder:
             )
             node: dict[str, Any] = {"k": "oa", "sh": list(arr.shape), "o": order}
             self._memo(arr, node)
-            node["items"] = [self._child(i, value) for i, value in enumerate(arr.ravel(order=order))]
+            node["items"] = self._values(arr.ravel(order=order))
             return node
         order = "F" if arr.ndim > 1 and arr.flags.f_contiguous and not arr.flags.c_contiguous else "C"
         data = arr.T if order == "F" else arr
@@ -492,16 +548,21 @@ class Encoder:
             how, kwargs = "call", None
         else:
             return self._opaque(obj)
-        ok = self._importable.get(cls)
-        if ok is None:
-            ok = self._importable[cls] = importable(cls)
-        if not ok:
-            return self._opaque(obj)
-        node: dict[str, Any] = {"k": "o", "c": self._class(cls), "r": how}
+        index = self.by_class.get(cls)  # only importable classes are in it
+        if index is None:
+            ok = self._importable.get(cls)
+            if ok is None:
+                ok = self._importable[cls] = importable(cls)
+            if not ok:
+                return self._opaque(obj)
+            index = self._class(cls)
+        node: dict[str, Any] = {"k": "o", "c": index, "r": how}
         if node_id is not None:
             node["id"] = node_id
-        self._memo(obj, node)
-        self.keep.append(reduced)
+        self.memo[id(obj)] = node
+        keep = self.keep
+        keep.append(obj)
+        keep.append(reduced)
         child = self._child
         if args or kwargs:
             oid = id(obj)
@@ -513,15 +574,17 @@ class Encoder:
             if self.pending.get(oid) is not node:  # defined inside its arguments: that one has the state
                 return node
             del self.pending[oid]
-        if state is not None:
+        if type(state) is dict and _ONLY_STR.issuperset(map(type, state)):  # the common case, first
+            node["attrs"] = self._items(state.items())
+        elif state is not None:
             attrs, slots = _split_state(state)
             if attrs is None and slots is None:
                 node["state"] = child("__state__", state)
             else:
                 if attrs is not None:
-                    node["attrs"] = [[k, v if _scalar(v) else child(k, v)] for k, v in attrs.items()]
+                    node["attrs"] = self._items(attrs.items())
                 if slots is not None:
-                    node["slots"] = [[k, v if _scalar(v) else child(k, v)] for k, v in slots.items()]
+                    node["slots"] = self._items(slots.items())
         if listitems is not None:
             items = list(listitems)
             self.keep.append(items)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import json
 import os
 import threading
@@ -189,13 +190,17 @@ def create_file(path: Path) -> h5f.FileID:
     return h5f.create(os.fsencode(path), h5f.ACC_TRUNC, fapl=_plist("fapl"))
 
 
-def create_bytes(fid: h5f.FileID, name: str, data: np.ndarray) -> None:
-    """Create the 1-d uint8 dataset ``name`` holding ``data`` (low-level: no wrapper overhead)."""
+def create_bytes(fid: h5f.FileID, name: str, data: np.ndarray, *, size: int | None = None) -> None:
+    """Create the 1-d uint8 dataset ``name`` holding ``data`` (low-level: no wrapper overhead),
+    with the attribute ``index_size`` set to ``size`` if given (see :func:`put_index`)."""
     n = int(data.shape[0])
     ds = h5d.create(fid, name.encode(), h5t.NATIVE_UINT8, h5s.create_simple((n,)), dcpl=_plist("dcpl"))
     try:
         if n:
             ds.write(h5s.ALL, h5s.ALL, np.ascontiguousarray(data, dtype=np.uint8))
+        if size is not None:
+            attr = h5a.create(ds, INDEX_SIZE.encode(), h5t.STD_U64LE, h5s.create(h5s.SCALAR))
+            attr.write(np.array(size, dtype=np.uint64))
     finally:
         ds.close()
 
@@ -239,13 +244,7 @@ def put_index(
     data, size = dump_index(index) if dumped is None else dumped
     if check_space:
         ensure_space(fid.name, data.nbytes)
-    create_bytes(fid, INDEX, data)
-    ds = h5d.open(fid, INDEX.encode())
-    try:
-        attr = h5a.create(ds, INDEX_SIZE.encode(), h5t.STD_U64LE, h5s.create(h5s.SCALAR))
-        attr.write(np.array(size, dtype=np.uint64))
-    finally:
-        ds.close()
+    create_bytes(fid, INDEX, data, size=size)
     return data
 
 
@@ -346,6 +345,27 @@ def write_data(
         ds.attrs["key"] = a.key
 
 
+#: a new file without big arrays whose heap and index take at most this many bytes is built in
+#: memory (HDF5's core driver, the same bytes) and written with one write, instead of HDF5's
+#: dozen small writes and a truncation of the file (~0.05 ms of a small save)
+IN_MEMORY_BYTES = 1 << 22
+_memory_files = itertools.count()
+
+
+def _memory_fapl() -> Any:
+    found = _plists.get("memory")
+    if found is None:
+        with _plists_lock:
+            found = _plists.get("memory")
+            if found is None:
+                found = h5p.create(h5p.FILE_ACCESS)
+                found.set_libver_bounds(h5f.LIBVER_V110, h5f.LIBVER_V110)
+                found.set_meta_block_size(FILE_OPTIONS["meta_block_size"])
+                found.set_fapl_core(block_size=1 << 16, backing_store=False)
+                _plists["memory"] = found
+    return found
+
+
 def write_file(
     path: Path, index: dict[str, Any], heap_name: str, heap: np.ndarray | None, arrays: list[ArrayOut], compression: Any
 ) -> None:
@@ -354,7 +374,20 @@ def write_file(
     The index is packed first (a too large one is refused before the file is touched) and
     the free space checked once for data and index."""
     dumped = dump_index(index)
-    ensure_space(path, _data_bytes(heap, arrays) + dumped[0].nbytes)
+    size = _data_bytes(heap, arrays) + dumped[0].nbytes
+    ensure_space(path, size)
+    if not arrays and size <= IN_MEMORY_BYTES:
+        fid = h5f.create(b"storage_nodes-%d" % next(_memory_files), h5f.ACC_TRUNC, fapl=_memory_fapl())
+        try:
+            write_data(fid, heap_name, heap, arrays, compression, check_space=False)
+            put_index(fid, index, dumped=dumped, check_space=False)
+            h5f.flush(fid)
+            image = fid.get_file_image()
+        finally:
+            fid.close()
+        with open(path, "wb") as f:
+            f.write(image)
+        return
     fid = create_file(path)
     try:
         write_data(fid, heap_name, heap, arrays, compression, check_space=False)
