@@ -994,7 +994,10 @@ class Catalog:
 
         def work(conn: sa.Connection) -> None:
             # a keyed save changes the file's rows in place: in order after every queued recording
-            self._drain(conn)
+            # (the flush before this transaction took most; this takes what came since)
+            upto = self._last_queued(conn)
+            while upto is not None and self._drain(conn, None, upto):
+                pass
             q = sa.select(S.files.c.id, S.files.c.metadata).where(S.files.c.path == str(p))
             row = conn.execute(q.with_for_update()).first()
             if row is not None:
@@ -1014,8 +1017,6 @@ class Catalog:
                 self._delete_overlapping(conn, file_id, rec_key)
                 self._write_metadata(conn, file_id, merged, replace=True)
             else:
-                if row is not None:
-                    self._delete_files(conn, [int(row[0])])
                 file_id = self._insert_file(conn, p, ident, kind="save", backend=backend, workflow=None,
                                             metadata=user_metadata, by=_by)  # fmt: skip
                 self._write_metadata(conn, file_id, user_metadata)
