@@ -21,32 +21,27 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _timing import median_ms
 
 import storage_nodes as sn
-from storage_nodes import metadata, versioning
 from storage_nodes.backends import _framed
 from storage_nodes.listing import Entry
+from storage_nodes.provenance import metadata, versioning
 
 
 def median_us(fn: Callable[[], Any], repeat: int = 200) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e6
+    return 1e3 * median_ms(fn, repeat)
 
 
 def cold_us(code: str, runs: int = 5) -> float:
     """Median time of ``code`` run once in each of ``runs`` fresh interpreters (after the imports), in us."""
     script = (
-        "import time, storage_nodes, numpy\nfrom storage_nodes import metadata\n"
+        "import time, storage_nodes, numpy\nfrom storage_nodes.provenance import metadata\n"
         f"t = time.perf_counter()\n{code}\nprint((time.perf_counter() - t) * 1e6)"
     )
     times = []
