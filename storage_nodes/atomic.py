@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import filelock
 
@@ -31,6 +32,7 @@ __all__ = [
     "fsync_dir",
     "fsync_path",
     "lock_path",
+    "open_new",
     "remove_stale_temps",
     "writer_lock",
 ]
@@ -68,6 +70,26 @@ def fsync_dir(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def open_new(path: str | os.PathLike[str]) -> BinaryIO:
+    """Open ``path`` for writing from its start, like ``open(path, "wb")``, but without
+    truncating a file that is empty already (the temporary file of :func:`atomic_path`).
+
+    On ext4 a truncation to size 0 marks the file for block allocation when it is closed
+    (``auto_da_alloc``, meant for programs that rewrite a file in place): the close then
+    starts writing the data out, and deleting or replacing the file later frees real
+    blocks. For a fresh temporary file that is ~0.08 ms at the close and ~0.2 ms at the
+    deletion of a 10 KB file, with nothing gained: the file is renamed into place anyway.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        if os.fstat(fd).st_size:
+            os.ftruncate(fd, 0)
+        return open(fd, "wb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 #: free space kept beyond an estimate by :func:`ensure_space` (file-format metadata, rounding)

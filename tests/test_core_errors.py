@@ -326,3 +326,47 @@ def test_a_save_lists_its_directory_again_when_it_changed_or_after_quiet_seconds
     sn.save(5, target)
     assert not stale.exists() and len(listed) == 3
     assert sn.load(target) == 5
+
+
+def test_open_new_truncates_only_a_file_that_has_content(tmp_path, monkeypatch):
+    from storage_nodes import atomic
+
+    truncated = []
+    real = os.ftruncate
+    monkeypatch.setattr(atomic.os, "ftruncate", lambda fd, n: truncated.append(n) or real(fd, n))
+    old = tmp_path / "old.bin"
+    old.write_bytes(b"a much longer old content")
+    with atomic.open_new(old) as f:
+        f.write(b"new")
+    assert old.read_bytes() == b"new" and truncated == [0]
+    empty = tmp_path / "empty.bin"
+    empty.touch()
+    with atomic.open_new(empty) as f:
+        f.write(b"x")
+    missing = tmp_path / "missing.bin"
+    with atomic.open_new(missing) as f:
+        f.write(b"y")
+    assert empty.read_bytes() == b"x" and missing.read_bytes() == b"y" and truncated == [0]
+
+
+@pytest.mark.parametrize("suffix", [".pkl", ".cpkl", ".json", ".h5"])
+def test_a_save_never_truncates_its_fresh_temporary_file(tmp_path, monkeypatch, suffix):
+    # a truncation to size 0 makes ext4 allocate the file's blocks at its close (auto_da_alloc)
+    import builtins
+
+    from storage_nodes import atomic
+
+    opened = []
+    real_open = builtins.open
+    real_ftruncate = os.ftruncate
+
+    def watching_open(file, mode="r", *args, **kwargs):
+        if isinstance(file, str | os.PathLike) and TEMP_PREFIX in os.fspath(file) and "w" in mode:
+            opened.append(os.fspath(file))
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", watching_open)
+    monkeypatch.setattr(atomic.os, "ftruncate", lambda fd, n: opened.append(n) or real_ftruncate(fd, n))
+    target = sn.save({"a": [1, 2.5, "x"]}, tmp_path / f"r{suffix}")
+    sn.save({"a": [3]}, target)  # over an existing file too
+    assert opened == [] and sn.load(target) == {"a": [3]}

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
+from ..atomic import open_new
 from ..describe import describe
 from ..errors import (
     CorruptFileError,
@@ -135,7 +136,7 @@ class FramedPickleBackend(Backend):
                 "root": describe(obj).to_dict(),
             }
 
-        with open(path, "wb") as f:
+        with open_new(path) as f:
             write_framed(f, self.magic, payload, header)
 
     def read(self, path: Path, *, key: str | None, safe: bool, check: CheckCallback) -> Any:

@@ -16,6 +16,7 @@ e.g. ``obj['forces'][3]``.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import math
 import re
@@ -25,6 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..atomic import open_new
 from ..describe import describe
 from ..errors import CorruptFileError, SerializationError, StorageError
 from ..keys import escape, navigate, split
@@ -234,7 +236,7 @@ class JsonBackend(Backend):
             "data": data,
         }
         indent = options.get("indent", 1)
-        with open(path, "w", encoding="utf-8") as f:
+        with io.TextIOWrapper(open_new(path), encoding="utf-8") as f:
             json.dump(doc, f, indent=indent, ensure_ascii=False, allow_nan=False)
 
     def _document(self, path: Path) -> dict[str, Any]:

@@ -34,7 +34,7 @@ import msgpack
 import numpy as np
 from h5py import h5a, h5d, h5f, h5g, h5p, h5s, h5t
 
-from ...atomic import ensure_space
+from ...atomic import ensure_space, open_new
 from ...errors import CorruptFileError, SerializationError, StorageError
 from . import codec, journal
 from .encoder import ArrayOut
@@ -385,7 +385,7 @@ def write_file(
             image = fid.get_file_image()
         finally:
             fid.close()
-        with open(path, "wb") as f:
+        with open_new(path) as f:
             f.write(image)
         return
     fid = create_file(path)
