@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -217,3 +218,60 @@ def test_a_dirty_or_clean_change_between_two_saves_is_in_each_record(
     (repo / "snvt_gitpkg" / "util.py").write_text("U = 1\n")
     git("checkout", "-q", "snvt_gitpkg/util.py")  # edited, then restored
     assert saved_git()["dirty"] is False
+
+
+def test_environment_record_is_kept_while_nothing_changes_and_made_again_after_an_edit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    src = tmp_path / "snvt_kept_mod.py"
+    src.write_text("def f():\n    return 1\n")
+    spec = importlib.util.spec_from_file_location("snvt_kept_mod", src)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setitem(sys.modules, "snvt_kept_mod", module)  # imported, for this test only
+    made: list[str] = []
+    real = metadata.module_record
+    monkeypatch.setattr(metadata, "module_record", lambda m, *a, **k: made.append(m) or real(m, *a, **k))
+    objects = [("snvt_kept_mod", "f")]
+    first = metadata.environment_record(objects)
+    second = metadata.environment_record(objects)
+    assert made == ["snvt_kept_mod"]  # kept: nothing changed in the watched directory
+    assert second["modules"] == first["modules"] and second["timestamp"] >= first["timestamp"]
+    second["modules"]["snvt_kept_mod"]["sources"]["f"] = "changed by the caller"
+    assert metadata.environment_record(objects)["modules"] == first["modules"]  # callers get copies
+    src.write_text("def f():\n    return 22\n")  # an edit in place
+    third = metadata.environment_record(objects)
+    assert made == ["snvt_kept_mod"] * 2
+    assert third["modules"]["snvt_kept_mod"]["sources"]["f"] != first["modules"]["snvt_kept_mod"]["sources"]["f"]
+    new = tmp_path / "new.py"
+    new.write_text("def f():\n    return 333\n")
+    os.replace(new, src)  # an editor's save: a new file renamed over the old one
+    fourth = metadata.environment_record(objects)
+    assert made == ["snvt_kept_mod"] * 3
+    assert fourth["modules"]["snvt_kept_mod"]["sources"]["f"] != third["modules"]["snvt_kept_mod"]["sources"]["f"]
+
+
+def test_environment_record_is_made_afresh_without_inotify_or_for_a_module_not_imported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from storage_nodes.provenance import _watch
+
+    (tmp_path / "snvt_never_imported.py").write_text("def g():\n    return 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    made: list[str] = []
+    real = metadata.module_record
+    monkeypatch.setattr(metadata, "module_record", lambda m, *a, **k: made.append(m) or real(m, *a, **k))
+    lazy = [("snvt_never_imported", "g")]
+    for _ in range(2):
+        assert set(metadata.environment_record(lazy)["modules"]["snvt_never_imported"]["sources"]) == {"g"}
+    assert made == ["snvt_never_imported"] * 2  # where an import would find it may change
+    assert "snvt_never_imported" not in sys.modules
+    made.clear()
+    monkeypatch.setattr(_watch, "watcher", lambda: None)
+    here = [("storage_nodes.provenance.metadata", "ObjectCollector")]
+    metadata.environment_record(here)
+    metadata.environment_record(here)
+    assert made == ["storage_nodes.provenance.metadata"] * 2

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import select
 import sys
 import threading
 from collections.abc import Iterable
@@ -35,8 +36,8 @@ LOCAL_FILE_SYSTEMS = frozenset(
 
 
 class Watcher:
-    """One inotify instance: :meth:`watch` directories, :meth:`changed` says whether any
-    event arrived since the last call."""
+    """One inotify instance: :meth:`watch` directories; :meth:`generation` grows with every
+    batch of events, so what was computed at one generation holds while it stays."""
 
     def __init__(self, libc: ctypes.CDLL, fd: int) -> None:
         self._libc = libc
@@ -44,38 +45,49 @@ class Watcher:
         self.pid = os.getpid()
         self._watched: set[str] = set()
         self._mounts = read_mounts()
+        self._generation = 0
+        self._lock = threading.Lock()
+        self._poll = select.poll()
+        self._poll.register(fd, select.POLLIN)
 
     def _local(self, directory: str) -> bool:
         return filesystem_of(directory, self._mounts) in LOCAL_FILE_SYSTEMS
 
     def watch(self, directories: Iterable[str]) -> bool:
         """Watch each directory; False if one cannot be watched (then rely on nothing)."""
-        for directory in directories:
-            if directory in self._watched:
-                continue
-            if not self._local(directory):
-                return False
-            wd = self._libc.inotify_add_watch(self.fd, os.fsencode(directory), _MASK | _IN_ONLYDIR)
-            if wd < 0:
-                return False
-            self._watched.add(directory)
-        return True
+        with self._lock:
+            for directory in directories:
+                if directory in self._watched:
+                    continue
+                if not self._local(directory):
+                    return False
+                wd = self._libc.inotify_add_watch(self.fd, os.fsencode(directory), _MASK | _IN_ONLYDIR)
+                if wd < 0:
+                    return False
+                self._watched.add(directory)
+            return True
 
-    def changed(self) -> bool:
-        """Whether an event arrived since the last call (reads the queue empty)."""
-        seen = False
-        while True:
-            try:
-                data = os.read(self.fd, 65536)
-            except BlockingIOError:
-                return seen
-            except OSError:
-                return True
-            if not data:
-                return seen
-            seen = True
-            # a removed watch (its directory deleted or moved) must be added again
-            self._watched.clear()
+    def generation(self) -> int:
+        """A counter that grows when events arrive (reads the queue empty): a value kept with
+        the generation it was computed at is still good while the generation is the same.
+        Every reader sees every change (unlike a read-and-clear flag)."""
+        with self._lock:
+            if not self._poll.poll(0):  # nothing queued (a failed read would cost an exception)
+                return self._generation
+            while True:
+                try:
+                    data = os.read(self.fd, 65536)
+                except BlockingIOError:
+                    return self._generation
+                except OSError:  # the queue cannot be read: trust nothing kept so far
+                    self._generation += 1
+                    self._watched.clear()
+                    return self._generation
+                if not data:
+                    return self._generation
+                self._generation += 1
+                # a removed watch (its directory deleted or moved) must be added again
+                self._watched.clear()
 
     def close(self) -> None:
         try:

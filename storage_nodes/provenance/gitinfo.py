@@ -490,13 +490,14 @@ def git_state(file: str | os.PathLike[str], scope: str | os.PathLike[str] | None
         with _states_lock:
             if _owner[0] is not w:  # a new instance (e.g. after fork) saw none of the past changes
                 _owner[0] = w
+                _seen[0] = w.generation()
                 _states.clear()
                 _generation += 1
-            elif w.changed():
+            elif _events(w):
                 _states.clear()
                 _generation += 1
             elif key in _states:
-                return _copy_state(_states[key])
+                return copy_state(_states[key])
             generation = _generation
     located = _locate(*key)
     if located is None:
@@ -505,13 +506,13 @@ def git_state(file: str | os.PathLike[str], scope: str | os.PathLike[str] | None
     state, trusted = _determine(*located)
     if watched and trusted and w is not None:
         with _states_lock:
-            if w.changed():  # something changed while we looked: the next call looks again
+            if _events(w):  # something changed while we looked: the next call looks again
                 _states.clear()
                 _generation += 1
             elif generation == _generation:
                 if len(_states) >= 4096:
                     _states.clear()
-                _states[key] = _copy_state(state)
+                _states[key] = copy_state(state)
     return state
 
 
@@ -519,15 +520,36 @@ _states: dict[tuple[str, str | None], dict[str, Any] | None] = {}
 _states_lock = threading.Lock()
 _generation = 0
 _owner: list[_watch.Watcher | None] = [None]  # the watcher whose silence the kept states rely on
+_seen = [0]  # the owner's generation the kept states were checked at
 
 
-def _copy_state(state: dict[str, Any] | None) -> dict[str, Any] | None:
+def _events(w: _watch.Watcher) -> bool:
+    """Whether events arrived since the last look (under ``_states_lock``)."""
+    generation = w.generation()
+    if generation == _seen[0]:
+        return False
+    _seen[0] = generation
+    return True
+
+
+def copy_state(state: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A copy of a git state that shares nothing mutable with ``state``."""
     if state is None:
         return None
     out = dict(state)
     if "changed" in out:
         out["changed"] = list(out["changed"])
     return out
+
+
+def kept(file: str | os.PathLike[str], scope: str | os.PathLike[str] | None = None) -> bool:
+    """Whether :func:`git_state` of ``file`` answers from a kept state while inotify reports no
+    change (or from nothing at all: ``file`` lies in no repository)."""
+    key = (os.fspath(file), None if scope is None else os.fspath(scope))
+    with _states_lock:
+        if key in _states:
+            return True
+    return _locate(*key) is None
 
 
 def forget() -> None:

@@ -28,7 +28,7 @@ HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def new_index(
