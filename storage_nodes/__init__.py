@@ -23,6 +23,7 @@ from .collections.collection import Collection
 from .errors import (
     BackendNotFoundError,
     CatalogError,
+    CatalogReadOnlyError,
     CorruptFileError,
     DuplicateMemberError,
     FileExistsStorageError,
@@ -104,6 +105,7 @@ __all__ = [
     "MetadataError",
     "NoSpaceError",
     "SerializationError",
+    "CatalogReadOnlyError",
     "StaleEntryError",
     "StorageError",
     "UnsafeLoadError",

@@ -101,9 +101,15 @@ def recorder(catalog: Recorder | str | os.PathLike[str] | None) -> Recorder | No
 
 def record_failed(exc: BaseException, path: Path, catalog: Any) -> StorageError:
     """The error of a save whose file was written but could not be recorded."""
-    from .errors import CatalogError
+    from .errors import CatalogError, CatalogReadOnlyError
 
     detail = str(exc) if isinstance(exc, StorageError) else f"{type(exc).__name__}"
+    if isinstance(exc, CatalogReadOnlyError):
+        return CatalogReadOnlyError(
+            f"{path} was saved, but {catalog!r} may only be read by you ({detail}); the file is intact: "
+            f"record it with a catalog you may write to, e.g. `storage-nodes catalog index {path.parent}`",
+            path=path,
+        )
     return CatalogError(
         f"{path} was saved, but recording it in {catalog!r} failed ({detail}); the file is intact: "
         f"record it later with `storage-nodes catalog index {path.parent}`",

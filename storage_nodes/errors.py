@@ -30,6 +30,7 @@ __all__ = [
     "VersionMismatchWarning",
     "DuplicateMemberError",
     "CatalogError",
+    "CatalogReadOnlyError",
     "StaleEntryError",
 ]
 
@@ -181,6 +182,11 @@ def no_space(exc: BaseException, path: str | os.PathLike[str], key: str | None =
 
 class CatalogError(StorageError):
     """The catalog database cannot be opened, read or written (the message names it, password hidden)."""
+
+
+class CatalogReadOnlyError(CatalogError):
+    """The catalog database refuses writes to this user: a read-only file (``mode=ro``), or a
+    PostgreSQL role or server that may only read. Queries work; recording needs a writer."""
 
 
 class StaleEntryError(CatalogError):

@@ -562,6 +562,46 @@ def test_a_reader_without_write_access_queries_the_tables_and_warns(tmp_path, ca
     assert sorted(h.path.name for h in writer.find(kind="save")) == ["a.json", "b.json"]
 
 
+def _read_only_url(url: str, tmp_path) -> str:
+    """A URL for the same catalog that may only read: SQLite ``mode=ro``, or a PostgreSQL role
+    granted SELECT alone."""
+    if not url.startswith("postgresql"):
+        return f"sqlite:///file:{url}?mode=ro&uri=true"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE ROLE sn_reader LOGIN")
+        conn.exec_driver_sql("GRANT USAGE ON SCHEMA public TO sn_reader")
+        conn.exec_driver_sql("GRANT SELECT ON ALL TABLES IN SCHEMA public TO sn_reader")
+    engine.dispose()
+    return sa.engine.make_url(url).set(username="sn_reader").render_as_string(hide_password=False)
+
+
+def test_a_read_only_role_or_file_queries_and_refuses_writes_with_a_typed_error(url, tmp_path, caplog):
+    writer = sn.Catalog(url)
+    sn.save([1], tmp_path / "a.json", catalog=writer)
+    writer.flush()
+    sn.save([2], tmp_path / "b.json", catalog=writer)  # queued, not flushed
+    try:
+        reader = sn.Catalog(_read_only_url(url, tmp_path))
+        with caplog.at_level("WARNING", logger="storage_nodes.catalog"):
+            assert [h.path.name for h in reader.find(kind="save")] == ["a.json"]
+        assert "queued recordings not visible" in caplog.text
+        with pytest.raises(sn.CatalogReadOnlyError, match="cannot") as err:
+            sn.save([3], tmp_path / "c.json", catalog=reader)
+        assert isinstance(err.value, CatalogError)
+        assert (tmp_path / "c.json").exists()  # the file is written; only its record is refused
+        reader.close()
+        assert sorted(h.path.name for h in writer.find(kind="save")) == ["a.json", "b.json"]
+    finally:
+        writer.close()
+        if url.startswith("postgresql"):  # the role is cluster-wide: drop it with what it was given
+            engine = sa.create_engine(url)
+            with engine.begin() as conn:
+                conn.exec_driver_sql("DROP OWNED BY sn_reader")
+                conn.exec_driver_sql("DROP ROLE sn_reader")
+            engine.dispose()
+
+
 def test_import_storage_nodes_does_not_import_sqlalchemy():
     code = "import sys, storage_nodes; print('sqlalchemy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True).stdout

@@ -24,6 +24,7 @@ import math
 import os
 import random
 import socket
+import sqlite3
 import sys
 import threading
 import time
@@ -40,6 +41,7 @@ from .._secrets import mask_passwords
 from ..atomic import LOCK_SUFFIX, TEMP_PREFIX
 from ..errors import (
     CatalogError,
+    CatalogReadOnlyError,
     InvalidArgumentError,
     KeyNotFoundError,
     StaleEntryError,
@@ -511,6 +513,21 @@ def workflow_rows(
     return rows, edges
 
 
+#: SQLSTATEs of a PostgreSQL write refused to this user: insufficient_privilege,
+#: read_only_sql_transaction (a hot standby, default_transaction_read_only)
+_READ_ONLY_SQLSTATES = frozenset({"42501", "25006"})
+
+
+def _no_write_access(exc: BaseException) -> bool:
+    """Whether the database refused a write because this user may only read (by the driver's
+    error code: SQLite's SQLITE_READONLY family, or the SQLSTATEs above), not by message text."""
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF == sqlite3.SQLITE_READONLY  # extended codes keep the primary in the low byte
+    return getattr(orig, "sqlstate", None) in _READ_ONLY_SQLSTATES
+
+
 def _retryable(exc: BaseException) -> bool:
     if isinstance(exc, sa.exc.IntegrityError):
         return True  # two writers recording the same path at once: the retry replaces the other's row
@@ -864,7 +881,8 @@ class Catalog:
                     time.sleep(delay * (0.5 + random.random()))
                     delay = min(delay * 2, 0.5)
                     continue
-                raise CatalogError(f"cannot {what} catalog {self.location}: {self._message(exc)}") from None
+                kind = CatalogReadOnlyError if _no_write_access(exc) else CatalogError
+                raise kind(f"cannot {what} catalog {self.location}: {self._message(exc)}") from None
 
     def _raw_write(self, work: Callable[[Any], T]) -> T:
         """One write transaction straight on the pooled DB-API connection: for the one-row queue
@@ -1229,10 +1247,7 @@ class Catalog:
         (a read-only file or PostgreSQL role) queries what is already in the tables, with a warning."""
         try:
             self.flush()
-        except CatalogError as exc:
-            text = str(exc).lower()
-            if not any(w in text for w in ("readonly", "read-only", "read only", "permission denied", "privilege")):
-                raise
+        except CatalogReadOnlyError as exc:
             log.warning("catalog %s: queued recordings not visible: no write access to move them into the "
                         "tables (%s); a query by a writer will", self.location, exc)  # fmt: skip
 
