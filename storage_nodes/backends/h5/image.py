@@ -10,8 +10,10 @@ of the cost of the save. Its layout is fixed up to a few sizes, addresses and ch
 
 * superblock version 3 (48 bytes, at 0), pointing at the root group's object header;
 * the root group: a version-2 object header ("OHDR", with the four timestamps HDF5 keeps
-  for groups, the current time in seconds) holding a link-info, a group-info and one link
-  message per dataset, in order of creation, padded by a NIL message to its 120 bytes;
+  for groups: the current time in seconds -- HDF5 sets two when it creates the group and
+  two when it links the datasets, the same unless a second passed between) holding a
+  link-info, a group-info and one link message per dataset, in order of creation, padded by
+  a NIL message to its 120 bytes;
 * per dataset a version-2 object header of 256 bytes of messages: dataspace (v2, simple,
   maximum = current size), datatype (unsigned 8-bit integer), fill value (v3), layout (v3,
   contiguous: the address and size of the data) and, for the index, an attribute-info and
@@ -205,10 +207,10 @@ def build_image(
     if heap is not None:
         out[heap_header:heap_data] = _dataset(h, heap_data, _HEAP_END)
         if h:
-            out[heap_data : heap_data + h] = heap.data
+            out[heap_data : heap_data + h] = np.ascontiguousarray(heap).data
     out[index_header : index_header + _DATASET_HEADER] = _dataset(
         n, index_data, _ATTRIBUTE + _u64(index_size) + _INDEX_END
     )
     if n:
-        out[index_data : index_data + n] = index.data
+        out[index_data : index_data + n] = np.ascontiguousarray(index).data
     return bytes(out)
