@@ -275,3 +275,23 @@ def test_environment_record_is_made_afresh_without_inotify_or_for_a_module_not_i
     metadata.environment_record(here)
     metadata.environment_record(here)
     assert made == ["storage_nodes.provenance.metadata"] * 2
+
+
+def test_a_load_in_the_same_process_sees_an_edit_of_a_stored_class(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    src = tmp_path / "snvt_edited_mod.py"
+    src.write_text("class Point:\n    def __init__(self, x):\n        self.x = x\n")
+    spec = importlib.util.spec_from_file_location("snvt_edited_mod", src)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setitem(sys.modules, "snvt_edited_mod", module)
+    path = sn.save(module.Point(1.5), tmp_path / "p.h5")
+    for _ in range(2):  # the second check answers from the kept record
+        assert sn.load(path, version_policy="strict").x == 1.5
+    src.write_text("class Point:\n    def __init__(self, x):\n        self.x = 2 * x\n")
+    with pytest.raises(sn.VersionMismatchError, match=r"snvt_edited_mod.*source"):
+        sn.load(path, version_policy="strict")

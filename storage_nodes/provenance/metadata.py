@@ -541,8 +541,21 @@ def current_record(
     git_cache: dict[str, Any] = {}
     result: dict[str, Any] = {}
     invalidated = False
+    wanted = {name: _stored_qualnames(stored_modules.get(name)) for name in names}
     with _lock:
+        # imported modules: the record a save from them would get (kept while nothing changes)
+        kept = _modules(
+            frozenset(
+                (name, q)
+                for name, qualnames in wanted.items()
+                if name in sys.modules and name not in _SKIP_MODULES and not _is_stdlib(name)
+                for q in qualnames
+            )
+        )
         for name in names:
+            if name in kept:
+                result[name] = {**kept[name], "found": True}
+                continue
             found = name in sys.modules or _module_spec(name) is not None
             if not found and not invalidated:  # the import system caches directory listings: look again
                 importlib.invalidate_caches()
@@ -553,11 +566,14 @@ def current_record(
                 result[name] = {"package": top, "distribution": None, "version": None, "git": None, "sources": {}}
                 result[name]["found"] = False
                 continue
-            rec = stored_modules.get(name) or {}
-            sources = rec.get("sources") if isinstance(rec, Mapping) else None
-            qualnames: list[str] = list(sources) if isinstance(sources, Mapping) else []
-            result[name] = {**module_record(name, qualnames, fresh=True, _git_cache=git_cache), "found": True}
+            result[name] = {**module_record(name, wanted[name], fresh=True, _git_cache=git_cache), "found": True}
     return {"record_version": RECORD_VERSION, "python": _python(), "platform": _platform(), "modules": result}
+
+
+def _stored_qualnames(rec: Any) -> list[str]:
+    """The names a stored module record hashed the sources of (none if it is malformed)."""
+    sources = rec.get("sources") if isinstance(rec, Mapping) else None
+    return [q for q in sources if isinstance(q, str)] if isinstance(sources, Mapping) else []
 
 
 def merge_records(stored: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
