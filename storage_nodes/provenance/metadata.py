@@ -441,8 +441,10 @@ def _modules(objects: frozenset[tuple[str, str]]) -> dict[str, Any]:
         return _copy_modules(hit[2])
     grouped = _group(objects)
     files = {m: _module_file(m) for m in grouped}
-    watched = w is not None and w.watch(sorted({os.path.dirname(f) for f in files.values() if f}))
+    # the generation first, then the watches, then the reading: an event after the first
+    # look (even one that removed a watch) keeps this record from being kept
     before = w.generation() if w is not None else None
+    watched = w is not None and w.watch(sorted({os.path.dirname(f) for f in files.values() if f}))
     git_cache: dict[str, Any] = {}
     modules = {m: module_record(m, q, _git_cache=git_cache) for m, q in sorted(grouped.items())}
     if (
