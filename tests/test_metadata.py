@@ -295,3 +295,15 @@ def test_a_load_in_the_same_process_sees_an_edit_of_a_stored_class(
     src.write_text("class Point:\n    def __init__(self, x):\n        self.x = 2 * x\n")
     with pytest.raises(sn.VersionMismatchError, match=r"snvt_edited_mod.*source"):
         sn.load(path, version_policy="strict")
+
+
+def test_source_hashes_follow_a_file_renamed_over_the_module_with_the_same_size_and_mtime(tmp_path: Path) -> None:
+    src = tmp_path / "m.py"
+    src.write_text("def f():\n    return 1\n")
+    before = metadata._source_hashes(str(src), ["f"])
+    st = src.stat()
+    new = tmp_path / "new.py"
+    new.write_text("def f():\n    return 2\n")  # same size
+    os.utime(new, ns=(st.st_atime_ns, st.st_mtime_ns))  # and the same mtime: within one clock tick
+    os.replace(new, src)
+    assert metadata._source_hashes(str(src), ["f"]) != before

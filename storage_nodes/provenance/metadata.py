@@ -320,7 +320,7 @@ _cached_distribution = functools.lru_cache(maxsize=1024)(_distribution)
 
 
 @functools.lru_cache(maxsize=512)
-def _definitions(file: str, _stat_key: tuple[int, int]) -> dict[str, str]:
+def _definitions(file: str, _stat_key: tuple[int, ...]) -> dict[str, str]:
     """``{qualname: sha256}`` of every class and function defined in ``file`` (not in function bodies)."""
     try:
         text = Path(file).read_text(encoding="utf-8")
@@ -346,7 +346,7 @@ def _definitions(file: str, _stat_key: tuple[int, int]) -> dict[str, str]:
 
 
 @functools.lru_cache(maxsize=512)
-def _defined_names(file: str, _stat_key: tuple[int, int]) -> frozenset[str]:
+def _defined_names(file: str, _stat_key: tuple[int, ...]) -> frozenset[str]:
     """Names after ``class``/``def`` in ``file``: a cheap test before parsing it."""
     try:
         text = Path(file).read_text(encoding="utf-8")
@@ -362,7 +362,7 @@ def _source_hashes(file: str | None, qualnames: Iterable[str]) -> dict[str, str]
         st = os.stat(file)
     except OSError:
         return {}
-    key = (st.st_mtime_ns, st.st_size)
+    key = (st.st_mtime_ns, st.st_size, st.st_ino)  # the inode: an editor renames a new file over it
     wanted = sorted(set(qualnames))
     names = _defined_names(file, key)
     if not any(q.split(".", 1)[0] in names for q in wanted):
