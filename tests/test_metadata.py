@@ -275,3 +275,35 @@ def test_environment_record_is_made_afresh_without_inotify_or_for_a_module_not_i
     metadata.environment_record(here)
     metadata.environment_record(here)
     assert made == ["storage_nodes.provenance.metadata"] * 2
+
+
+def test_a_load_in_the_same_process_sees_an_edit_of_a_stored_class(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    src = tmp_path / "snvt_edited_mod.py"
+    src.write_text("class Point:\n    def __init__(self, x):\n        self.x = x\n")
+    spec = importlib.util.spec_from_file_location("snvt_edited_mod", src)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setitem(sys.modules, "snvt_edited_mod", module)
+    path = sn.save(module.Point(1.5), tmp_path / "p.h5")
+    for _ in range(2):  # the second check answers from the kept record
+        assert sn.load(path, version_policy="strict").x == 1.5
+    src.write_text("class Point:\n    def __init__(self, x):\n        self.x = 2 * x\n")
+    with pytest.raises(sn.VersionMismatchError, match=r"snvt_edited_mod.*source"):
+        sn.load(path, version_policy="strict")
+
+
+def test_source_hashes_follow_a_file_renamed_over_the_module_with_the_same_size_and_mtime(tmp_path: Path) -> None:
+    src = tmp_path / "m.py"
+    src.write_text("def f():\n    return 1\n")
+    before = metadata._source_hashes(str(src), ["f"])
+    st = src.stat()
+    new = tmp_path / "new.py"
+    new.write_text("def f():\n    return 2\n")  # same size
+    os.utime(new, ns=(st.st_atime_ns, st.st_mtime_ns))  # and the same mtime: within one clock tick
+    os.replace(new, src)
+    assert metadata._source_hashes(str(src), ["f"]) != before

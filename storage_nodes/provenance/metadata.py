@@ -320,7 +320,7 @@ _cached_distribution = functools.lru_cache(maxsize=1024)(_distribution)
 
 
 @functools.lru_cache(maxsize=512)
-def _definitions(file: str, _stat_key: tuple[int, int]) -> dict[str, str]:
+def _definitions(file: str, _stat_key: tuple[int, ...]) -> dict[str, str]:
     """``{qualname: sha256}`` of every class and function defined in ``file`` (not in function bodies)."""
     try:
         text = Path(file).read_text(encoding="utf-8")
@@ -346,7 +346,7 @@ def _definitions(file: str, _stat_key: tuple[int, int]) -> dict[str, str]:
 
 
 @functools.lru_cache(maxsize=512)
-def _defined_names(file: str, _stat_key: tuple[int, int]) -> frozenset[str]:
+def _defined_names(file: str, _stat_key: tuple[int, ...]) -> frozenset[str]:
     """Names after ``class``/``def`` in ``file``: a cheap test before parsing it."""
     try:
         text = Path(file).read_text(encoding="utf-8")
@@ -362,7 +362,7 @@ def _source_hashes(file: str | None, qualnames: Iterable[str]) -> dict[str, str]
         st = os.stat(file)
     except OSError:
         return {}
-    key = (st.st_mtime_ns, st.st_size)
+    key = (st.st_mtime_ns, st.st_size, st.st_ino)  # the inode: an editor renames a new file over it
     wanted = sorted(set(qualnames))
     names = _defined_names(file, key)
     if not any(q.split(".", 1)[0] in names for q in wanted):
@@ -441,8 +441,10 @@ def _modules(objects: frozenset[tuple[str, str]]) -> dict[str, Any]:
         return _copy_modules(hit[2])
     grouped = _group(objects)
     files = {m: _module_file(m) for m in grouped}
-    watched = w is not None and w.watch(sorted({os.path.dirname(f) for f in files.values() if f}))
+    # the generation first, then the watches, then the reading: an event after the first
+    # look (even one that removed a watch) keeps this record from being kept
     before = w.generation() if w is not None else None
+    watched = w is not None and w.watch(sorted({os.path.dirname(f) for f in files.values() if f}))
     git_cache: dict[str, Any] = {}
     modules = {m: module_record(m, q, _git_cache=git_cache) for m, q in sorted(grouped.items())}
     if (
@@ -541,8 +543,21 @@ def current_record(
     git_cache: dict[str, Any] = {}
     result: dict[str, Any] = {}
     invalidated = False
+    wanted = {name: _stored_qualnames(stored_modules.get(name)) for name in names}
     with _lock:
+        # imported modules: the record a save from them would get (kept while nothing changes)
+        kept = _modules(
+            frozenset(
+                (name, q)
+                for name, qualnames in wanted.items()
+                if name in sys.modules and name not in _SKIP_MODULES and not _is_stdlib(name)
+                for q in qualnames
+            )
+        )
         for name in names:
+            if name in kept:
+                result[name] = {**kept[name], "found": True}
+                continue
             found = name in sys.modules or _module_spec(name) is not None
             if not found and not invalidated:  # the import system caches directory listings: look again
                 importlib.invalidate_caches()
@@ -553,11 +568,14 @@ def current_record(
                 result[name] = {"package": top, "distribution": None, "version": None, "git": None, "sources": {}}
                 result[name]["found"] = False
                 continue
-            rec = stored_modules.get(name) or {}
-            sources = rec.get("sources") if isinstance(rec, Mapping) else None
-            qualnames: list[str] = list(sources) if isinstance(sources, Mapping) else []
-            result[name] = {**module_record(name, qualnames, fresh=True, _git_cache=git_cache), "found": True}
+            result[name] = {**module_record(name, wanted[name], fresh=True, _git_cache=git_cache), "found": True}
     return {"record_version": RECORD_VERSION, "python": _python(), "platform": _platform(), "modules": result}
+
+
+def _stored_qualnames(rec: Any) -> list[str]:
+    """The names a stored module record hashed the sources of (none if it is malformed)."""
+    sources = rec.get("sources") if isinstance(rec, Mapping) else None
+    return [q for q in sources if isinstance(q, str)] if isinstance(sources, Mapping) else []
 
 
 def merge_records(stored: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:

@@ -187,8 +187,21 @@ def _plist(kind: str) -> Any:
 
 
 def create_file(path: Path) -> h5f.FileID:
-    """Create (truncate) the HDF5 file ``path`` with the archive's file options."""
-    return h5f.create(os.fsencode(path), h5f.ACC_TRUNC, fapl=_plist("fapl"))
+    """Create (truncate) the HDF5 file ``path`` with the archive's file options.
+
+    An existing empty file (the temporary file of ``atomic_path``) is removed and made anew
+    with ``O_EXCL`` rather than truncated: HDF5 opens with ``O_TRUNC``, which on ext4 forces
+    the blocks of everything written to be allocated at the close (see
+    :func:`~storage_nodes.atomic.open_new`): 37 ms more for a 100 MB array."""
+    name = os.fsencode(path)
+    try:
+        empty = os.stat(name).st_size == 0
+    except FileNotFoundError:
+        empty = False
+    if empty:
+        os.unlink(name)
+        return h5f.create(name, h5f.ACC_EXCL, fapl=_plist("fapl"))
+    return h5f.create(name, h5f.ACC_TRUNC, fapl=_plist("fapl"))
 
 
 def create_bytes(fid: h5f.FileID, name: str, data: np.ndarray, *, size: int | None = None) -> None:
