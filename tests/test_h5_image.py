@@ -66,6 +66,13 @@ def test_the_image_is_hdf5s_for_sizes_around_its_boundaries(heap_size):
         assert_same("heap_0", heap, data(n, 2), n * 3 + 7)
 
 
+def test_the_image_is_hdf5s_up_to_the_in_memory_bound():
+    top = image.MAX_BYTES
+    assert top == layout.IN_MEMORY_BYTES
+    for h, n in [(None, top), (top - 100, 100), (100, top - 100), (top // 2, top // 2), (0, top)]:
+        assert_same("heap_0", None if h is None else data(h, 5), data(n, 6), n)
+
+
 @pytest.mark.parametrize("name", ["heap_0", "heap_17", "a", "zz", "Heap_Z9", "h" * 40])
 def test_the_image_is_hdf5s_for_other_heap_names(name):
     for h, n in [(0, 0), (10, 5), (3000, 50), (100, 3000)]:
