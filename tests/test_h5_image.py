@@ -90,6 +90,12 @@ def test_the_image_is_hdf5s_for_random_contents(heap, index, size):
     assert_same("heap_0", as_array, np.frombuffer(index, dtype=np.uint8), size)
 
 
+def test_the_image_of_strided_arrays_holds_their_elements():
+    heap, index = data(3000, 7)[::3], data(101, 8)[::-1]
+    assert not heap.flags.c_contiguous
+    assert_same("heap_0", heap, index, 9)
+
+
 def test_the_image_stamps_the_root_group_with_the_current_time():
     before = int(time.time())
     built = image.build_image("heap_0", data(10, 1), data(10, 2), 5)
