@@ -38,6 +38,7 @@ from ...atomic import ensure_space, open_new
 from ...errors import CorruptFileError, SerializationError, StorageError
 from . import codec, journal
 from .encoder import ArrayOut
+from .image import build_image
 from .tree import walk
 
 __all__ = [
@@ -363,6 +364,9 @@ def write_data(
 #: dozen small writes and a truncation of the file (~0.05 ms of a small save)
 IN_MEMORY_BYTES = 1 << 22
 _memory_files = itertools.count()
+#: build those files' bytes in pure Python (:mod:`.image`, the same bytes as HDF5's, ~0.7 ms
+#: less per small save); ``False`` makes HDF5 write them (tests compare the two)
+BUILD_IMAGES = True
 
 
 def _memory_fapl() -> Any:
@@ -384,12 +388,19 @@ def write_file(
 ) -> None:
     """Create the archive ``path`` (a new file).
 
-    The index is packed first (a too large one is refused before the file is touched) and
-    the free space checked once for data and index."""
+    A small file without big arrays is built in memory -- by :func:`.image.build_image` when
+    it models the file (unless :data:`BUILD_IMAGES` is off), else by HDF5's core driver -- and
+    written with one write. The index is packed first (a too large one is refused before the
+    file is touched) and the free space checked once for data and index."""
     dumped = dump_index(index)
     size = _data_bytes(heap, arrays) + dumped[0].nbytes
     ensure_space(path, size)
     if not arrays and size <= IN_MEMORY_BYTES:
+        image = build_image(heap_name, heap, dumped[0], dumped[1]) if BUILD_IMAGES else None
+        if image is not None:
+            with open_new(path) as f:
+                f.write(image)
+            return
         fid = h5f.create(b"storage_nodes-%d" % next(_memory_files), h5f.ACC_TRUNC, fapl=_memory_fapl())
         try:
             write_data(fid, heap_name, heap, arrays, compression, check_space=False)
