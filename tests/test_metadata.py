@@ -220,18 +220,24 @@ def test_a_dirty_or_clean_change_between_two_saves_is_in_each_record(
     assert saved_git()["dirty"] is False
 
 
-def test_environment_record_is_kept_while_nothing_changes_and_made_again_after_an_edit(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _imported_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, source: str) -> Path:
+    """Write module ``name`` into ``tmp_path`` and import it for this test only; its file."""
     import importlib.util
 
-    src = tmp_path / "snvt_kept_mod.py"
-    src.write_text("def f():\n    return 1\n")
-    spec = importlib.util.spec_from_file_location("snvt_kept_mod", src)
+    src = tmp_path / f"{name}.py"
+    src.write_text(source)
+    spec = importlib.util.spec_from_file_location(name, src)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    monkeypatch.setitem(sys.modules, "snvt_kept_mod", module)  # imported, for this test only
+    monkeypatch.setitem(sys.modules, name, module)
+    return src
+
+
+def test_environment_record_is_kept_while_nothing_changes_and_made_again_after_an_edit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = _imported_module(tmp_path, monkeypatch, "snvt_kept_mod", "def f():\n    return 1\n")
     made: list[str] = []
     real = metadata.module_record
     monkeypatch.setattr(metadata, "module_record", lambda m, *a, **k: made.append(m) or real(m, *a, **k))
@@ -280,15 +286,10 @@ def test_environment_record_is_made_afresh_without_inotify_or_for_a_module_not_i
 def test_a_load_in_the_same_process_sees_an_edit_of_a_stored_class(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import importlib.util
-
-    src = tmp_path / "snvt_edited_mod.py"
-    src.write_text("class Point:\n    def __init__(self, x):\n        self.x = x\n")
-    spec = importlib.util.spec_from_file_location("snvt_edited_mod", src)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    monkeypatch.setitem(sys.modules, "snvt_edited_mod", module)
+    src = _imported_module(
+        tmp_path, monkeypatch, "snvt_edited_mod", "class Point:\n    def __init__(self, x):\n        self.x = x\n"
+    )
+    module = sys.modules["snvt_edited_mod"]
     path = sn.save(module.Point(1.5), tmp_path / "p.h5")
     for _ in range(2):  # the second check answers from the kept record
         assert sn.load(path, version_policy="strict").x == 1.5
