@@ -315,7 +315,9 @@ def test_open_lists_each_group_when_reached_and_parses_the_index_once(tmp_path, 
     path = sn.save(data, tmp_path / "lazy.h5")
     parsed: list[str] = []
     original = layout.read_index
-    monkeypatch.setattr(layout, "read_index", lambda fid, p, *raw: parsed.append(str(p)) or original(fid, p, *raw))
+    monkeypatch.setattr(
+        layout, "read_index", lambda fid, p, *raw, **kw: parsed.append(str(p)) or original(fid, p, *raw, **kw)
+    )
     arc = sn.open(path)
     (run,) = arc.entry.children
     assert run.children == [] and run.truncated == 1  # not listed yet

@@ -40,7 +40,7 @@ import time
 
 import numpy as np
 
-__all__ = ["MAX_BYTES", "build_image", "lookup3"]
+__all__ = ["MAX_BYTES", "build_image", "lookup3", "parse_image"]
 
 #: heap and index together: the bound of :data:`.layout.IN_MEMORY_BYTES` (larger files are
 #: not built in memory at all)
@@ -214,3 +214,54 @@ def build_image(
     if n:
         out[index_data : index_data + n] = np.ascontiguousarray(index).data
     return bytes(out)
+
+
+_LINKS = _ROOT + 4 + 1 + 1 + 16 + 1 + 22 + 6  # after the header, times, chunk size, link and group info
+_INDEX_SIZE_AT = 76 + len(_ATTRIBUTE)  # in the index's object header
+
+
+def parse_image(data: bytes) -> tuple[str | None, np.ndarray | None, np.ndarray, int] | None:
+    """``(heap_name, heap, index, index_size)`` of a file that is exactly what
+    :func:`build_image` writes for them (the payloads are taken from where it puts them, and
+    the file is rebuilt from them and compared byte for byte: checksums included); ``None``
+    for any other file (one HDF5 changed in place, another layout, damage), which the caller
+    then reads through HDF5. The arrays are writable copies."""
+    if len(data) < _ROOT_END or data[:12] != _SUPERBLOCK_START[:12] or len(data) > MAX_BYTES + 8192:
+        return None
+    try:
+        stamp = struct.unpack_from("<I", data, _ROOT + 6)[0]
+        links: list[tuple[bytes, int]] = []
+        pos = _LINKS
+        while len(links) < 2 and data[pos] == 0x06:
+            length = data[pos + 6]
+            name = data[pos + 7 : pos + 7 + length]
+            links.append((name, struct.unpack_from("<Q", data, pos + 7 + length)[0]))
+            pos += 15 + length
+        if not links or links[-1][0] != b"index":
+            return None
+        heap_name = heap = None
+        if len(links) == 2:
+            heap_name = links[0][0].decode("ascii")
+            heap = _payload(data, links[0][1])
+        index_header = links[-1][1]
+        index = _payload(data, index_header)
+        index_size = struct.unpack_from("<Q", data, index_header + _INDEX_SIZE_AT)[0]
+    except (IndexError, struct.error, UnicodeDecodeError):
+        return None
+    if (heap_name is not None and heap is None) or index is None:
+        return None
+    if build_image(heap_name or "", heap, index, index_size, now=stamp) != data:
+        return None
+    return heap_name, heap, index, index_size
+
+
+def _payload(data: bytes, header: int) -> np.ndarray | None:
+    """The bytes of the dataset whose object header starts at ``header`` (where the header
+    says they are; the rebuilt comparison checks the rest)."""
+    n = struct.unpack_from("<Q", data, header + 16)[0]
+    if n == 0:
+        return np.empty(0, dtype=np.uint8)
+    start = struct.unpack_from("<Q", data, header + 60)[0]
+    if start + n > len(data):
+        return None
+    return np.frombuffer(data, dtype=np.uint8, count=n, offset=start).copy()

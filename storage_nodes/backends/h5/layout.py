@@ -21,6 +21,7 @@ import contextlib
 import itertools
 import json
 import os
+import stat
 import threading
 import zlib
 from collections import Counter
@@ -36,7 +37,7 @@ from h5py import h5a, h5d, h5f, h5g, h5p, h5s, h5t
 
 from ...atomic import ensure_space, open_new
 from ...errors import CorruptFileError, SerializationError, StorageError
-from . import codec, journal
+from . import codec, image, journal
 from .encoder import ArrayOut
 from .image import build_image
 from .tree import walk
@@ -496,15 +497,21 @@ def apply_log(index: dict[str, Any], log: bytes) -> None:
 
 
 def read_index(
-    fid: h5f.FileID, path: Path, raw: np.ndarray | None = None, log: np.ndarray | None = None
+    fid: h5f.FileID | None,
+    path: Path,
+    raw: np.ndarray | None = None,
+    log: np.ndarray | None = None,
+    *,
+    size: int | None = -1,
 ) -> dict[str, Any]:
     """The decoded index of the open file ``fid`` (format versions 1 to 3; for 3 the changes
-    of ``/index_log`` applied); ``raw`` and ``log``: the compressed index and the log when
-    the caller has read them already."""
+    of ``/index_log`` applied); ``raw``, ``log`` and ``size`` (its ``index_size``): what the
+    caller has read already (all three when ``fid`` is None: a file read without HDF5)."""
     if raw is None:
+        assert fid is not None
         raw = index_bytes(fid, path)
     try:
-        index = _load_index(raw.tobytes(), index_size(fid))
+        index = _load_index(raw.tobytes(), index_size(fid) if size == -1 and fid is not None else size)
     except (OSError, KeyError, ValueError, TypeError, UnicodeDecodeError, zlib.error, msgpack.UnpackException) as exc:
         raise _corrupt(path, exc) from None
     if not isinstance(index, dict) or index.get("format") != FORMAT:
@@ -519,6 +526,7 @@ def read_index(
         )
     if version == LOG_FORMAT_VERSION:
         if log is None:
+            assert fid is not None
             log = log_bytes(fid, path)
         if log.shape[0]:
             try:
@@ -535,8 +543,9 @@ def read_index(
 class Reader:
     """Read access to an open archive: the index, heap slices and big arrays."""
 
-    def __init__(self, fid: h5f.FileID, path: Path, index: dict[str, Any]) -> None:
-        self.fid = fid
+    def __init__(self, fid: h5f.FileID | None, path: Path, index: dict[str, Any], inode: int | None = None) -> None:
+        self._fid = fid
+        self._inode = inode  # of the file read without HDF5 (``fid`` None): HDF5 must open that one
         self.path = path
         self.index = index
         self._f: h5py.File | None = None
@@ -545,6 +554,21 @@ class Reader:
         self._spans: dict[str, tuple[int, np.ndarray]] = {}
         self._ids: dict[int, dict[str, Any]] | None = None
         self._checked: set[str] = set()  # heap segments found to store all the bytes they declare
+
+    @property
+    def fid(self) -> h5f.FileID:
+        """The HDF5 file id (for a file read without HDF5, opened on first use: only what the
+        bytes read did not hold needs it)."""
+        if self._fid is None:
+            try:
+                fid = h5f.open(os.fsencode(self.path), h5f.ACC_RDONLY)
+            except (OSError, ValueError) as exc:
+                raise _corrupt(self.path, exc) from None
+            if _inode(fid) not in (self._inode, None):
+                fid.close()
+                raise StorageError(f"cannot read {self.path}: it was replaced while being read", path=self.path)
+            self._fid = fid
+        return self._fid
 
     @property
     def f(self) -> h5py.File:
@@ -703,6 +727,16 @@ def open_reader(path: Path, *, cached_index: bool = False) -> Iterator[Reader]:
         # a shared flock on the file, taken before HDF5 opens it (HDF5's own lock comes after it
         # has measured the file's size, too late): an in-place update waits until the read is over
         with journal.reading(path) as locked:
+            small = None if locked is None or not READ_IMAGES else _read_image(path, locked, cached_index)
+            if small is not None:
+                try:
+                    yield small
+                finally:
+                    if small._f is not None:
+                        small._f.close()
+                    if small._fid is not None and small._fid.valid:
+                        small._fid.close()
+                return
             try:
                 fid = h5f.open(os.fsencode(path), h5f.ACC_RDONLY)
             except FileNotFoundError:
@@ -723,6 +757,54 @@ def open_reader(path: Path, *, cached_index: bool = False) -> Iterator[Reader]:
                     fid.close()
             return
     raise StorageError(f"cannot read {path}: it is replaced faster than it can be opened", path=path)
+
+
+#: read small files that are exactly what :func:`.image.build_image` writes without HDF5
+#: (tests turn it off to compare with HDF5's reading)
+READ_IMAGES = True
+
+
+def _read_image(path: Path, locked: int, cached_index: bool = False) -> Reader | None:
+    """A reader of ``path`` from its bytes, when it is a small file exactly as
+    :func:`.image.build_image` writes it (one read, no HDF5: ~0.7 ms less on a small load);
+    None for any other file, or one replaced since ``locked`` (its inode) was locked.
+    ``cached_index``: as for :func:`open_reader` (the same cache of parsed indexes)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if st.st_ino != locked or not stat.S_ISREG(st.st_mode) or st.st_size > image.MAX_BYTES + 8192:
+            return None
+        data = os.read(fd, st.st_size + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    parsed = image.parse_image(data)
+    if parsed is None:
+        return None
+    heap_name, heap, raw, size = parsed
+    identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    index = None
+    if cached_index:
+        with _INDEX_CACHE_LOCK:
+            index = _INDEX_CACHE.get(identity)
+            if index is not None:
+                _INDEX_CACHE.move_to_end(identity)
+    if index is None:
+        index = read_index(None, path, raw, np.empty(0, dtype=np.uint8), size=size)
+        if cached_index:
+            with _INDEX_CACHE_LOCK:
+                _INDEX_CACHE[identity] = index
+                while len(_INDEX_CACHE) > _INDEX_CACHE_ITEMS:
+                    _INDEX_CACHE.popitem(last=False)
+    reader = Reader(None, path, index, locked)
+    if heap_name is not None and heap is not None:
+        reader._heaps[heap_name] = heap
+        reader._checked.add(heap_name)
+    return reader
 
 
 def _inode(fid: h5f.FileID) -> int | None:
