@@ -397,21 +397,21 @@ def write_file(
     size = _data_bytes(heap, arrays) + dumped[0].nbytes
     ensure_space(path, size)
     if not arrays and size <= IN_MEMORY_BYTES:
-        image = build_image(heap_name, heap, dumped[0], dumped[1]) if BUILD_IMAGES else None
-        if image is not None:
+        built = build_image(heap_name, heap, dumped[0], dumped[1]) if BUILD_IMAGES else None
+        if built is not None:
             with open_new(path) as f:
-                f.write(image)
+                f.write(built)
             return
         fid = h5f.create(b"storage_nodes-%d" % next(_memory_files), h5f.ACC_TRUNC, fapl=_memory_fapl())
         try:
             write_data(fid, heap_name, heap, arrays, compression, check_space=False)
             put_index(fid, index, dumped=dumped, check_space=False)
             h5f.flush(fid)
-            image = fid.get_file_image()
+            built = fid.get_file_image()
         finally:
             fid.close()
         with open_new(path) as f:
-            f.write(image)
+            f.write(built)
         return
     fid = create_file(path)
     try:
@@ -570,6 +570,13 @@ class Reader:
             self._fid = fid
         return self._fid
 
+    def close(self) -> None:
+        """Close what was opened through it (the high-level handle first), then its file id."""
+        if self._f is not None:
+            self._f.close()
+        if self._fid is not None and self._fid.valid:
+            self._fid.close()
+
     @property
     def f(self) -> h5py.File:
         """A high-level handle on the open file (made on first use; closed with the file)."""
@@ -690,29 +697,43 @@ _INDEX_CACHE_ITEMS = 8
 _INDEX_CACHE_MAX_BYTES = 1 << 22  # compressed index bytes; bigger indexes are not kept
 
 
+def _stat_identity(st: os.stat_result) -> tuple[int, ...]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 def _file_identity(fid: h5f.FileID) -> tuple[int, ...] | None:
     try:
         st = os.fstat(fid.get_vfd_handle())
     except (OSError, ValueError, TypeError, AttributeError):
         return None
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return _stat_identity(st)
+
+
+def _kept_index(identity: tuple[int, ...]) -> dict[str, Any] | None:
+    with _INDEX_CACHE_LOCK:
+        found = _INDEX_CACHE.get(identity)
+        if found is not None:
+            _INDEX_CACHE.move_to_end(identity)
+        return found
+
+
+def _keep_index(identity: tuple[int, ...], index: dict[str, Any]) -> None:
+    with _INDEX_CACHE_LOCK:
+        _INDEX_CACHE[identity] = index
+        while len(_INDEX_CACHE) > _INDEX_CACHE_ITEMS:
+            _INDEX_CACHE.popitem(last=False)
 
 
 def _cached_index(fid: h5f.FileID, path: Path) -> dict[str, Any]:
     identity = _file_identity(fid)
     if identity is not None:
-        with _INDEX_CACHE_LOCK:
-            found = _INDEX_CACHE.get(identity)
-            if found is not None:
-                _INDEX_CACHE.move_to_end(identity)
-                return found
+        found = _kept_index(identity)
+        if found is not None:
+            return found
     raw = index_bytes(fid, path)
     index = read_index(fid, path, raw)
     if identity is not None and raw.nbytes <= _INDEX_CACHE_MAX_BYTES:
-        with _INDEX_CACHE_LOCK:
-            _INDEX_CACHE[identity] = index
-            while len(_INDEX_CACHE) > _INDEX_CACHE_ITEMS:
-                _INDEX_CACHE.popitem(last=False)
+        _keep_index(identity, index)
     return index
 
 
@@ -732,10 +753,7 @@ def open_reader(path: Path, *, cached_index: bool = False) -> Iterator[Reader]:
                 try:
                     yield small
                 finally:
-                    if small._f is not None:
-                        small._f.close()
-                    if small._fid is not None and small._fid.valid:
-                        small._fid.close()
+                    small.close()
                 return
             try:
                 fid = h5f.open(os.fsencode(path), h5f.ACC_RDONLY)
@@ -751,8 +769,8 @@ def open_reader(path: Path, *, cached_index: bool = False) -> Iterator[Reader]:
                 reader = Reader(fid, path, _cached_index(fid, path) if cached_index else read_index(fid, path))
                 yield reader
             finally:
-                if reader is not None and reader._f is not None:
-                    reader._f.close()  # closes what was opened through it, then its own file id
+                if reader is not None:
+                    reader.close()
                 if fid.valid:
                     fid.close()
             return
@@ -786,20 +804,12 @@ def _read_image(path: Path, locked: int, cached_index: bool = False) -> Reader |
     if parsed is None:
         return None
     heap_name, heap, raw, size = parsed
-    identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-    index = None
-    if cached_index:
-        with _INDEX_CACHE_LOCK:
-            index = _INDEX_CACHE.get(identity)
-            if index is not None:
-                _INDEX_CACHE.move_to_end(identity)
+    identity = _stat_identity(st)
+    index = _kept_index(identity) if cached_index else None
     if index is None:
         index = read_index(None, path, raw, np.empty(0, dtype=np.uint8), size=size)
         if cached_index:
-            with _INDEX_CACHE_LOCK:
-                _INDEX_CACHE[identity] = index
-                while len(_INDEX_CACHE) > _INDEX_CACHE_ITEMS:
-                    _INDEX_CACHE.popitem(last=False)
+            _keep_index(identity, index)
     reader = Reader(None, path, index, locked)
     if heap_name is not None and heap is not None:
         reader._heaps[heap_name] = heap
