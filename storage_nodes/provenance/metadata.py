@@ -545,14 +545,10 @@ def current_record(
     invalidated = False
     wanted = {name: _stored_qualnames(stored_modules.get(name)) for name in names}
     with _lock:
-        # imported modules: the record a save from them would get (kept while nothing changes)
+        # imported modules: the record a save from them would get (kept while nothing changes;
+        # standard-library modules are left out of it, as of every record, and looked up below)
         kept = _modules(
-            frozenset(
-                (name, q)
-                for name, qualnames in wanted.items()
-                if name in sys.modules and name not in _SKIP_MODULES and not _is_stdlib(name)
-                for q in qualnames
-            )
+            frozenset((name, q) for name, qualnames in wanted.items() if name in sys.modules for q in qualnames)
         )
         for name in names:
             if name in kept:
