@@ -9,7 +9,6 @@ plain blobs, which is safe); ``load(key=...)`` reads the slices one entry needs;
 
 from __future__ import annotations
 
-import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +24,6 @@ from .encoder import Encoder
 __all__ = ["H5Backend"]
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def new_index(
