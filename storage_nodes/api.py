@@ -104,15 +104,15 @@ def record_failed(exc: BaseException, path: Path, catalog: Any) -> StorageError:
     from .errors import CatalogError, CatalogReadOnlyError
 
     detail = str(exc) if isinstance(exc, StorageError) else f"{type(exc).__name__}"
-    if isinstance(exc, CatalogReadOnlyError):
-        return CatalogReadOnlyError(
-            f"{path} was saved, but {catalog!r} may only be read by you ({detail}); the file is intact: "
-            f"record it with a catalog you may write to, e.g. `storage-nodes catalog index {path.parent}`",
-            path=path,
-        )
-    return CatalogError(
-        f"{path} was saved, but recording it in {catalog!r} failed ({detail}); the file is intact: "
-        f"record it later with `storage-nodes catalog index {path.parent}`",
+    read_only = isinstance(exc, CatalogReadOnlyError)
+    what, when = (
+        (f"{catalog!r} may only be read by you", "with a catalog you may write to, e.g.")
+        if read_only
+        else (f"recording it in {catalog!r} failed", "later with")
+    )
+    return (CatalogReadOnlyError if read_only else CatalogError)(
+        f"{path} was saved, but {what} ({detail}); the file is intact: "
+        f"record it {when} `storage-nodes catalog index {path.parent}`",
         path=path,
     )
 
