@@ -1,7 +1,9 @@
-"""The mount table (``/proc/mounts``): which file system holds a path.
+"""The mount table (``/proc/mounts``): which file system holds a path, and what kind it is.
 
 Used where the answer changes what is safe: SQLite's WAL needs a local file system
-(``catalog``), and inotify sees only local edits (``provenance._watch``).
+(``catalog``: :data:`NETWORK_FILESYSTEMS`), and inotify sees only local edits
+(``provenance._watch``: :data:`LOCAL_FILE_SYSTEMS`). The two lists of file-system types
+live here, side by side.
 """
 
 from __future__ import annotations
@@ -9,10 +11,27 @@ from __future__ import annotations
 import os
 import re
 
-__all__ = ["filesystem_of", "read_mounts"]
+__all__ = [
+    "LOCAL_FILE_SYSTEMS", "NETWORK_FILESYSTEMS", "filesystem_of", "filesystem_type", "network_filesystem",
+    "read_mounts",
+]  # fmt: skip
 
 #: the mount table of this process's namespace (Linux)
 MOUNTS = "/proc/mounts"
+
+#: file systems whose every change is seen by inotify on this host
+LOCAL_FILE_SYSTEMS = frozenset(
+    {"ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "f2fs", "zfs", "overlay", "jfs", "reiserfs", "bcachefs"}
+)
+
+#: file system types where several machines may open one file: SQLite's WAL needs shared
+#: memory between all its users, which these cannot give
+NETWORK_FILESYSTEMS = frozenset(
+    {"nfs", "nfs4", "cifs", "smb", "smb2", "smb3", "smbfs", "lustre", "gpfs", "beegfs", "ceph", "cephfs",
+     "glusterfs", "ocfs2", "gfs2", "afs", "openafs", "panfs", "wekafs", "9p", "davfs", "orangefs", "pvfs2",
+     "fuse.sshfs", "fuse.glusterfs", "fuse.ceph", "fuse.cephfs", "fuse.beegfs", "fuse.davfs", "fuse.s3fs",
+     "fuse.gcsfuse", "fuse.rclone", "fuse.juicefs"}
+)  # fmt: skip
 
 
 def _unescape(text: str) -> str:
@@ -46,3 +65,24 @@ def filesystem_of(path: str | os.PathLike[str], mounts: list[tuple[str, str]]) -
         if inside and len(point) >= best:
             best, found = len(point), kind
     return found
+
+
+def filesystem_type(path: str | os.PathLike[str], mounts: str | os.PathLike[str] | None = None) -> str | None:
+    """The type of the file system holding ``path`` (the longest mount point above it), or ``None``.
+
+    ``mounts`` is a table in ``/proc/mounts`` form (``device mountpoint type options 0 0``;
+    default :data:`MOUNTS`); ``None`` when it cannot be read (not Linux) or no mount point
+    covers ``path``.
+
+    >>> filesystem_type("/", mounts="/nonexistent")  is None
+    True
+    """
+    return filesystem_of(path, read_mounts(mounts))
+
+
+def network_filesystem(path: str | os.PathLike[str], mounts: str | os.PathLike[str] | None = None) -> str | None:
+    """The file system type if ``path`` is on a network/cluster file system (NFS, SMB, Lustre, ...), else ``None``."""
+    kind = filesystem_type(path, mounts)
+    if kind is None:
+        return None
+    return kind if kind in NETWORK_FILESYSTEMS or kind.split(".", 1)[0] in NETWORK_FILESYSTEMS else None

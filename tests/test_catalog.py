@@ -698,7 +698,7 @@ def test_network_filesystem_reads_the_longest_mount_point_of_a_mounts_table(tmp_
 
 
 def test_sqlite_catalog_on_a_network_filesystem_falls_back_from_wal(tmp_path, monkeypatch, caplog):
-    from storage_nodes.catalog import catalog as C
+    from storage_nodes import _mounts as C
 
     path = tmp_path / "shared" / "c.sqlite"
     monkeypatch.setattr(C, "MOUNTS", str(_mounts(tmp_path, "/dev/vda / ext4 rw 0 0", f"srv:/x {tmp_path} nfs rw 0 0")))

@@ -36,7 +36,7 @@ from typing import Any, TypeGuard, TypeVar
 import sqlalchemy as sa
 
 from .. import api, registry
-from .._mounts import filesystem_of, read_mounts
+from .._mounts import NETWORK_FILESYSTEMS, filesystem_type, network_filesystem
 from .._secrets import mask_passwords
 from ..atomic import LOCK_SUFFIX, TEMP_PREFIX
 from ..errors import (
@@ -55,6 +55,7 @@ from .digest import DIGEST_VERSION, digest
 from .url import default_location, redact, scrub, to_url
 
 __all__ = [
+    "NETWORK_FILESYSTEMS",
     "RETRY_SECONDS",
     "Catalog",
     "Dropped",
@@ -635,40 +636,6 @@ class _Statements:
 def _cursor(conn: sa.Connection) -> Any:
     """The DB-API cursor of ``conn``'s connection, inside its current transaction."""
     return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-
-
-#: file system types (``/proc/mounts``) where several machines may open one file: SQLite's
-#: WAL needs shared memory between all its users, which these cannot give
-NETWORK_FILESYSTEMS = frozenset(
-    {"nfs", "nfs4", "cifs", "smb", "smb2", "smb3", "smbfs", "lustre", "gpfs", "beegfs", "ceph", "cephfs",
-     "glusterfs", "ocfs2", "gfs2", "afs", "openafs", "panfs", "wekafs", "9p", "davfs", "orangefs", "pvfs2",
-     "fuse.sshfs", "fuse.glusterfs", "fuse.ceph", "fuse.cephfs", "fuse.beegfs", "fuse.davfs", "fuse.s3fs",
-     "fuse.gcsfuse", "fuse.rclone", "fuse.juicefs"}
-)  # fmt: skip
-
-
-#: the mount table :func:`network_filesystem` reads (a test points it at a fake one)
-MOUNTS = "/proc/mounts"
-
-
-def filesystem_type(path: PathLike, mounts: PathLike | None = None) -> str | None:
-    """The type of the file system holding ``path`` (the longest mount point above it), or ``None``.
-
-    ``mounts`` is a table in ``/proc/mounts`` form (``device mountpoint type options 0 0``);
-    ``None`` when it cannot be read (not Linux) or no mount point covers ``path``.
-
-    >>> filesystem_type("/", mounts="/nonexistent")  is None
-    True
-    """
-    return filesystem_of(path, read_mounts(mounts if mounts is not None else MOUNTS))
-
-
-def network_filesystem(path: PathLike, mounts: PathLike | None = None) -> str | None:
-    """The file system type if ``path`` is on a network/cluster file system (NFS, SMB, Lustre, ...), else ``None``."""
-    kind = filesystem_type(path, mounts)
-    if kind is None:
-        return None
-    return kind if kind in NETWORK_FILESYSTEMS or kind.split(".", 1)[0] in NETWORK_FILESYSTEMS else None
 
 
 _live: weakref.WeakSet[Catalog] = weakref.WeakSet()

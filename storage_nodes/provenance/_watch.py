@@ -19,7 +19,7 @@ import sys
 import threading
 from collections.abc import Iterable
 
-from .._mounts import filesystem_of, read_mounts
+from .._mounts import LOCAL_FILE_SYSTEMS, filesystem_of, read_mounts
 
 __all__ = ["LOCAL_FILE_SYSTEMS", "Watcher", "watcher"]
 
@@ -28,11 +28,6 @@ _IN_CLOEXEC = 0o2000000
 #: content or metadata changed, an entry created, deleted or moved, the directory itself gone
 _MASK = 0x2 | 0x4 | 0x8 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800
 _IN_ONLYDIR = 0x01000000
-
-#: file systems whose every change is seen by inotify on this host
-LOCAL_FILE_SYSTEMS = frozenset(
-    {"ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "f2fs", "zfs", "overlay", "jfs", "reiserfs", "bcachefs"}
-)
 
 
 class Watcher:
