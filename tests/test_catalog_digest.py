@@ -21,8 +21,8 @@ from hypothesis.extra import numpy as hnp
 import storage_nodes as sn
 from storage_nodes._secrets import mask_passwords
 from storage_nodes.catalog import digest as D
-from storage_nodes.catalog.catalog import _PLAIN_JSON, preview
 from storage_nodes.catalog.digest import digest
+from storage_nodes.catalog.identity import _PLAIN_JSON, preview
 
 scalars = (
     st.none()

@@ -12,32 +12,25 @@ retried the same way.
 from __future__ import annotations
 
 import atexit
-import dataclasses
 import datetime
 import functools
-import getpass
-import hashlib
 import inspect as pyinspect
 import json
 import logging
-import math
 import os
 import random
-import socket
 import sqlite3
-import sys
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeGuard, TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
 from .. import api, registry
 from .._mounts import NETWORK_FILESYSTEMS, filesystem_type, network_filesystem
-from .._secrets import mask_passwords
 from ..atomic import LOCK_SUFFIX, TEMP_PREFIX
 from ..errors import (
     CatalogError,
@@ -49,23 +42,38 @@ from ..errors import (
     UnsafeLoadError,
 )
 from ..keys import join, split
-from ..provenance.metadata import module_record, validate_metadata
+from ..provenance.metadata import validate_metadata
 from . import schema as S
 from .digest import DIGEST_VERSION, digest
+from .identity import (
+    Identify,
+    call_digest,
+    describe_value,
+    from_preview,
+    live_identity,
+    node_name,
+    preview,
+    recorded_identity,
+)
+from .records import Dropped, FileIdentity, Hit, IndexReport, Summary, file_identity
+from .rows import (
+    encode_payload,
+    file_entry,
+    host,
+    metadata_rows,
+    now,
+    parse_payload,
+    to_json,
+    user,
+    workflow_rows,
+)
 from .url import default_location, redact, scrub, to_url
 
 __all__ = [
-    "NETWORK_FILESYSTEMS",
-    "RETRY_SECONDS",
-    "Catalog",
-    "Dropped",
-    "Hit",
-    "IndexReport",
-    "Summary",
-    "filesystem_type",
-    "network_filesystem",
-    "open_catalog",
-]
+    "NETWORK_FILESYSTEMS", "RETRY_SECONDS", "Catalog", "Dropped", "FileIdentity", "Hit", "Identify", "IndexReport",
+    "Summary", "call_digest", "file_identity", "filesystem_type", "live_identity", "network_filesystem", "node_name",
+    "open_catalog", "preview", "recorded_identity", "workflow_rows",
+]  # fmt: skip
 
 log = logging.getLogger("storage_nodes.catalog")
 
@@ -76,9 +84,7 @@ BUSY_TIMEOUT_MS = 30000
 #: SQLite WAL pages before a commit copies them into the database (and fsyncs): 4000 pages
 #: (16 MB) instead of SQLite's 1000 makes that stall a quarter as frequent per record
 WAL_AUTOCHECKPOINT = 4000
-_PREVIEW_CHARS = 200
 _ANALYZE_EVERY = 1000  # SQLite statistics: at a catalog's first write in a process, then every N writes
-_SAMPLE = 4096
 _IN_CHUNK = 500
 T = TypeVar("T")
 PathLike = str | os.PathLike[str]
@@ -87,180 +93,7 @@ PathLike = str | os.PathLike[str]
 # ---------------------------------------------------------------------------- small records
 
 
-@dataclasses.dataclass(frozen=True)
-class Summary:
-    """The preview of an input value that is not short plain JSON: its type (and shape)."""
-
-    description: str
-
-    def __repr__(self) -> str:
-        return f"<{self.description}>"
-
-
-@dataclasses.dataclass(frozen=True)
-class FileIdentity:
-    """What tells a file apart from a rewrite of it: size, mtime (ns) and a sampled content digest."""
-
-    size: int
-    mtime_ns: int
-    content: str
-
-
-def file_identity(path: Path) -> FileIdentity | None:
-    """The identity of ``path`` now, or ``None`` if it cannot be read.
-
-    The content digest is SHA-256 over the size and three 4 KiB samples (start, middle,
-    end): cheap for any file size, and a rewrite that kept size and mtime is still noticed
-    where the format puts headers, indexes or timestamps (h5 superblock and index, pickle
-    header, json text).
-    """
-    try:
-        with open(path, "rb") as fh:
-            st = os.fstat(fh.fileno())
-            h = hashlib.sha256(str(st.st_size).encode())
-            for offset in sorted({0, max(0, st.st_size // 2 - _SAMPLE // 2), max(0, st.st_size - _SAMPLE)}):
-                fh.seek(offset)
-                h.update(fh.read(_SAMPLE))
-    except OSError:
-        return None
-    return FileIdentity(st.st_size, st.st_mtime_ns, h.hexdigest())
-
-
-@dataclasses.dataclass(eq=False)
-class Hit:
-    """One catalog entry found by :meth:`Catalog.find`.
-
-    ``node`` is ``"module.qualname"`` for a node of a saved run and ``None`` for a plain
-    save; ``key`` is where it sits in the file (``<node>`` for a run's node: its outputs
-    are at ``<node>/outputs/<port>``). ``inputs`` maps each input port to its value when
-    that is short plain JSON, else to a :class:`Summary`; ``undigested`` names the input
-    ports whose values could not be digested (no query by value can match them).
-    ``call`` is the call digest (node identity + every input's digest; ``None`` if an
-    input was not digested) that :meth:`Catalog.lookup` matches. ``stale`` is true when
-    the file is gone or was rewritten since it was recorded:
-    :meth:`load` then refuses with :class:`StaleEntryError`.
-    """
-
-    path: Path
-    key: str
-    node: str | None
-    inputs: dict[str, Any]
-    outputs: list[str]
-    created_by: str
-    host: str
-    created_at: datetime.datetime
-    workflow: str | None
-    label: str | None
-    metadata: dict[str, Any]
-    version: str | None
-    stale: bool
-    undigested: list[str]
-    call: str | None
-    record_id: int
-    _catalog: Catalog | None = dataclasses.field(default=None, repr=False)
-    _identity: FileIdentity | None = dataclasses.field(default=None, repr=False)
-    _upstream: list[Hit] | None = dataclasses.field(default=None, repr=False)
-
-    def __repr__(self) -> str:
-        what = self.node or "save"
-        where = f"{self.path}" + (f" key {self.key!r}" if self.key else "")
-        stale = " STALE" if self.stale else ""
-        return (
-            f"<Hit {what} in {where} by {self.created_by}@{self.host} at {self.created_at:%Y-%m-%d %H:%M:%S}Z{stale}>"
-        )
-
-    @property
-    def upstream(self) -> list[Hit]:
-        """The hits of the nodes whose outputs fed this node in its run (the recipe's edges)."""
-        if self._upstream is None:
-            self._upstream = [] if self._catalog is None else self._catalog._upstream_of(self)
-        return self._upstream
-
-    def is_stale(self) -> bool:
-        """Check the file again now: ``True`` if it is gone or differs from what was recorded."""
-        return self._identity is None or file_identity(self.path) != self._identity
-
-    def load(
-        self,
-        port: str | None = None,
-        *,
-        version_policy: Any = "warn",
-        safe: bool = False,
-    ) -> Any:
-        """Load what this entry points at through :func:`storage_nodes.load`.
-
-        A node hit gives its outputs (``{port: value}``), or one output with ``port``; a
-        plain save gives the saved object. ``version_policy`` and ``safe`` are those of
-        ``load``. A stale entry raises :class:`StaleEntryError` (checked again now).
-        """
-        if self.is_stale():
-            self.stale = True
-            raise StaleEntryError(
-                f"catalog entry {self.node or 'save'} in {self.path} is stale: the file was moved, deleted or "
-                "rewritten since it was recorded; record it again with `storage-nodes catalog index DIR` "
-                "or drop it with `catalog prune`",
-                path=self.path,
-                key=self.key or None,
-            )
-        if self.node is None:
-            if port is not None:
-                raise InvalidArgumentError(f"{self.path} holds a plain save, not a node: it has no port {port!r}")
-            return api.load(self.path, key=self.key or None, version_policy=version_policy, safe=safe)
-        if port is not None and port not in self.outputs:
-            raise KeyNotFoundError(
-                f"node {self.node} in {self.path} has no output {port!r}; its outputs: {', '.join(self.outputs)}",
-                path=self.path,
-                key=self.key,
-            )
-        segments = [*split(self.key), "outputs", *([port] if port is not None else [])]
-        return api.load(self.path, key=join(*segments), version_policy=version_policy, safe=safe)
-
-
-@dataclasses.dataclass(frozen=True)
-class Dropped:
-    """An entry :meth:`Catalog.prune` removed: the file, why, and how many records it held."""
-
-    path: str
-    reason: str
-    records: int
-
-
-@dataclasses.dataclass
-class IndexReport:
-    """What :meth:`Catalog.index` did: files recorded, already up to date, and skipped (with why)."""
-
-    recorded: list[str] = dataclasses.field(default_factory=list)
-    unchanged: list[str] = dataclasses.field(default_factory=list)
-    skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
-
-
 # ---------------------------------------------------------------------------- helpers
-
-
-_USER_VARS = ("LOGNAME", "USER", "LNAME", "USERNAME")
-_user_cache: dict[tuple[Any, ...], str] = {}
-
-
-def _user() -> str:
-    """``getpass.getuser()``, remembered for the same environment variables and uid (it reads the passwd file)."""
-    key = (*(os.environ.get(v) for v in _USER_VARS), os.getuid() if hasattr(os, "getuid") else None)
-    found = _user_cache.get(key)
-    if found is None:
-        try:
-            found = getpass.getuser()
-        except Exception:  # no login name known (containers without a passwd entry)
-            found = f"uid:{os.getuid()}" if hasattr(os, "getuid") else "unknown"
-        _user_cache[key] = found
-    return found
-
-
-@functools.cache
-def _host() -> str:
-    return socket.gethostname()
-
-
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
 
 
 def _utc(value: str | datetime.date | datetime.datetime | None, name: str) -> datetime.datetime | None:
@@ -277,241 +110,6 @@ def _utc(value: str | datetime.date | datetime.datetime | None, name: str) -> da
     if isinstance(value, datetime.date):
         return datetime.datetime(value.year, value.month, value.day)
     raise InvalidArgumentError(f"{name} must be an ISO date string, a date or a datetime, got {type(value).__name__}")
-
-
-def _plain(value: Any, depth: int = 0) -> bool:
-    if depth > 4:
-        return False
-    if value is None or type(value) in (bool, int, str):
-        return True
-    if type(value) is float:
-        return value == value and value not in (float("inf"), float("-inf"))
-    if type(value) is list:
-        return len(value) <= 16 and all(_plain(v, depth + 1) for v in value)
-    if type(value) is dict:
-        return len(value) <= 16 and all(type(k) is str and _plain(v, depth + 1) for k, v in value.items())
-    return False
-
-
-def _describe(value: Any) -> str:
-    t = type(value)
-    name = t.__name__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
-    shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
-    if isinstance(shape, tuple) and dtype is not None:
-        return f"{name} {dtype} shape={shape}"
-    try:
-        return f"{name} len={len(value)}"
-    except Exception:
-        return name
-
-
-# encoders built once: json.dumps with any option builds a new JSONEncoder per call (same text)
-_PLAIN_JSON = json.JSONEncoder(allow_nan=False).encode
-_SORTED_JSON = json.JSONEncoder(sort_keys=True, allow_nan=False).encode
-_CALL_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=True).encode
-
-
-_ARRAY_PREVIEWS: dict[tuple[type, Any, tuple[int, ...]], str] = {}
-_SCALAR_PREVIEW = {None: '{"v": null}', True: '{"v": true}', False: '{"v": false}'}
-
-
-def preview(value: Any) -> str:
-    """The JSON text kept beside an input's digest: ``{"v": value}`` or ``{"t": description}``.
-
-    A URL's password in a string value (a SaveNode's ``catalog`` port) shows as ``***``:
-    the preview is for reading, the digest (of the real value) for matching.
-    """
-    t = type(value)
-    if value is None or t is bool or t is int:  # the text json gives, without the encoder
-        return _SCALAR_PREVIEW.get(value, '{"v": null}') if t is not int else f'{{"v": {int.__repr__(value)}}}'
-    if t is float and math.isfinite(value):
-        return f'{{"v": {float.__repr__(value)}}}'
-    shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
-    if t.__name__ == "ndarray" and type(shape) is tuple and dtype is not None:  # by dtype and shape: remembered
-        key = (t, dtype, shape)
-        found = _ARRAY_PREVIEWS.get(key)
-        if found is None:
-            if len(_ARRAY_PREVIEWS) > 1024:
-                _ARRAY_PREVIEWS.clear()
-            found = _ARRAY_PREVIEWS[key] = _PLAIN_JSON({"t": _describe(value)})
-        return found
-    if _plain(value):
-        text = _PLAIN_JSON({"v": value})
-        if len(text) <= _PREVIEW_CHARS:
-            return mask_passwords(text)
-    return _PLAIN_JSON({"t": _describe(value)})
-
-
-def _from_preview(text: str | None) -> Any:
-    if not text:
-        return Summary("unknown")
-    doc = json.loads(text)
-    return doc["v"] if "v" in doc else Summary(doc.get("t", "unknown"))
-
-
-def node_name(node: Any) -> str:
-    """``"module.qualname"`` of a function (or the string itself)."""
-    if isinstance(node, str):
-        if not node or "." not in node:
-            raise InvalidArgumentError(f"node={node!r}: give the function or its 'module.qualname' string")
-        return node
-    module, qualname = getattr(node, "__module__", None), getattr(node, "__qualname__", None)
-    if not isinstance(module, str) or not isinstance(qualname, str):
-        raise InvalidArgumentError(f"node= takes a function or a 'module.qualname' string, got {type(node).__name__}")
-    return f"{module}.{qualname}"
-
-
-def call_digest(
-    node: str, version: str | None, source: str | None, input_digests: Mapping[str, str | None]
-) -> str | None:
-    """The digest of one call: node identity (name, package version, source digest) + every input's digest.
-
-    SHA-256 of ``storage_nodes-call-<DIGEST_VERSION>`` and the sorted-key JSON of
-    ``{"node", "version", "source", "inputs": {port: digest}}``: every part is a string (or
-    null), so that JSON text is canonical, and hashing it is cheaper than digesting the dict.
-    """
-    if any(d is None for d in input_digests.values()):
-        return None
-    text = _CALL_JSON({"node": node, "version": version, "source": source, "inputs": dict(input_digests)})
-    return hashlib.sha256(f"storage_nodes-call-{DIGEST_VERSION}\x00{text}".encode()).hexdigest()
-
-
-#: (module, qualname) -> (package version, source digest)
-Identify = Callable[[str, str], tuple[str | None, str | None]]
-
-
-#: (module, qualname) -> ((mtime_ns, size) of the module's file, (version, source digest))
-_LIVE: dict[tuple[str, str], tuple[tuple[int, int], tuple[str | None, str | None]]] = {}
-
-
-def live_identity(module: str, qualname: str) -> tuple[str | None, str | None]:
-    """Version and source digest of a function as the current environment has it (imports nothing).
-
-    Remembered per function while its imported module's file keeps its mtime and size (an
-    imported package's version cannot change in a running process).
-    """
-    file = getattr(sys.modules.get(module), "__file__", None)
-    stamp = None
-    if isinstance(file, str):
-        try:
-            st = os.stat(file)
-            stamp = (st.st_mtime_ns, st.st_size)
-        except OSError:
-            pass
-    found = _LIVE.get((module, qualname))
-    if found is not None and stamp is not None and found[0] == stamp:
-        return found[1]
-    rec = module_record(module, [qualname], with_git=False)
-    identity = rec.get("version"), (rec.get("sources") or {}).get(qualname)
-    if stamp is not None:
-        if len(_LIVE) > 4096:
-            _LIVE.clear()
-        _LIVE[(module, qualname)] = (stamp, identity)
-    return identity
-
-
-def recorded_identity(environment: Mapping[str, Any]) -> Identify:
-    """Version and source digest as a file's environment record stored them."""
-    modules = environment.get("modules") or {}
-
-    def identify(module: str, qualname: str) -> tuple[str | None, str | None]:
-        rec = modules.get(module) or {}
-        return rec.get("version"), (rec.get("sources") or {}).get(qualname)
-
-    return identify
-
-
-@dataclasses.dataclass
-class _NodeRow:
-    key: str
-    label: str
-    node: str | None
-    module: str | None
-    qualname: str | None
-    version: str | None
-    source: str | None
-    type: str
-    inputs: dict[str, tuple[str | None, str]]
-    outputs: list[str]
-
-
-def _is_mapping(value: Any) -> TypeGuard[Mapping[str, Any]]:
-    return type(value) is dict or isinstance(value, Mapping)  # the ABC check costs ~0.4 us; recipes are dicts
-
-
-def workflow_rows(
-    recipe: Mapping[str, Any], nodes: Mapping[str, Any], identify: Identify
-) -> tuple[list[_NodeRow], list[tuple[str, str, str, str]]]:
-    """The records and edges of a stored run: every node with a function reference, at any depth.
-
-    Edges are ``(source key, source port, target key, target port)`` between recorded nodes
-    of the same graph level (the recipe's ``edges``: ``"target.port": "source.port"``).
-    """
-    rows: list[_NodeRow] = []
-    edges: list[tuple[str, str, str, str]] = []
-    # one value often feeds several ports (an output read by three nodes): digest it once
-    memo: dict[int, tuple[str | None, str]] = {}
-
-    def summary(value: Any) -> tuple[str | None, str]:
-        found = memo.get(id(value))
-        if found is None:
-            found = memo[id(value)] = (digest(value), preview(value))
-        return found
-
-    root_info = (recipe.get("reference") or {}).get("info") if _is_mapping(recipe.get("reference")) else None
-    if _is_mapping(root_info) and _is_mapping(nodes.get("inputs")):  # a node saved on its own
-        module, qualname = root_info.get("module"), root_info.get("qualname")
-        if isinstance(module, str) and isinstance(qualname, str):
-            version, source = identify(module, qualname)
-            rows.append(
-                _NodeRow(
-                    key="", label=str(recipe.get("label") or qualname), node=f"{module}.{qualname}", module=module,
-                    qualname=qualname, version=version, source=source, type=str(recipe.get("type")),
-                    inputs={str(p): summary(v) for p, v in nodes["inputs"].items()},
-                    outputs=[str(p) for p in (nodes.get("outputs") or {})],
-                )
-            )  # fmt: skip
-    stack: list[tuple[Mapping[str, Any], Mapping[str, Any], list[str]]] = [(recipe, nodes, [])]
-    while stack:
-        level_recipe, level_nodes, prefix = stack.pop()
-        children = level_recipe.get("nodes") or {}
-        keys: dict[str, str] = {}
-        for label, child in children.items():
-            if not _is_mapping(child) or child.get("type") == "constant":
-                continue
-            stored = level_nodes.get(label)
-            if not _is_mapping(stored):
-                continue
-            key_segments = [*prefix, label]
-            key = join(*key_segments)
-            keys[label] = key
-            info = ((child.get("reference") or {}).get("info") or {}) if _is_mapping(child.get("reference")) else {}
-            module, qualname = info.get("module"), info.get("qualname")
-            name = f"{module}.{qualname}" if isinstance(module, str) and isinstance(qualname, str) else None
-            version, source = identify(str(module), str(qualname)) if name else (None, None)
-            ins = stored.get("inputs") or {}
-            rows.append(
-                _NodeRow(
-                    key=key,
-                    label=label,
-                    node=name,
-                    module=module if name else None,
-                    qualname=qualname if name else None,
-                    version=version,
-                    source=source,
-                    type=str(child.get("type")),
-                    inputs={str(p): summary(v) for p, v in ins.items()},
-                    outputs=[str(p) for p in (stored.get("outputs") or {})],
-                )
-            )
-            if _is_mapping(stored.get("nodes")) and _is_mapping(child.get("nodes")):
-                stack.append((child, stored["nodes"], [*key_segments, "nodes"]))
-        for target, source in (level_recipe.get("edges") or {}).items():
-            t_node, _, t_port = str(target).partition(".")
-            s_node, _, s_port = str(source).partition(".")
-            if t_node in keys and s_node in keys:
-                edges.append((keys[s_node], s_port, keys[t_node], t_port))
-    return rows, edges
 
 
 #: SQLSTATEs of a PostgreSQL write refused to this user: insufficient_privilege,
@@ -908,8 +506,8 @@ class Catalog:
                 S.schema.insert().values(
                     version=S.SCHEMA_VERSION,
                     digest_version=DIGEST_VERSION,
-                    created_at=_now(),
-                    created_by=f"{_user()}@{socket.gethostname()}",
+                    created_at=now(),
+                    created_by=f"{user()}@{host()}",
                     storage_nodes=__version__,
                 )
             )
@@ -963,15 +561,17 @@ class Catalog:
         if ident is None:
             raise CatalogError(f"cannot record {p} in catalog {self.location}: the file cannot be read", path=p)
         user_metadata = validate_metadata(metadata, path=p)
-        tname = type_name or (_describe(obj).split(" ", 1)[0] if obj is not None or key is not None else "NoneType")
+        tname = type_name or (
+            describe_value(obj).split(" ", 1)[0] if obj is not None or key is not None else "NoneType"
+        )
         segments = split(key)
         rec_key = join(*segments)
         if not segments:  # a whole file: its rows replace the file's old ones, queued like a run's
             self._enqueue(
                 p,
-                {"file": _file_entry(p, ident, kind="save", backend=backend, workflow=None, metadata=user_metadata,
+                {"file": file_entry(p, ident, kind="save", backend=backend, workflow=None, metadata=user_metadata,
                                      by=_by),
-                 "meta": _metadata_rows(user_metadata),
+                 "meta": metadata_rows(user_metadata),
                  "records": [["", None, None, None, None, None, None, [], tname]],
                  "inputs": [], "edges": []},
             )  # fmt: skip
@@ -997,7 +597,7 @@ class Catalog:
                 conn.execute(
                     S.files.update()
                     .where(S.files.c.id == file_id)
-                    .values(size=now.size, mtime_ns=now.mtime_ns, content=now.content, metadata=_json(merged))
+                    .values(size=now.size, mtime_ns=now.mtime_ns, content=now.content, metadata=to_json(merged))
                 )
                 self._delete_overlapping(conn, file_id, rec_key)
                 self._write_metadata(conn, file_id, merged, replace=True)
@@ -1046,9 +646,9 @@ class Catalog:
         position = {r.key: i for i, r in enumerate(rows)}
         self._enqueue(
             p,
-            {"file": _file_entry(p, ident, kind="workflow", backend=backend, workflow=label,
+            {"file": file_entry(p, ident, kind="workflow", backend=backend, workflow=label,
                                  metadata=user_metadata, by=_by),
-             "meta": _metadata_rows(user_metadata), "records": record_rows, "inputs": input_rows,
+             "meta": metadata_rows(user_metadata), "records": record_rows, "inputs": input_rows,
              "edges": [[position[s], sp, position[t], tp] for s, sp, t, tp in edges]},
         )  # fmt: skip
 
@@ -1058,7 +658,7 @@ class Catalog:
         """Queue one recording: a single-row transaction (what a save waits for)."""
         self._prepare()
         stmts = self._statements()
-        text = _QUEUE_JSON(payload)
+        text = encode_payload(payload)
 
         self._transact(
             None,
@@ -1099,7 +699,7 @@ class Catalog:
             for qid in taken:
                 cur.execute(stmts.payload, {"id": qid})
                 text = cur.fetchone()[0]
-                payload = _queued_payload(text)
+                payload = parse_payload(text)
                 why = "its payload is not one this version writes"
                 if payload is not None:
                     cur.execute("SAVEPOINT sn_queued")
@@ -1144,8 +744,8 @@ class Catalog:
             record_rows.append(
                 {"id": rid, "file_id": file_id, "key": key, "label": label, "node": node, "module": module,
                  "qualname": qualname, "version": version, "source": source,
-                 "call": call_digest(node, version, source, ins) if node else None, "outputs": _json(outputs),
-                 "undigested": _json(sorted(p for p, d in ins.items() if d is None)), "type": type_}
+                 "call": call_digest(node, version, source, ins) if node else None, "outputs": to_json(outputs),
+                 "undigested": to_json(sorted(p for p, d in ins.items() if d is None)), "type": type_}
             )  # fmt: skip
         cur.executemany(stmts.record, stmts.all_processed(record_rows, stmts.record_procs))
         if payload["inputs"]:
@@ -1233,8 +833,8 @@ class Catalog:
         result = conn.execute(
             S.files.insert(),
             {"path": str(p), "size": ident.size, "mtime_ns": ident.mtime_ns, "content": ident.content,
-             "backend": backend, "kind": kind, "workflow": workflow, "metadata": _json(metadata),
-             "created_by": _user(), "host": _host(), "created_at": _now(), "recorded_by": by},
+             "backend": backend, "kind": kind, "workflow": workflow, "metadata": to_json(metadata),
+             "created_by": user(), "host": host(), "created_at": now(), "recorded_by": by},
         )  # fmt: skip
         return _pk(result)
 
@@ -1248,7 +848,7 @@ class Catalog:
     ) -> None:
         if replace:
             conn.execute(S.metadata.delete().where(S.metadata.c.file_id == file_id))
-        rows = _metadata_rows(metadata)
+        rows = metadata_rows(metadata)
         if rows:
             conn.execute(S.metadata.insert(), [{**m, "file_id": file_id} for m in rows])
 
@@ -1367,7 +967,7 @@ class Catalog:
                     S.inputs.c.record_id.in_(chunk)
                 )
             ):
-                ins.setdefault(int(rid), {})[port] = _from_preview(pv)
+                ins.setdefault(int(rid), {})[port] = from_preview(pv)
         fresh: dict[int, bool] = {}
         hits = []
         for r in rows:
@@ -1382,7 +982,7 @@ class Catalog:
                     created_at=r["created_at"], workflow=r["workflow"], label=r["label"],
                     metadata=json.loads(r["metadata"]), version=r["version"], stale=not fresh[fid],
                     undigested=json.loads(r["undigested"]),
-                    call=r["call"], record_id=int(r["id"]), _catalog=self, _identity=ident,
+                    call=r["call"], record_id=int(r["id"]), _lineage=self._upstream_of, _identity=ident,
                 )
             )  # fmt: skip
         return hits
@@ -1670,44 +1270,10 @@ def _chunks(items: Sequence[int]) -> Iterator[list[int]]:
         yield items[i : i + _IN_CHUNK]
 
 
-#: what a queued record lists, in this order (``id``, ``file_id``, ``call``, ``undigested`` come at flush)
-_RECORD_FIELDS = ("key", "label", "node", "module", "qualname", "version", "source", "outputs", "type")
-_QUEUE_JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 #: queued recordings moved per transaction by a flush
 _DRAIN_BATCH = 200
 #: and at most this many payload characters of them (a batch takes one at least): bounded memory
 DRAIN_BYTES = 32 << 20
-
-
-def _file_entry(
-    p: Path, ident: FileIdentity, *, kind: str, backend: str | None, workflow: str | None,
-    metadata: Mapping[str, Any], by: str,
-) -> dict[str, Any]:  # fmt: skip
-    """The ``sn_files`` row of a queued recording (``created_at``: ISO text, UTC)."""
-    return {"path": str(p), "size": ident.size, "mtime_ns": ident.mtime_ns, "content": ident.content,
-            "backend": backend, "kind": kind, "workflow": workflow, "metadata": _json(metadata),
-            "created_by": _user(), "host": _host(), "created_at": _now().isoformat(), "recorded_by": by}  # fmt: skip
-
-
-def _queued_payload(text: Any) -> dict[str, Any] | None:
-    """A queued recording's payload if it has the shape :meth:`Catalog._apply` needs, else ``None``."""
-    try:
-        doc = json.loads(text)
-        f = doc["file"]
-        ok = (
-            isinstance(f, dict) and set(f) >= {"path", "created_at"} and isinstance(f["created_at"], str)
-            and all(isinstance(m, dict) for m in doc["meta"])
-            and all(isinstance(r, list) and len(r) == len(_RECORD_FIELDS) and isinstance(r[7], list)
-                    for r in doc["records"])
-            and all(isinstance(i, list) and len(i) == 4 and 0 <= i[0] < len(doc["records"]) and type(i[1]) is str
-                    for i in doc["inputs"])
-            and all(isinstance(e, list) and len(e) == 4 and 0 <= e[0] < len(doc["records"])
-                    and 0 <= e[2] < len(doc["records"]) for e in doc["edges"])
-        )  # fmt: skip
-        datetime.datetime.fromisoformat(f["created_at"])
-    except (ValueError, TypeError, KeyError, RecursionError):
-        return None
-    return doc if ok else None
 
 
 #: catalogs this process queued recordings into: flushed at exit
@@ -1728,18 +1294,6 @@ def _flush_at_exit() -> None:
 
 
 atexit.register(_flush_at_exit)
-
-
-def _metadata_rows(metadata: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The queryable ``sn_metadata`` rows of a file's metadata (without ``file_id``).
-
-    A name holding NUL is not queryable (PostgreSQL text cannot hold it); it stays in ``sn_files.metadata``.
-    """
-    return [{"name": k, "digest": digest(v), "value": _json(v)} for k, v in metadata.items() if "\x00" not in k]
-
-
-def _json(value: Any) -> str:
-    return _SORTED_JSON(value)
 
 
 def _iso(value: datetime.datetime | None) -> str | None:

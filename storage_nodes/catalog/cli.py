@@ -41,7 +41,7 @@ def _open(args: argparse.Namespace) -> Any:
 
 
 def _jsonable(value: Any) -> Any:
-    from .catalog import Summary
+    from .records import Summary
 
     if isinstance(value, Summary):
         return {"summary": value.description}

@@ -1,0 +1,170 @@
+"""What the catalog hands back: :class:`Hit` (one entry :meth:`Catalog.find` found, and how
+to load it), :class:`Summary` (an input shown by type), :class:`Dropped` and
+:class:`IndexReport` (what ``prune`` and ``index`` did), and :class:`FileIdentity`, which
+tells a recorded file apart from a rewrite of it."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .. import api
+from ..errors import InvalidArgumentError, KeyNotFoundError, StaleEntryError
+from ..keys import join, split
+
+__all__ = ["Dropped", "FileIdentity", "Hit", "IndexReport", "Summary", "file_identity"]
+
+#: bytes of each of the three samples a file identity hashes
+_SAMPLE = 4096
+
+
+@dataclasses.dataclass(frozen=True)
+class Summary:
+    """The preview of an input value that is not short plain JSON: its type (and shape)."""
+
+    description: str
+
+    def __repr__(self) -> str:
+        return f"<{self.description}>"
+
+
+@dataclasses.dataclass(frozen=True)
+class FileIdentity:
+    """What tells a file apart from a rewrite of it: size, mtime (ns) and a sampled content digest."""
+
+    size: int
+    mtime_ns: int
+    content: str
+
+
+def file_identity(path: Path) -> FileIdentity | None:
+    """The identity of ``path`` now, or ``None`` if it cannot be read.
+
+    The content digest is SHA-256 over the size and three 4 KiB samples (start, middle,
+    end): cheap for any file size, and a rewrite that kept size and mtime is still noticed
+    where the format puts headers, indexes or timestamps (h5 superblock and index, pickle
+    header, json text).
+    """
+    try:
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            h = hashlib.sha256(str(st.st_size).encode())
+            for offset in sorted({0, max(0, st.st_size // 2 - _SAMPLE // 2), max(0, st.st_size - _SAMPLE)}):
+                fh.seek(offset)
+                h.update(fh.read(_SAMPLE))
+    except OSError:
+        return None
+    return FileIdentity(st.st_size, st.st_mtime_ns, h.hexdigest())
+
+
+@dataclasses.dataclass(eq=False)
+class Hit:
+    """One catalog entry found by :meth:`Catalog.find`.
+
+    ``node`` is ``"module.qualname"`` for a node of a saved run and ``None`` for a plain
+    save; ``key`` is where it sits in the file (``<node>`` for a run's node: its outputs
+    are at ``<node>/outputs/<port>``). ``inputs`` maps each input port to its value when
+    that is short plain JSON, else to a :class:`Summary`; ``undigested`` names the input
+    ports whose values could not be digested (no query by value can match them).
+    ``call`` is the call digest (node identity + every input's digest; ``None`` if an
+    input was not digested) that :meth:`Catalog.lookup` matches. ``stale`` is true when
+    the file is gone or was rewritten since it was recorded:
+    :meth:`load` then refuses with :class:`StaleEntryError`.
+    """
+
+    path: Path
+    key: str
+    node: str | None
+    inputs: dict[str, Any]
+    outputs: list[str]
+    created_by: str
+    host: str
+    created_at: datetime.datetime
+    workflow: str | None
+    label: str | None
+    metadata: dict[str, Any]
+    version: str | None
+    stale: bool
+    undigested: list[str]
+    call: str | None
+    record_id: int
+    _lineage: Callable[[Hit], list[Hit]] | None = dataclasses.field(default=None, repr=False)
+    _identity: FileIdentity | None = dataclasses.field(default=None, repr=False)
+    _upstream: list[Hit] | None = dataclasses.field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        what = self.node or "save"
+        where = f"{self.path}" + (f" key {self.key!r}" if self.key else "")
+        stale = " STALE" if self.stale else ""
+        return (
+            f"<Hit {what} in {where} by {self.created_by}@{self.host} at {self.created_at:%Y-%m-%d %H:%M:%S}Z{stale}>"
+        )
+
+    @property
+    def upstream(self) -> list[Hit]:
+        """The hits of the nodes whose outputs fed this node in its run (the recipe's edges)."""
+        if self._upstream is None:
+            self._upstream = [] if self._lineage is None else self._lineage(self)
+        return self._upstream
+
+    def is_stale(self) -> bool:
+        """Check the file again now: ``True`` if it is gone or differs from what was recorded."""
+        return self._identity is None or file_identity(self.path) != self._identity
+
+    def load(
+        self,
+        port: str | None = None,
+        *,
+        version_policy: Any = "warn",
+        safe: bool = False,
+    ) -> Any:
+        """Load what this entry points at through :func:`storage_nodes.load`.
+
+        A node hit gives its outputs (``{port: value}``), or one output with ``port``; a
+        plain save gives the saved object. ``version_policy`` and ``safe`` are those of
+        ``load``. A stale entry raises :class:`StaleEntryError` (checked again now).
+        """
+        if self.is_stale():
+            self.stale = True
+            raise StaleEntryError(
+                f"catalog entry {self.node or 'save'} in {self.path} is stale: the file was moved, deleted or "
+                "rewritten since it was recorded; record it again with `storage-nodes catalog index DIR` "
+                "or drop it with `catalog prune`",
+                path=self.path,
+                key=self.key or None,
+            )
+        if self.node is None:
+            if port is not None:
+                raise InvalidArgumentError(f"{self.path} holds a plain save, not a node: it has no port {port!r}")
+            return api.load(self.path, key=self.key or None, version_policy=version_policy, safe=safe)
+        if port is not None and port not in self.outputs:
+            raise KeyNotFoundError(
+                f"node {self.node} in {self.path} has no output {port!r}; its outputs: {', '.join(self.outputs)}",
+                path=self.path,
+                key=self.key,
+            )
+        segments = [*split(self.key), "outputs", *([port] if port is not None else [])]
+        return api.load(self.path, key=join(*segments), version_policy=version_policy, safe=safe)
+
+
+@dataclasses.dataclass(frozen=True)
+class Dropped:
+    """An entry :meth:`Catalog.prune` removed: the file, why, and how many records it held."""
+
+    path: str
+    reason: str
+    records: int
+
+
+@dataclasses.dataclass
+class IndexReport:
+    """What :meth:`Catalog.index` did: files recorded, already up to date, and skipped (with why)."""
+
+    recorded: list[str] = dataclasses.field(default_factory=list)
+    unchanged: list[str] = dataclasses.field(default_factory=list)
+    skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)

@@ -1,0 +1,229 @@
+"""The rows one recording becomes, and their queued form.
+
+:func:`workflow_rows` turns a stored run (its recipe and its nodes' stored ports) into
+node rows and edges; :func:`file_entry` and :func:`metadata_rows` give the file's rows
+(who recorded it, where and when: :func:`user`, :func:`host`, :func:`now`). A save queues
+them as one JSON payload (:func:`save_payload`, :func:`workflow_payload`; docs/catalog.md,
+``sn_queue``), which :func:`parse_payload` checks before the queue applies it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import functools
+import getpass
+import json
+import os
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeGuard
+
+from ..keys import join
+from .digest import digest
+from .identity import Identify, preview
+from .records import FileIdentity
+
+__all__ = [
+    "RECORD_FIELDS", "NodeRow", "encode_payload", "file_entry", "host", "metadata_rows", "now", "parse_payload",
+    "save_payload", "to_json", "user", "workflow_payload", "workflow_rows",
+]  # fmt: skip
+
+_SORTED_JSON = json.JSONEncoder(sort_keys=True, allow_nan=False).encode
+#: the queued payload's text: compact JSON
+encode_payload = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+#: what a queued record lists, in this order (``id``, ``file_id``, ``call``, ``undigested`` come at flush)
+RECORD_FIELDS = ("key", "label", "node", "module", "qualname", "version", "source", "outputs", "type")
+
+
+_USER_VARS = ("LOGNAME", "USER", "LNAME", "USERNAME")
+_user_cache: dict[tuple[Any, ...], str] = {}
+
+
+def user() -> str:
+    """``getpass.getuser()``, remembered for the same environment variables and uid (it reads the passwd file)."""
+    key = (*(os.environ.get(v) for v in _USER_VARS), os.getuid() if hasattr(os, "getuid") else None)
+    found = _user_cache.get(key)
+    if found is None:
+        try:
+            found = getpass.getuser()
+        except Exception:  # no login name known (containers without a passwd entry)
+            found = f"uid:{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+        _user_cache[key] = found
+    return found
+
+
+@functools.cache
+def host() -> str:
+    """This machine's host name (asked once)."""
+    return socket.gethostname()
+
+
+def now() -> datetime.datetime:
+    """The time now, UTC, without a time zone (how the tables store times)."""
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+
+
+@dataclasses.dataclass
+class NodeRow:
+    """One ``sn_records`` row of a run's node, with its inputs as ``port -> (digest, preview)``."""
+
+    key: str
+    label: str
+    node: str | None
+    module: str | None
+    qualname: str | None
+    version: str | None
+    source: str | None
+    type: str
+    inputs: dict[str, tuple[str | None, str]]
+    outputs: list[str]
+
+
+def _is_mapping(value: Any) -> TypeGuard[Mapping[str, Any]]:
+    return type(value) is dict or isinstance(value, Mapping)  # the ABC check costs ~0.4 us; recipes are dicts
+
+
+def workflow_rows(
+    recipe: Mapping[str, Any], nodes: Mapping[str, Any], identify: Identify
+) -> tuple[list[NodeRow], list[tuple[str, str, str, str]]]:
+    """The records and edges of a stored run: every node with a function reference, at any depth.
+
+    Edges are ``(source key, source port, target key, target port)`` between recorded nodes
+    of the same graph level (the recipe's ``edges``: ``"target.port": "source.port"``).
+    """
+    rows: list[NodeRow] = []
+    edges: list[tuple[str, str, str, str]] = []
+    # one value often feeds several ports (an output read by three nodes): digest it once
+    memo: dict[int, tuple[str | None, str]] = {}
+
+    def summary(value: Any) -> tuple[str | None, str]:
+        found = memo.get(id(value))
+        if found is None:
+            found = memo[id(value)] = (digest(value), preview(value))
+        return found
+
+    root_info = (recipe.get("reference") or {}).get("info") if _is_mapping(recipe.get("reference")) else None
+    if _is_mapping(root_info) and _is_mapping(nodes.get("inputs")):  # a node saved on its own
+        module, qualname = root_info.get("module"), root_info.get("qualname")
+        if isinstance(module, str) and isinstance(qualname, str):
+            version, source = identify(module, qualname)
+            rows.append(
+                NodeRow(
+                    key="", label=str(recipe.get("label") or qualname), node=f"{module}.{qualname}", module=module,
+                    qualname=qualname, version=version, source=source, type=str(recipe.get("type")),
+                    inputs={str(p): summary(v) for p, v in nodes["inputs"].items()},
+                    outputs=[str(p) for p in (nodes.get("outputs") or {})],
+                )
+            )  # fmt: skip
+    stack: list[tuple[Mapping[str, Any], Mapping[str, Any], list[str]]] = [(recipe, nodes, [])]
+    while stack:
+        level_recipe, level_nodes, prefix = stack.pop()
+        children = level_recipe.get("nodes") or {}
+        keys: dict[str, str] = {}
+        for label, child in children.items():
+            if not _is_mapping(child) or child.get("type") == "constant":
+                continue
+            stored = level_nodes.get(label)
+            if not _is_mapping(stored):
+                continue
+            key_segments = [*prefix, label]
+            key = join(*key_segments)
+            keys[label] = key
+            info = ((child.get("reference") or {}).get("info") or {}) if _is_mapping(child.get("reference")) else {}
+            module, qualname = info.get("module"), info.get("qualname")
+            name = f"{module}.{qualname}" if isinstance(module, str) and isinstance(qualname, str) else None
+            version, source = identify(str(module), str(qualname)) if name else (None, None)
+            ins = stored.get("inputs") or {}
+            rows.append(
+                NodeRow(
+                    key=key,
+                    label=label,
+                    node=name,
+                    module=module if name else None,
+                    qualname=qualname if name else None,
+                    version=version,
+                    source=source,
+                    type=str(child.get("type")),
+                    inputs={str(p): summary(v) for p, v in ins.items()},
+                    outputs=[str(p) for p in (stored.get("outputs") or {})],
+                )
+            )
+            if _is_mapping(stored.get("nodes")) and _is_mapping(child.get("nodes")):
+                stack.append((child, stored["nodes"], [*key_segments, "nodes"]))
+        for target, source in (level_recipe.get("edges") or {}).items():
+            t_node, _, t_port = str(target).partition(".")
+            s_node, _, s_port = str(source).partition(".")
+            if t_node in keys and s_node in keys:
+                edges.append((keys[s_node], s_port, keys[t_node], t_port))
+    return rows, edges
+
+
+def file_entry(
+    p: Path, ident: FileIdentity, *, kind: str, backend: str | None, workflow: str | None,
+    metadata: Mapping[str, Any], by: str,
+) -> dict[str, Any]:  # fmt: skip
+    """The ``sn_files`` row of a queued recording (``created_at``: ISO text, UTC)."""
+    return {"path": str(p), "size": ident.size, "mtime_ns": ident.mtime_ns, "content": ident.content,
+            "backend": backend, "kind": kind, "workflow": workflow, "metadata": to_json(metadata),
+            "created_by": user(), "host": host(), "created_at": now().isoformat(), "recorded_by": by}  # fmt: skip
+
+
+def metadata_rows(metadata: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The queryable ``sn_metadata`` rows of a file's metadata (without ``file_id``).
+
+    A name holding NUL is not queryable (PostgreSQL text cannot hold it); it stays in ``sn_files.metadata``.
+    """
+    return [{"name": k, "digest": digest(v), "value": to_json(v)} for k, v in metadata.items() if "\x00" not in k]
+
+
+def to_json(value: Any) -> str:
+    """Sorted-key JSON text (how the JSON columns are written)."""
+    return _SORTED_JSON(value)
+
+
+def save_payload(
+    p: Path, ident: FileIdentity, *, backend: str | None, metadata: Mapping[str, Any], type_name: str, by: str
+) -> dict[str, Any]:
+    """The queued form of a whole-file plain save: the file, its metadata, one record at key ``""``."""
+    return {"file": file_entry(p, ident, kind="save", backend=backend, workflow=None, metadata=metadata, by=by),
+            "meta": metadata_rows(metadata), "records": [["", None, None, None, None, None, None, [], type_name]],
+            "inputs": [], "edges": []}  # fmt: skip
+
+
+def workflow_payload(
+    p: Path, ident: FileIdentity, rows: list[NodeRow], edges: list[tuple[str, str, str, str]], *, label: str,
+    backend: str | None, metadata: Mapping[str, Any], by: str,
+) -> dict[str, Any]:  # fmt: skip
+    """The queued form of a saved run: the file, its metadata, one record per node row, their inputs
+    (by row index) and the edges (the call digests and JSON columns are made at flush time)."""
+    record_rows = [[r.key, r.label, r.node, r.module, r.qualname, r.version, r.source, r.outputs, r.type]
+                   for r in rows]  # fmt: skip
+    input_rows = [[i, port, d, pv] for i, r in enumerate(rows) for port, (d, pv) in r.inputs.items()]
+    position = {r.key: i for i, r in enumerate(rows)}
+    return {"file": file_entry(p, ident, kind="workflow", backend=backend, workflow=label, metadata=metadata, by=by),
+            "meta": metadata_rows(metadata), "records": record_rows, "inputs": input_rows,
+            "edges": [[position[s], sp, position[t], tp] for s, sp, t, tp in edges]}  # fmt: skip
+
+
+def parse_payload(text: Any) -> dict[str, Any] | None:
+    """A queued recording's payload if it has the shape :func:`~storage_nodes.catalog.queue.apply`
+    needs, else ``None``."""
+    try:
+        doc = json.loads(text)
+        f = doc["file"]
+        ok = (
+            isinstance(f, dict) and set(f) >= {"path", "created_at"} and isinstance(f["created_at"], str)
+            and all(isinstance(m, dict) for m in doc["meta"])
+            and all(isinstance(r, list) and len(r) == len(RECORD_FIELDS) and isinstance(r[7], list)
+                    for r in doc["records"])
+            and all(isinstance(i, list) and len(i) == 4 and 0 <= i[0] < len(doc["records"]) and type(i[1]) is str
+                    for i in doc["inputs"])
+            and all(isinstance(e, list) and len(e) == 4 and 0 <= e[0] < len(doc["records"])
+                    and 0 <= e[2] < len(doc["records"]) for e in doc["edges"])
+        )  # fmt: skip
+        datetime.datetime.fromisoformat(f["created_at"])
+    except (ValueError, TypeError, KeyError, RecursionError):
+        return None
+    return doc if ok else None
