@@ -68,7 +68,7 @@ def bench_overhead(directory: Path, repeat: int) -> None:
             variants[name].append(time.perf_counter() - t)
             cpu[name].append(time.process_time() - c)
     # what the saves queued is spread over the tables by the next query (or close/exit): its cost per run
-    queued = cat._queued
+    queued = cat._db.queued
     c, t = time.process_time(), time.perf_counter()
     cat.flush()
     flush_wall, flush_cpu = (time.perf_counter() - t) / max(1, queued), (time.process_time() - c) / max(1, queued)
@@ -96,6 +96,7 @@ def bench_floor(directory: Path, repeat: int) -> None:
     import sqlite3
 
     from storage_nodes.catalog import catalog as C
+    from storage_nodes.catalog import engine, queue, recording
     from storage_nodes.graph.workflows import WORKFLOW_KEY, workflow_document
 
     wf = _demo_workflow(directory)
@@ -125,7 +126,7 @@ def bench_floor(directory: Path, repeat: int) -> None:
     def connect(where: Path) -> sqlite3.Connection:
         conn = sqlite3.connect(where, isolation_level=None)
         for pragma in ("busy_timeout = 30000", "journal_mode = WAL", "synchronous = NORMAL", "foreign_keys = ON",
-                       f"wal_autocheckpoint = {C.WAL_AUTOCHECKPOINT}"):  # fmt: skip
+                       f"wal_autocheckpoint = {engine.WAL_AUTOCHECKPOINT}"):  # fmt: skip
             conn.execute(f"PRAGMA {pragma}")
         return conn
 
@@ -160,10 +161,10 @@ def bench_floor(directory: Path, repeat: int) -> None:
         indexed.execute("COMMIT")
 
     captured: dict[str, Any] = {}
-    real_enqueue = cat._enqueue
-    cat._enqueue = lambda p, payload: captured.setdefault("payload", payload)  # type: ignore[method-assign]
+    real_enqueue = recording.enqueue
+    recording.enqueue = lambda db, p, payload: captured.setdefault("payload", payload)
     cat.record_workflow(first, label=header["label"], recipe=header["recipe"], nodes=nodes, backend="h5")
-    cat._enqueue = real_enqueue  # type: ignore[method-assign]
+    recording.enqueue = real_enqueue
     payload = captured["payload"]
     paths = [sn.save_workflow(wf, directory / f"floor{i}.h5") for i in range(repeat)]
     it = iter(paths * 3)
@@ -173,7 +174,7 @@ def bench_floor(directory: Path, repeat: int) -> None:
         "whole record_workflow (what the catalog adds)": lambda: cat.record_workflow(
             next(it), label=header["label"], recipe=header["recipe"], nodes=nodes, backend="h5"
         ),
-        "  of it: queue the run (one row, one transaction)": lambda: cat._enqueue(first, payload),
+        "  of it: queue the run (one row, one transaction)": lambda: queue.enqueue(cat._db, first, payload),
         "digests + previews of every input (workflow_rows)": lambda: C.workflow_rows(
             recipe, nodes, functools.cache(C.live_identity)
         ),
@@ -190,7 +191,7 @@ def bench_floor(directory: Path, repeat: int) -> None:
             times[name].append(time.perf_counter() - t)
     cat.flush()
     for _ in range(100):  # the deferred part: spreading queued runs over the tables, per run
-        cat._enqueue(first, payload)
+        queue.enqueue(cat._db, first, payload)
     t = time.perf_counter()
     cat.flush()
     times[f"flush of 100 queued runs (later, in a query), per run: the {n_rows} rows"] = [

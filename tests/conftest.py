@@ -78,9 +78,9 @@ def postgres_server():
         # at-exit flush would find it stopped and only warn)
         import sys
 
-        catalog = sys.modules.get("storage_nodes.catalog.catalog")
-        if catalog is not None:
-            catalog._flush_at_exit()
+        queue = sys.modules.get("storage_nodes.catalog.queue")
+        if queue is not None:
+            queue.flush_at_exit()
 
 
 @pytest.fixture

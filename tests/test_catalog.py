@@ -136,7 +136,7 @@ def test_concurrent_keyed_saves_into_one_file_do_not_mark_each_other_stale(cat, 
     """A reads the file's identity, B writes its key and records, then A commits: A's older identity must not win."""
     import threading
 
-    from storage_nodes.catalog import catalog as C
+    from storage_nodes.catalog import recording as C
 
     p = tmp_path / "shared.h5"
     sn.save([0], p, key="base", catalog=cat)
@@ -208,7 +208,7 @@ def test_lookup_finds_exactly_this_call(cat, wf300, tmp_path):
 
 def test_lookup_misses_when_the_function_source_changed(cat, wf300, tmp_path, monkeypatch):
     sn.save_workflow(wf300, tmp_path / "a.h5", catalog=cat)
-    from storage_nodes.catalog import catalog as C
+    from storage_nodes.catalog import queries as C
 
     real = C.live_identity
     monkeypatch.setattr(C, "live_identity", lambda m, q: (real(m, q)[0], "0" * 64))
@@ -329,7 +329,7 @@ def test_a_failed_record_leaves_no_partial_rows(cat, tmp_path, wf300, monkeypatc
     p = sn.save_workflow(wf300, tmp_path / "w.h5", catalog=cat)
     cat.flush()
     before = _counts(cat)
-    from storage_nodes.catalog.catalog import _Statements
+    from storage_nodes.catalog.statements import Statements as _Statements
 
     real = _Statements.new_record_ids
 
@@ -366,22 +366,23 @@ def test_queued_rows_that_cannot_be_applied_are_dropped_and_said_the_rest_record
 
 def test_a_flush_takes_what_was_queued_when_it_began(cat, tmp_path, monkeypatch):
     """Writers that keep queueing while a query flushes cannot keep that query waiting."""
-    from storage_nodes.catalog import catalog as C
+    from storage_nodes.catalog import queue as Q
+    from storage_nodes.catalog.engine import Database
 
     for i in range(3):
         sn.save([i], tmp_path / f"{i}.json", catalog=cat)
-    monkeypatch.setattr(C, "_DRAIN_BATCH", 1)
-    real = C.Catalog._transact
+    monkeypatch.setattr(Q, "DRAIN_BATCH", 1)
+    real = Database.transact
     more = iter(range(100))
 
     def then_another_save(self, work, **kw):
         result = real(self, work, **kw)
-        if kw.get("write") and kw.get("direct") is None:  # after each flush transaction
+        if kw.get("write"):  # after each flush transaction (a save's own queue row goes by Database.raw_write)
             j = next(more)
-            sn.save([j], tmp_path / f"more{j}.json", catalog=self)
+            sn.save([j], tmp_path / f"more{j}.json", catalog=cat)
         return result
 
-    monkeypatch.setattr(C.Catalog, "_transact", then_another_save)
+    monkeypatch.setattr(Database, "transact", then_another_save)
     assert cat.flush() == 3  # the 3 queued when it began (batches of 1), not the ones queued since
     monkeypatch.undo()
     assert _count(cat, S.queue) == 4 and len(cat.find(kind="save")) == 7
@@ -393,12 +394,12 @@ def _queue_rows(cat) -> list[str]:
 
 
 def test_a_failed_enqueue_says_the_file_is_intact(cat, tmp_path, wf300, monkeypatch):
-    from storage_nodes.catalog import catalog as C
+    from storage_nodes.catalog import recording
 
-    def boom(self, p, payload):
+    def boom(db, p, payload):
         raise CatalogError("cannot record into catalog: disk I/O error")
 
-    monkeypatch.setattr(C.Catalog, "_enqueue", boom)
+    monkeypatch.setattr(recording, "enqueue", boom)
     with pytest.raises(CatalogError, match="the file is intact"):
         sn.save_workflow(wf300, tmp_path / "w.h5", catalog=cat)
     monkeypatch.undo()
@@ -741,14 +742,14 @@ def test_live_identity_follows_an_edit_of_the_module_file(tmp_path, monkeypatch)
 
 
 def test_a_flush_batch_holds_a_bounded_amount_of_payload(cat, tmp_path, monkeypatch):
-    from storage_nodes.catalog import catalog as C
+    from storage_nodes.catalog import queue as Q
 
     for i in range(5):
         sn.save([i], tmp_path / f"{i}.json", catalog=cat)
     size = max(len(t) for t in _queue_rows(cat))
-    monkeypatch.setattr(C, "DRAIN_BYTES", 2 * size)  # two payloads a batch
+    monkeypatch.setattr(Q, "DRAIN_BYTES", 2 * size)  # two payloads a batch
     batches = []
-    real = C.Catalog._drain
-    monkeypatch.setattr(C.Catalog, "_drain", lambda self, *a: batches.append(real(self, *a)) or batches[-1])
+    real = Q.drain
+    monkeypatch.setattr(Q, "drain", lambda *a: batches.append(real(*a)) or batches[-1])
     assert cat.flush() == 5 and batches == [2, 2, 1, 0]
     assert sorted(h.path.name for h in cat.find(kind="save")) == [f"{i}.json" for i in range(5)]

@@ -64,7 +64,7 @@ def test_sqlite_retries_a_locked_database_instead_of_failing(tmp_path, monkeypat
     import threading
     import time
 
-    from storage_nodes.catalog import catalog as C
+    from storage_nodes.catalog import engine as C
 
     path = tmp_path / "locked.sqlite"
     sn.Catalog(path).stats()

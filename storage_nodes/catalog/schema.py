@@ -35,8 +35,14 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
+from .._version import __version__
+from ..errors import CatalogError
+from .digest import DIGEST_VERSION
+from .rows import host, now, user
+
 __all__ = [
-    "MIGRATIONS", "SCHEMA_VERSION", "edges", "files", "inputs", "metadata", "meta_table", "queue", "records", "schema",
+    "MIGRATIONS", "SCHEMA_VERSION", "edges", "ensure", "files", "inputs", "metadata", "meta_table", "queue", "records",
+    "schema",
 ]  # fmt: skip
 
 SCHEMA_VERSION = 2
@@ -147,3 +153,43 @@ MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {1: _add_queue}
 
 #: the tables in the order rows must be deleted (children first)
 CHILDREN_FIRST = (edges, inputs, metadata, records, files)
+
+
+def ensure(conn: sa.Connection, location: str) -> None:
+    """Inside a write transaction: create the tables of a new catalog (``location`` names it in
+    errors), or check the version of an existing one and run its :data:`MIGRATIONS`."""
+    if conn.dialect.name != "sqlite":  # one creator at a time across processes
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(7243311)"))
+    if not sa.inspect(conn).has_table(schema.name):
+        meta_table.create_all(conn)
+        conn.execute(
+            schema.insert().values(
+                version=SCHEMA_VERSION,
+                digest_version=DIGEST_VERSION,
+                created_at=now(),
+                created_by=f"{user()}@{host()}",
+                storage_nodes=__version__,
+            )
+        )
+        return
+    row = conn.execute(sa.select(schema.c.version, schema.c.digest_version)).first()
+    if row is None:
+        raise CatalogError(f"catalog {location} has an empty sn_schema table; it is damaged")
+    version, digest_version = int(row[0]), int(row[1])
+    if version > SCHEMA_VERSION:
+        raise CatalogError(
+            f"catalog {location} has schema version {version}, newer than this storage_nodes "
+            f"reads ({SCHEMA_VERSION}); upgrade storage_nodes"
+        )
+    while version < SCHEMA_VERSION:
+        migrate = MIGRATIONS.get(version)
+        if migrate is None:
+            raise CatalogError(f"catalog {location}: no migration from schema version {version}")
+        migrate(conn)
+        version += 1
+        conn.execute(schema.update().values(version=version))
+    if digest_version != DIGEST_VERSION:
+        raise CatalogError(
+            f"catalog {location} holds digests of version {digest_version}, this storage_nodes makes "
+            f"version {DIGEST_VERSION}: rebuild it from the files (a new catalog, then `catalog index DIR`)"
+        )
