@@ -13,7 +13,10 @@ Run: ``python benchmarks/bench_catalog.py [--nodes 100000] [--files 1000] [--onl
    PostgreSQL (targets <= 10 ms and <= 2 ms on SQLite);
 3. ``index`` of ``--files`` small h5 files: the first pass and an idempotent second pass;
 4. 6 processes recording workflows into one catalog at once: records per second, on
-   SQLite and PostgreSQL (a throw-away cluster from tests/_postgres.py).
+   SQLite and PostgreSQL (a throw-away cluster from tests/_postgres.py);
+5. the write paths (``--only paths``): queueing one save and applying one queued run, each
+   through the compiled statements on the raw DB-API cursor (what the catalog does), through a
+   SQLAlchemy ``Connection`` and through SQLAlchemy Core, interleaved on one SQLite catalog.
 """
 
 from __future__ import annotations
@@ -207,6 +210,109 @@ def bench_floor(directory: Path, repeat: int) -> None:
     unindexed.close()
 
 
+def _core_apply(conn: sa.Connection, payload: dict[str, Any]) -> None:
+    """``queue.apply`` written with SQLAlchemy Core: the same rows, the same statements' order."""
+    import datetime
+
+    from storage_nodes.catalog.rows import to_json
+
+    f = dict(payload["file"], created_at=datetime.datetime.fromisoformat(payload["file"]["created_at"]))
+    conn.execute(S.files.delete().where(S.files.c.path == f["path"]))
+    file_id = conn.execute(S.files.insert().returning(S.files.c.id), f).scalar_one()
+    if payload["meta"]:
+        conn.execute(S.metadata.insert(), [{**m, "file_id": file_id} for m in payload["meta"]])
+    records = payload["records"]
+    base = conn.execute(sa.select(sa.func.coalesce(sa.func.max(S.records.c.id), 0))).scalar_one()
+    ids = list(range(base + 1, base + 1 + len(records)))
+    digests: list[dict[str, Any]] = [{} for _ in records]
+    for i, port, d, _pv in payload["inputs"]:
+        digests[i][port] = d
+    conn.execute(
+        S.records.insert(),
+        [{"id": rid, "file_id": file_id, "key": k, "label": lb, "node": n, "module": m, "qualname": q, "version": v,
+          "source": src, "call": call_digest(n, v, src, ins) if n else None, "outputs": to_json(o),
+          "undigested": to_json(sorted(p for p, d in ins.items() if d is None)), "type": t}
+         for (k, lb, n, m, q, v, src, o, t), rid, ins in zip(records, ids, digests, strict=True)],
+    )  # fmt: skip
+    if payload["inputs"]:
+        conn.execute(S.inputs.insert(), [{"record_id": ids[i], "port": p, "digest": d, "preview": pv}
+                                         for i, p, d, pv in payload["inputs"]])  # fmt: skip
+    if payload["edges"]:
+        conn.execute(S.edges.insert(), [{"file_id": file_id, "source_id": ids[a], "source_port": ap,
+                                         "target_id": ids[b], "target_port": bp}
+                                        for a, ap, b, bp in payload["edges"]])  # fmt: skip
+
+
+def bench_paths(directory: Path, repeat: int) -> None:
+    """What the raw DB-API path saves over SQLAlchemy where the catalog uses it (the queue)."""
+    from storage_nodes.catalog import queue, recording
+    from storage_nodes.catalog.engine import cursor
+    from storage_nodes.catalog.rows import encode_payload
+    from storage_nodes.graph.workflows import WORKFLOW_KEY, workflow_document
+
+    wf = _demo_workflow(directory)
+    doc = workflow_document(wf)
+    header, nodes = doc[WORKFLOW_KEY], {k: v for k, v in doc.items() if k != WORKFLOW_KEY}
+    cat = sn.Catalog(directory / "paths.sqlite")
+    first = sn.save_workflow(wf, directory / "paths0.h5")
+    captured: dict[str, Any] = {}
+    real_enqueue = recording.enqueue
+    recording.enqueue = lambda db, p, payload: captured.setdefault("payload", payload)
+    cat.record_workflow(first, label=header["label"], recipe=header["recipe"], nodes=nodes, backend="h5")
+    recording.enqueue = real_enqueue
+    payload, db = captured["payload"], cat._db
+    for i in range(300):  # some history
+        queue.enqueue(db, first, {**payload, "file": {**payload["file"], "path": f"/paths/h{i}.h5"}})
+    cat.flush()
+    stmts, row = db.statements(), {"path": str(first), "payload": encode_payload(payload)}
+    enqueue = {
+        "raw DB-API connection, compiled statement (used)": lambda: db.raw_write(
+            lambda cur: cur.execute(stmts.enqueue, row), what="bench"
+        ),
+        "SQLAlchemy Connection, compiled statement on its cursor": lambda: db.transact(
+            lambda conn: cursor(conn).execute(stmts.enqueue, row), write=True, what="bench", counts=False
+        ),
+        "SQLAlchemy Core insert": lambda: db.transact(
+            lambda conn: conn.execute(S.queue.insert(), row), write=True, what="bench", counts=False
+        ),
+    }
+    times: dict[str, list[float]] = {k: [] for k in enqueue}
+    for _ in range(max(repeat, 100)):  # interleaved
+        for name, fn in enqueue.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    with db.engine.begin() as conn:
+        conn.execute(S.queue.delete())
+    n_rows = 1 + len(payload["meta"]) + len(payload["records"]) + len(payload["inputs"]) + len(payload["edges"])
+    print(f"5. write paths (SQLite), median (mean) of {max(repeat, 100)}: queueing one save (one row, one transaction)")
+    for name, ts in times.items():
+        print(f"   {name:58s} {1e3 * statistics.median(ts):6.3f} ms ({1e3 * statistics.mean(ts):6.3f})")
+
+    def statements(conn: sa.Connection, batch: list[dict[str, Any]]) -> None:
+        cur = cursor(conn)
+        for p in batch:
+            queue.apply(cur, stmts, p)
+        cur.close()
+
+    def core(conn: sa.Connection, batch: list[dict[str, Any]]) -> None:
+        for p in batch:
+            _core_apply(conn, p)
+
+    applied: dict[str, list[float]] = {"compiled statements on the DB-API cursor (used)": [], "SQLAlchemy Core": []}
+    count = iter(range(10**9))
+    for _ in range(12):  # interleaved batches of 50 runs, one transaction each
+        for ts, way in zip(applied.values(), (statements, core), strict=True):
+            batch = [{**payload, "file": {**payload["file"], "path": f"/paths/a{next(count)}.h5"}} for _ in range(50)]
+            t = time.perf_counter()
+            db.transact(lambda conn, b=batch, w=way: w(conn, b), write=True, what="bench", counts=False)
+            ts.append((time.perf_counter() - t) / 50)
+    print(f"   applying one queued run ({n_rows} rows) in batches of 50, median (mean) of 12 batches")
+    for name, ts in applied.items():
+        print(f"   {name:58s} {1e3 * statistics.median(ts):6.3f} ms ({1e3 * statistics.mean(ts):6.3f})")
+    cat.close()
+
+
 def _populate(cat: sn.Catalog, n_nodes: int, real: Path) -> None:
     """``n_nodes`` node records (4 per run, 3 inputs each) written in bulk, rows as record_workflow writes them."""
     cat.stats()
@@ -343,7 +449,7 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=100_000)
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=30)
-    parser.add_argument("--only", default="overhead,floor,queries,index,writers",
+    parser.add_argument("--only", default="overhead,floor,queries,index,writers,paths",
                         help="comma-separated sections to run (default: all)")  # fmt: skip
     args = parser.parse_args()
     only = set(args.only.split(","))
@@ -369,6 +475,8 @@ def main() -> None:
             print("4. 6 processes recording workflows into one catalog at once")
             bench_writers(str(directory / "writers.sqlite"), "SQLite", directory)
             bench_writers(create_database(server, "bench_writers"), "PostgreSQL", directory)
+        if "paths" in only:
+            bench_paths(directory, args.repeat)
 
 
 if __name__ == "__main__":

@@ -114,11 +114,9 @@ class Catalog:
         """Record one plain save of ``obj`` to ``path`` (at ``key``), after the file was written.
 
         A whole-file save replaces every record of the file; a keyed save updates the
-        file's identity and replaces the records at, above or below that key. A keyed
-        save reads the file's identity inside the transaction, after locking the file's
-        row (SQLite: the write lock of ``BEGIN IMMEDIATE``; PostgreSQL: ``FOR UPDATE``):
-        two processes saving different keys of one file at once then leave the identity
-        of the file as the last of them found it, so neither marks the other's record stale.
+        file's identity and replaces the records at, above or below that key, under a lock
+        that keeps two processes saving different keys of one file from marking each
+        other's record stale (:func:`storage_nodes.catalog.recording.record_save`).
         """
         recording.record_save(self._db, path, obj=obj, key=key, metadata=metadata, backend=backend,
                               type_name=type_name, by=_by)  # fmt: skip

@@ -230,9 +230,9 @@ class Database:
 
     def raw_write(self, work: Callable[[Any], T], *, what: str) -> T:
         """``work(dbapi_cursor)`` in one write transaction straight on the pooled DB-API connection,
-        retried like :meth:`transact`: for the one-row queue insert, whose cost through a
-        :class:`sqlalchemy.Connection` was mostly SQLAlchemy's connection, transaction and event
-        machinery (docs/catalog.md, "One write path")."""
+        retried like :meth:`transact`: only for the one-row queue insert a save waits for, whose
+        cost through a :class:`sqlalchemy.Connection` is mostly SQLAlchemy's connection,
+        transaction and event machinery (measured: half; docs/catalog.md, "Write paths")."""
 
         def attempt() -> T:
             dbapi = self.engine.raw_connection()

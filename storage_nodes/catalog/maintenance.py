@@ -28,10 +28,7 @@ PathLike = str | os.PathLike[str]
 
 
 def prune(db: Database, *, dry_run: bool = False) -> list[Dropped]:
-    """Drop the entries whose files are gone or were rewritten since recorded; return what was dropped.
-
-    ``dry_run=True`` only reports. A rewritten file is recorded again by :meth:`index`.
-    """
+    """Drop entries whose files are gone or rewritten: :meth:`Catalog.prune <storage_nodes.catalog.Catalog.prune>`."""
 
     def scan(conn: sa.Connection) -> list[tuple[int, str, FileIdentity, int]]:
         counts = sa.select(S.records.c.file_id, sa.func.count().label("n")).group_by(S.records.c.file_id).subquery()
@@ -68,14 +65,7 @@ def prune(db: Database, *, dry_run: bool = False) -> list[Dropped]:
 
 
 def index(db: Database, directory: PathLike, *, safe: bool = True, recursive: bool = True) -> IndexReport:
-    """Record every storage_nodes file under ``directory`` that the catalog lacks or has outdated.
-
-    Idempotent: a file recorded with its current identity is left alone. Workflow files
-    (``save_workflow``) get a record per node, other files one plain-save record.
-    ``safe=True`` (default) never runs code from a file: pickle/cloudpickle files are
-    recorded from their header (a pickled workflow's nodes only with ``safe=False``),
-    h5 values that need code count as undigested.
-    """
+    """Record the files under ``directory``: :meth:`Catalog.index <storage_nodes.catalog.Catalog.index>`."""
     root = Path(directory).expanduser().resolve()
     if not root.is_dir():
         raise InvalidArgumentError(f"index() takes a directory; {root} is not one", path=root)

@@ -43,16 +43,7 @@ def find(
     kind: str | None = None,
     limit: int | None = None,
 ) -> list[Hit]:
-    """Entries matching every given filter, newest first.
-
-    ``node``: a function or ``"module.qualname"`` (runs' nodes only); ``inputs``: ports
-    that must hold these values (by digest; other ports free); ``metadata``: user
-    metadata entries of the file; ``user``/``host``: who recorded; ``since``/``until``:
-    UTC dates or times; ``workflow``: the run's label; ``kind``: ``"save"`` (plain
-    saves) or ``"node"``. Stale hits are included with ``stale=True``.
-
-    >>> cat.find(node="storage_nodes.demo.relax", inputs={"steps": 40}, user="alice")  # doctest: +SKIP
-    """
+    """Entries matching every given filter, newest first: :meth:`Catalog.find <storage_nodes.catalog.Catalog.find>`."""
     q = sa.select(S.records, S.files).join(S.files, S.files.c.id == S.records.c.file_id)
     q = _filters(q, node=node, inputs=inputs, metadata=metadata, user=user, host=host, since=since, until=until,
                  workflow=workflow, kind=kind)  # fmt: skip
@@ -165,16 +156,7 @@ def upstream_of(db: Database, hit: Hit) -> list[Hit]:
 
 
 def lookup(db: Database, node: Any, /, **inputs: Any) -> dict[str, Any]:
-    """The outputs of exactly this call (``node`` with these inputs) if anyone recorded it.
-
-    With a function, its defaults fill the inputs not given (as a run does); with a
-    ``"module.qualname"`` string every input must be given. The node's identity is its
-    name, its package version and the digest of its source now, so a recorded call of
-    an edited function does not match. The newest fresh entry is loaded; none raises
-    :class:`KeyNotFoundError`.
-
-    >>> cat.lookup(relax, positions=x, steps=40)["energies"]  # doctest: +SKIP
-    """
+    """The outputs of exactly this call: :meth:`Catalog.lookup <storage_nodes.catalog.Catalog.lookup>`."""
     name = node_name(node)
     values = dict(inputs)
     if callable(node) and not isinstance(node, str):
@@ -221,11 +203,7 @@ def lookup(db: Database, node: Any, /, **inputs: Any) -> dict[str, Any]:
 
 
 def stats(db: Database) -> dict[str, Any]:
-    """Per node function: records, distinct inputs (call digests), users; per user: files, records, last save.
-
-    >>> cat.stats()["nodes"][0]  # doctest: +SKIP
-    {'node': 'storage_nodes.demo.relax', 'records': 12, 'distinct_inputs': 3, 'users': ['alice', 'bob'], ...}
-    """
+    """Per node function and per user: :meth:`Catalog.stats <storage_nodes.catalog.Catalog.stats>`."""
     r, f = S.records, S.files
 
     def work(conn: sa.Connection) -> dict[str, Any]:

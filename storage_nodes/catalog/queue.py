@@ -178,16 +178,8 @@ def apply(cur: Any, stmts: Statements, payload: Mapping[str, Any]) -> None:
 
 
 def flush(db: Database) -> int:
-    """Move every queued recording into the tables now; return how many.
-
-    Saves only queue their recording (one row); every query, :meth:`index`,
-    :meth:`close` and the exit of a process that saved do this first, so a query
-    never misses a save. Call it to make the tables complete for readers that use
-    ``sqlite3``/``psql`` directly while this process keeps running.
-
-    >>> cat.flush()  # doctest: +SKIP
-    3
-    """
+    """Move every queued recording into the tables, up to the newest queued when it began; return
+    how many (:meth:`Catalog.flush <storage_nodes.catalog.Catalog.flush>`)."""
     db.prepare()
     upto = db.transact(lambda conn: last_queued(db, conn), write=False, what="read")
     total = 0

@@ -113,12 +113,9 @@ def record_workflow(
     identify: Identify | None = None,
     by: str = "save",
 ) -> None:
-    """Record a saved run: the file, every node (identity, input digests, call digest, outputs), the edges.
-
-    ``identify`` gives each node function's package version and source digest; the
-    default asks the current environment (right after a save), ``index`` passes the
-    file's stored environment record.
-    """
+    """Queue the recording of a saved run (:meth:`Catalog.record_workflow
+    <storage_nodes.catalog.Catalog.record_workflow>`): every node's identity and input digests,
+    its outputs, the edges; ``identify`` gives a node function's version and source digest."""
     p = Path(path).expanduser().resolve()
     ident = file_identity(p)
     if ident is None:
