@@ -25,7 +25,7 @@ from .engine import Database, chunks
 from .identity import Identify, describe_value, live_identity
 from .queue import drain, enqueue, last_queued, run
 from .records import FileIdentity, file_identity
-from .rows import host, metadata_rows, now, save_payload, to_json, user, workflow_payload, workflow_rows
+from .rows import file_entry, metadata_rows, now, save_payload, to_json, workflow_payload, workflow_rows
 
 __all__ = ["record_save", "record_workflow"]
 
@@ -89,8 +89,7 @@ def record_save(
             _delete_overlapping(conn, file_id, rec_key)
             _write_metadata(conn, file_id, merged, replace=True)
         else:
-            file_id = _insert_file(conn, p, ident, kind="save", backend=backend, workflow=None,
-                                   metadata=user_metadata, by=by)  # fmt: skip
+            file_id = _insert_file(conn, p, ident, backend=backend, metadata=user_metadata, by=by)
             _write_metadata(conn, file_id, user_metadata)
         conn.execute(
             S.records.insert(),
@@ -128,22 +127,11 @@ def record_workflow(
 
 
 def _insert_file(
-    conn: sa.Connection,
-    p: Path,
-    ident: FileIdentity,
-    *,
-    kind: str,
-    backend: str | None,
-    workflow: str | None,
-    metadata: Mapping[str, Any],
-    by: str,
+    conn: sa.Connection, p: Path, ident: FileIdentity, *, backend: str | None, metadata: Mapping[str, Any], by: str
 ) -> int:
-    result = conn.execute(
-        S.files.insert(),
-        {"path": str(p), "size": ident.size, "mtime_ns": ident.mtime_ns, "content": ident.content,
-         "backend": backend, "kind": kind, "workflow": workflow, "metadata": to_json(metadata),
-         "created_by": user(), "host": host(), "created_at": now(), "recorded_by": by},
-    )  # fmt: skip
+    """Insert the ``sn_files`` row of a plain save; return its id."""
+    row = file_entry(p, ident, kind="save", backend=backend, workflow=None, metadata=metadata, by=by)
+    result = conn.execute(S.files.insert(), {**row, "created_at": now()})
     key = result.inserted_primary_key
     if key is None:  # pragma: no cover - every insert here has an integer primary key
         raise CatalogError("the database returned no primary key for an insert")

@@ -208,7 +208,8 @@ def workflow_payload(
 
 
 def parse_payload(text: Any) -> dict[str, Any] | None:
-    """A queued recording's payload if it has the shape :meth:`queue.apply` needs, else ``None``."""
+    """A queued recording's payload if it has the shape :func:`~storage_nodes.catalog.queue.apply`
+    needs, else ``None``."""
     try:
         doc = json.loads(text)
         f = doc["file"]
