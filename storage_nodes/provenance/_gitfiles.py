@@ -43,6 +43,10 @@ __all__ = [
 #: makes :func:`read_layout` name it as a problem.
 KNOWN_EXTENSIONS = frozenset({"objectformat", "worktreeconfig", "relativeworktrees", "preciousobjects"})
 
+#: those of :data:`KNOWN_EXTENSIONS` that git also reads in a repository of format version 0
+#: (``git sparse-checkout`` sets ``worktreeConfig`` there)
+_KNOWN_IN_VERSION_0 = frozenset({"worktreeconfig", "preciousobjects"})
+
 _ID_LENGTH = {"sha1": 40, "sha256": 64}
 
 
@@ -141,8 +145,9 @@ def _layout(path: str, _stat_key: tuple[int, int, int]) -> Layout:
     }
     if version not in (0, 1):
         return Layout("sha1", f"the repository format version is {version}")
-    if extensions and version == 0:
-        names = ", ".join(sorted(extensions))
+    if version == 0 and set(extensions) - _KNOWN_IN_VERSION_0:
+        # git honours only a few extensions in version 0 and refuses or ignores the others
+        names = ", ".join(sorted(set(extensions) - _KNOWN_IN_VERSION_0))
         return Layout("sha1", f"extensions ({names}) in a repository of format version 0")
     object_format = extensions.get("objectformat", "sha1")
     if object_format not in _ID_LENGTH:
