@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import os
 import struct
 from dataclasses import dataclass
@@ -237,25 +238,24 @@ def read_index(index_path: str, _stat_key: tuple[int, int, int], object_format: 
     version, a split or sparse index, skip-worktree entries (sparse checkout), an index
     extension git requires readers to understand.
     """
-    with open(index_path, "rb") as f:
-        head = f.read(12)
-        if head[:4] != b"DIRC":
-            raise GitFormatError("the index has no DIRC signature")
-        (version,) = struct.unpack(">I", head[4:8])
-        if version not in (2, 3, 4):
-            raise GitFormatError(f"index version {version} is not supported")
-        f.seek(0)
-        from dulwich.index import ConflictedIndexEntry, read_index_dict_with_version
-        from dulwich.object_format import get_object_format
+    data = Path(index_path).read_bytes()  # one read: dulwich's many small reads then cost no calls
+    if data[:4] != b"DIRC":
+        raise GitFormatError("the index has no DIRC signature")
+    (version,) = struct.unpack(">I", data[4:8])
+    if version not in (2, 3, 4):
+        raise GitFormatError(f"index version {version} is not supported")
+    from dulwich.index import ConflictedIndexEntry, read_index_dict_with_version
+    from dulwich.object_format import get_object_format
 
-        fmt = get_object_format(object_format)
-        try:
-            raw, _, _ = read_index_dict_with_version(f, fmt)
-        except Exception as exc:  # dulwich raises AssertionError, struct.error, ValueError...
-            raise GitFormatError(f"the index could not be read ({type(exc).__name__}: {exc})") from exc
-        # dulwich stops at an extension whose name is not upper case: those are the ones a
-        # reader must understand (git's index-format), so one left unread is refused here
-        rest = f.read()
+    fmt = get_object_format(object_format)
+    f = io.BytesIO(data)
+    try:
+        raw, _, _ = read_index_dict_with_version(f, fmt)
+    except Exception as exc:  # dulwich raises AssertionError, struct.error, ValueError...
+        raise GitFormatError(f"the index could not be read ({type(exc).__name__}: {exc})") from exc
+    # dulwich stops at an extension whose name is not upper case: those are the ones a
+    # reader must understand (git's index-format), so one left unread is refused here
+    rest = data[f.tell() :]
     if len(rest) > fmt.oid_length:
         signature = rest[:4]
         raise GitFormatError(
