@@ -116,13 +116,14 @@ def git_state(file: str | os.PathLike[str], scope: str | os.PathLike[str] | None
     the top-level package directory, so an edit in a sibling module counts too.
     The result is plain data: ``{"commit": str | None, "dirty": bool | None}``, plus
     ``"changed"`` (up to 10 changed paths relative to the work tree) when dirty, and
-    ``"note"`` when the dirty state could not be determined.
+    ``"note"`` when the dirty state (or also the commit: then ``commit`` is None) could not
+    be determined.
 
     On Linux, with the repository and the scope on a local file system, the answer is kept
     while inotify reports no change in the git directory, the directory of HEAD's branch
     or any directory of the scope's tracked files; anything else (another platform, a
-    network file system, a state that needed ``git status``) is determined afresh on every
-    call, by stat'ing each tracked file of the scope.
+    network file system) is determined afresh on every call, by stat'ing each tracked file
+    of the scope, and a state that came from the ``git`` program is asked of it again.
 
     >>> git_state("src/mypkg/core.py", scope="src/mypkg")  # doctest: +SKIP
     {'commit': '3f2a9c...', 'dirty': True, 'changed': ['src/mypkg/util.py']}
