@@ -1,9 +1,10 @@
 """Asking the ``git`` program, for repositories (or parts of them) the file readers in
 :mod:`._gitfiles` do not understand: git is the reference for its own formats.
 
-Every call runs ``git -C <work tree> --no-optional-locks --literal-pathspecs`` with the
-``GIT_*`` variables of this process removed (a save inside a git hook must not read the
-hook's repository), and never writes to the repository (no index refresh).
+Every call runs ``git -C <work tree> --no-optional-locks --literal-pathspecs`` without the
+variables that point git at another repository (:data:`REPOSITORY_VARIABLES`: a save made
+inside a git hook must not read the hook's repository), and never writes to the
+repository (no index refresh).
 """
 
 from __future__ import annotations
@@ -15,9 +16,19 @@ from typing import Any
 
 from ._gitfiles import Repository
 
-__all__ = ["GitFailed", "MAX_CHANGED", "state", "status"]
+__all__ = ["GitFailed", "MAX_CHANGED", "REPOSITORY_VARIABLES", "state", "status"]
 
 MAX_CHANGED = 10  # changed files listed in a record
+
+#: what ``git rev-parse --local-env-vars`` lists: variables that describe one repository
+REPOSITORY_VARIABLES = frozenset(
+    {
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_CONFIG", "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT",
+        "GIT_OBJECT_DIRECTORY", "GIT_DIR", "GIT_WORK_TREE", "GIT_IMPLICIT_WORK_TREE", "GIT_GRAFT_FILE",
+        "GIT_INDEX_FILE", "GIT_NO_REPLACE_OBJECTS", "GIT_REPLACE_REF_BASE", "GIT_PREFIX",
+        "GIT_INTERNAL_SUPER_PREFIX", "GIT_SHALLOW_FILE", "GIT_COMMON_DIR",
+    }
+)  # fmt: skip
 
 
 class GitFailed(Exception):
@@ -28,7 +39,7 @@ def _run(repo: Repository, *args: str) -> str:
     git = shutil.which("git")
     if git is None:
         raise GitFailed("the git executable was not found")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env = {k: v for k, v in os.environ.items() if k not in REPOSITORY_VARIABLES}
     try:
         done = subprocess.run(
             [git, "-C", str(repo.work_tree), "--no-optional-locks", "--literal-pathspecs", *args],

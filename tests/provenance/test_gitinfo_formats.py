@@ -164,6 +164,14 @@ def test_an_extension_only_git_knows_is_asked_of_git(tmp_path: Path, monkeypatch
     assert state(repo) == truth(repo) and truth(repo)["changed"] == ["pkg/a.py", "pkg/sub/b.py"]
     (repo / "pkg" / "new.py").write_text("")
     assert state(repo, "pkg/new.py") is None  # untracked, as git ls-files says
+    other = make(tmp_path / "other")  # as in a git hook of another repository
+    (other / "pkg" / "a.py").write_text("A = 'other'\n")
+    git(other, "commit", "-q", "-am", "another history")
+    expected = truth(repo)
+    with monkeypatch.context() as m:
+        m.setenv("GIT_DIR", str(other / ".git"))
+        m.setenv("GIT_INDEX_FILE", str(other / ".git" / "index"))
+        assert state(repo) == expected
     monkeypatch.setenv("PATH", "")
     assert state(repo) == {
         "commit": None,
