@@ -12,7 +12,7 @@ few small files); the index and the committed tree are read with dulwich, import
 when the index or HEAD changed. A repository whose format this does not fully understand
 (reftable refs, an unknown ``extensions.*`` or format version: :func:`._gitfiles.read_layout`)
 is asked of the ``git`` program as a whole; an index or objects it cannot read (split or
-sparse index, a missing object) only for the dirty state. Where git is missing or fails
+sparse index, a missing object) or a submodule in the scope only for the dirty state. Where git is missing or fails
 too, the record says so: ``dirty: None`` (and ``commit: None`` when HEAD could not be
 read) with a ``note`` saying why. Never a guess.
 
@@ -60,15 +60,14 @@ def _plan(
     index = read_index(index_path, key, layout.object_format)
     under = prefix + "/"
     mine = {p: e for p, e in index.items() if not prefix or p == prefix or p.startswith(under)}
+    if any(e.mode & 0o170000 == 0o160000 for e in mine.values()):
+        # git status counts new commits and edits inside a submodule: that is git's to tell
+        raise GitFormatError("a submodule lies in the scope")
     committed = committed_blobs(repo.common_dir, layout.object_format, commit, prefix) if commit else {}
     staged = {p for p, e in mine.items() if e.stage or committed.get(p) != e.sha}  # change, conflict, new
     staged.update(p for p in committed if p not in mine)  # staged deletion
     root = str(repo.work_tree)
-    to_stat = tuple(
-        (p, os.path.join(root, p), e)
-        for p, e in mine.items()
-        if p not in staged and e.mode & 0o170000 != 0o160000  # gitlinks (submodules) are not files
-    )
+    to_stat = tuple((p, os.path.join(root, p), e) for p, e in mine.items() if p not in staged)
     return tuple(sorted(staged)), to_stat
 
 

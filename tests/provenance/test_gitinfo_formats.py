@@ -222,6 +222,9 @@ def test_a_file_in_a_submodule(tmp_path: Path) -> None:
     (sub / "pkg" / "a.py").write_text("A = 7\n")
     assert state(sub) == truth(sub) and truth(sub)["changed"] == ["pkg/a.py"]
     assert state(top) == truth(top) and truth(top)["dirty"] is False  # the superproject's own package
+    assert state(top, scope=".") == truth(top, ".") and truth(top, ".")["changed"] == ["lib"]  # edited inside
+    git(sub, "commit", "-q", "-am", "ahead of the superproject")
+    assert state(top, scope=".") == truth(top, ".") and truth(top, ".")["changed"] == ["lib"]  # new commit
 
 
 def test_a_split_index_and_a_sparse_checkout_ask_git_for_the_dirty_state(
