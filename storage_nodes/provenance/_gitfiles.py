@@ -112,6 +112,8 @@ class Layout:
 
     object_format: str
     problem: str | None = None
+    #: ``core.fileMode``: whether a changed executable bit makes a file differ (git's default)
+    file_mode: bool = True
 
 
 def read_layout(common_dir: Path) -> Layout:
@@ -161,7 +163,7 @@ def _layout(path: str, _stat_key: tuple[int, int, int]) -> Layout:
     if unknown:
         listed = ", ".join(f"extensions.{name}" for name in unknown)
         return Layout(object_format, f"the repository uses {listed}, which this reader does not know")
-    return Layout(object_format)
+    return Layout(object_format, file_mode=config.get_boolean((b"core",), b"filemode", True))
 
 
 # ---------------------------------------------------------------- HEAD

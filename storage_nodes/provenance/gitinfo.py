@@ -12,9 +12,9 @@ few small files); the index and the committed tree are read with dulwich, import
 when the index or HEAD changed. A repository whose format this does not fully understand
 (reftable refs, an unknown ``extensions.*`` or format version: :func:`._gitfiles.read_layout`)
 is asked of the ``git`` program as a whole; an index or objects it cannot read (split or
-sparse index, a missing object) or a submodule in the scope only for the dirty state. Where git is missing or fails
-too, the record says so: ``dirty: None`` (and ``commit: None`` when HEAD could not be
-read) with a ``note`` saying why. Never a guess.
+sparse index, a missing object) or a submodule in the scope only for the dirty state.
+Where git is missing or fails too, the record says so: ``dirty: None`` (and ``commit:
+None`` when HEAD could not be read) with a ``note`` saying why. Never a guess.
 
 >>> git_state("/path/to/repo/mypkg/core.py")  # doctest: +SKIP
 {'commit': '3f2a9c...', 'dirty': False}
@@ -83,6 +83,9 @@ def _changed_files(repo: Repository, layout: Layout, commit: str | None, prefix:
         except OSError:
             changed.append(path)  # deleted in the work tree
             continue
+        if _kind(fst.st_mode, layout.file_mode) != _kind(entry.mode, layout.file_mode):
+            changed.append(path)  # a file made executable or not, or turned into a symlink
+            continue
         # hash only when the stat data says edited, or is too recent to be trusted ("racy git")
         suspect = fst.st_mtime_ns != entry.mtime_ns or fst.st_mtime_ns >= index_mtime
         if fst.st_size != entry.size or (
@@ -90,6 +93,13 @@ def _changed_files(repo: Repository, layout: Layout, commit: str | None, prefix:
         ):
             changed.append(path)
     return sorted(changed)
+
+
+def _kind(mode: int, file_mode: bool) -> int:
+    """What git compares of a mode: the file type, and the executable bit where ``core.fileMode``."""
+    if mode & 0o170000 != 0o100000:
+        return mode & 0o170000  # a symlink (or a directory where a file was)
+    return 0o100755 if file_mode and mode & 0o100 else 0o100644
 
 
 @functools.lru_cache(maxsize=1024)

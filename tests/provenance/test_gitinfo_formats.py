@@ -274,3 +274,15 @@ def test_other_extensions_in_a_version_0_repository_are_left_to_git(tmp_path: Pa
     record = state(repo)
     assert record is not None and record["commit"] is None and record["dirty"] is None
     assert "extensions (objectformat, refstorage) in a repository of format version 0" in record["note"]
+
+
+def test_a_changed_executable_bit_is_a_change_where_core_filemode_says_so(tmp_path: Path) -> None:
+    repo = make(tmp_path / "repo")
+    (repo / "pkg" / "a.py").chmod(0o755)
+    assert state(repo) == truth(repo) and truth(repo)["changed"] == ["pkg/a.py"]
+    git(repo, "config", "core.fileMode", "false")
+    assert state(repo) == truth(repo) and truth(repo)["dirty"] is False
+    git(repo, "config", "core.fileMode", "true")
+    (repo / "pkg" / "a.py").unlink()
+    (repo / "pkg" / "a.py").symlink_to("__init__.py")  # a file turned into a symlink
+    assert state(repo) == truth(repo) and truth(repo)["changed"] == ["pkg/a.py"]
