@@ -163,7 +163,11 @@ def _layout(path: str, _stat_key: tuple[int, int, int]) -> Layout:
     if unknown:
         listed = ", ".join(f"extensions.{name}" for name in unknown)
         return Layout(object_format, f"the repository uses {listed}, which this reader does not know")
-    return Layout(object_format, file_mode=config.get_boolean((b"core",), b"filemode", True))
+    try:
+        file_mode = config.get_boolean((b"core",), b"filemode", True)
+    except ValueError:
+        return Layout(object_format, "core.fileMode is not a boolean")
+    return Layout(object_format, file_mode=file_mode)
 
 
 # ---------------------------------------------------------------- HEAD
