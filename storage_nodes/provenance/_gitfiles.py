@@ -29,6 +29,7 @@ __all__ = [
     "Repository",
     "blob_id",
     "committed_blobs",
+    "conversions",
     "find_repository",
     "index_key",
     "read_head",
@@ -355,3 +356,83 @@ def blob_id(path: str, _stat_key: tuple[int, int], object_format: str = "sha1") 
     """The object id (hex) git gives the file (a symlink: its target) as a blob."""
     data = os.readlink(path).encode() if os.path.islink(path) else Path(path).read_bytes()
     return hashlib.new(object_format, b"blob %d\0" % len(data) + data).hexdigest().encode()
+
+
+# ---------------------------------------------------------------- conversions
+
+
+def _user_config_files() -> list[str]:
+    """The global and system config files git reads (git-config(1), FILES)."""
+    env = os.environ
+    xdg = env.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+    files = (
+        [env["GIT_CONFIG_GLOBAL"]]
+        if "GIT_CONFIG_GLOBAL" in env
+        else [
+            os.path.expanduser("~/.gitconfig"),
+            os.path.join(xdg, "git", "config"),
+        ]
+    )
+    if "GIT_CONFIG_SYSTEM" in env:
+        files.append(env["GIT_CONFIG_SYSTEM"])
+    elif "GIT_CONFIG_NOSYSTEM" not in env:
+        files.append("/etc/gitconfig")
+    return files
+
+
+def _stat_key(path: str) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+def conversions(repo: Repository, layout: Layout, index_path: str, key: tuple[int, int, int]) -> str | None:
+    """Why the bytes of a work-tree file may not be what git hashes for it (``.gitattributes``
+    files, ``info/attributes``, a user attributes file, ``core.autocrlf``, filter drivers,
+    ``core.attributesFile``), or None: then a file whose bytes differ from the index differs."""
+    xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+    attributes = (str(repo.common_dir / "info" / "attributes"), os.path.join(xdg, "git", "attributes"))
+    configs = (str(repo.common_dir / "config"), *_user_config_files())
+    return _conversions(
+        index_path,
+        key,
+        layout.object_format,
+        tuple((f, _stat_key(f)) for f in attributes),
+        tuple((f, _stat_key(f)) for f in configs),
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _conversions(
+    index_path: str,
+    key: tuple[int, int, int],
+    object_format: str,
+    attributes: tuple[tuple[str, tuple[int, int, int] | None], ...],
+    configs: tuple[tuple[str, tuple[int, int, int] | None], ...],
+) -> str | None:
+    for path, stat_key in attributes:
+        if stat_key is not None:
+            return f"attributes apply ({path})"
+    if any(p == ".gitattributes" or p.endswith("/.gitattributes") for p in read_index(index_path, key, object_format)):
+        return "the repository has .gitattributes files"
+    from dulwich.config import ConfigFile
+
+    for path, stat_key in configs:
+        if stat_key is None:
+            continue
+        try:
+            config = ConfigFile.from_path(path)
+        except Exception as exc:  # unreadable here: git may read it and find a conversion
+            return f"{path} could not be read here ({type(exc).__name__})"
+        if any(section[0].lower() == b"filter" for section in config.sections()):
+            return f"{path} configures filter drivers"
+        for name in (b"autocrlf", b"attributesfile"):
+            try:
+                value = config.get((b"core",), name)
+            except KeyError:
+                continue
+            if name == b"attributesfile" or value.strip().lower() not in (b"false", b"no", b"off", b"0", b""):
+                return f"{path} sets core.{name.decode()}"
+    return None

@@ -3,9 +3,10 @@ differ from it.
 
 :func:`git_state` answers, for one tracked file: which commit is checked out, and whether
 the files of its package differ from that commit (an uncommitted edit, staged or not).
-Untracked files are ignored, like ``git status --untracked-files=no``. Content filters
-(``autocrlf``, ``.gitattributes`` filters) are not applied: a file differing from the
-index only by such a conversion counts as dirty.
+Untracked files are ignored, like ``git status --untracked-files=no``. Content filters and
+end-of-line conversion are not applied here: where they may apply
+(:func:`._gitfiles.conversions`), a package whose files' bytes differ from the index is
+checked with ``git status`` (:class:`MayConvert`).
 
 Where it comes from (:mod:`._gitfiles`): HEAD and refs are read by hand on every look (a
 few small files); the index and the committed tree are read with dulwich, imported only
@@ -38,6 +39,7 @@ from ._gitfiles import (
     Repository,
     blob_id,
     committed_blobs,
+    conversions,
     find_repository,
     index_key,
     read_head,
@@ -76,6 +78,7 @@ def _changed_files(repo: Repository, layout: Layout, commit: str | None, prefix:
     index_path, key = index_key(repo)
     staged, to_stat = _plan(repo, layout, index_path, key, commit, prefix)
     changed = list(staged)
+    by_content = False
     index_mtime = key[0]
     for path, full, entry in to_stat:
         try:
@@ -92,7 +95,17 @@ def _changed_files(repo: Repository, layout: Layout, commit: str | None, prefix:
             suspect and blob_id(full, (fst.st_mtime_ns, fst.st_size), layout.object_format) != entry.sha
         ):
             changed.append(path)
+            by_content = True
+    if by_content:
+        reason = conversions(repo, layout, index_path, key)
+        if reason:  # git may hash other bytes than the file's (end of lines, filters)
+            raise MayConvert(f"{reason}: a file whose bytes changed may be unchanged for git")
     return sorted(changed)
+
+
+class MayConvert(GitFormatError):
+    """Bytes differ from the index where git may convert them: git status tells (and its
+    answer is kept like one read from the files: the same directories are watched)."""
 
 
 def _kind(mode: int, file_mode: bool) -> int:
@@ -264,8 +277,22 @@ def _watch_repository(w: _watch.Watcher, repo: Repository, relative: str, prefix
     return w.watch(directories)
 
 
+def _watch_attributes(repo: Repository, prefix: str) -> bool:
+    """Watch where else attributes may be (the directories above the scope, ``info/``), so
+    that git's answer for :class:`MayConvert` can be kept; False if that is not possible."""
+    w = _watch.watcher()
+    if w is None:
+        return False
+    above = [str(repo.work_tree)]
+    for part in prefix.split("/")[:-1]:
+        above.append(os.path.join(above[-1], part))
+    info = os.path.join(repo.common_dir, "info")
+    return w.watch([*above, *([info] if os.path.isdir(info) else [])])
+
+
 def _determine(repo: Repository, relative: str, prefix: str) -> tuple[dict[str, Any] | None, bool]:
-    """(the git state, whether it was read from the repository files rather than from git)."""
+    """(the git state, whether it may be kept while the watches report no change: read from
+    the repository files, or told by git for :class:`MayConvert` with the attributes watched)."""
     try:
         layout = read_layout(repo.common_dir)
     except OSError as exc:
@@ -293,6 +320,7 @@ def _determine(repo: Repository, relative: str, prefix: str) -> tuple[dict[str, 
     except _READ_ERRORS as exc:
         # the index or objects cannot be read here: the file lies in the work tree, so
         # report the commit and ask git (when installed) for the dirty state
+        keep = isinstance(exc, MayConvert) and _watch_attributes(repo, prefix)
         try:
             _, changed = _gitcli.status(repo, prefix)
         except _gitcli.GitFailed as failed:
@@ -300,7 +328,7 @@ def _determine(repo: Repository, relative: str, prefix: str) -> tuple[dict[str, 
             state["note"] = f"dirty state unknown: {exc} and {failed}"
             return state, False
         _fill(state, changed)
-        return state, False
+        return state, keep
     _fill(state, changed)
     return state, True
 

@@ -286,3 +286,62 @@ def test_a_changed_executable_bit_is_a_change_where_core_filemode_says_so(tmp_pa
     (repo / "pkg" / "a.py").unlink()
     (repo / "pkg" / "a.py").symlink_to("__init__.py")  # a file turned into a symlink
     assert state(repo) == truth(repo) and truth(repo)["changed"] == ["pkg/a.py"]
+
+
+def test_bytes_that_differ_only_by_a_conversion_are_what_git_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where attributes or config may convert a file (a filter driver here), git hashes the
+    converted bytes: a file whose own bytes differ from the index may be unchanged for git."""
+    repo = make(tmp_path / "repo")  # pkg/a.py is committed as "A = 1\n"
+    git(repo, "config", "filter.upper.clean", "tr a-z A-Z")
+    git(repo, "config", "filter.upper.smudge", "cat")
+    (repo / ".git" / "info").mkdir(exist_ok=True)
+    (repo / ".git" / "info" / "attributes").write_text("*.py filter=upper\n")
+    (repo / "pkg" / "a.py").write_text("a = 1\n")  # other bytes, the same size: "A = 1\n" for git
+    assert truth(repo)["dirty"] is False
+    assert state(repo) == truth(repo)
+    assert gitinfo.kept(repo / "pkg" / "a.py", repo / "pkg")  # kept under inotify like a read state
+    (repo / "pkg" / "a.py").write_text("a = 2\n")
+    assert state(repo) == truth(repo) and truth(repo)["changed"] == ["pkg/a.py"]
+    monkeypatch.setenv("PATH", "")
+    record = state(repo)
+    assert record is not None and record["dirty"] is None
+    assert record["note"].startswith("dirty state unknown: attributes apply (")
+    assert "info/attributes): a file whose bytes changed may be unchanged for git" in record["note"]
+    monkeypatch.undo()
+
+    other = make(tmp_path / "other")  # the same through a committed .gitattributes file
+    git(other, "config", "filter.upper.clean", "tr a-z A-Z")
+    git(other, "config", "filter.upper.smudge", "cat")
+    (other / ".gitattributes").write_text("*.py filter=upper\n")
+    git(other, "add", ".gitattributes")
+    git(other, "commit", "-q", "-m", "attributes")
+    (other / "pkg" / "a.py").write_text("a = 1\n")
+    assert state(other) == truth(other) and truth(other)["dirty"] is False
+    index = _gitfiles.index_key(_gitfiles.find_repository(str(other)))
+    layout = _gitfiles.read_layout(other / ".git")
+    reason = _gitfiles.conversions(_gitfiles.find_repository(str(other)), layout, *index)
+    assert reason == "the repository has .gitattributes files"
+    monkeypatch.setenv("HOME", str(tmp_path))  # no user attributes or config of this machine
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    third = make(tmp_path / "third")
+    git(third, "config", "core.autocrlf", "input")
+    index = _gitfiles.index_key(_gitfiles.find_repository(str(third)))
+    reason = _gitfiles.conversions(_gitfiles.find_repository(str(third)), layout, *index)
+    assert reason == f"{third / '.git' / 'config'} sets core.autocrlf"
+
+
+def test_without_conversions_a_changed_file_is_read_from_the_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = make(tmp_path / "repo")
+    (repo / "pkg" / "a.py").write_bytes(b"A = 1\r\n")
+    expected = truth(repo)
+    assert expected["changed"] == ["pkg/a.py"]  # no conversion: CRLF is a change
+    monkeypatch.setenv("PATH", "")
+    monkeypatch.setenv("HOME", str(tmp_path))  # no user config of this machine
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    assert state(repo) == expected
