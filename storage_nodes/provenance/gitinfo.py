@@ -57,8 +57,9 @@ _READ_ERRORS = (OSError, GitFormatError, ValueError, struct.error, IndexError)
 @functools.lru_cache(maxsize=64)
 def _plan(
     repo: Repository, layout: Layout, index_path: str, key: tuple[int, int, int], commit: str | None, prefix: str
-) -> tuple[tuple[str, ...], tuple[tuple[str, str, IndexEntry], ...]]:
-    """(paths differing between index and ``commit``, (path, full path, entry) to stat) under ``prefix``."""
+) -> tuple[tuple[str, ...], tuple[tuple[str, str, IndexEntry, int], ...]]:
+    """(paths differing between index and ``commit``, (path, full path, entry, its :func:`_kind`)
+    to stat) under ``prefix``."""
     index = read_index(index_path, key, layout.object_format)
     under = prefix + "/"
     mine = {p: e for p, e in index.items() if not prefix or p == prefix or p.startswith(under)}
@@ -69,7 +70,9 @@ def _plan(
     staged = {p for p, e in mine.items() if e.stage or committed.get(p) != e.sha}  # change, conflict, new
     staged.update(p for p in committed if p not in mine)  # staged deletion
     root = str(repo.work_tree)
-    to_stat = tuple((p, os.path.join(root, p), e) for p, e in mine.items() if p not in staged)
+    to_stat = tuple(
+        (p, os.path.join(root, p), e, _kind(e.mode, layout.file_mode)) for p, e in mine.items() if p not in staged
+    )
     return tuple(sorted(staged)), to_stat
 
 
@@ -80,13 +83,15 @@ def _changed_files(repo: Repository, layout: Layout, commit: str | None, prefix:
     changed = list(staged)
     by_content = False
     index_mtime = key[0]
-    for path, full, entry in to_stat:
+    file_mode = layout.file_mode
+    for path, full, entry, kind in to_stat:
         try:
             fst = os.lstat(full)
         except OSError:
             changed.append(path)  # deleted in the work tree
             continue
-        if _kind(fst.st_mode, layout.file_mode) != _kind(entry.mode, layout.file_mode):
+        mode = fst.st_mode  # _kind inline: this loop runs for every tracked file at every save
+        if (mode & 0o170100 if file_mode and mode & 0o170000 == 0o100000 else mode & 0o170000) != kind:
             changed.append(path)  # a file made executable or not, or turned into a symlink
             continue
         # hash only when the stat data says edited, or is too recent to be trusted ("racy git")
@@ -109,10 +114,11 @@ class MayConvert(GitFormatError):
 
 
 def _kind(mode: int, file_mode: bool) -> int:
-    """What git compares of a mode: the file type, and the executable bit where ``core.fileMode``."""
-    if mode & 0o170000 != 0o100000:
-        return mode & 0o170000  # a symlink (or a directory where a file was)
-    return 0o100755 if file_mode and mode & 0o100 else 0o100644
+    """What git compares of a mode: the file type, and the owner's executable bit where
+    ``core.fileMode`` (index modes are 0o100644, 0o100755, 0o120000 or 0o160000)."""
+    if file_mode and mode & 0o170000 == 0o100000:
+        return mode & 0o170100
+    return mode & 0o170000
 
 
 @functools.lru_cache(maxsize=1024)
