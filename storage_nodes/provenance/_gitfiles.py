@@ -120,12 +120,17 @@ class Layout:
 def read_layout(common_dir: Path) -> Layout:
     """The repository's format from its config (``core.repositoryformatversion``,
     ``extensions.*``), re-read when the config file changes (one ``stat`` otherwise)."""
-    path = os.path.join(common_dir, "config")
+    path = _config_path(common_dir)
     try:
         st = os.stat(path)
     except FileNotFoundError:
         return Layout("sha1")  # git reads a missing config as an empty one
     return _layout(path, (st.st_mtime_ns, st.st_size, st.st_ino))
+
+
+@functools.lru_cache(maxsize=64)
+def _config_path(common_dir: Path) -> str:
+    return os.path.join(common_dir, "config")
 
 
 @functools.lru_cache(maxsize=64)
@@ -361,23 +366,27 @@ def blob_id(path: str, _stat_key: tuple[int, int], object_format: str = "sha1") 
 # ---------------------------------------------------------------- conversions
 
 
-def _user_config_files() -> list[str]:
-    """The global and system config files git reads (git-config(1), FILES)."""
-    env = os.environ
-    xdg = env.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
-    files = (
-        [env["GIT_CONFIG_GLOBAL"]]
-        if "GIT_CONFIG_GLOBAL" in env
-        else [
-            os.path.expanduser("~/.gitconfig"),
-            os.path.join(xdg, "git", "config"),
-        ]
-    )
-    if "GIT_CONFIG_SYSTEM" in env:
-        files.append(env["GIT_CONFIG_SYSTEM"])
-    elif "GIT_CONFIG_NOSYSTEM" not in env:
-        files.append("/etc/gitconfig")
-    return files
+_ENVIRONMENT = ("HOME", "XDG_CONFIG_HOME", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM", "GIT_CONFIG_NOSYSTEM")
+
+
+@functools.lru_cache(maxsize=16)
+def _conversion_files(common_dir: Path, environment: tuple[str | None, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(attributes files, config files) git reads for the repository (git-config(1) and
+    gitattributes(5), FILES), given the values of :data:`_ENVIRONMENT`."""
+    home, xdg, global_config, system_config, no_system = environment
+    home = home or os.path.expanduser("~")
+    xdg = xdg or os.path.join(home, ".config")
+    configs = [os.path.join(common_dir, "config")]
+    if global_config is not None:
+        configs.append(global_config)
+    else:
+        configs += [os.path.join(home, ".gitconfig"), os.path.join(xdg, "git", "config")]
+    if system_config is not None:
+        configs.append(system_config)
+    elif no_system is None:
+        configs.append("/etc/gitconfig")
+    attributes = (os.path.join(common_dir, "info", "attributes"), os.path.join(xdg, "git", "attributes"))
+    return attributes, tuple(configs)
 
 
 def _stat_key(path: str) -> tuple[int, int, int] | None:
@@ -392,9 +401,8 @@ def conversions(repo: Repository, layout: Layout, index_path: str, key: tuple[in
     """Why the bytes of a work-tree file may not be what git hashes for it (``.gitattributes``
     files, ``info/attributes``, a user attributes file, ``core.autocrlf``, filter drivers,
     ``core.attributesFile``), or None: then a file whose bytes differ from the index differs."""
-    xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
-    attributes = (str(repo.common_dir / "info" / "attributes"), os.path.join(xdg, "git", "attributes"))
-    configs = (str(repo.common_dir / "config"), *_user_config_files())
+    environ = os.environ
+    attributes, configs = _conversion_files(repo.common_dir, tuple(environ.get(name) for name in _ENVIRONMENT))
     return _conversions(
         index_path,
         key,

@@ -76,9 +76,11 @@ def _plan(
     return tuple(sorted(staged)), to_stat
 
 
-def _changed_files(repo: Repository, layout: Layout, commit: str | None, prefix: str) -> list[str]:
-    """Tracked files under ``prefix`` that differ from ``commit`` (in the index or the work tree)."""
-    index_path, key = index_key(repo)
+def _changed_files(
+    repo: Repository, layout: Layout, commit: str | None, prefix: str, index_path: str, key: tuple[int, int, int]
+) -> list[str]:
+    """Tracked files under ``prefix`` that differ from ``commit`` (in the index, whose stat
+    ``key`` the caller took, or in the work tree)."""
     staged, to_stat = _plan(repo, layout, index_path, key, commit, prefix)
     changed = list(staged)
     by_content = False
@@ -307,11 +309,13 @@ def _determine(repo: Repository, relative: str, prefix: str) -> tuple[dict[str, 
         return _gitcli.state(repo, relative, prefix, layout.problem), False
     # untracked files first (e.g. a site-packages inside a repository's ignored .venv):
     # one stat of the index, no reading of HEAD and refs for them
+    unreadable: Exception | None = None
     try:
-        if relative not in read_index(*index_key(repo), layout.object_format):
+        index_path, key = index_key(repo)
+        if relative not in read_index(index_path, key, layout.object_format):
             return None, True
-    except _READ_ERRORS:
-        pass
+    except _READ_ERRORS as exc:
+        unreadable = exc
     try:
         commit = read_head(repo, layout)
     except GitFormatError as exc:  # HEAD is not what a files ref store holds
@@ -320,9 +324,9 @@ def _determine(repo: Repository, relative: str, prefix: str) -> tuple[dict[str, 
         return None, False
     state: dict[str, Any] = {"commit": commit}
     try:
-        if relative not in read_index(*index_key(repo), layout.object_format):
-            return None, True
-        changed = _changed_files(repo, layout, commit, prefix)
+        if unreadable is not None:
+            raise unreadable
+        changed = _changed_files(repo, layout, commit, prefix, index_path, key)
     except _READ_ERRORS as exc:
         # the index or objects cannot be read here: the file lies in the work tree, so
         # report the commit and ask git (when installed) for the dirty state
