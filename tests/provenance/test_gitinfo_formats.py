@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -345,3 +346,20 @@ def test_without_conversions_a_changed_file_is_read_from_the_files(
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     assert state(repo) == expected
+
+
+def test_dulwich_is_imported_only_when_the_index_or_head_is_read(tmp_path: Path) -> None:
+    """Importing the package and a save whose git state is kept cost no dulwich import."""
+    repo = make(tmp_path / "repo")
+    script = f"""
+import sys
+import storage_nodes
+from storage_nodes.provenance import gitinfo
+assert not [m for m in sys.modules if m.startswith("dulwich")], "imported with the package"
+assert gitinfo.git_state({str(tmp_path / "loose.py")!r}) is None
+assert not [m for m in sys.modules if m.startswith("dulwich")], "imported for a file outside git"
+print(gitinfo.git_state({str(repo / "pkg" / "a.py")!r}, {str(repo / "pkg")!r})["dirty"])
+print(sorted(m for m in sys.modules if m.startswith("dulwich"))[:1])
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.split("\n")[:2] == ["False", "['dulwich']"]  # the first look reads the index: imported then
