@@ -115,6 +115,7 @@ class _Site:
         env.filters["human"] = _human
         env.filters["shown"] = _shown
         env.filters["json"] = lambda v: json.dumps(v, default=str, sort_keys=True)
+        env.filters["plain"] = lambda v: v if isinstance(v, str) else json.dumps(v, default=str, sort_keys=True)
         env.globals.update(url=_url, stamp=rows.stamp, location=catalog.location)
         self.env = env
         self.drawings: collections.OrderedDict[tuple[str, int, int], bytes] = collections.OrderedDict()
@@ -307,8 +308,12 @@ def create_app(catalog: Catalog, roots: Sequence[str | Path] = ()) -> ASGIApp:
     async def catalog_error(request: Request, exc: Exception) -> Response:
         return site.problem(503, "The catalog cannot answer", str(exc))  # CatalogError messages are redacted
 
+    def favicon(request: Request) -> Response:
+        return Response(status_code=204)
+
     routes = [
         Route("/", runs),
+        Route("/favicon.ico", favicon),
         Route("/run/{rid:int}", run),
         Route("/run/{rid:int}/workflow.svg", drawing),
         Route("/value/{rid:int}", value),

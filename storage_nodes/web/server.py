@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,10 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def serve(
@@ -77,8 +83,16 @@ def serve(
                 )
 
     config = uvicorn.Config(app, host=host, port=port, lifespan="off", log_level="info", server_header=False)
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again with the
+    # handler it found: Ctrl-C arrives as KeyboardInterrupt, SIGTERM is made to do the same
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if main else None
     try:
         _Server(config).run()
+    except KeyboardInterrupt:
+        pass
     finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
         cat.close()
     print("storage-nodes: stopped", flush=True)
