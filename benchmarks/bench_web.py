@@ -171,7 +171,8 @@ def main() -> None:
             run = f"/run/{hit.record_id}?at={stamp(hit.created_at)}"
             page = site.get(run).decode()
             assert page.count('class="output"') >= args.nodes, page.count('class="output"')
-            print(f"2. a run of {args.nodes} nodes (ran in {run_s:.1f} s; file {(where / 'chain.h5').stat().st_size:,} B)")
+            size = (where / "chain.h5").stat().st_size
+            print(f"2. a run of {args.nodes} nodes (ran in {run_s:.1f} s; file {size:,} B)")
             print(f"   {'run page':42s} {median_ms(lambda: site.get(run), args.repeat):8.1f} ms")
             drawing = f"/run/{hit.record_id}/workflow.svg?at={stamp(hit.created_at)}"
             t = time.perf_counter()
@@ -180,7 +181,8 @@ def main() -> None:
             print(f"   {'drawn workflow, first (dot)':42s} {first:8.1f} ms ({len(svg):,} B of SVG)")
             print(f"   {'drawn workflow, cached':42s} {median_ms(lambda: site.get(drawing), args.repeat):8.1f} ms")
             value = f"/value/{hit.record_id + 1}?at={stamp(hit.created_at)}&port=forces"
-            print(f"   {'a value page (4x3 array, plot linked)':42s} {median_ms(lambda: site.get(value), args.repeat):8.1f} ms")
+            ms = median_ms(lambda: site.get(value), args.repeat)
+            print(f"   {'a value page (4x3 array, plot linked)':42s} {ms:8.1f} ms")
             plot = f"/value/{hit.record_id + 1}/plot.svg?at={stamp(hit.created_at)}&port=forces"
             print(f"   {'its plot (matplotlib SVG)':42s} {median_ms(lambda: site.get(plot), args.repeat):8.1f} ms")
         finally:
