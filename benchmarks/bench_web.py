@@ -7,7 +7,7 @@ medians) for:
 1. the runs page of an SQLite catalog with ``--runs`` runs (2 node records of 3 inputs each
    per run, written in bulk into the documented tables with plain ``sqlite3``), filtered by
    one input value (50 runs match; target <= 300 ms); the same sorted by path; the first,
-   unfiltered page (newest first);
+   unfiltered page (newest first); the stats page and its charts;
 2. the page of one real run of ``--nodes`` nodes (a chain of ``relax`` nodes, saved with
    ``save_workflow``; target <= 500 ms), and its drawn workflow (``dot``), first and cached.
 
@@ -154,6 +154,14 @@ def main() -> None:
             ):
                 ms = median_ms(lambda p=path: site.get(p), args.repeat)
                 print(f"   {name:42s} {ms:8.1f} ms")
+            t = time.perf_counter()
+            site.get("/stats")
+            first = (time.perf_counter() - t) * 1e3
+            t = time.perf_counter()
+            site.get("/stats/nodes.svg")
+            site.get("/stats/users.svg")
+            charts = (time.perf_counter() - t) * 1e3
+            print(f"   {'stats page (Catalog.stats) / its 2 charts':42s} {first:8.1f} ms / {charts:.1f} ms")
         finally:
             site.stop()
             cat.close()

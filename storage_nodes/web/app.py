@@ -18,6 +18,7 @@ import collections
 import json
 import logging
 import threading
+import time
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
@@ -56,6 +57,8 @@ HEADERS = {
 #: arrays with at most this many elements also show their values as text
 SHOWN_VALUES = 100
 _DRAWINGS = 32  # drawn workflows kept in memory (keyed by path and file identity)
+#: seconds the stats page's numbers are reused (its two charts are fetched right after it)
+STATS_SECONDS = 30.0
 
 
 class _Headers:
@@ -120,6 +123,18 @@ class _Site:
         self.env = env
         self.drawings: collections.OrderedDict[tuple[str, int, int], bytes] = collections.OrderedDict()
         self.lock = threading.Lock()
+        self._stats: tuple[float, dict[str, Any]] | None = None
+
+    def stats(self) -> dict[str, Any]:
+        """``Catalog.stats()``, reused for :data:`STATS_SECONDS` (a page and its charts: one query)."""
+        with self.lock:
+            cached = self._stats
+        if cached is not None and time.monotonic() - cached[0] < STATS_SECONDS:
+            return cached[1]
+        fresh = self.catalog.stats()
+        with self.lock:
+            self._stats = (time.monotonic(), fresh)
+        return fresh
 
     def page(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         return HTMLResponse(self.env.get_template(name).render(**context), status_code=status)
@@ -285,11 +300,11 @@ def create_app(catalog: Catalog, roots: Sequence[str | Path] = ()) -> ASGIApp:
         )  # fmt: skip
 
     def stats(request: Request) -> Response:
-        return site.page("stats.html", stats=catalog.stats())
+        return site.page("stats.html", stats=site.stats())
 
     def chart(request: Request) -> Response:
         by = request.path_params["by"]
-        s = catalog.stats()
+        s = site.stats()
         if by == "nodes":
             labels, counts = [n["node"] for n in s["nodes"]], [n["records"] for n in s["nodes"]]
             title = "records per node function"
