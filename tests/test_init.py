@@ -10,7 +10,8 @@ import storage_nodes as sn
 
 def test_dir_lists_every_public_name_also_the_lazy_ones():
     code = "import storage_nodes as sn; print(' '.join(dir(sn)))"
-    listed = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    listed = set(out.split())
     assert {"Catalog", "SaveNode", "LoadNode", "FindNode", "CollectNode", "Hit", "save", "open"} <= listed
     assert set(sn.__all__) <= listed
 
