@@ -25,7 +25,7 @@ of the cost of the save. Its layout is fixed up to a few sizes, addresses and ch
   (the file ends with its last object).
 
 Each object header and the superblock end with Jenkins' lookup3 checksum (HDF5's
-``H5_checksum_lookup3``, :func:`lookup3`). The cases outside this model (other dataset names
+``H5_checksum_lookup3``, :func:`.lookup3.lookup3`). The cases outside this model (other dataset names
 than short ASCII words, an index bigger than :data:`MAX_BYTES`) return ``None``: the caller
 writes them through HDF5. That the output equals HDF5's byte for byte is what
 ``tests/test_h5_image.py`` pins, against the installed HDF5, over many sizes; a future HDF5
@@ -40,13 +40,14 @@ import time
 
 import numpy as np
 
-__all__ = ["MAX_BYTES", "build_image", "lookup3", "parse_image"]
+from .lookup3 import lookup3
+
+__all__ = ["MAX_BYTES", "build_image", "parse_image"]
 
 #: heap and index together: the bound of :data:`.layout.IN_MEMORY_BYTES` (larger files are
 #: not built in memory at all)
 MAX_BYTES = 1 << 22
 
-_M = 0xFFFFFFFF
 _UNDEF = b"\xff" * 8
 _SMALL_DATA_BLOCK = 2048  # HDF5's default H5Pset_small_data_block_size
 _SUPERBLOCK = 48
@@ -56,55 +57,6 @@ _DATASET_CHUNK = 256  # ... and of a dataset's
 _DATASET_HEADER = 4 + 1 + 1 + 2 + _DATASET_CHUNK + 4  # "OHDR", version, flags, chunk size, checksum
 _ROOT_END = _ROOT + 4 + 1 + 1 + 16 + 1 + _ROOT_CHUNK + 4
 _NAME = re.compile(r"[A-Za-z0-9_]{1,40}")  # link names measured against HDF5 (the root chunk's room)
-
-
-def lookup3(data: bytes, initval: int = 0) -> int:
-    """Bob Jenkins' lookup3 ``hashlittle`` of ``data``, as HDF5's ``H5_checksum_lookup3``."""
-    n = len(data)
-    a = b = c = (0xDEADBEEF + n + initval) & _M
-    if n == 0:
-        return c
-    tail = n % 12 or 12  # the last (zero-padded) block goes through the final mix only
-    words = struct.unpack(f"<{(n - tail) // 4 + 3}I", data + bytes(12 - tail if tail < 12 else 0))
-    last = len(words) - 3
-    i = 0
-    # the mix with masking deferred where it is exact: a value needs its low 32 bits only
-    # where it is rotated or shifted; a and b leave each round unmasked, c masked
-    while i < last:
-        a += words[i]
-        b += words[i + 1]
-        c = (c + words[i + 2]) & _M
-        a = ((a - c) ^ (c << 4) ^ (c >> 28)) & _M
-        c += b
-        b = ((b - a) ^ (a << 6) ^ (a >> 26)) & _M
-        a += c
-        c = ((c - b) ^ (b << 8) ^ (b >> 24)) & _M
-        b += a
-        a = ((a - c) ^ (c << 16) ^ (c >> 16)) & _M
-        c += b
-        b = ((b - a) ^ (a << 19) ^ (a >> 13)) & _M
-        a += c
-        c = ((c - b) ^ (b << 4) ^ (b >> 28)) & _M
-        b += a
-        i += 3
-    a = (a + words[last]) & _M
-    b = (b + words[last + 1]) & _M
-    c = (c + words[last + 2]) & _M
-    c ^= b
-    c = (c - ((b << 14) | (b >> 18))) & _M
-    a ^= c
-    a = (a - ((c << 11) | (c >> 21))) & _M
-    b ^= a
-    b = (b - ((a << 25) | (a >> 7))) & _M
-    c ^= b
-    c = (c - ((b << 16) | (b >> 16))) & _M
-    a ^= c
-    a = (a - ((c << 4) | (c >> 28))) & _M
-    b ^= a
-    b = (b - ((a << 14) | (a >> 18))) & _M
-    c ^= b
-    c = (c - ((b << 24) | (b >> 8))) & _M
-    return c
 
 
 def _checked(data: bytes) -> bytes:
