@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import storage_nodes as sn
-from storage_nodes.backends.h5 import image, layout
+from storage_nodes.backends.h5 import image, indexcodec, layout
 from storage_nodes.backends.h5.lookup3 import lookup3
 
 #: heap and index sizes around HDF5's boundaries: empty, one byte, the 2048-byte small-data
@@ -140,7 +140,7 @@ def test_write_file_falls_back_to_hdf5_for_what_the_image_does_not_model(tmp_pat
         return out
 
     monkeypatch.setattr(layout, "build_image", spy)
-    index = {"format_version": layout.FORMAT_VERSION}
+    index = {"format_version": indexcodec.FORMAT_VERSION}
     layout.write_file(tmp_path / "a.h5", index, "heap_0", data(100, 1), [], None)
     layout.write_file(tmp_path / "b.h5", index, "h" * 60, data(100, 1), [], None)  # a long name
     assert calls == [False, True]
@@ -193,7 +193,7 @@ def test_saved_files_load_open_in_h5py_and_take_updates(tmp_path, obj, monkeypat
 
 
 def test_write_file_writes_the_file_hdf5_would_have_written(tmp_path, monkeypatch):
-    index = {"format_version": layout.FORMAT_VERSION, "root": {"a": [1, 2, 3]}}
+    index = {"format_version": indexcodec.FORMAT_VERSION, "root": {"a": [1, 2, 3]}}
     for heap in [None, data(0, 1), data(100, 1), data(5000, 1)]:
         for _ in range(3):  # the root group's timestamps: again if a second passed between the two
             monkeypatch.setattr(layout, "BUILD_IMAGES", True)

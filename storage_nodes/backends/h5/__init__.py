@@ -17,7 +17,7 @@ from ...keys import escape, missing_entry, navigate, split
 from ...listing import Listing
 from ...provenance.metadata import ObjectCollector, environment_record
 from ..base import Backend, CheckCallback
-from . import codec, layout, tree
+from . import codec, indexcodec, layout, tree
 from .decoder import Decoder
 from .encoder import Encoder
 
@@ -30,8 +30,8 @@ def new_index(
     root: dict[str, Any], classes: list[list[str]], encoder: Encoder, metadata: dict[str, Any], env: dict[str, Any]
 ) -> dict[str, Any]:
     return {
-        "format": layout.FORMAT,
-        "format_version": layout.FORMAT_VERSION,
+        "format": indexcodec.FORMAT,
+        "format_version": indexcodec.FORMAT_VERSION,
         "root": root,
         "classes": classes,
         "metadata": metadata,
@@ -74,7 +74,7 @@ class H5Backend(Backend):
 
     name = "h5"
     suffixes = (".h5", ".hdf5")
-    format_version = layout.FORMAT_VERSION
+    format_version = indexcodec.FORMAT_VERSION
     supports_browse = True
     supports_partial_read = True
     supports_partial_write = True

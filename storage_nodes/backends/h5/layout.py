@@ -19,7 +19,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import itertools
-import json
 import os
 import stat
 import threading
@@ -36,16 +35,14 @@ import numpy as np
 from h5py import h5a, h5d, h5f, h5g, h5p, h5s, h5t
 
 from ...atomic import ensure_space, open_new
-from ...errors import CorruptFileError, SerializationError, StorageError
-from . import codec, image, journal
+from ...errors import CorruptFileError, StorageError
+from . import image, indexcodec, journal
 from .encoder import ArrayOut
 from .image import build_image
+from .indexcodec import FORMAT, FORMAT_VERSION, apply_log, dump_index, load_index
 from .tree import walk
 
 __all__ = [
-    "FORMAT",
-    "FORMAT_VERSION",
-    "LOG_FORMAT_VERSION",
     "Reader",
     "Resources",
     "live_resources",
@@ -57,12 +54,6 @@ __all__ = [
     "write_index",
 ]
 
-FORMAT = "storage_nodes-h5"
-#: the format version of files written whole (a save, a compaction, an update by copying)
-FORMAT_VERSION = 2
-#: the format version of a file updated in place: its index is ``/index`` with the changes
-#: of ``/index_log`` applied (older readers refuse it by its version instead of missing them)
-LOG_FORMAT_VERSION = 3
 INDEX = "index"
 INDEX_LOG = "index_log"
 #: chunk size of ``/index_log`` (a chunked, resizable dataset: an update appends its change)
@@ -70,10 +61,6 @@ LOG_CHUNK = 1 << 10
 #: attribute of ``/index``: the byte size of the decompressed index (absent in files written
 #: before it, and when another tool replaced the dataset)
 INDEX_SIZE = "index_size"
-#: the largest decompressed index written or read (some two million index nodes): a
-#: bigger one is refused on save, and a file whose index inflates beyond it (or beyond its
-#: recorded ``index_size``) is refused without inflating the rest (a zlib bomb)
-MAX_INDEX_BYTES = 1 << 27
 #: HDF5 file-format bounds (readable by HDF5 >= 1.10) and a small metadata block: small files
 FILE_OPTIONS: dict[str, Any] = {"libver": ("v110", "v110"), "meta_block_size": 256}
 
@@ -85,83 +72,6 @@ def _corrupt(path: Path, exc: BaseException | str) -> CorruptFileError:
         "short (storage_nodes itself never leaves a half-written file): restore it from a copy",
         path=path,
     )
-
-
-def _index_default(obj: Any) -> Any:
-    if type(obj) is int:  # beyond 64 bits (user metadata may hold such ints)
-        return msgpack.ExtType(codec.BIGINT, codec.bigint_bytes(obj))
-    raise TypeError(f"cannot store {type(obj).__name__} in the index")
-
-
-def dump_index(index: dict[str, Any]) -> tuple[np.ndarray, int]:
-    """The compressed index and its decompressed byte size (recorded as ``index_size``)."""
-    text = msgpack.packb(index, default=_index_default, use_bin_type=True)
-    if len(text) > MAX_INDEX_BYTES:
-        raise SerializationError(
-            f"the index would take {len(text)} bytes, more than the {MAX_INDEX_BYTES} an h5 archive may hold "
-            "(too many separate objects): store the bulk as numpy arrays or in several files"
-        )
-    return np.frombuffer(zlib.compress(text, 1), dtype=np.uint8), len(text)
-
-
-_INFLATE_CHUNK = 1 << 22
-#: an index without a recorded size is kept while inflating up to this size; beyond it, it is
-#: inflated once without keeping anything, to learn its size, then again
-_KEEP_UNRECORDED = 1 << 25
-
-
-def _inflate(raw: bytes, limit: int, keep_up_to: int) -> tuple[int, list[bytes] | None]:
-    """Stream-decompress ``raw`` in chunks, refusing (``ValueError``) to go past ``limit``
-    bytes; the output is returned if it was at most ``keep_up_to`` bytes (else ``None``)."""
-    inflater = zlib.decompressobj()
-    pieces: list[bytes] | None = []
-    total = 0
-    data = raw
-    while not inflater.eof:
-        out = inflater.decompress(data, _INFLATE_CHUNK)
-        total += len(out)
-        if total > limit:
-            raise ValueError(f"the index inflates beyond {limit} bytes (a damaged or hostile file)")
-        if pieces is not None:
-            pieces.append(out)
-            if total > keep_up_to:
-                pieces = None
-        data = inflater.unconsumed_tail
-        if not data and not out:
-            raise ValueError("the compressed index is cut short")
-    return total, pieces
-
-
-def inflate(raw: bytes, size: int | None) -> bytes:
-    """Decompress the index, refusing (``ValueError``) to produce more than its recorded
-    ``size``, or for files without one more than :data:`MAX_INDEX_BYTES` (keeping at most
-    32 MiB of output until the size is known): memory stays bounded by what the file
-    declares, whatever the compressed bytes hold."""
-    if size is not None and not 0 <= size <= MAX_INDEX_BYTES:
-        raise ValueError(f"the recorded index size {size} is not between 0 and {MAX_INDEX_BYTES}")
-    if size is None:
-        total, pieces = _inflate(raw, MAX_INDEX_BYTES, _KEEP_UNRECORDED)
-        if pieces is None:
-            total, pieces = _inflate(raw, total, total)
-    else:
-        total, pieces = _inflate(raw, size, size)
-        if total != size:
-            raise ValueError(f"the index inflates to {total} bytes, its recorded size is {size}")
-    assert pieces is not None
-    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
-
-
-def _load_index(raw: bytes, size: int | None = None) -> Any:
-    text = inflate(raw, size)
-    if text[:1] == b"{":  # format version 1: JSON (a MessagePack map never starts with "{")
-        return json.loads(text.decode("utf-8"))
-    return msgpack.unpackb(text, ext_hook=_index_ext, raw=False)
-
-
-def _index_ext(code: int, data: bytes) -> Any:
-    if code != codec.BIGINT:
-        raise ValueError(f"unexpected extension type {code} in the index")
-    return int.from_bytes(data, "little", signed=True)
 
 
 _plists: dict[str, Any] = {}
@@ -291,11 +201,6 @@ def write_index(f: h5py.File, index: dict[str, Any], *, version: int = FORMAT_VE
     if INDEX_LOG in f:
         del f[INDEX_LOG]
     return put_index(f.id, index, dumped=dumped), dumped[1]
-
-
-def pack_change(ops: list[list[Any]]) -> bytes:
-    """One record of ``/index_log``: the MessagePack array of ``[path, value]`` operations."""
-    return msgpack.packb(ops, default=_index_default, use_bin_type=True)
 
 
 def append_log(fid: h5f.FileID, record: bytes) -> None:
@@ -444,9 +349,9 @@ def index_bytes(fid: h5f.FileID, path: Path) -> np.ndarray:
 
 def log_bytes(fid: h5f.FileID, path: Path) -> np.ndarray:
     """The content of ``/index_log`` (empty when there is none); one larger than
-    :data:`MAX_INDEX_BYTES` is refused unread."""
+    :data:`.indexcodec.MAX_INDEX_BYTES` is refused unread."""
     try:
-        return read_bytes(fid, INDEX_LOG, MAX_INDEX_BYTES)
+        return read_bytes(fid, INDEX_LOG, indexcodec.MAX_INDEX_BYTES)
     except KeyError:
         try:
             present = INDEX_LOG.encode() in h5g.open(fid, b"/")
@@ -457,43 +362,6 @@ def log_bytes(fid: h5f.FileID, path: Path) -> np.ndarray:
         return np.empty(0, dtype=np.uint8)
     except (OSError, ValueError, TypeError) as exc:
         raise _corrupt(path, f"cannot read its index log: {exc}") from None
-
-
-def _step_into(target: Any, step: Any) -> Any:
-    if type(target) is dict and type(step) is str and step in target:
-        return target[step]
-    if type(target) is list and type(step) is int and 0 <= step < len(target):
-        return target[step]
-    raise ValueError(f"the index log's path step {step!r} does not lead into a {type(target).__name__}")
-
-
-def apply_log(index: dict[str, Any], log: bytes) -> None:
-    """Apply the changes of an index log (``ValueError``, ``TypeError``, ``KeyError`` or a
-    MessagePack error when it does not fit the index)."""
-    unpacker = msgpack.Unpacker(raw=False, ext_hook=_index_ext, max_buffer_size=max(len(log), 1))
-    unpacker.feed(log)
-    for change in unpacker:
-        if type(change) is not list:
-            raise ValueError("an index log record is not an array")
-        for op in change:
-            if type(op) is not list or len(op) != 2 or type(op[0]) is not list or not op[0]:
-                raise ValueError(f"an index log operation is not [path, value]: {op!r:.100}")
-            steps, value = op
-            target: Any = index
-            for step in steps[:-1]:
-                target = _step_into(target, step)
-            last = steps[-1]
-            if type(target) is dict and type(last) is str:
-                target[last] = value
-            elif type(target) is list and type(last) is int and 0 <= last <= len(target):
-                if last == len(target):
-                    target.append(value)
-                else:
-                    target[last] = value
-            else:
-                raise ValueError(f"the index log sets {last!r} in a {type(target).__name__}")
-    if unpacker.tell() != len(log):
-        raise ValueError(f"the index log is cut short ({len(log) - unpacker.tell()} bytes of a last record)")
 
 
 def read_index(
@@ -511,7 +379,7 @@ def read_index(
         assert fid is not None
         raw = index_bytes(fid, path)
     try:
-        index = _load_index(raw.tobytes(), index_size(fid) if size == -1 and fid is not None else size)
+        index = load_index(raw.tobytes(), index_size(fid) if size == -1 and fid is not None else size)
     except (OSError, KeyError, ValueError, TypeError, UnicodeDecodeError, zlib.error, msgpack.UnpackException) as exc:
         raise _corrupt(path, exc) from None
     if not isinstance(index, dict) or index.get("format") != FORMAT:
@@ -519,12 +387,13 @@ def read_index(
     if "root" not in index or not isinstance(index["root"], _ROOT_TYPES):
         raise _corrupt(path, "the index has no root entry")
     version = index.get("format_version")
-    if not isinstance(version, int) or version > LOG_FORMAT_VERSION:
+    newest = indexcodec.LOG_FORMAT_VERSION
+    if not isinstance(version, int) or version > newest:
         raise StorageError(
-            f"{path} uses h5 archive format {version}; this storage_nodes reads up to {LOG_FORMAT_VERSION}: upgrade it",
+            f"{path} uses h5 archive format {version}; this storage_nodes reads up to {newest}: upgrade it",
             path=path,
         )
-    if version == LOG_FORMAT_VERSION:
+    if version == newest:
         if log is None:
             assert fid is not None
             log = log_bytes(fid, path)

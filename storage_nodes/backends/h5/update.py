@@ -34,7 +34,7 @@ from ...errors import (
 from ...keys import child as py_child
 from ...keys import escape, split
 from ...provenance.metadata import ObjectCollector, environment_record, merge_records
-from . import codec, journal, layout, tree
+from . import codec, indexcodec, journal, layout, tree
 from .encoder import Encoder
 
 if TYPE_CHECKING:
@@ -475,7 +475,7 @@ def _modify_index(
         raise CorruptFileError(
             f"{path} has a damaged index ({type(exc).__name__}: {exc})", path=path, key=key
         ) from None
-    version = layout.FORMAT_VERSION if stored is None else layout.LOG_FORMAT_VERSION
+    version = indexcodec.FORMAT_VERSION if stored is None else indexcodec.LOG_FORMAT_VERSION
     env = environment_record(collector.objects, backend="h5", format_version=version)
     if not isinstance(index.get("environment"), dict):
         index["environment"] = {}
@@ -504,8 +504,8 @@ def _modify_index(
     else:
         index["updates"] = [note]
         ops.append([["updates"], index["updates"]])
-    if stored is not None and stored.version == layout.LOG_FORMAT_VERSION:
-        change = layout.pack_change(ops)
+    if stored is not None and stored.version == indexcodec.LOG_FORMAT_VERSION:
+        change = indexcodec.pack_change(ops)
         if len(stored.log) + len(change) <= max(LOG_MIN_BYTES, LOG_SHARE * (stored.size or 0)):
             layout.append_log(f.id, change)
             return counts, Stored(stored.base, stored.size, stored.version, stored.log + change)
@@ -585,7 +585,7 @@ def _in_place(obj: Any, path: Path, key: str, metadata: dict[str, Any], options:
         try:
             with h5py.File(jf, "r+") as f:
                 index, counts, stored, names = _known_index(f, path)
-                if stored.version not in (layout.FORMAT_VERSION, layout.LOG_FORMAT_VERSION):
+                if stored.version not in (indexcodec.FORMAT_VERSION, indexcodec.LOG_FORMAT_VERSION):
                     raise journal.Busy("an older format version is rewritten whole, by copying")
                 counts, stored = _modify_index(f, index, obj, path, key, metadata, options, counts, stored, names)
         except BaseException as exc:
