@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import storage_nodes as sn
-from storage_nodes.backends.h5 import image, indexcodec, layout
+from storage_nodes.backends.h5 import datasets, image, indexcodec, layout
 from storage_nodes.backends.h5.lookup3 import lookup3
 
 #: heap and index sizes around HDF5's boundaries: empty, one byte, the 2048-byte small-data
@@ -25,11 +25,11 @@ ROOT_TIME = 48 + 6  # offset of the root group's first timestamp (after superblo
 
 def hdf5_image(heap_name: str, heap: np.ndarray | None, index: np.ndarray, size: int) -> bytes:
     """What HDF5 writes for these datasets (the in-memory path of ``write_file``)."""
-    fid = h5f.create(b"test-image-%d" % next(layout._memory_files), h5f.ACC_TRUNC, fapl=layout._memory_fapl())
+    fid = h5f.create(b"test-image-%d" % next(layout._memory_files), h5f.ACC_TRUNC, fapl=datasets.plist("memory"))
     try:
         if heap is not None:
-            layout.create_bytes(fid, heap_name, heap)
-        layout.create_bytes(fid, layout.INDEX, index, size=size)
+            datasets.create_bytes(fid, heap_name, heap)
+        datasets.create_bytes(fid, datasets.INDEX, index, size=size)
         h5f.flush(fid)
         return bytes(fid.get_file_image())
     finally:

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 import storage_nodes as sn
-from storage_nodes.backends.h5 import journal, layout
+from storage_nodes.backends.h5 import datasets, journal, layout
 
 OLD = {
     "big": np.arange(100_000, dtype=np.float64),
@@ -445,7 +445,7 @@ def test_an_update_after_another_program_changed_the_index_keeps_that_change(tmp
     with h5py.File(path, "r+") as f:  # another program edits the index (same size, maybe)
         index = layout.read_index(f.id, path)
         index["metadata"]["edited"] = "elsewhere"
-        layout.write_index(f, index)
+        datasets.write_index(f, index)
     sn.save(3.0, path, key="small/e")
     assert sn.inspect(path).metadata["edited"] == "elsewhere" and sn.load(path, key="small/e") == 3.0
 

@@ -11,7 +11,7 @@ import pytest
 from _h5_objects import Atom, Slotted
 
 import storage_nodes as sn
-from storage_nodes.backends.h5 import layout
+from storage_nodes.backends.h5 import datasets, layout
 
 
 @pytest.fixture
@@ -128,7 +128,7 @@ def test_class_reference_must_resolve_to_a_class(tmp_path):
     with h5py.File(path, "r+") as f:
         index = layout.read_index(f.id, path)
         index["classes"] = [["os", "system"]]
-        layout.write_index(f, index)
+        datasets.write_index(f, index)
     with pytest.raises(sn.UnsafeLoadError, match="not a class"):
         sn.load(path)
 

@@ -1,4 +1,4 @@
-"""The HDF5 side of the archive: which datasets a file holds and how they are read.
+"""The datasets of an archive file, created and read through HDF5.
 
 ::
 
@@ -24,7 +24,7 @@ import stat
 import threading
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,11 +32,26 @@ from typing import Any
 import h5py
 import msgpack
 import numpy as np
-from h5py import h5a, h5d, h5f, h5g, h5p, h5s, h5t
+from h5py import h5f
 
 from ...atomic import ensure_space, open_new
-from ...errors import CorruptFileError, StorageError
+from ...errors import StorageError
 from . import image, indexcodec, journal
+from .datasets import (
+    FILE_OPTIONS,
+    corrupt,
+    create_bytes,
+    create_file,
+    data_bytes,
+    foreign,
+    index_bytes,
+    index_size,
+    log_bytes,
+    plist,
+    put_index,
+    read_bytes,
+    write_data,
+)
 from .encoder import ArrayOut
 from .image import build_image
 from .indexcodec import FORMAT, FORMAT_VERSION, apply_log, dump_index, load_index
@@ -48,221 +63,8 @@ __all__ = [
     "live_resources",
     "open_reader",
     "resources",
-    "index_size",
-    "log_bytes",
     "write_file",
-    "write_index",
 ]
-
-INDEX = "index"
-INDEX_LOG = "index_log"
-#: chunk size of ``/index_log`` (a chunked, resizable dataset: an update appends its change)
-LOG_CHUNK = 1 << 10
-#: attribute of ``/index``: the byte size of the decompressed index (absent in files written
-#: before it, and when another tool replaced the dataset)
-INDEX_SIZE = "index_size"
-#: HDF5 file-format bounds (readable by HDF5 >= 1.10) and a small metadata block: small files
-FILE_OPTIONS: dict[str, Any] = {"libver": ("v110", "v110"), "meta_block_size": 256}
-
-
-def _corrupt(path: Path, exc: BaseException | str) -> CorruptFileError:
-    detail = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
-    return CorruptFileError(
-        f"{path} is not a readable h5 archive of storage_nodes ({detail}); it is damaged or was cut "
-        "short (storage_nodes itself never leaves a half-written file): restore it from a copy",
-        path=path,
-    )
-
-
-_plists: dict[str, Any] = {}
-_plists_lock = threading.Lock()
-
-
-def _plist(kind: str) -> Any:
-    """The file-access or dataset-creation property list of the archive, made once per process
-    (HDF5 copies a property list into each file or dataset made with it; ~0.05 ms per save)."""
-    found = _plists.get(kind)
-    if found is None:
-        with _plists_lock:
-            found = _plists.get(kind)
-            if found is None:
-                if kind == "fapl":
-                    found = h5p.create(h5p.FILE_ACCESS)
-                    found.set_libver_bounds(h5f.LIBVER_V110, h5f.LIBVER_V110)
-                    found.set_meta_block_size(FILE_OPTIONS["meta_block_size"])
-                else:
-                    found = h5p.create(h5p.DATASET_CREATE)
-                    found.set_obj_track_times(False)
-                _plists[kind] = found
-    return found
-
-
-def create_file(path: Path) -> h5f.FileID:
-    """Create (truncate) the HDF5 file ``path`` with the archive's file options.
-
-    An existing empty file (the temporary file of ``atomic_path``) is removed and made anew
-    with ``O_EXCL`` rather than truncated: HDF5 opens with ``O_TRUNC``, which on ext4 forces
-    the blocks of everything written to be allocated at the close (see
-    :func:`~storage_nodes.atomic.open_new`): 37 ms more for a 100 MB array."""
-    name = os.fsencode(path)
-    try:
-        empty = os.stat(name).st_size == 0
-    except FileNotFoundError:
-        empty = False
-    if empty:
-        os.unlink(name)
-        return h5f.create(name, h5f.ACC_EXCL, fapl=_plist("fapl"))
-    return h5f.create(name, h5f.ACC_TRUNC, fapl=_plist("fapl"))
-
-
-def create_bytes(fid: h5f.FileID, name: str, data: np.ndarray, *, size: int | None = None) -> None:
-    """Create the 1-d uint8 dataset ``name`` holding ``data`` (low-level: no wrapper overhead),
-    with the attribute ``index_size`` set to ``size`` if given (see :func:`put_index`)."""
-    n = int(data.shape[0])
-    ds = h5d.create(fid, name.encode(), h5t.NATIVE_UINT8, h5s.create_simple((n,)), dcpl=_plist("dcpl"))
-    try:
-        if n:
-            ds.write(h5s.ALL, h5s.ALL, np.ascontiguousarray(data, dtype=np.uint8))
-        if size is not None:
-            attr = h5a.create(ds, INDEX_SIZE.encode(), h5t.STD_U64LE, h5s.create(h5s.SCALAR))
-            attr.write(np.array(size, dtype=np.uint64))
-    finally:
-        ds.close()
-
-
-def read_bytes(fid: h5f.FileID, name: str, limit: int | None = None) -> np.ndarray:
-    """The whole content of the 1-d uint8 dataset ``name`` (``KeyError`` if missing); one
-    declaring more than ``limit`` bytes is refused unread (``ValueError``)."""
-    try:
-        ds = h5d.open(fid, name.encode())
-    except KeyError:
-        raise
-    except (OSError, ValueError) as exc:  # h5py reports a missing link as KeyError or OSError
-        raise KeyError(f"no dataset {name!r} ({exc})") from None
-    try:
-        if ds.dtype != np.uint8 or len(ds.shape) != 1:
-            raise ValueError(f"dataset {name!r} is {ds.dtype}{list(ds.shape)}, not uint8[n]")
-        if limit is not None and ds.shape[0] > limit:
-            raise ValueError(f"dataset {name!r} declares {ds.shape[0]} bytes, more than {limit}")
-        stored = ds.get_storage_size()
-        if stored < ds.shape[0]:  # filtered or unallocated: the bytes would be made up on reading
-            raise ValueError(
-                f"dataset {name!r} declares {ds.shape[0]} bytes but the file stores {stored} for it; "
-                "storage_nodes writes its byte datasets uncompressed"
-            )
-        out = np.empty(ds.shape, dtype=np.uint8)
-        if out.shape[0]:
-            ds.read(h5s.ALL, h5s.ALL, out)
-        return out
-    finally:
-        ds.close()
-
-
-def put_index(
-    fid: h5f.FileID, index: dict[str, Any], *, dumped: tuple[np.ndarray, int] | None = None, check_space: bool = True
-) -> np.ndarray:
-    """Create the index dataset, its decompressed size recorded as its attribute ``index_size``;
-    returns the compressed bytes written.
-
-    ``dumped``: what :func:`dump_index` made of ``index`` already; ``check_space=False``
-    when the caller checked the free space for it (:func:`write_file`)."""
-    data, size = dump_index(index) if dumped is None else dumped
-    if check_space:
-        ensure_space(fid.name, data.nbytes)
-    create_bytes(fid, INDEX, data, size=size)
-    return data
-
-
-def index_size(fid: h5f.FileID) -> int | None:
-    """The recorded decompressed size of the index, or ``None`` (not recorded)."""
-    ds = h5d.open(fid, INDEX.encode())
-    try:
-        name = INDEX_SIZE.encode()
-        if not h5a.exists(ds, name):
-            return None
-        attr = h5a.open(ds, name)
-        if attr.shape != () or attr.dtype.kind not in "iu":
-            raise ValueError(f"the attribute {INDEX_SIZE!r} is {attr.dtype}{list(attr.shape)}, not an integer")
-        out = np.empty((), dtype=np.int64)
-        attr.read(out)
-        return int(out)
-    finally:
-        ds.close()
-
-
-def write_index(f: h5py.File, index: dict[str, Any], *, version: int = FORMAT_VERSION) -> tuple[np.ndarray, int]:
-    """(Re)write the whole index of an open file, dropping its log (in this version's
-    encoding, as format ``version``); returns the compressed bytes written and their
-    decompressed size."""
-    index["format_version"] = version
-    dumped = dump_index(index)
-    if INDEX in f:
-        del f[INDEX]
-    if INDEX_LOG in f:
-        del f[INDEX_LOG]
-    return put_index(f.id, index, dumped=dumped), dumped[1]
-
-
-def append_log(fid: h5f.FileID, record: bytes) -> None:
-    """Append ``record`` to ``/index_log`` (created, chunked and resizable, when missing)."""
-    data = np.frombuffer(record, dtype=np.uint8)
-    n = data.shape[0]
-    name = INDEX_LOG.encode()
-    try:
-        ds = h5d.open(fid, name)
-    except KeyError:
-        ds = None
-    if ds is None:
-        dcpl = h5p.create(h5p.DATASET_CREATE)
-        dcpl.set_obj_track_times(False)
-        dcpl.set_chunk((LOG_CHUNK,))
-        space = h5s.create_simple((n,), (h5s.UNLIMITED,))
-        ds = h5d.create(fid, name, h5t.NATIVE_UINT8, space, dcpl=dcpl)
-        try:
-            ds.write(h5s.ALL, h5s.ALL, data)
-        finally:
-            ds.close()
-        return
-    try:
-        start = int(ds.shape[0])
-        ds.set_extent((start + n,))
-        target = ds.get_space()
-        target.select_hyperslab((start,), (n,))
-        ds.write(h5s.create_simple((n,)), target, data)
-    finally:
-        ds.close()
-
-
-def _data_bytes(heap: np.ndarray | None, arrays: list[ArrayOut]) -> int:
-    return (0 if heap is None else heap.nbytes) + sum(a.data.nbytes for a in arrays)
-
-
-def write_data(
-    fid: h5f.FileID,
-    heap_name: str,
-    heap: np.ndarray | None,
-    arrays: Iterable[ArrayOut],
-    compression: Any,
-    *,
-    check_space: bool = True,
-) -> None:
-    """Write one heap segment and the big arrays of an encoding into an open file
-    (``check_space=False`` when the caller checked the free space for them)."""
-    arrays = list(arrays)
-    if check_space:
-        ensure_space(fid.name, _data_bytes(heap, arrays))
-    if heap is not None:
-        create_bytes(fid, heap_name, heap)
-    if not arrays:
-        return
-    f = h5py.File(fid)  # a second handle on the open file, for h5py's dataset creation
-    for a in arrays:
-        ds = (
-            f.create_dataset(a.name, data=a.data, compression=compression)
-            if compression
-            else f.create_dataset(a.name, data=a.data)
-        )
-        ds.attrs["key"] = a.key
 
 
 #: a new file without big arrays whose heap and index take at most this many bytes is built in
@@ -275,20 +77,6 @@ _memory_files = itertools.count()
 BUILD_IMAGES = True
 
 
-def _memory_fapl() -> Any:
-    found = _plists.get("memory")
-    if found is None:
-        with _plists_lock:
-            found = _plists.get("memory")
-            if found is None:
-                found = h5p.create(h5p.FILE_ACCESS)
-                found.set_libver_bounds(h5f.LIBVER_V110, h5f.LIBVER_V110)
-                found.set_meta_block_size(FILE_OPTIONS["meta_block_size"])
-                found.set_fapl_core(block_size=1 << 16, backing_store=False)
-                _plists["memory"] = found
-    return found
-
-
 def write_file(
     path: Path, index: dict[str, Any], heap_name: str, heap: np.ndarray | None, arrays: list[ArrayOut], compression: Any
 ) -> None:
@@ -299,7 +87,7 @@ def write_file(
     written with one write. The index is packed first (a too large one is refused before the
     file is touched) and the free space checked once for data and index."""
     dumped = dump_index(index)
-    size = _data_bytes(heap, arrays) + dumped[0].nbytes
+    size = data_bytes(heap, arrays) + dumped[0].nbytes
     ensure_space(path, size)
     if not arrays and size <= IN_MEMORY_BYTES:
         built = build_image(heap_name, heap, dumped[0], dumped[1]) if BUILD_IMAGES else None
@@ -307,7 +95,7 @@ def write_file(
             with open_new(path) as f:
                 f.write(built)
             return
-        fid = h5f.create(b"storage_nodes-%d" % next(_memory_files), h5f.ACC_TRUNC, fapl=_memory_fapl())
+        fid = h5f.create(b"storage_nodes-%d" % next(_memory_files), h5f.ACC_TRUNC, fapl=plist("memory"))
         try:
             write_data(fid, heap_name, heap, arrays, compression, check_space=False)
             put_index(fid, index, dumped=dumped, check_space=False)
@@ -329,41 +117,6 @@ def write_file(
 _ROOT_TYPES = (dict, str, bytes, int, float, bool, type(None))  # a node, or a scalar standing for itself
 
 
-def _foreign(path: Path, why: str) -> CorruptFileError:
-    return CorruptFileError(
-        f"{path} is an HDF5 file not written by storage_nodes ({why}); "
-        "read it with h5py, or with the tool that wrote it",
-        path=path,
-    )
-
-
-def index_bytes(fid: h5f.FileID, path: Path) -> np.ndarray:
-    """The raw (compressed) content of the ``/index`` dataset."""
-    try:
-        return read_bytes(fid, INDEX)
-    except KeyError:
-        raise _foreign(path, "it has no /index dataset") from None
-    except (OSError, ValueError, TypeError) as exc:
-        raise _corrupt(path, exc) from None
-
-
-def log_bytes(fid: h5f.FileID, path: Path) -> np.ndarray:
-    """The content of ``/index_log`` (empty when there is none); one larger than
-    :data:`.indexcodec.MAX_INDEX_BYTES` is refused unread."""
-    try:
-        return read_bytes(fid, INDEX_LOG, indexcodec.MAX_INDEX_BYTES)
-    except KeyError:
-        try:
-            present = INDEX_LOG.encode() in h5g.open(fid, b"/")
-        except (KeyError, OSError, ValueError, TypeError) as exc:
-            raise _corrupt(path, exc) from None
-        if present:
-            raise _corrupt(path, "its index log cannot be opened") from None
-        return np.empty(0, dtype=np.uint8)
-    except (OSError, ValueError, TypeError) as exc:
-        raise _corrupt(path, f"cannot read its index log: {exc}") from None
-
-
 def read_index(
     fid: h5f.FileID | None,
     path: Path,
@@ -381,11 +134,11 @@ def read_index(
     try:
         index = load_index(raw.tobytes(), index_size(fid) if size == -1 and fid is not None else size)
     except (OSError, KeyError, ValueError, TypeError, UnicodeDecodeError, zlib.error, msgpack.UnpackException) as exc:
-        raise _corrupt(path, exc) from None
+        raise corrupt(path, exc) from None
     if not isinstance(index, dict) or index.get("format") != FORMAT:
-        raise _foreign(path, "its /index is not a storage_nodes index")
+        raise foreign(path, "its /index is not a storage_nodes index")
     if "root" not in index or not isinstance(index["root"], _ROOT_TYPES):
-        raise _corrupt(path, "the index has no root entry")
+        raise corrupt(path, "the index has no root entry")
     version = index.get("format_version")
     newest = indexcodec.LOG_FORMAT_VERSION
     if not isinstance(version, int) or version > newest:
@@ -401,11 +154,11 @@ def read_index(
             try:
                 apply_log(index, log.tobytes())
             except (KeyError, ValueError, TypeError, UnicodeDecodeError, msgpack.UnpackException) as exc:
-                raise _corrupt(path, f"its index log does not fit its index ({type(exc).__name__}: {exc})") from None
+                raise corrupt(path, f"its index log does not fit its index ({type(exc).__name__}: {exc})") from None
             if index.get("format") != FORMAT or index.get("format_version") != version:
-                raise _corrupt(path, "its index log changes the format of the file")
+                raise corrupt(path, "its index log changes the format of the file")
             if "root" not in index or not isinstance(index["root"], _ROOT_TYPES):
-                raise _corrupt(path, "its index log leaves no root entry")
+                raise corrupt(path, "its index log leaves no root entry")
     return index
 
 
@@ -432,7 +185,7 @@ class Reader:
             try:
                 fid = h5f.open(os.fsencode(self.path), h5f.ACC_RDONLY)
             except (OSError, ValueError) as exc:
-                raise _corrupt(self.path, exc) from None
+                raise corrupt(self.path, exc) from None
             if _inode(fid) not in (self._inode, None):
                 fid.close()
                 raise StorageError(f"cannot read {self.path}: it was replaced while being read", path=self.path)
@@ -474,7 +227,7 @@ class Reader:
                 elif end - start <= 2 * needed + 65536:
                     self._spans[name] = (start, ds[start:end])
             except (OSError, ValueError, TypeError) as exc:
-                raise _corrupt(self.path, exc) from None
+                raise corrupt(self.path, exc) from None
 
     def prefetch_all(self) -> None:
         """Read each heap segment whole on its first use (for a full load)."""
@@ -482,11 +235,11 @@ class Reader:
 
     def _read_whole(self, name: str) -> np.ndarray:
         if not isinstance(name, str) or not name.startswith("heap_"):
-            raise _corrupt(self.path, f"{name!r} is not a heap segment")
+            raise corrupt(self.path, f"{name!r} is not a heap segment")
         try:
             data = self._heaps[name] = read_bytes(self.fid, name)
         except (KeyError, OSError, ValueError, TypeError) as exc:
-            raise _corrupt(self.path, f"cannot read heap segment {name!r}: {exc}") from None
+            raise corrupt(self.path, f"cannot read heap segment {name!r}: {exc}") from None
         return data
 
     def heap(self, s: list[Any]) -> np.ndarray:
@@ -494,7 +247,7 @@ class Reader:
             name, offset, nbytes = s
             offset, nbytes = int(offset), int(nbytes)
         except (TypeError, ValueError) as exc:
-            raise _corrupt(self.path, exc) from None
+            raise corrupt(self.path, exc) from None
         whole = self._heaps.get(name)
         if whole is None and self._whole:
             whole = self._read_whole(name)
@@ -508,22 +261,22 @@ class Reader:
                 try:
                     out = self._dataset(name)[offset : offset + nbytes]
                 except (OSError, ValueError, TypeError) as exc:
-                    raise _corrupt(self.path, exc) from None
+                    raise corrupt(self.path, exc) from None
         if out.shape[0] != nbytes or offset < 0:
-            raise _corrupt(self.path, f"heap slice {name}[{offset}:+{nbytes}] lies outside the heap")
+            raise corrupt(self.path, f"heap slice {name}[{offset}:+{nbytes}] lies outside the heap")
         return out
 
     def _dataset(self, name: str) -> h5py.Dataset:
         try:
             ds = self.f[name]
         except (KeyError, OSError, ValueError, TypeError) as exc:
-            raise _corrupt(self.path, f"missing dataset {name!r}: {exc}") from None
+            raise corrupt(self.path, f"missing dataset {name!r}: {exc}") from None
         if not isinstance(ds, h5py.Dataset):
-            raise _corrupt(self.path, f"{name!r} is not a dataset")
+            raise corrupt(self.path, f"{name!r} is not a dataset")
         if name.startswith("heap_") and name not in self._checked:
             stored = ds.id.get_storage_size()
             if ds.dtype != np.uint8 or len(ds.shape) != 1 or stored < ds.shape[0]:
-                raise _corrupt(
+                raise corrupt(
                     self.path,
                     f"heap segment {name!r} is {ds.dtype}{list(ds.shape)} storing {stored} bytes, "
                     "not uncompressed uint8[n]",
@@ -539,14 +292,14 @@ class Reader:
         """
         ds = self._dataset(name)
         if tuple(ds.shape) != tuple(shape) or ds.dtype.itemsize != dtype.itemsize or ds.dtype.kind != dtype.kind:
-            raise _corrupt(
+            raise corrupt(
                 self.path,
                 f"dataset {name!r} is {ds.dtype}{list(ds.shape)}, but the index says {dtype}{list(shape)}",
             )
         try:
             return np.asarray(ds[()])
         except (OSError, ValueError, TypeError) as exc:
-            raise _corrupt(self.path, exc) from None
+            raise corrupt(self.path, exc) from None
 
     def definition(self, target: int) -> dict[str, Any] | None:
         if self._ids is None:
@@ -629,7 +382,7 @@ def open_reader(path: Path, *, cached_index: bool = False) -> Iterator[Reader]:
             except FileNotFoundError:
                 raise
             except (OSError, ValueError) as exc:
-                raise _corrupt(path, exc) from None
+                raise corrupt(path, exc) from None
             if locked is not None and _inode(fid) not in (locked, None):
                 fid.close()  # replaced by a whole save between locking and opening: lock the new file
                 continue

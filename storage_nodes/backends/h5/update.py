@@ -34,7 +34,7 @@ from ...errors import (
 from ...keys import child as py_child
 from ...keys import escape, split
 from ...provenance.metadata import ObjectCollector, environment_record, merge_records
-from . import codec, indexcodec, journal, layout, tree
+from . import codec, datasets, indexcodec, journal, layout, tree
 from .encoder import Encoder
 
 if TYPE_CHECKING:
@@ -347,7 +347,7 @@ def _apply(
     index["next_array"] = encoder.next_array
     ops.extend([["classes", i], index["classes"][i]] for i in range(classes_before, len(index["classes"])))
     ops.extend([[name], index[name]] for name, was in before.items() if index[name] != was)
-    layout.write_data(f.id, heap_name, enc.heap, enc.arrays, options.get("compression") or None)
+    datasets.write_data(f.id, heap_name, enc.heap, enc.arrays, options.get("compression") or None)
     # only what the replaced entry referred to can have become unreferenced (not a walk of
     # every dataset of the file: appends would cost time in proportion to the entries)
     dropped = layout.resources(old) if old is not MISSING and isinstance(old, dict) else layout.Resources()
@@ -507,9 +507,9 @@ def _modify_index(
     if stored is not None and stored.version == indexcodec.LOG_FORMAT_VERSION:
         change = indexcodec.pack_change(ops)
         if len(stored.log) + len(change) <= max(LOG_MIN_BYTES, LOG_SHARE * (stored.size or 0)):
-            layout.append_log(f.id, change)
+            datasets.append_log(f.id, change)
             return counts, Stored(stored.base, stored.size, stored.version, stored.log + change)
-    raw, size = layout.write_index(f, index, version=version)
+    raw, size = datasets.write_index(f, index, version=version)
     return counts, Stored(raw.tobytes(), size, version, b"")
 
 
@@ -533,15 +533,15 @@ def _known_index(f: h5py.File, path: Path) -> tuple[dict[str, Any], layout.Resou
     kept with it; index, resources and names are taken from :data:`_WRITTEN` when the file
     holds exactly the bytes remembered (handed over: the caller modifies them), else the index
     is decoded (the resources are then ``None``, the names empty)."""
-    raw = layout.index_bytes(f.id, path)
-    log = layout.log_bytes(f.id, path)
+    raw = datasets.index_bytes(f.id, path)
+    log = datasets.log_bytes(f.id, path)
     with _WRITTEN_LOCK:
         known = _WRITTEN.pop(os.fspath(path), None)
     if known is not None and known[0].base == raw.tobytes() and known[0].log == log.tobytes():
         return known[1], known[2], known[0], known[3]
     index = layout.read_index(f.id, path, raw, log)
     version = index.get("format_version")
-    size = layout.index_size(f.id)
+    size = datasets.index_size(f.id)
     stored = Stored(raw.tobytes(), size, version if isinstance(version, int) else None, log.tobytes())
     return index, None, stored, {}
 
