@@ -1,6 +1,6 @@
 """The ``h5`` archive backend: browsable, partially loadable and updatable HDF5 files.
 
-The HDF5 tree stays coarse (see :mod:`.layout`): one MessagePack index, packed heap segments for
+The HDF5 tree stays coarse (see :mod:`.datasets`): one MessagePack index, packed heap segments for
 everything small, one dataset per big array. ``inspect`` reads the index (and unpacks
 plain blobs, which is safe); ``load(key=...)`` reads the slices one entry needs;
 ``save(key=...)`` replaces one entry crash-safely. The format is specified in
@@ -17,7 +17,7 @@ from ...keys import escape, missing_entry, navigate, split
 from ...listing import Listing
 from ...provenance.metadata import ObjectCollector, environment_record
 from ..base import Backend, CheckCallback
-from . import codec, indexcodec, layout, tree
+from . import codec, indexcodec, layout, tree, writer
 from .decoder import Decoder
 from .encoder import Encoder
 
@@ -92,7 +92,7 @@ class H5Backend(Backend):
         env = environment_record(collector.objects, backend=self.name, format_version=self.format_version)
         index = new_index(enc.node, classes, encoder, metadata, env)
         try:
-            layout.write_file(path, index, "heap_0", enc.heap, enc.arrays, compression)
+            writer.write_file(path, index, "heap_0", enc.heap, enc.arrays, compression)
         except StorageError:
             raise
         except (OSError, ValueError, TypeError) as exc:

@@ -2,7 +2,7 @@
 
 A new archive without big arrays is two 1-d uint8 datasets in the root group: the heap
 segment (``heap_0``, when the encoding made one) and ``/index`` with its scalar uint64
-attribute ``index_size`` (see :mod:`.layout`). Through HDF5 (core driver, libver bounds
+attribute ``index_size`` (see :mod:`.datasets`). Through HDF5 (core driver, libver bounds
 v110/v110, meta block 256, no time tracking on datasets) such a file costs ~0.7 ms of
 per-file setup on a small save -- creating the file, two datasets and an attribute -- most
 of the cost of the save. Its layout is fixed up to a few sizes, addresses and checksums, so
@@ -44,7 +44,7 @@ from .lookup3 import lookup3
 
 __all__ = ["MAX_BYTES", "build_image", "parse_image"]
 
-#: heap and index together: the bound of :data:`.layout.IN_MEMORY_BYTES` (larger files are
+#: heap and index together: the bound of :data:`.writer.IN_MEMORY_BYTES` (larger files are
 #: not built in memory at all)
 MAX_BYTES = 1 << 22
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import itertools
 import os
 import stat
 import threading
@@ -34,27 +33,21 @@ import msgpack
 import numpy as np
 from h5py import h5f
 
-from ...atomic import ensure_space, open_new
+from ...atomic import ensure_space
 from ...errors import StorageError
 from . import image, indexcodec, journal
 from .datasets import (
     FILE_OPTIONS,
     corrupt,
     create_bytes,
-    create_file,
-    data_bytes,
     foreign,
     index_bytes,
     index_size,
     log_bytes,
-    plist,
     put_index,
     read_bytes,
-    write_data,
 )
-from .encoder import ArrayOut
-from .image import build_image
-from .indexcodec import FORMAT, FORMAT_VERSION, apply_log, dump_index, load_index
+from .indexcodec import FORMAT, FORMAT_VERSION, apply_log, load_index
 from .tree import walk
 
 __all__ = [
@@ -63,55 +56,7 @@ __all__ = [
     "live_resources",
     "open_reader",
     "resources",
-    "write_file",
 ]
-
-
-#: a new file without big arrays whose heap and index take at most this many bytes is built in
-#: memory (HDF5's core driver, the same bytes) and written with one write, instead of HDF5's
-#: dozen small writes and a truncation of the file (~0.05 ms of a small save)
-IN_MEMORY_BYTES = 1 << 22
-_memory_files = itertools.count()
-#: build those files' bytes in pure Python (:mod:`.image`, the same bytes as HDF5's, ~0.7 ms
-#: less per small save); ``False`` makes HDF5 write them (tests compare the two)
-BUILD_IMAGES = True
-
-
-def write_file(
-    path: Path, index: dict[str, Any], heap_name: str, heap: np.ndarray | None, arrays: list[ArrayOut], compression: Any
-) -> None:
-    """Create the archive ``path`` (a new file).
-
-    A small file without big arrays is built in memory -- by :func:`.image.build_image` when
-    it models the file (unless :data:`BUILD_IMAGES` is off), else by HDF5's core driver -- and
-    written with one write. The index is packed first (a too large one is refused before the
-    file is touched) and the free space checked once for data and index."""
-    dumped = dump_index(index)
-    size = data_bytes(heap, arrays) + dumped[0].nbytes
-    ensure_space(path, size)
-    if not arrays and size <= IN_MEMORY_BYTES:
-        built = build_image(heap_name, heap, dumped[0], dumped[1]) if BUILD_IMAGES else None
-        if built is not None:
-            with open_new(path) as f:
-                f.write(built)
-            return
-        fid = h5f.create(b"storage_nodes-%d" % next(_memory_files), h5f.ACC_TRUNC, fapl=plist("memory"))
-        try:
-            write_data(fid, heap_name, heap, arrays, compression, check_space=False)
-            put_index(fid, index, dumped=dumped, check_space=False)
-            h5f.flush(fid)
-            built = fid.get_file_image()
-        finally:
-            fid.close()
-        with open_new(path) as f:
-            f.write(built)
-        return
-    fid = create_file(path)
-    try:
-        write_data(fid, heap_name, heap, arrays, compression, check_space=False)
-        put_index(fid, index, dumped=dumped, check_space=False)
-    finally:
-        fid.close()
 
 
 _ROOT_TYPES = (dict, str, bytes, int, float, bool, type(None))  # a node, or a scalar standing for itself
