@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 import storage_nodes as sn
-from storage_nodes.backends.h5 import datasets, journal, layout
+from storage_nodes.backends.h5 import compaction, datasets, journal, layout
 
 OLD = {
     "big": np.arange(100_000, dtype=np.float64),
@@ -530,7 +530,7 @@ def test_resources_counted_by_the_change_match_a_count_of_the_whole_tree(tmp_pat
     for obj, key in steps:
         sn.save(obj, path, key=key)
         with layout.open_reader(path) as r:
-            full = layout.resources(r.index["root"])
+            full = compaction.resources(r.index["root"])
         known = h5update._WRITTEN.get(os.fspath(path))  # none after a compaction (the last step)
         if known is not None:
             kept = known[2]

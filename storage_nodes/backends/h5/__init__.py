@@ -237,6 +237,6 @@ class H5Backend(Backend):
 
     def compact(self, path: Path) -> None:
         """Rewrite ``path`` with only its live data (crash-safe, under the writer lock)."""
-        from .update import compact
+        from .compaction import compact
 
         compact(path)

@@ -22,9 +22,7 @@ import os
 import stat
 import threading
 import zlib
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,30 +31,20 @@ import msgpack
 import numpy as np
 from h5py import h5f
 
-from ...atomic import ensure_space
 from ...errors import StorageError
 from . import image, indexcodec, journal
 from .datasets import (
-    FILE_OPTIONS,
     corrupt,
-    create_bytes,
     foreign,
     index_bytes,
     index_size,
     log_bytes,
-    put_index,
     read_bytes,
 )
-from .indexcodec import FORMAT, FORMAT_VERSION, apply_log, load_index
+from .indexcodec import FORMAT, apply_log, load_index
 from .tree import walk
 
-__all__ = [
-    "Reader",
-    "Resources",
-    "live_resources",
-    "open_reader",
-    "resources",
-]
+__all__ = ["Reader", "open_reader"]
 
 
 _ROOT_TYPES = (dict, str, bytes, int, float, bool, type(None))  # a node, or a scalar standing for itself
@@ -394,78 +382,3 @@ def _inode(fid: h5f.FileID) -> int | None:
 def heap_slices(node: dict[str, Any]) -> list[list[Any]]:
     """Every heap slice the subtree of ``node`` refers to."""
     return [n["h"] for n in walk(node) if "h" in n]
-
-
-def live_resources(root: dict[str, Any]) -> tuple[set[str], set[str], int]:
-    """(heap segments used, array datasets used, live bytes) of a node tree."""
-    heaps: set[str] = set()
-    arrays: set[str] = set()
-    live = 0
-    for n in walk(root):
-        if "h" in n:
-            heaps.add(n["h"][0])
-            live += int(n["h"][2])
-        if "ds" in n:
-            arrays.add(n["ds"])
-            live += int(n.get("n", 0))
-    return heaps, arrays, live
-
-
-@dataclass
-class Resources:
-    """How many nodes refer to each heap segment and array dataset, and the live bytes."""
-
-    heaps: Counter[str] = field(default_factory=Counter)
-    arrays: Counter[str] = field(default_factory=Counter)
-    live: int = 0
-
-    def add(self, node: dict[str, Any], sign: int = 1) -> None:
-        """Count the subtree of ``node`` in (``sign=1``) or out (``sign=-1``)."""
-        for n in walk(node):
-            if "h" in n:
-                self.heaps[n["h"][0]] += sign
-                self.live += sign * int(n["h"][2])
-            if "ds" in n:
-                self.arrays[n["ds"]] += sign
-                self.live += sign * int(n.get("n", 0))
-
-
-def resources(root: dict[str, Any]) -> Resources:
-    """The :class:`Resources` of a whole node tree."""
-    r = Resources()
-    r.add(root)
-    return r
-
-
-def compact_into(src: Path, dst: Path) -> None:
-    """Write the live content of archive ``src`` into the new file ``dst`` (heap repacked)."""
-    with open_reader(src) as r:
-        index = r.index
-        nodes = [n for n in walk(index["root"]) if "h" in n]
-        r.prefetch([n["h"] for n in nodes], whole=True)
-        offsets: dict[tuple[str, int], int] = {}
-        chunks: list[np.ndarray] = []
-        size = 0
-        for n in nodes:
-            key = (n["h"][0], int(n["h"][1]))
-            if key not in offsets:
-                data = r.heap(n["h"])
-                offsets[key] = size
-                chunks.append(data)
-                size += data.shape[0] + (-data.shape[0] % 16)
-        heap = np.zeros(size, dtype=np.uint8) if chunks else None
-        if heap is not None:
-            for off, data in zip(offsets.values(), chunks):
-                heap[off : off + data.shape[0]] = data
-        for n in nodes:
-            n["h"] = ["heap_0", offsets[(n["h"][0], int(n["h"][1]))], n["h"][2]]
-        index["next_heap"] = 1
-        index["format_version"] = FORMAT_VERSION
-        _, arrays, live = live_resources(index["root"])
-        ensure_space(dst, live)
-        with h5py.File(dst, "w", **FILE_OPTIONS) as out:
-            if heap is not None:
-                create_bytes(out.id, "heap_0", heap)
-            for name in sorted(arrays):
-                r.f.copy(r.f[name], out, name)
-            put_index(out.id, index)

@@ -35,14 +35,14 @@ from ...keys import child as py_child
 from ...keys import escape, split
 from ...provenance.metadata import ObjectCollector, environment_record, merge_records
 from . import codec, datasets, indexcodec, journal, layout, tree
+from .compaction import Resources, compact_into, compact_over, outgrown, resources
 from .encoder import Encoder
 
 if TYPE_CHECKING:
     from . import H5Backend
 
-__all__ = ["compact", "update"]
+__all__ = ["update"]
 
-SLACK_BYTES = 1 << 20
 MISSING = object()  # a slot that has no entry yet (None is a stored value)
 
 
@@ -245,10 +245,10 @@ def _apply(
     path: Path,
     key: str,
     options: dict[str, Any],
-    counts: layout.Resources | None,
+    counts: Resources | None,
     ops: list[Op],
     names: Names | None = None,
-) -> tuple[ObjectCollector, layout.Resources]:
+) -> tuple[ObjectCollector, Resources]:
     """Write ``obj`` at ``key`` into ``f`` and ``index``: (its objects, the resources after);
     the changes made to ``index`` are added to ``ops``, ``names`` (kept with ``index``) speeds
     up finding names in big dict nodes.
@@ -350,9 +350,9 @@ def _apply(
     datasets.write_data(f.id, heap_name, enc.heap, enc.arrays, options.get("compression") or None)
     # only what the replaced entry referred to can have become unreferenced (not a walk of
     # every dataset of the file: appends would cost time in proportion to the entries)
-    dropped = layout.resources(old) if old is not MISSING and isinstance(old, dict) else layout.Resources()
+    dropped = resources(old) if old is not MISSING and isinstance(old, dict) else Resources()
     if counts is None:
-        counts = layout.resources(index["root"])
+        counts = resources(index["root"])
     else:  # the old subtree out, the new one in (its references are to its own objects only)
         if old is not MISSING and isinstance(old, dict):
             counts.add(old, -1)
@@ -456,10 +456,10 @@ def _modify_index(
     key: str,
     metadata: dict[str, Any],
     options: dict[str, Any],
-    counts: layout.Resources | None = None,
+    counts: Resources | None = None,
     stored: Stored | None = None,
     names: Names | None = None,
-) -> tuple[layout.Resources, Stored]:
+) -> tuple[Resources, Stored]:
     """Write the entry into the open archive ``f`` and change its ``index``: (the resources
     after, what the file holds of the index after).
 
@@ -520,15 +520,13 @@ def _unreadable(path: Path, exc: OSError) -> CorruptFileError:
 #: the index each archive was last updated with in place by this process, and what the file
 #: holds of it: the next update of the file compares the bytes stored with these instead of
 #: decoding them (appends to one archive would else decode an ever larger index each time)
-_WRITTEN: collections.OrderedDict[str, tuple[Stored, dict[str, Any], layout.Resources, Names]] = (
-    collections.OrderedDict()
-)
+_WRITTEN: collections.OrderedDict[str, tuple[Stored, dict[str, Any], Resources, Names]] = collections.OrderedDict()
 _WRITTEN_LOCK = threading.Lock()
 _WRITTEN_ITEMS = 4
 _WRITTEN_MAX_BYTES = 1 << 22
 
 
-def _known_index(f: h5py.File, path: Path) -> tuple[dict[str, Any], layout.Resources | None, Stored, Names]:
+def _known_index(f: h5py.File, path: Path) -> tuple[dict[str, Any], Resources | None, Stored, Names]:
     """The index of the open archive, its resources, what the file holds of it and the names
     kept with it; index, resources and names are taken from :data:`_WRITTEN` when the file
     holds exactly the bytes remembered (handed over: the caller modifies them), else the index
@@ -546,7 +544,7 @@ def _known_index(f: h5py.File, path: Path) -> tuple[dict[str, Any], layout.Resou
     return index, None, stored, {}
 
 
-def _remember(path: Path, stored: Stored, index: dict[str, Any], counts: layout.Resources, names: Names) -> None:
+def _remember(path: Path, stored: Stored, index: dict[str, Any], counts: Resources, names: Names) -> None:
     if len(stored.base) + len(stored.log) > _WRITTEN_MAX_BYTES:
         return
     with _WRITTEN_LOCK:
@@ -628,13 +626,13 @@ def update(
         journal.tidy(path)
         live = _in_place(obj, path, key, metadata, options)
         if live is not None:
-            if os.path.getsize(path) > 2 * live + SLACK_BYTES:
+            if outgrown(path, live):
                 try:
                     ensure_space(path, live)
                 except NoSpaceError:
                     return  # compaction only reclaims space: the update stands without it
                 with atomic_path(path, durable=durable) as tmp:
-                    layout.compact_into(path, tmp)
+                    compact_into(path, tmp)
                 _forget(path)  # the compacted index is another one
             return
         with atomic_path(path, durable=durable) as tmp:
@@ -647,23 +645,10 @@ def update(
                 raise
             except OSError as exc:
                 raise _unreadable(path, exc) from None
-            if os.path.getsize(tmp) > 2 * live + SLACK_BYTES:
+            if outgrown(tmp, live):
                 try:
                     ensure_space(tmp, live)
                 except NoSpaceError:
                     pass  # compaction only reclaims space: the update stands without it
                 else:
-                    _compact_over(tmp)
-
-
-def _compact_over(tmp: Path) -> None:
-    with atomic_path(tmp, durable=False) as tmp2:
-        layout.compact_into(tmp, tmp2)
-
-
-def compact(path: Path) -> None:
-    """Rewrite the archive ``path`` keeping only live data."""
-    with writer_lock(path):
-        journal.tidy(path)
-        with atomic_path(path) as tmp:
-            layout.compact_into(path, tmp)
+                    compact_over(tmp)
