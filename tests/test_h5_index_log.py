@@ -22,12 +22,12 @@ import pytest
 from _h5_objects import Atom, Bag, Slotted
 
 import storage_nodes as sn
-from storage_nodes.backends.h5 import codec, indexcodec, journal, layout
+from storage_nodes.backends.h5 import codec, indexcodec, journal, reader
 from storage_nodes.backends.h5 import update as h5update
 
 
 def _index(path) -> dict:
-    with layout.open_reader(path) as r:
+    with reader.open_reader(path) as r:
         return r.index
 
 

@@ -255,11 +255,11 @@ def test_a_damaged_index_met_when_a_level_is_built_is_a_corrupt_file_error(tmp_p
     import h5py
     from _h5_objects import Atom
 
-    from storage_nodes.backends.h5 import datasets, layout
+    from storage_nodes.backends.h5 import datasets, reader
 
     path = sn.save({"outer": {"atom": Atom("Cu", np.zeros(3)), "big": np.zeros(100_000)}}, tmp_path / "bad.h5")
     with h5py.File(path, "r+") as f:
-        index = layout.read_index(f.id, path)
+        index = reader.read_index(f.id, path)
         outer = dict((item[0], item[1]) for item in index["root"]["items"])["outer"]
         dict((item[0], item[1]) for item in outer["items"])["atom"]["c"] = 999  # no such class
         datasets.write_index(f, index)

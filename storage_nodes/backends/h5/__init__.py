@@ -17,7 +17,7 @@ from ...keys import escape, missing_entry, navigate, split
 from ...listing import Listing
 from ...provenance.metadata import ObjectCollector, environment_record
 from ..base import Backend, CheckCallback
-from . import codec, indexcodec, layout, tree, writer
+from . import codec, indexcodec, reader, tree, writer
 from .decoder import Decoder
 from .encoder import Encoder
 
@@ -101,7 +101,7 @@ class H5Backend(Backend):
     # -- read -------------------------------------------------------------------------------
     def read(self, path: Path, *, key: str | None, safe: bool, check: CheckCallback) -> Any:
         segments = split(key)
-        with layout.open_reader(path) as r:
+        with reader.open_reader(path) as r:
             try:
                 return self._read(r, path, key, segments, safe, check)
             except StorageError:
@@ -114,7 +114,7 @@ class H5Backend(Backend):
                 ) from None
 
     def _read(
-        self, r: layout.Reader, path: Path, key: str | None, segments: list[str], safe: bool, check: CheckCallback
+        self, r: reader.Reader, path: Path, key: str | None, segments: list[str], safe: bool, check: CheckCallback
     ) -> Any:
         index = r.index
         root = index["root"]
@@ -145,7 +145,7 @@ class H5Backend(Backend):
         if whole:
             r.prefetch_all()
         else:
-            r.prefetch(layout.heap_slices(node))
+            r.prefetch(reader.heap_slices(node))
         decoder = Decoder(
             path=path, classes=index["classes"], heap=r.heap, dataset=r.dataset, definition=r.definition, safe=safe
         )
@@ -181,7 +181,7 @@ class H5Backend(Backend):
     def list(self, path: Path, *, key: str | None = None, depth: int | None = None) -> Listing:
         segments = split(key)
         levels = tree.MAX_DEPTH if depth is None else depth
-        with layout.open_reader(path, cached_index=True) as r:
+        with reader.open_reader(path, cached_index=True) as r:
             index = r.index
             try:
                 node, used = tree.find(index["root"], segments, r.definition)

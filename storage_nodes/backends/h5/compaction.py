@@ -23,7 +23,7 @@ from ...atomic import atomic_path, ensure_space, writer_lock
 from . import journal
 from .datasets import FILE_OPTIONS, create_bytes, put_index
 from .indexcodec import FORMAT_VERSION
-from .layout import open_reader
+from .reader import open_reader
 from .tree import walk
 
 __all__ = ["SLACK_BYTES", "Resources", "compact", "compact_into", "compact_over", "outgrown", "resources"]

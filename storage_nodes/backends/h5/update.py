@@ -34,7 +34,7 @@ from ...errors import (
 from ...keys import child as py_child
 from ...keys import escape, split
 from ...provenance.metadata import ObjectCollector, environment_record, merge_records
-from . import codec, datasets, indexcodec, journal, layout, tree
+from . import codec, datasets, indexcodec, journal, reader, tree
 from .compaction import Resources, compact_into, compact_over, outgrown, resources
 from .encoder import Encoder
 
@@ -288,7 +288,7 @@ def _apply(
         ):
             # inside packed plain data (or a small list/dict in the index): set, re-encode all of it
             if current["k"] == "p":
-                plain = codec.unpack(layout.Reader(f.id, path, index).heap(current["h"]))
+                plain = codec.unpack(reader.Reader(f.id, path, index).heap(current["h"]))
             else:  # (a copy: the node itself stays as it is, as a packed blob does; it matters
                 # when it was reached through a shared reference, and for the index log)
                 plain = type(current["v"])(current["v"])
@@ -537,7 +537,7 @@ def _known_index(f: h5py.File, path: Path) -> tuple[dict[str, Any], Resources | 
         known = _WRITTEN.pop(os.fspath(path), None)
     if known is not None and known[0].base == raw.tobytes() and known[0].log == log.tobytes():
         return known[1], known[2], known[0], known[3]
-    index = layout.read_index(f.id, path, raw, log)
+    index = reader.read_index(f.id, path, raw, log)
     version = index.get("format_version")
     size = datasets.index_size(f.id)
     stored = Stored(raw.tobytes(), size, version if isinstance(version, int) else None, log.tobytes())
@@ -639,7 +639,7 @@ def update(
             shutil.copyfile(path, tmp)
             try:
                 with h5py.File(tmp, "r+") as f:
-                    index = layout.read_index(f.id, path)
+                    index = reader.read_index(f.id, path)
                     live = _modify_index(f, index, obj, path, key, metadata, options)[0].live
             except StorageError:
                 raise

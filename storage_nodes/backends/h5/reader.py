@@ -1,17 +1,10 @@
-"""The datasets of an archive file, created and read through HDF5.
+"""Reading an archive: its index, heap slices and big arrays, under the readers' shared lock.
 
-::
-
-    /index            uint8[]  zlib-compressed MessagePack: node tree, classes, metadata, environment
-                               (format version 1: zlib-compressed UTF-8 JSON, still read)
-    /index_log        uint8[]  (format version 3) MessagePack changes to /index, one per update in place
-    /heap_<n>         uint8[]  packed blobs, small arrays, opaque pickles (16-byte aligned)
-    /array_<n>        big arrays, one dataset each (attr "key": the entry's key)
-
-The small uint8 datasets (index, heaps) are created and read whole through h5py's
-low-level API: a save or load of a small object is dominated by per-call overhead, and
-the high-level ``File``/``create_dataset`` wrappers cost about as much as the HDF5 work.
-Every h5py/HDF5 failure on open or read becomes :class:`CorruptFileError` naming the file.
+:func:`open_reader` opens a file (a small file exactly as :mod:`.image` builds it is read
+with one ``read`` and no HDF5), decodes its index (:func:`read_index`, with the changes of
+``/index_log`` applied) and hands out a :class:`Reader`. Listings may share parsed indexes
+through a small cache keyed by the file's identity. Every h5py/HDF5 failure on open or read
+becomes :class:`CorruptFileError` naming the file.
 """
 
 from __future__ import annotations
