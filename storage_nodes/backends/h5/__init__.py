@@ -231,7 +231,7 @@ class H5Backend(Backend):
 
     # -- update -----------------------------------------------------------------------------
     def update(self, obj: Any, path: Path, *, key: str, metadata: dict[str, Any], options: dict[str, Any]) -> None:
-        from .update import update
+        from .edits import update
 
         update(self, obj, path, key=key, metadata=metadata, options=options)
 
