@@ -23,7 +23,7 @@ from _h5_objects import Atom, Bag, Slotted
 
 import storage_nodes as sn
 from storage_nodes.backends.h5 import codec, indexcodec, journal, reader
-from storage_nodes.backends.h5 import edits as h5update
+from storage_nodes.backends.h5 import update as h5update
 
 
 def _index(path) -> dict:

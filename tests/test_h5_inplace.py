@@ -155,7 +155,7 @@ def test_a_sigkill_at_every_step_of_an_update_leaves_the_old_or_the_new_version(
 ):
     """Of a file written whole (the update rewrites /index as format 3), of one with an index
     log (the update appends its change to /index_log), and of one whose log is folded."""
-    from storage_nodes.backends.h5 import edits as h5update
+    from storage_nodes.backends.h5 import update as h5update
 
     path = sn.save(OLD, tmp_path / "run.h5")
     if log:
@@ -513,7 +513,7 @@ def test_resources_counted_by_the_change_match_a_count_of_the_whole_tree(tmp_pat
     """Successive updates in one process count only the replaced and the new subtree; after
     each, the counts kept must be those of the whole index, and the file must hold exactly the
     datasets the index refers to."""
-    from storage_nodes.backends.h5 import edits as h5update
+    from storage_nodes.backends.h5 import update as h5update
 
     path = sn.save({"log": [], "big": np.ones(40_000), "plain": {"a": 1}}, tmp_path / "run.h5")
     steps = [

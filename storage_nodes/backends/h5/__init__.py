@@ -231,9 +231,9 @@ class H5Backend(Backend):
 
     # -- update -----------------------------------------------------------------------------
     def update(self, obj: Any, path: Path, *, key: str, metadata: dict[str, Any], options: dict[str, Any]) -> None:
-        from .edits import update
+        from .update import update
 
-        update(self, obj, path, key=key, metadata=metadata, options=options)
+        update(self.write, obj, path, key=key, metadata=metadata, options=options)
 
     def compact(self, path: Path) -> None:
         """Rewrite ``path`` with only its live data (crash-safe, under the writer lock)."""

@@ -55,6 +55,17 @@ class Resources:
                 self.arrays[n["ds"]] += sign
                 self.live += sign * int(n.get("n", 0))
 
+    def release(self, old: Any) -> list[str]:
+        """The heap segments and arrays the replaced subtree ``old`` (a node, or anything else
+        for none) referred to that nothing counted refers to any more, sorted; these counts
+        forget them."""
+        dropped = resources(old) if isinstance(old, dict) else Resources()
+        gone = [n for n in dropped.heaps if self.heaps[n] <= 0] + [n for n in dropped.arrays if self.arrays[n] <= 0]
+        for name in sorted(gone):
+            self.heaps.pop(name, None)
+            self.arrays.pop(name, None)
+        return sorted(gone)
+
 
 def resources(root: dict[str, Any]) -> Resources:
     """The :class:`Resources` of a whole node tree."""

@@ -1,47 +1,27 @@
-"""Partial updates and compaction of h5 archives, crash-safe and serialised between writers.
+"""Pure edits of an archive's index for an update: no HDF5, no file.
 
-Under :func:`storage_nodes.atomic.writer_lock` the file is updated in place through the undo
-journal of :mod:`.journal` (new heap segment and arrays appended, the change of the index
-appended to ``/index_log``, datasets of the replaced entry deleted); where that is not
-possible, a copy beside it is modified (the whole index rewritten) and moved over the original
-with ``os.replace``. A crash leaves the old file or the new one. When the file has grown beyond
-twice its live data plus 1 MiB, the update compacts it on the way (:func:`compact` does so on
-demand).
+An update of the entry at ``key`` finds where the new value goes (:func:`locate`: through
+dict, list and object nodes, shared references, and into packed plain data, which is then
+re-encoded whole), puts the encoded node there (:func:`put`) and notes the update in the
+index (:func:`note_update`). Each change is also recorded as an ``[path, value]``
+operation (:data:`Op`) for the index log. :mod:`.update` does the I/O around these: it
+reads the index and packed blobs, encodes, writes datasets and the index or its log.
 """
 
 from __future__ import annotations
 
-import collections
-import os
-import shutil
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import h5py
-
-from ...atomic import atomic_path, ensure_space, writer_lock
-from ...errors import (
-    CorruptFileError,
-    FileExistsStorageError,
-    KeyNotFoundError,
-    NoSpaceError,
-    StorageError,
-    UnsupportedOperationError,
-)
+from ...errors import FileExistsStorageError, KeyNotFoundError, UnsupportedOperationError
 from ...keys import child as py_child
 from ...keys import escape, split
-from ...provenance.metadata import ObjectCollector, environment_record, merge_records
-from . import codec, datasets, indexcodec, journal, reader, tree
-from .compaction import Resources, compact_into, compact_over, outgrown, resources
-from .encoder import Encoder
+from ...provenance.metadata import merge_records
+from . import tree
 
-if TYPE_CHECKING:
-    from . import H5Backend
-
-__all__ = ["update"]
+__all__ = ["MISSING", "Names", "Op", "Target", "locate", "note_update", "put", "set_plain"]
 
 MISSING = object()  # a slot that has no entry yet (None is a stored value)
 
@@ -82,6 +62,8 @@ class _Names:
 #: a dict node of at least this many items is searched through a :class:`_Names` kept with the
 #: index between updates (appends to a dict of many entries would else scan it each time)
 _NAMES_MIN = 64
+
+
 #: the :class:`_Names` of an index's dict nodes, by the id of their items list
 Names = dict[int, _Names]
 
@@ -212,7 +194,7 @@ def _plain_has(value: Any, segments: list[str]) -> bool:
     return True
 
 
-def _set_plain(value: Any, segments: list[str], obj: Any) -> Any:
+def set_plain(value: Any, segments: list[str], obj: Any) -> Any:
     """Set ``obj`` at ``segments`` inside plain data ``value`` (dicts created as needed)."""
     if not segments:
         return obj
@@ -221,150 +203,21 @@ def _set_plain(value: Any, segments: list[str], obj: Any) -> Any:
         key: Any = head
         if head not in value:
             key = next((k for k in value if not isinstance(k, str) and str(k) == head), head)
-        value[key] = _set_plain(value.get(key, {}) if rest else None, rest, obj)
+        value[key] = set_plain(value.get(key, {}) if rest else None, rest, obj)
         return value
     if isinstance(value, list):
         i = int(head)
         if i == len(value):
-            value.append(_set_plain({}, rest, obj))
+            value.append(set_plain({}, rest, obj))
         else:
-            value[i] = _set_plain(value[i], rest, obj)
+            value[i] = set_plain(value[i], rest, obj)
         return value
     if type(value) is tuple:  # stored data, not the tuple itself: a new tuple with the item replaced
         items = list(value)
         i = int(head)
-        items[i] = _set_plain(items[i], rest, obj)
+        items[i] = set_plain(items[i], rest, obj)
         return tuple(items)
     raise KeyError(head)
-
-
-def _apply(
-    f: h5py.File,
-    index: dict[str, Any],
-    obj: Any,
-    path: Path,
-    key: str,
-    options: dict[str, Any],
-    counts: Resources | None,
-    ops: list[Op],
-    names: Names | None = None,
-) -> tuple[ObjectCollector, Resources]:
-    """Write ``obj`` at ``key`` into ``f`` and ``index``: (its objects, the resources after);
-    the changes made to ``index`` are added to ``ops``, ``names`` (kept with ``index``) speeds
-    up finding names in big dict nodes.
-
-    ``counts`` are the resources of ``index`` before, when known: they are then updated by the
-    replaced and the new subtree only (else the whole tree is counted)."""
-    segments = split(key)
-    root = index["root"]
-    ids: dict[int, tuple[dict[str, Any], list[Any]]] = {}
-
-    def resolve(n: dict[str, Any], at: list[Any]) -> tuple[dict[str, Any], list[Any]]:
-        if tree.kind(n) == "r" and not ids:  # the definitions, found on the first reference met
-            ids.update((m["id"], (m, p)) for m, p in _walk_paths(root, ["root"]) if "id" in m)
-        for _ in range(len(ids) + 1):  # a damaged index may chain references in a loop
-            if tree.kind(n) != "r":
-                return n, at
-            n, at = ids[n["to"]]
-        raise KeyError(f"shared reference #{n['to']} leads to itself")
-
-    holder = {"root": root}
-
-    def put_root(n: Any) -> None:
-        ops.append([["root"], n])
-        holder["root"] = n
-
-    slot = _Slot(lambda: holder["root"], put_root, ["root"])
-    value: Any = obj
-    place = 0  # how many segments lead to the slot being replaced
-    for i, segment in enumerate(segments):
-        current = slot.get()
-        if current is MISSING:  # a missing level: build the rest as nested dicts
-            value = _set_plain({}, segments[i:], obj)
-            break
-        current, at = resolve(current, slot.path)
-        if tree.kind(current) == "p" or (
-            tree.kind(current) == "v" and type(current) is dict and type(current["v"]) in (dict, list)
-        ):
-            # inside packed plain data (or a small list/dict in the index): set, re-encode all of it
-            if current["k"] == "p":
-                plain = codec.unpack(reader.Reader(f.id, path, index).heap(current["h"]))
-            else:  # (a copy: the node itself stays as it is, as a packed blob does; it matters
-                # when it was reached through a shared reference, and for the index log)
-                plain = type(current["v"])(current["v"])
-            if not options.get("overwrite", True) and _plain_has(plain, segments[i:]):
-                raise _exists(path, key)
-            try:
-                value = _set_plain(plain, segments[i:], obj)
-            except (KeyError, IndexError, ValueError, TypeError):
-                raise _plain_failure(path, key, plain, segments[:i], segments[i:]) from None
-            break
-        nxt = _slot_in(current, at, segment, ops, names)
-        if nxt is None:
-            what, length = _node_type(current, index["classes"])
-            raise _cannot(path, key, segments[:i], what, segment, length)
-        slot = nxt
-        place = i + 1
-    else:
-        if slot.get() is not MISSING and not options.get("overwrite", True):
-            raise _exists(path, key)
-    old = slot.get()
-    if old is not MISSING:
-        defined = {n["id"] for n in tree.walk(old) if "id" in n}
-        if defined:
-            inside = sum(1 for n in tree.walk(old) if n["k"] == "r" and n["to"] in defined)
-            total = sum(1 for n in tree.walk(root) if n["k"] == "r" and n["to"] in defined)
-            if total > inside:
-                raise UnsupportedOperationError(
-                    f"cannot replace {key!r} in {path}: objects inside it are shared with other entries; "
-                    "save the whole object again instead",
-                    path=path,
-                    key=key,
-                )
-    collector = ObjectCollector()
-    classes_before = len(index["classes"])
-    before = {name: index[name] for name in ("next_id", "next_heap", "next_array")}
-    heap_name = f"heap_{index['next_heap']}"
-    encoder = Encoder(
-        heap_name=heap_name,
-        array_prefix="array_",
-        next_array=index["next_array"],
-        next_id=index["next_id"],
-        classes=index["classes"],
-        collector=collector,
-        compression=options.get("compression") or None,
-    )
-    enc = encoder.encode(value, "/".join(escape(s) for s in segments[:place]))
-    for n in tree.walk(enc.node) if isinstance(enc.node, dict) else ():
-        if n["k"] == "v" and type(n["v"]) in (list, dict):
-            # short flat lists and dicts go into the index as they are: copy them, since this
-            # index may be kept for the next update (_known_index) and the caller may change them
-            n["v"] = type(n["v"])(n["v"])
-    slot.put(enc.node)
-    index["root"] = holder["root"]
-    index["next_id"] = encoder.next_id
-    index["next_heap"] += 1
-    index["next_array"] = encoder.next_array
-    ops.extend([["classes", i], index["classes"][i]] for i in range(classes_before, len(index["classes"])))
-    ops.extend([[name], index[name]] for name, was in before.items() if index[name] != was)
-    datasets.write_data(f.id, heap_name, enc.heap, enc.arrays, options.get("compression") or None)
-    # only what the replaced entry referred to can have become unreferenced (not a walk of
-    # every dataset of the file: appends would cost time in proportion to the entries)
-    dropped = resources(old) if old is not MISSING and isinstance(old, dict) else Resources()
-    if counts is None:
-        counts = resources(index["root"])
-    else:  # the old subtree out, the new one in (its references are to its own objects only)
-        if old is not MISSING and isinstance(old, dict):
-            counts.add(old, -1)
-        if isinstance(enc.node, dict):
-            counts.add(enc.node)
-    gone = [n for n in dropped.heaps if counts.heaps[n] <= 0] + [n for n in dropped.arrays if counts.arrays[n] <= 0]
-    for name in sorted(gone):
-        counts.heaps.pop(name, None)
-        counts.arrays.pop(name, None)
-        if name in f:
-            del f[name]
-    return collector, counts
 
 
 def _cannot(path: Path, key: str, walked: list[str], what: str, segment: str, length: int | None) -> KeyNotFoundError:
@@ -400,7 +253,7 @@ def _node_type(node: Any, classes: list[list[str]]) -> tuple[str, int | None]:
 
 
 def _plain_failure(path: Path, key: str, value: Any, walked: list[str], segments: list[str]) -> KeyNotFoundError:
-    """The error for setting ``segments`` inside plain ``value`` (what :func:`_set_plain` refused)."""
+    """The error for setting ``segments`` inside plain ``value`` (what :func:`set_plain` refused)."""
     walked = list(walked)
     for segment in segments:
         t = type(value)
@@ -429,54 +282,138 @@ def _exists(path: Path, key: str) -> FileExistsStorageError:
     )
 
 
-#: the index log of a file updated in place is folded into a new ``/index`` when it would grow
-#: beyond this share of the index's decompressed size (or LOG_MIN_BYTES, if more): each fold
-#: rewrites the index once per that many bytes of changes, so appends cost linear total time,
-#: and a reader decodes at most a quarter more than the index (2 KiB more for small ones)
-LOG_SHARE = 0.25
-LOG_MIN_BYTES = 1 << 11
-
-
 @dataclass
-class Stored:
-    """The index as an archive updated in place holds it: ``/index`` (its compressed bytes,
-    decompressed size, format version) and ``/index_log``."""
+class Target:
+    """Where an update puts its value: found by :func:`locate`, filled by :func:`put`."""
 
-    base: bytes
-    size: int | None
-    version: int | None
-    log: bytes
+    slot: _Slot
+    #: the root of the index as it will be after the put (a new one when the root is replaced)
+    holder: dict[str, Any]
+    #: what to encode into the slot (``obj``, or the plain data or dicts it is set inside)
+    value: Any
+    #: the key of the slot (what the encoder names the entries below it by)
+    prefix: str
+    #: the node replaced, or :data:`MISSING`
+    old: Any
+    #: the index's class count and counters before encoding (what :func:`put` records as changed)
+    classes_before: int
+    counters_before: dict[str, Any]
 
 
-def _modify_index(
-    f: h5py.File,
+def locate(
     index: dict[str, Any],
     obj: Any,
     path: Path,
     key: str,
-    metadata: dict[str, Any],
-    options: dict[str, Any],
-    counts: Resources | None = None,
-    stored: Stored | None = None,
-    names: Names | None = None,
-) -> tuple[Resources, Stored]:
-    """Write the entry into the open archive ``f`` and change its ``index``: (the resources
-    after, what the file holds of the index after).
+    *,
+    overwrite: bool,
+    ops: list[Op],
+    names: Names | None,
+    unpack: Callable[[list[Any]], Any],
+) -> Target:
+    """Where ``obj`` goes to be stored at ``key`` in ``index`` (``path``: the file, for errors).
 
-    ``stored``: the index as the file holds it, for an update in place: the change is then
-    appended to ``/index_log`` (or, for a format-2 file or a log grown too long, the whole index
-    is rewritten as format 3); without it the whole index is rewritten as format 2."""
-    ops: list[Op] = []
-    try:
-        collector, counts = _apply(f, index, obj, path, key, options, counts, ops, names)
-    except (KeyError, IndexError, TypeError, AttributeError) as exc:
-        if isinstance(exc, StorageError):
-            raise
-        raise CorruptFileError(
-            f"{path} has a damaged index ({type(exc).__name__}: {exc})", path=path, key=key
-        ) from None
-    version = indexcodec.FORMAT_VERSION if stored is None else indexcodec.LOG_FORMAT_VERSION
-    env = environment_record(collector.objects, backend="h5", format_version=version)
+    ``unpack``: the plain data of a packed blob's heap slice (when ``key`` lies inside one);
+    ``names``: those kept with ``index`` (finds names in big dict nodes); changes made on the
+    way are added to ``ops``. Raises :class:`KeyNotFoundError` for a key that cannot be set,
+    :class:`FileExistsStorageError` for an existing one without ``overwrite``, and
+    :class:`UnsupportedOperationError` when objects inside the replaced entry are shared."""
+    segments = split(key)
+    root = index["root"]
+    ids: dict[int, tuple[dict[str, Any], list[Any]]] = {}
+
+    def resolve(n: dict[str, Any], at: list[Any]) -> tuple[dict[str, Any], list[Any]]:
+        if tree.kind(n) == "r" and not ids:  # the definitions, found on the first reference met
+            ids.update((m["id"], (m, p)) for m, p in _walk_paths(root, ["root"]) if "id" in m)
+        for _ in range(len(ids) + 1):  # a damaged index may chain references in a loop
+            if tree.kind(n) != "r":
+                return n, at
+            n, at = ids[n["to"]]
+        raise KeyError(f"shared reference #{n['to']} leads to itself")
+
+    holder = {"root": root}
+
+    def put_root(n: Any) -> None:
+        ops.append([["root"], n])
+        holder["root"] = n
+
+    slot = _Slot(lambda: holder["root"], put_root, ["root"])
+    value: Any = obj
+    place = 0  # how many segments lead to the slot being replaced
+    for i, segment in enumerate(segments):
+        current = slot.get()
+        if current is MISSING:  # a missing level: build the rest as nested dicts
+            value = set_plain({}, segments[i:], obj)
+            break
+        current, at = resolve(current, slot.path)
+        if tree.kind(current) == "p" or (
+            tree.kind(current) == "v" and type(current) is dict and type(current["v"]) in (dict, list)
+        ):
+            # inside packed plain data (or a small list/dict in the index): set, re-encode all of it
+            # (of a small list/dict a copy: the node itself stays as it is, as a packed blob does;
+            # it matters when it was reached through a shared reference, and for the index log)
+            plain = unpack(current["h"]) if current["k"] == "p" else type(current["v"])(current["v"])
+            if not overwrite and _plain_has(plain, segments[i:]):
+                raise _exists(path, key)
+            try:
+                value = set_plain(plain, segments[i:], obj)
+            except (KeyError, IndexError, ValueError, TypeError):
+                raise _plain_failure(path, key, plain, segments[:i], segments[i:]) from None
+            break
+        nxt = _slot_in(current, at, segment, ops, names)
+        if nxt is None:
+            what, length = _node_type(current, index["classes"])
+            raise _cannot(path, key, segments[:i], what, segment, length)
+        slot = nxt
+        place = i + 1
+    else:
+        if slot.get() is not MISSING and not overwrite:
+            raise _exists(path, key)
+    old = slot.get()
+    if old is not MISSING:
+        defined = {n["id"] for n in tree.walk(old) if "id" in n}
+        if defined:
+            inside = sum(1 for n in tree.walk(old) if n["k"] == "r" and n["to"] in defined)
+            total = sum(1 for n in tree.walk(root) if n["k"] == "r" and n["to"] in defined)
+            if total > inside:
+                raise UnsupportedOperationError(
+                    f"cannot replace {key!r} in {path}: objects inside it are shared with other entries; "
+                    "save the whole object again instead",
+                    path=path,
+                    key=key,
+                )
+    return Target(
+        slot,
+        holder,
+        value,
+        "/".join(escape(s) for s in segments[:place]),
+        old,
+        len(index["classes"]),
+        {name: index[name] for name in ("next_id", "next_heap", "next_array")},
+    )
+
+
+def put(index: dict[str, Any], target: Target, node: Any, *, next_id: int, next_array: int, ops: list[Op]) -> None:
+    """Put the encoded ``node`` into ``target`` of ``index``, with the encoder's counters after
+    (``next_id``, ``next_array``; one heap segment more); the changes are added to ``ops``."""
+    for n in tree.walk(node) if isinstance(node, dict) else ():
+        if n["k"] == "v" and type(n["v"]) in (list, dict):
+            # short flat lists and dicts go into the index as they are: copy them, since this
+            # index may be kept for the next update and the caller may change them
+            n["v"] = type(n["v"])(n["v"])
+    target.slot.put(node)
+    index["root"] = target.holder["root"]
+    index["next_id"] = next_id
+    index["next_heap"] += 1
+    index["next_array"] = next_array
+    ops.extend([["classes", i], index["classes"][i]] for i in range(target.classes_before, len(index["classes"])))
+    ops.extend([[name], index[name]] for name, was in target.counters_before.items() if index[name] != was)
+
+
+def note_update(index: dict[str, Any], env: dict[str, Any], key: str, metadata: dict[str, Any], ops: list[Op]) -> None:
+    """Record an update of ``key`` in ``index``: the modules of its environment record ``env``
+    added to the stored environment's, ``metadata`` merged into the stored metadata, a note
+    appended to ``updates``; the changes are added to ``ops``."""
     if not isinstance(index.get("environment"), dict):
         index["environment"] = {}
         ops.append([["environment"], index["environment"]])
@@ -504,151 +441,3 @@ def _modify_index(
     else:
         index["updates"] = [note]
         ops.append([["updates"], index["updates"]])
-    if stored is not None and stored.version == indexcodec.LOG_FORMAT_VERSION:
-        change = indexcodec.pack_change(ops)
-        if len(stored.log) + len(change) <= max(LOG_MIN_BYTES, LOG_SHARE * (stored.size or 0)):
-            datasets.append_log(f.id, change)
-            return counts, Stored(stored.base, stored.size, stored.version, stored.log + change)
-    raw, size = datasets.write_index(f, index, version=version)
-    return counts, Stored(raw.tobytes(), size, version, b"")
-
-
-def _unreadable(path: Path, exc: OSError) -> CorruptFileError:
-    return CorruptFileError(f"cannot update {path}: it is not a readable h5 archive ({exc})", path=path)
-
-
-#: the index each archive was last updated with in place by this process, and what the file
-#: holds of it: the next update of the file compares the bytes stored with these instead of
-#: decoding them (appends to one archive would else decode an ever larger index each time)
-_WRITTEN: collections.OrderedDict[str, tuple[Stored, dict[str, Any], Resources, Names]] = collections.OrderedDict()
-_WRITTEN_LOCK = threading.Lock()
-_WRITTEN_ITEMS = 4
-_WRITTEN_MAX_BYTES = 1 << 22
-
-
-def _known_index(f: h5py.File, path: Path) -> tuple[dict[str, Any], Resources | None, Stored, Names]:
-    """The index of the open archive, its resources, what the file holds of it and the names
-    kept with it; index, resources and names are taken from :data:`_WRITTEN` when the file
-    holds exactly the bytes remembered (handed over: the caller modifies them), else the index
-    is decoded (the resources are then ``None``, the names empty)."""
-    raw = datasets.index_bytes(f.id, path)
-    log = datasets.log_bytes(f.id, path)
-    with _WRITTEN_LOCK:
-        known = _WRITTEN.pop(os.fspath(path), None)
-    if known is not None and known[0].base == raw.tobytes() and known[0].log == log.tobytes():
-        return known[1], known[2], known[0], known[3]
-    index = reader.read_index(f.id, path, raw, log)
-    version = index.get("format_version")
-    size = datasets.index_size(f.id)
-    stored = Stored(raw.tobytes(), size, version if isinstance(version, int) else None, log.tobytes())
-    return index, None, stored, {}
-
-
-def _remember(path: Path, stored: Stored, index: dict[str, Any], counts: Resources, names: Names) -> None:
-    if len(stored.base) + len(stored.log) > _WRITTEN_MAX_BYTES:
-        return
-    with _WRITTEN_LOCK:
-        _WRITTEN[os.fspath(path)] = (stored, index, counts, names)
-        _WRITTEN.move_to_end(os.fspath(path))
-        while len(_WRITTEN) > _WRITTEN_ITEMS:
-            _WRITTEN.popitem(last=False)
-
-
-def _forget(path: Path) -> None:
-    with _WRITTEN_LOCK:
-        _WRITTEN.pop(os.fspath(path), None)
-
-
-def _failed(path: Path, exc: OSError) -> StorageError:
-    """A failed write of an in-place update (undone before this is raised)."""
-    if isinstance(exc, StorageError):
-        return exc
-    return StorageError(f"cannot update {path}: {exc}; the file is as it was before", path=path)
-
-
-def _in_place(obj: Any, path: Path, key: str, metadata: dict[str, Any], options: dict[str, Any]) -> int | None:
-    """Update ``path`` in place through an undo journal (see :mod:`.journal`): the live bytes
-    after the update, or ``None`` when it must be done by copying (nothing changed then)."""
-    if not journal.supported() or path.is_symlink():
-        return None
-    try:
-        fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
-        return None  # the copy path reports what is wrong
-    try:
-        base = journal.stored_eoa(fd)
-        if base is None:
-            return None
-        jf = journal.JournaledFile(path, fd, base)
-        try:
-            with h5py.File(jf, "r+") as f:
-                index, counts, stored, names = _known_index(f, path)
-                if stored.version not in (indexcodec.FORMAT_VERSION, indexcodec.LOG_FORMAT_VERSION):
-                    raise journal.Busy("an older format version is rewritten whole, by copying")
-                counts, stored = _modify_index(f, index, obj, path, key, metadata, options, counts, stored, names)
-        except BaseException as exc:
-            jf.abandon()
-            if isinstance(exc, journal.Busy) or jf.overflow:
-                return None
-            if jf.error is not None and not isinstance(exc, StorageError):
-                raise _failed(path, jf.error) from jf.error  # what the file system said, not HDF5's echo
-            if isinstance(exc, OSError) and not isinstance(exc, StorageError):
-                raise _unreadable(path, exc) from None
-            raise
-        try:
-            jf.commit(durable=bool(options.get("durable", False)))
-        except journal.Busy:
-            jf.abandon()
-            return None
-        except OSError as exc:
-            jf.abandon()
-            raise _failed(path, exc) from exc
-        except BaseException:
-            jf.abandon()
-            raise
-        _remember(path, stored, index, counts, names)
-        return counts.live
-    finally:
-        os.close(fd)
-
-
-def update(
-    backend: H5Backend, obj: Any, path: Path, *, key: str, metadata: dict[str, Any], options: dict[str, Any]
-) -> None:
-    """Replace or add the entry ``key`` of ``path`` (creating the file if missing)."""
-    durable = bool(options.get("durable", False))
-    with writer_lock(path):
-        if not path.exists():
-            value = _set_plain({}, split(key), obj)
-            with atomic_path(path, durable=durable) as tmp:
-                backend.write(value, tmp, metadata=metadata, options=options)
-            return
-        journal.tidy(path)
-        live = _in_place(obj, path, key, metadata, options)
-        if live is not None:
-            if outgrown(path, live):
-                try:
-                    ensure_space(path, live)
-                except NoSpaceError:
-                    return  # compaction only reclaims space: the update stands without it
-                with atomic_path(path, durable=durable) as tmp:
-                    compact_into(path, tmp)
-                _forget(path)  # the compacted index is another one
-            return
-        with atomic_path(path, durable=durable) as tmp:
-            shutil.copyfile(path, tmp)
-            try:
-                with h5py.File(tmp, "r+") as f:
-                    index = reader.read_index(f.id, path)
-                    live = _modify_index(f, index, obj, path, key, metadata, options)[0].live
-            except StorageError:
-                raise
-            except OSError as exc:
-                raise _unreadable(path, exc) from None
-            if outgrown(tmp, live):
-                try:
-                    ensure_space(tmp, live)
-                except NoSpaceError:
-                    pass  # compaction only reclaims space: the update stands without it
-                else:
-                    compact_over(tmp)
