@@ -62,8 +62,6 @@ class _Names:
 #: a dict node of at least this many items is searched through a :class:`_Names` kept with the
 #: index between updates (appends to a dict of many entries would else scan it each time)
 _NAMES_MIN = 64
-
-
 #: the :class:`_Names` of an index's dict nodes, by the id of their items list
 Names = dict[int, _Names]
 

@@ -26,19 +26,11 @@ from h5py import h5f
 
 from ...errors import StorageError
 from . import image, indexcodec, journal
-from .datasets import (
-    corrupt,
-    foreign,
-    index_bytes,
-    index_size,
-    log_bytes,
-    read_bytes,
-)
+from .datasets import corrupt, foreign, index_bytes, index_size, log_bytes, read_bytes
 from .indexcodec import FORMAT, apply_log, load_index
 from .tree import walk
 
-__all__ = ["Reader", "open_reader"]
-
+__all__ = ["READ_IMAGES", "Reader", "heap_slices", "open_reader", "read_index"]
 
 _ROOT_TYPES = (dict, str, bytes, int, float, bool, type(None))  # a node, or a scalar standing for itself
 

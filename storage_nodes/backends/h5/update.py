@@ -22,11 +22,7 @@ from typing import Any
 import h5py
 
 from ...atomic import atomic_path, ensure_space, writer_lock
-from ...errors import (
-    CorruptFileError,
-    NoSpaceError,
-    StorageError,
-)
+from ...errors import CorruptFileError, NoSpaceError, StorageError
 from ...keys import split
 from ...provenance.metadata import ObjectCollector, environment_record
 from . import codec, datasets, edits, indexcodec, journal, reader
