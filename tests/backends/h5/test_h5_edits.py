@@ -132,4 +132,5 @@ def test_the_backend_writes_the_same_as_the_edits(tmp_path):
     path = sn.save(START, tmp_path / "x.h5")
     H5Backend().update("new", path, key="b/c", metadata={}, options={})
     with reader.open_reader(path) as r:
-        assert r.index["root"] == _update(*_index(START), "b/c", "new")[0]["root"]
+        index, heaps = _index(START)
+        assert r.index["root"] == _update(index, heaps, "b/c", "new")[0]["root"]
