@@ -44,6 +44,7 @@ from ..errors import CorruptFileError, InvalidArgumentError, StorageError
 from ..keys import navigate
 from ..provenance.metadata import objects_from_recipe, recorded_objects
 from ..provenance.versioning import VersionPolicy
+from .document import FORMAT, FORMAT_VERSION, WORKFLOW_KEY, recipe_from_json
 
 __all__ = [
     "FORMAT",
@@ -55,11 +56,6 @@ __all__ = [
     "save_outputs",
     "save_workflow",
 ]
-
-FORMAT = "storage_nodes-workflow"
-FORMAT_VERSION = 1
-#: the top-level entry holding the recipe and format information (not a valid node label)
-WORKFLOW_KEY = "@workflow"
 
 PathLike = str | os.PathLike[str]
 
@@ -303,14 +299,6 @@ class StoredWorkflow:
     def rerun(self, **inputs: Any) -> Any:
         """Run :attr:`node` on the stored inputs (updated by ``inputs``); returns the ``Run``."""
         return self.node.run(**{**self.inputs, **inputs})
-
-
-def recipe_from_json(text: str) -> Any:
-    """Parse a stored recipe (flowrep JSON) into its pydantic model, importing no node code."""
-    import flowrep
-    import pydantic
-
-    return pydantic.TypeAdapter(flowrep.schemas.RecipeDiscrimination).validate_json(text)
 
 
 def _stored_workflow(doc: Any, path: Path) -> StoredWorkflow:
