@@ -32,6 +32,7 @@ from ..errors import CorruptFileError, SerializationError, StorageError
 from ..keys import escape, navigate, split
 from ..listing import Listing
 from ..provenance.metadata import environment_record
+from ._dtype import dtype_from_descr
 from .base import Backend, CheckCallback
 
 __all__ = ["JsonBackend", "decode", "encode"]
@@ -148,7 +149,7 @@ def _decode_array(d: dict[str, Any]) -> np.ndarray:
     shape = tuple(d["shape"])
     order = d.get("order", "C")
     if "base64" in d:
-        dtype = np.lib.format.descr_to_dtype(_tuplify(d["dtype"]))
+        dtype = dtype_from_descr(d["dtype"])
         flat = np.frombuffer(base64.b64decode(d["base64"]), dtype=dtype).copy()
     else:
         dtype = np.dtype(d["dtype"])
@@ -171,12 +172,6 @@ def _decode_array(d: dict[str, Any]) -> np.ndarray:
     if flat.size != math.prod(shape):
         raise ValueError(f"array data has {flat.size} elements, shape {shape} needs {math.prod(shape)}")
     return flat.reshape(shape, order=order)
-
-
-def _tuplify(descr: Any) -> Any:
-    if isinstance(descr, list):
-        return [tuple(_tuplify(x) for x in item) if isinstance(item, list) else item for item in descr]
-    return descr
 
 
 _DECODERS: dict[str, Callable[[dict[str, Any]], Any]] = {

@@ -1,6 +1,6 @@
 """The ``h5`` archive backend: browsable, partially loadable and updatable HDF5 files.
 
-The HDF5 tree stays coarse (see :mod:`.layout`): one MessagePack index, packed heap segments for
+The HDF5 tree stays coarse (see :mod:`.datasets`): one MessagePack index, packed heap segments for
 everything small, one dataset per big array. ``inspect`` reads the index (and unpacks
 plain blobs, which is safe); ``load(key=...)`` reads the slices one entry needs;
 ``save(key=...)`` replaces one entry crash-safely. The format is specified in
@@ -17,7 +17,7 @@ from ...keys import escape, missing_entry, navigate, split
 from ...listing import Listing
 from ...provenance.metadata import ObjectCollector, environment_record
 from ..base import Backend, CheckCallback
-from . import codec, layout, tree
+from . import codec, indexcodec, reader, tree, writer
 from .decoder import Decoder
 from .encoder import Encoder
 
@@ -30,8 +30,8 @@ def new_index(
     root: dict[str, Any], classes: list[list[str]], encoder: Encoder, metadata: dict[str, Any], env: dict[str, Any]
 ) -> dict[str, Any]:
     return {
-        "format": layout.FORMAT,
-        "format_version": layout.FORMAT_VERSION,
+        "format": indexcodec.FORMAT,
+        "format_version": indexcodec.FORMAT_VERSION,
         "root": root,
         "classes": classes,
         "metadata": metadata,
@@ -73,7 +73,7 @@ class H5Backend(Backend):
     """HDF5 archive: coarse tree, packed small data, one dataset per big array."""
 
     name = "h5"
-    format_version = layout.FORMAT_VERSION
+    format_version = indexcodec.FORMAT_VERSION
     supports_browse = True
     supports_partial_read = True
     supports_partial_write = True
@@ -91,7 +91,7 @@ class H5Backend(Backend):
         env = environment_record(collector.objects, backend=self.name, format_version=self.format_version)
         index = new_index(enc.node, classes, encoder, metadata, env)
         try:
-            layout.write_file(path, index, "heap_0", enc.heap, enc.arrays, compression)
+            writer.write_file(path, index, "heap_0", enc.heap, enc.arrays, compression)
         except StorageError:
             raise
         except (OSError, ValueError, TypeError) as exc:
@@ -100,7 +100,7 @@ class H5Backend(Backend):
     # -- read -------------------------------------------------------------------------------
     def read(self, path: Path, *, key: str | None, safe: bool, check: CheckCallback) -> Any:
         segments = split(key)
-        with layout.open_reader(path) as r:
+        with reader.open_reader(path) as r:
             try:
                 return self._read(r, path, key, segments, safe, check)
             except StorageError:
@@ -113,7 +113,7 @@ class H5Backend(Backend):
                 ) from None
 
     def _read(
-        self, r: layout.Reader, path: Path, key: str | None, segments: list[str], safe: bool, check: CheckCallback
+        self, r: reader.Reader, path: Path, key: str | None, segments: list[str], safe: bool, check: CheckCallback
     ) -> Any:
         index = r.index
         root = index["root"]
@@ -144,7 +144,7 @@ class H5Backend(Backend):
         if whole:
             r.prefetch_all()
         else:
-            r.prefetch(layout.heap_slices(node))
+            r.prefetch(reader.heap_slices(node))
         decoder = Decoder(
             path=path, classes=index["classes"], heap=r.heap, dataset=r.dataset, definition=r.definition, safe=safe
         )
@@ -180,7 +180,7 @@ class H5Backend(Backend):
     def list(self, path: Path, *, key: str | None = None, depth: int | None = None) -> Listing:
         segments = split(key)
         levels = tree.MAX_DEPTH if depth is None else depth
-        with layout.open_reader(path, cached_index=True) as r:
+        with reader.open_reader(path, cached_index=True) as r:
             index = r.index
             try:
                 node, used = tree.find(index["root"], segments, r.definition)
@@ -232,10 +232,10 @@ class H5Backend(Backend):
     def update(self, obj: Any, path: Path, *, key: str, metadata: dict[str, Any], options: dict[str, Any]) -> None:
         from .update import update
 
-        update(self, obj, path, key=key, metadata=metadata, options=options)
+        update(self.write, obj, path, key=key, metadata=metadata, options=options)
 
     def compact(self, path: Path) -> None:
         """Rewrite ``path`` with only its live data (crash-safe, under the writer lock)."""
-        from .update import compact
+        from .compaction import compact
 
         compact(path)

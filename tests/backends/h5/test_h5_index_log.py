@@ -22,19 +22,19 @@ import pytest
 from _h5_objects import Atom, Bag, Slotted
 
 import storage_nodes as sn
-from storage_nodes.backends.h5 import codec, journal, layout
+from storage_nodes.backends.h5 import codec, indexcodec, journal, reader
 from storage_nodes.backends.h5 import update as h5update
 
 
 def _index(path) -> dict:
-    with layout.open_reader(path) as r:
+    with reader.open_reader(path) as r:
         return r.index
 
 
 def _normal(index: dict) -> dict:
     """``index`` as a reader decodes it (tuples become lists)."""
-    data, size = layout.dump_index(index)
-    return layout._load_index(data.tobytes(), size)
+    data, size = indexcodec.dump_index(index)
+    return indexcodec.load_index(data.tobytes(), size)
 
 
 def _log_size(path) -> int | None:
@@ -45,7 +45,7 @@ def _log_size(path) -> int | None:
 def _version(path) -> int:
     """The format version in ``/index`` itself (what an older reader checks)."""
     with h5py.File(path, "r") as f:
-        return msgpack.unpackb(layout.inflate(f["index"][()].tobytes(), None))["format_version"]
+        return msgpack.unpackb(indexcodec.inflate(f["index"][()].tobytes(), None))["format_version"]
 
 
 @contextlib.contextmanager
@@ -199,7 +199,7 @@ def test_an_older_reader_refuses_a_file_with_a_log_by_its_version(tmp_path, monk
     path = sn.save({"a": 1}, tmp_path / "v3.h5")
     sn.save(2, path, key="a")
     sn.save(3, path, key="b")
-    monkeypatch.setattr(layout, "LOG_FORMAT_VERSION", 2)  # what a reader of format 2 checks
+    monkeypatch.setattr(indexcodec, "LOG_FORMAT_VERSION", 2)  # what a reader of format 2 checks
     with pytest.raises(sn.StorageError, match="format 3; this storage_nodes reads up to 2: upgrade it"):
         sn.load(path)
 
@@ -222,10 +222,10 @@ def test_a_damaged_log_is_refused_naming_the_file(tmp_path, monkeypatch):
     good = path.read_bytes()
     for bad, why in [
         (log[:-3], "cut short"),
-        (log + layout.pack_change([[["root", "items", 99, 1], 1]]), "does not lead into"),
-        (log + layout.pack_change([[["root", "items", 1, 1, "items", -1], 1]]), "sets -1"),
-        (log + layout.pack_change([[[], 1]]), "not \\[path, value\\]"),
-        (log + layout.pack_change([[["format_version"], 2]]), "changes the format"),
+        (log + indexcodec.pack_change([[["root", "items", 99, 1], 1]]), "does not lead into"),
+        (log + indexcodec.pack_change([[["root", "items", 1, 1, "items", -1], 1]]), "sets -1"),
+        (log + indexcodec.pack_change([[[], 1]]), "not \\[path, value\\]"),
+        (log + indexcodec.pack_change([[["format_version"], 2]]), "changes the format"),
         (log + msgpack.packb({"not": "a list"}), "not an array"),
     ]:
         path.write_bytes(good)
@@ -244,7 +244,7 @@ def test_a_damaged_log_is_refused_naming_the_file(tmp_path, monkeypatch):
         with pytest.raises(sn.CorruptFileError, match="index log"):
             sn.load(path)
     path.write_bytes(good)
-    monkeypatch.setattr(layout, "MAX_INDEX_BYTES", len(log) - 1)  # a log declaring more is refused unread
+    monkeypatch.setattr(indexcodec, "MAX_INDEX_BYTES", len(log) - 1)  # a log declaring more is refused unread
     with pytest.raises(sn.CorruptFileError, match="index_log' declares"):
         sn.load(path)
 
@@ -260,7 +260,7 @@ def test_the_index_reader_of_docs_format_md_applies_the_log(tmp_path):
     with h5py.File(path, "r") as f:  # h5py, msgpack and zlib alone
         index = namespace["read_index"](f)
     # (ints beyond 64 bits, here in user metadata, stay extension type 4 without an ext_hook)
-    expected = msgpack.unpackb(msgpack.packb(_index(path), default=layout._index_default))
+    expected = msgpack.unpackb(msgpack.packb(_index(path), default=indexcodec._index_default))
     assert expected["metadata"]["big"] == msgpack.ExtType(codec.BIGINT, codec.bigint_bytes(2**70))
     assert index == expected
     plain = sn.save({"x": [1, 2]}, tmp_path / "plain.h5")
