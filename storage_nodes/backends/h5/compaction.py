@@ -20,7 +20,7 @@ import h5py
 import numpy as np
 
 from ...atomic import atomic_path, ensure_space, writer_lock
-from . import journal
+from . import journal, locking
 from .datasets import FILE_OPTIONS, create_bytes, put_index
 from .indexcodec import FORMAT_VERSION
 from .reader import open_reader
@@ -100,7 +100,10 @@ def compact_into(src: Path, dst: Path) -> None:
         index["format_version"] = FORMAT_VERSION
         counts = resources(index["root"])
         ensure_space(dst, counts.live)
-        with h5py.File(dst, "w", **FILE_OPTIONS) as out:
+        def create(locks: bool) -> h5py.File:
+            return h5py.File(dst, "w", locking=None if locks else False, **FILE_OPTIONS)
+
+        with locking.locked_open(dst, create) as out:
             if heap is not None:
                 create_bytes(out.id, "heap_0", heap)
             for name in sorted(counts.arrays):

@@ -27,8 +27,8 @@ import numpy as np
 from h5py import h5a, h5d, h5f, h5g, h5p, h5s, h5t
 
 from ...atomic import ensure_space
-from ...errors import CorruptFileError
-from . import indexcodec
+from ...errors import CorruptFileError, StorageError
+from . import indexcodec, locking
 from .encoder import ArrayOut
 from .indexcodec import FORMAT_VERSION, dump_index
 
@@ -64,8 +64,11 @@ INDEX_SIZE = "index_size"
 FILE_OPTIONS: dict[str, Any] = {"libver": ("v110", "v110"), "meta_block_size": 256}
 
 
-def corrupt(path: Path, exc: BaseException | str) -> CorruptFileError:
-    """The error for a file that HDF5 (or the index in it) cannot read, naming ``path``."""
+def corrupt(path: Path, exc: BaseException | str) -> StorageError:
+    """The error for a file that HDF5 (or the index in it) cannot read, naming ``path``; HDF5's
+    lock failing on a file system without locks is said as that, never as a damaged file."""
+    if isinstance(exc, BaseException) and locking.lock_failure(exc):
+        return locking.no_locks_error(path, exc)
     detail = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
     return CorruptFileError(
         f"{path} is not a readable h5 archive of storage_nodes ({detail}); it is damaged or was cut "
@@ -81,19 +84,26 @@ _plists_lock = threading.Lock()
 def plist(kind: str) -> Any:
     """The property list ``kind`` of the archive, made once per process (HDF5 copies a
     property list into each file or dataset made with it; ~0.05 ms per save): ``"fapl"``
-    (file access), ``"memory"`` (file access of a file built in memory by HDF5's core driver)
-    or ``"dcpl"`` (dataset creation)."""
+    (file access), ``"fapl-unlocked"`` (the same without HDF5's file locks:
+    :mod:`.locking`), ``"read-unlocked"`` (HDF5's defaults without its file locks: opening
+    an existing file), ``"memory"`` (file access of a file built in memory by HDF5's core
+    driver) or ``"dcpl"`` (dataset creation)."""
     found = _plists.get(kind)
     if found is None:
         with _plists_lock:
             found = _plists.get(kind)
             if found is None:
-                if kind in ("fapl", "memory"):
+                if kind == "read-unlocked":
+                    found = h5p.create(h5p.FILE_ACCESS)
+                    found.set_file_locking(False, True)
+                elif kind in ("fapl", "fapl-unlocked", "memory"):
                     found = h5p.create(h5p.FILE_ACCESS)
                     found.set_libver_bounds(h5f.LIBVER_V110, h5f.LIBVER_V110)
                     found.set_meta_block_size(FILE_OPTIONS["meta_block_size"])
                     if kind == "memory":
                         found.set_fapl_core(block_size=1 << 16, backing_store=False)
+                    if kind == "fapl-unlocked":
+                        found.set_file_locking(False, True)
                 else:
                     found = h5p.create(h5p.DATASET_CREATE)
                     found.set_obj_track_times(False)
@@ -115,8 +125,14 @@ def create_file(path: Path) -> h5f.FileID:
         empty = False
     if empty:
         os.unlink(name)
-        return h5f.create(name, h5f.ACC_EXCL, fapl=plist("fapl"))
-    return h5f.create(name, h5f.ACC_TRUNC, fapl=plist("fapl"))
+
+    def create(locks: bool) -> h5f.FileID:
+        fapl = plist("fapl" if locks else "fapl-unlocked")
+        if empty and not os.path.lexists(name):
+            return h5f.create(name, h5f.ACC_EXCL, fapl=fapl)
+        return h5f.create(name, h5f.ACC_TRUNC, fapl=fapl)
+
+    return locking.locked_open(path, create)
 
 
 def create_bytes(fid: h5f.FileID, name: str, data: np.ndarray, *, size: int | None = None) -> None:

@@ -25,8 +25,8 @@ import numpy as np
 from h5py import h5f
 
 from ...errors import StorageError
-from . import image, indexcodec, journal
-from .datasets import corrupt, foreign, index_bytes, index_size, log_bytes, read_bytes
+from . import image, indexcodec, journal, locking
+from .datasets import corrupt, foreign, index_bytes, index_size, log_bytes, plist, read_bytes
 from .indexcodec import FORMAT, apply_log, load_index
 from .tree import walk
 
@@ -101,7 +101,7 @@ class Reader:
         bytes read did not hold needs it)."""
         if self._fid is None:
             try:
-                fid = h5f.open(os.fsencode(self.path), h5f.ACC_RDONLY)
+                fid = open_readonly(self.path)
             except (OSError, ValueError) as exc:
                 raise corrupt(self.path, exc) from None
             if _inode(fid) not in (self._inode, None):
@@ -277,6 +277,14 @@ def _cached_index(fid: h5f.FileID, path: Path) -> dict[str, Any]:
     return index
 
 
+def open_readonly(path: Path) -> h5f.FileID:
+    """HDF5's read-only file id of ``path``, with or without HDF5's own locks (:mod:`.locking`)."""
+    name = os.fsencode(path)
+    return locking.locked_open(
+        path, lambda locks: h5f.open(name, h5f.ACC_RDONLY, fapl=None if locks else plist("read-unlocked"))
+    )
+
+
 @contextlib.contextmanager
 def open_reader(path: Path, *, cached_index: bool = False) -> Iterator[Reader]:
     """Open ``path`` for reading; h5py errors become :class:`CorruptFileError`.
@@ -296,7 +304,7 @@ def open_reader(path: Path, *, cached_index: bool = False) -> Iterator[Reader]:
                     small.close()
                 return
             try:
-                fid = h5f.open(os.fsencode(path), h5f.ACC_RDONLY)
+                fid = open_readonly(path)
             except FileNotFoundError:
                 raise
             except (OSError, ValueError) as exc:

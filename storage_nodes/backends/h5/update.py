@@ -25,7 +25,7 @@ from ...atomic import atomic_path, ensure_space, writer_lock
 from ...errors import CorruptFileError, NoSpaceError, StorageError
 from ...keys import split
 from ...provenance.metadata import ObjectCollector, environment_record
-from . import codec, datasets, edits, indexcodec, journal, reader
+from . import codec, datasets, edits, indexcodec, journal, locking, reader
 from .compaction import Resources, compact_into, compact_over, outgrown, resources
 from .edits import Names, Op
 from .encoder import Encoder
@@ -273,7 +273,8 @@ def update(
         with atomic_path(path, durable=durable) as tmp:
             shutil.copyfile(path, tmp)
             try:
-                with h5py.File(tmp, "r+") as f:
+                copy = locking.locked_open(tmp, lambda locks: h5py.File(tmp, "r+", locking=None if locks else False))
+                with copy as f:
                     index = reader.read_index(f.id, path)
                     live = _modify_index(f, index, obj, path, key, metadata, options)[0].live
             except StorageError:
