@@ -35,7 +35,6 @@ from ..errors import (
     CorruptFileError,
     FileNotFoundStorageError,
     InvalidArgumentError,
-    SerializationError,
     StorageError,
 )
 from ..provenance.versioning import POLICIES
@@ -142,14 +141,25 @@ class ArchiveBackend(StorageBackend):
         return sorted(k for k in keys if k.startswith(prefix))[:2]
 
     def put(self, value: Any, key: Digest) -> Digest:
+        """Write ``value`` as the archive of ``key``; any failure is fleche's :class:`SaveError`.
+
+        fleche's contract for a value a storage cannot hold is ``SaveError``: for an argument it
+        falls back to a digest-only reference, for a result it logs the rejection and the call
+        still returns its value. So every failure to store (the value cannot be encoded, the
+        archive cannot be written, the disk is full, the encoder failed) is raised as
+        ``SaveError`` with the original exception chained as its ``__cause__``; a file already
+        at the key's path stays as it was (the write is atomic).
+        """
         path = self.path(key)
-        if not os.path.isdir(path.parent):  # a stat; mkdir of an existing directory raises and catches
-            path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            if not os.path.isdir(path.parent):  # a stat; mkdir of an existing directory raises and catches
+                path.parent.mkdir(parents=True, exist_ok=True)
             save(value, path, "h5", metadata={"fleche": {"key": str(key)}}, compression=self.compression)
-        except SerializationError as exc:
-            # fleche's contract for a value a storage cannot hold: SaveError (the call still returns)
-            raise SaveError(f"{TYPE_NAME}: {exc}") from exc
+        except Exception as exc:
+            detail = str(exc) if isinstance(exc, StorageError) else f"{type(exc).__name__}: {exc}"
+            message = f"{TYPE_NAME}: cannot store the value of key {key} in {path}: {detail}"
+            logger.warning("%s", message)
+            raise SaveError(message) from exc
         return key
 
     def get(self, key: Digest) -> Any:
