@@ -39,6 +39,8 @@ from ..errors import (
 )
 from ..provenance.versioning import POLICIES
 from . import digests as _digests
+from . import scientific_digests as _scientific
+from . import uncached as _uncached
 
 TYPE_NAME = "storage_nodes"
 SUFFIX = ".h5"
@@ -221,9 +223,14 @@ class ValueArchive(PerKeyLockMixin, DestructuringMixin, ValueMixin, ArchiveBacke
 def register() -> None:
     """Register :class:`ValueArchive` with fleche as value storage ``"storage_nodes"`` (idempotent).
 
-    ``import storage_nodes`` does this by itself as soon as fleche is imported.
+    Also installs the canonical digests of scientific types
+    (:mod:`~storage_nodes.caching.scientific_digests`) and the warning for calls fleche runs
+    uncached (:mod:`~storage_nodes.caching.uncached`). ``import storage_nodes`` does all this
+    by itself as soon as fleche is imported.
     """
     register_storage(TYPE_NAME, kind="value")(ValueArchive)
+    _scientific.enable_scientific_digests()
+    _uncached.install()
 
 
 register()
