@@ -25,12 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fleche.digest import DIGEST_LENGTH, Digest
+from fleche.digest import DIGEST_LENGTH, Digest, digest
 from fleche.storage.base import SaveError, StorageBackend, ValueMixin, register_storage
 from fleche.storage.destructuring import DestructuringMixin
 from fleche.storage.thread_safe import PerKeyLockMixin
 
 from ..api import load, save
+from ..backends.h5 import HDF5_MAGIC
 from ..errors import (
     CorruptFileError,
     FileNotFoundStorageError,
@@ -47,6 +48,8 @@ SUFFIX = ".h5"
 _COMPRESSIONS = (None, "gzip", "lzf")
 _HEX = frozenset("0123456789abcdef")
 logger = logging.getLogger(__name__)
+#: archives found damaged by a load in this process: a content-addressed save rewrites them
+_damaged: set[str] = set()
 
 
 def _check_compression(value: Any) -> None:
@@ -162,7 +165,22 @@ class ArchiveBackend(StorageBackend):
             message = f"{TYPE_NAME}: cannot store the value of key {key} in {path}: {detail}"
             logger.warning("%s", message)
             raise SaveError(message) from exc
+        _damaged.discard(str(path))
         return key
+
+    def holds(self, key: Digest | str) -> bool:
+        """Whether ``key`` has an archive that is not known to be damaged (a stat and 8 bytes read).
+
+        An archive a load in this process found damaged, or whose first bytes are not an
+        HDF5 file's, does not count: a content-addressed save writes it again.
+        """
+        try:
+            path = self.path(key)
+            with open(path, "rb") as f:
+                head = f.read(len(HDF5_MAGIC))
+        except (KeyError, OSError):
+            return False
+        return head == HDF5_MAGIC and str(path) not in _damaged
 
     def get(self, key: Digest) -> Any:
         path = self.path(key)
@@ -173,6 +191,7 @@ class ArchiveBackend(StorageBackend):
         except CorruptFileError as exc:
             # like fleche's own file storages: an unreadable entry is a miss, recomputed and rewritten
             logger.error("corrupt cached value %s: %s", path, exc)
+            _damaged.add(str(path))
             raise KeyError(key) from exc
 
     def _contains(self, key: Digest) -> bool:
@@ -202,10 +221,22 @@ class ValueArchive(PerKeyLockMixin, DestructuringMixin, ValueMixin, ArchiveBacke
     remaining_depth: int | None = None
 
     def save(self, value: Any, key: Digest | None = None) -> Digest:
-        """Store ``value`` under ``key`` (default: its digest); return the key."""
-        if self.remaining_depth is None:
+        """Store ``value`` under ``key`` (default: its digest); return the key.
+
+        Without ``key`` the value is content-addressed: an archive already held under its
+        digest is the value, so it is not written again (an argument many cached calls
+        share is stored once, by the first of them). With ``key`` the archive is written
+        (replacing what was there), as fleche's storages do.
+        """
+        if self.remaining_depth is not None:
+            return super().save(value, key)
+        if key is not None:
             return ValueMixin.save(self, value, key)
-        return super().save(value, key)
+        key = digest(value)
+        with self._operation_context(key):
+            if self.holds(key):
+                return key
+            return self.put(value, key)
 
     def to_config(self) -> dict[str, Any]:
         """The config dict :func:`fleche.config.storage_from_config` rebuilds this storage from."""
