@@ -161,8 +161,10 @@ class ArchiveBackend(StorageBackend):
                 path.parent.mkdir(parents=True, exist_ok=True)
             save(value, path, "h5", metadata={"fleche": {"key": str(key)}}, compression=self.compression)
         except Exception as exc:
+            # our errors name the file already
+            where = "" if isinstance(exc, StorageError) else f" in {path}"
             detail = str(exc) if isinstance(exc, StorageError) else f"{type(exc).__name__}: {exc}"
-            message = f"{TYPE_NAME}: cannot store the value of key {key} in {path}: {detail}"
+            message = f"{TYPE_NAME}: cannot store the value of key {key}{where}: {detail}"
             logger.warning("%s", message)
             raise SaveError(message) from exc
         _damaged.discard(str(path))
