@@ -5,16 +5,19 @@ object (a dataclass holding a real ASE EMT calculator, which pickle cannot store
 ``results`` dict every calculation writes into, from whichever thread runs it), real
 ``ase.Atoms`` inputs, and a for-each of 9 ``calculate`` calls over strains. The engine's
 digest is its name, calculator class and parameters: what it computes with, not what it
-has computed. Each ``calculate`` body appends a line to a counter file, so the tests count
-executions instead of timing them. Used by ``tests/caching/test_caching_threads.py`` and
-``benchmarks/bench_fleche.py``.
+has computed. ``make_engine(picklable=True)`` names the calculator class instead of
+holding one, for value storages that pickle. Each ``calculate`` body appends a line to a
+counter file, so the tests count executions instead of timing them. Used by
+``tests/caching/test_caching_threads.py`` and ``benchmarks/bench_fleche.py``.
 """
 
 from __future__ import annotations
 
+import importlib
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import ase
 import fleche
@@ -42,19 +45,38 @@ def executions(counter: str | Path) -> int:
 
 @dataclass
 class Engine:
-    """An engine-like object: a calculator to compute with and a results dict it fills."""
+    """An engine-like object: a calculator to compute with and a results dict it fills.
+
+    ``calculator`` is an ASE calculator (EMT holds a lambda: pickle cannot store it) or the
+    dotted name of a calculator class, with ``parameters`` (a form any storage can hold).
+    """
 
     name: str
-    calculator: EMT
+    calculator: Any
+    parameters: dict = field(default_factory=dict)
     results: dict = field(default_factory=dict)
 
+    def calculator_class(self) -> type:
+        if isinstance(self.calculator, str):
+            module, _, name = self.calculator.rpartition(".")
+            return getattr(importlib.import_module(module), name)
+        return type(self.calculator)
+
+    def new_calculator(self) -> Any:
+        """A calculator of the engine's kind, for one calculation (ASE calculators are not thread-safe)."""
+        parameters = self.parameters if isinstance(self.calculator, str) else self.calculator.parameters
+        return self.calculator_class()(**parameters)
+
     def __digest__(self) -> str:
-        calc = type(self.calculator)
-        return digest(("Engine", self.name, f"{calc.__module__}.{calc.__qualname__}", dict(self.calculator.parameters)))
+        calc = self.calculator_class()
+        parameters = self.parameters if isinstance(self.calculator, str) else self.calculator.parameters
+        return digest(("Engine", self.name, f"{calc.__module__}.{calc.__qualname__}", dict(parameters)))
 
 
-def make_engine(name: str = "emt") -> Engine:
-    """An engine with a fresh EMT calculator (used once, so it holds the lambda pickle refuses)."""
+def make_engine(name: str = "emt", picklable: bool = False) -> Engine:
+    """An engine with a used EMT calculator, or (``picklable``) with the calculator's class name."""
+    if picklable:
+        return Engine(name, "ase.calculators.emt.EMT", {})
     calc = EMT()
     probe = bulk("Cu", "fcc", a=3.6, cubic=True)
     probe.calc = calc
@@ -74,8 +96,7 @@ def calculate(engine: Engine, structure: ase.Atoms, strain: float, counter: str)
     count_call(counter)
     atoms = structure.copy()
     atoms.set_cell(structure.cell * (1.0 + strain), scale_atoms=True)
-    # a calculator of its own: ASE calculators are not thread-safe, the engine's results dict is shared
-    atoms.calc = type(engine.calculator)(**engine.calculator.parameters)
+    atoms.calc = engine.new_calculator()  # the engine's results dict is shared by all calls
     energy = float(atoms.get_potential_energy())
     engine.results[f"{strain:+.4f}"] = {"energy": energy, "forces": atoms.get_forces(), "order": len(engine.results)}
     return energy, float(atoms.get_volume())

@@ -62,7 +62,7 @@ def indigestible_ports(func: Any, args: tuple, kwargs: dict) -> list[tuple[str, 
             culprit = exc.args[0] if exc.args else value
             what = type(value).__name__
             if culprit is not value:
-                what += f" (it holds a {type(culprit).__name__})"
+                what += f", holding a {type(culprit).__name__} without a digest"
             ports.append((name, what))
     return ports
 

@@ -8,6 +8,7 @@ own keys, and a node input fleche cannot digest is reported once per function.
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import warnings
@@ -322,3 +323,22 @@ def test_an_input_without_digest_is_reported_once_per_function():
 def test_array_digest_is_fleche_digest_for_every_plain_dtype(dtype):
     a = np.zeros((2, 3), dtype=dtype)
     assert array_digest(a) == digest(a)
+
+
+@dataclasses.dataclass
+class EngineLike:
+    name: str
+    calculator: object
+
+
+@fleche.fleche
+def _uses_engine(engine, n: int) -> int:
+    return n
+
+
+def test_the_report_names_what_inside_an_input_has_no_digest():
+    with fleche.cache(Cache(ValueMemory({}), CallMemory({}))), warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert _uses_engine(EngineLike("emt", Opaque()), 1) == 1
+    (report,) = [w for w in seen if issubclass(w.category, UncachedCallWarning)]
+    assert "'engine' (EngineLike, holding a Opaque without a digest)" in str(report.message)
