@@ -58,11 +58,15 @@ __all__ = [
 ]
 
 FORMAT = "storage_nodes-h5"
-#: the format version of files written whole (a save, a compaction, an update by copying)
-FORMAT_VERSION = 2
+#: the format version of files written whole (a save, a compaction, an update by copying);
+#: 4 is 2 with ``n`` nodes (safe types), which readers of 2 and 3 refuse by the version
+FORMAT_VERSION = 4
 #: the format version of a file updated in place: its index is ``/index`` with the changes
-#: of ``/index_log`` applied (older readers refuse it by its version instead of missing them)
-LOG_FORMAT_VERSION = 3
+#: of ``/index_log`` applied (older readers refuse it by its version instead of missing them);
+#: 5 is 3 with ``n`` nodes. Files of 2 and 3 are still read (and updated by copying, as 4)
+LOG_FORMAT_VERSION = 5
+#: every format version whose ``/index_log`` is applied
+LOG_VERSIONS = (3, LOG_FORMAT_VERSION)
 INDEX = "index"
 INDEX_LOG = "index_log"
 #: chunk size of ``/index_log`` (a chunked, resizable dataset: an update appends its change)
@@ -504,7 +508,7 @@ def read_index(
     *,
     size: int | None = -1,
 ) -> dict[str, Any]:
-    """The decoded index of the open file ``fid`` (format versions 1 to 3; for 3 the changes
+    """The decoded index of the open file ``fid`` (format versions 1 to 5; for 3 and 5 the changes
     of ``/index_log`` applied); ``raw``, ``log`` and ``size`` (its ``index_size``): what the
     caller has read already (all three when ``fid`` is None: a file read without HDF5)."""
     if raw is None:
@@ -524,7 +528,7 @@ def read_index(
             f"{path} uses h5 archive format {version}; this storage_nodes reads up to {LOG_FORMAT_VERSION}: upgrade it",
             path=path,
         )
-    if version == LOG_FORMAT_VERSION:
+    if version in LOG_VERSIONS:
         if log is None:
             assert fid is not None
             log = log_bytes(fid, path)
