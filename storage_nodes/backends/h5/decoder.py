@@ -306,7 +306,9 @@ class Decoder:
         meta = node.get("m")
         if type(meta) is not dict:
             key = self._key(node)
-            raise CorruptFileError(f"{self.path} holds a damaged {name!r} at {key!r} (no meta map)", path=self.path, key=key)
+            raise CorruptFileError(
+                f"{self.path} holds a damaged {name!r} at {key!r} (no meta map)", path=self.path, key=key
+            )
         st = safetypes.by_name(name)
         if st is None and not self.safe and not self.raw and "c" in node:
             # the library that registers the type may not be imported yet: import it (as for any class)
