@@ -50,7 +50,7 @@ def test_nested_dict_of_arrays_reads_with_bare_h5py(tmp_path):
     path = sn.save(data, tmp_path / "spec.h5")
     with h5py.File(path, "r") as f:
         index = msgpack.unpackb(zlib.decompress(f["index"][()].tobytes()))
-        assert index["format"] == "storage_nodes-h5" and index["format_version"] == 2
+        assert index["format"] == "storage_nodes-h5" and index["format_version"] == 4
         back = _read(f, index["root"])
         big_node = index["root"]["items"][0][1]
         assert f[big_node["ds"]].attrs["key"] == "big"
@@ -85,8 +85,8 @@ def test_format_version_1_files_with_a_json_index_still_load(tmp_path):
     assert back["n"] == 2**70
     sn.save("Fe", path, key="label")  # an update rewrites the index in the current encoding
     with h5py.File(path, "r") as f:
-        assert msgpack.unpackb(zlib.decompress(f["index"][()].tobytes()))["format_version"] == 2
-    assert sn.load(path, key="label") == "Fe" and sn.inspect(path).format_version == 2
+        assert msgpack.unpackb(zlib.decompress(f["index"][()].tobytes()))["format_version"] == 4
+    assert sn.load(path, key="label") == "Fe" and sn.inspect(path).format_version == 4
 
 
 def test_packed_plain_data_reads_with_bare_msgpack(tmp_path):
@@ -191,6 +191,10 @@ class _SpecReader:
             return self.resolve(n["c"])
         if k == "x":
             return ("opaque", n["m"], n["t"])  # a cloudpickle: not unpickled here
+        if k == "n":  # a safe type: its name, meta and parts (an enum member: by name from its class)
+            if n["t"] == "enum":
+                return self.resolve(n["c"])[n["m"]["name"]]
+            return {"type": n["t"], "meta": n["m"], "parts": {name: self.node(c) for name, c in n.get("items", ())}}
         assert k == "o", k
         cls = self.resolve(n["c"])
         assert isinstance(cls, type)
