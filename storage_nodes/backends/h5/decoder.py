@@ -87,6 +87,7 @@ class Decoder:
         #: what is refused (an unsafe node with ``safe``, a missing package) becomes a
         #: :class:`safetypes.Refused` placeholder instead of raising
         self.placeholders = placeholders
+        self.refusals = 0  # placeholders made so far
         self.memo: dict[int, Any] = {}
         self._resolved: dict[int, type] = {}
         self._globals: dict[int, Any] = {}
@@ -147,6 +148,7 @@ class Decoder:
         key = self._key(node)
         if not self.placeholders:
             raise self._unsafe(what, key)
+        self.refusals += 1
         found = safetypes.Refused(key, label, f"safe=True: it holds {what}")
         if "id" in node:
             self.memo[node["id"]] = found
@@ -326,6 +328,7 @@ class Decoder:
                 key=key,
             )
         dec = self._dec
+        before = self.refusals
         parts = {part: dec(c) if type(c) is dict else c for part, c in node.get("items", ())}
         if self.raw:
             obj: Any = safetypes.Raw(str(name), meta, parts)
@@ -345,6 +348,12 @@ class Decoder:
                 raise
             except (TypeError, ValueError, KeyError, IndexError, AttributeError, ArithmeticError) as exc:
                 key = self._key(node)
+                if self.refusals > before:  # a part is a placeholder: so is the value made of it
+                    self.refusals += 1
+                    found = safetypes.Refused(key, self._label(node), "a part of it is refused (see the key below it)")
+                    if "id" in node:
+                        self.memo[node["id"]] = found
+                    return found
                 raise CorruptFileError(
                     f"{self.path} holds a {name} at {key or 'the root'!r} that cannot be rebuilt "
                     f"({type(exc).__name__}: {exc})",
@@ -375,6 +384,7 @@ class Decoder:
         key = self._key(node)
         reason = f"the package {package!r} it needs is not installed here"
         if self.placeholders:
+            self.refusals += 1
             found = safetypes.Refused(key, self._label(node), reason)
             if "id" in node:
                 self.memo[node["id"]] = found

@@ -54,7 +54,7 @@ def _enc_atoms(atoms: Any) -> Encoded:
         "cell": np.asarray(atoms.cell.array, dtype=float).tolist(),
         "pbc": [bool(p) for p in atoms.pbc],
     }
-    celldisp = np.asarray(atoms.get_celldisp(), dtype=float).reshape(-1)
+    celldisp = np.asarray(atoms.get_celldisp(), dtype=float)
     if celldisp.any():
         meta["celldisp"] = celldisp.tolist()
     parts: list[tuple[str, Any]] = list(atoms.arrays.items())
@@ -93,12 +93,13 @@ def _dec_atoms(meta: Meta, parts: dict[str, Any]) -> Any:
     pbc = meta["pbc"]
     if not (type(pbc) is list and len(pbc) == 3 and all(type(p) is bool for p in pbc)):
         raise TypeError("pbc must be three bools")
+    celldisp = None
+    if "celldisp" in meta:
+        celldisp = np.asarray(meta["celldisp"], dtype=float)  # (3,) or ASE's own (3, 1)
+        if celldisp.size != 3:
+            raise ValueError(f"celldisp must hold 3 numbers, got shape {celldisp.shape}")
     atoms = ase.Atoms(
-        numbers=numbers,
-        positions=positions,
-        cell=_floats(meta["cell"], (3, 3), "cell"),
-        pbc=pbc,
-        celldisp=_floats(meta.get("celldisp", [0.0, 0.0, 0.0]), (3,), "celldisp"),
+        numbers=numbers, positions=positions, cell=_floats(meta["cell"], (3, 3), "cell"), pbc=pbc, celldisp=celldisp
     )
     atoms.arrays["numbers"] = numbers  # keep the stored dtypes and the arrays as loaded
     atoms.arrays["positions"] = positions
