@@ -37,6 +37,7 @@ from .base import Backend, CheckCallback
 __all__ = ["JsonBackend", "decode", "encode"]
 
 TAG = "__sn__"
+FORMAT = "storage_nodes-json"
 _SNIFF = re.compile(rb'^\s*\{\s*"storage_nodes"\s*:')
 _FLOAT_TAGS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 #: levels of nesting the encoder follows (an explicit limit: with a raised recursion limit the
@@ -216,6 +217,7 @@ class JsonBackend(Backend):
     suffixes = (".json",)
     supports_browse = True  # the whole file is plain data: listing it runs no code
     save_options = frozenset({"indent"})  # json.dump's indent (default 1)
+    read_options = frozenset({"raw", "refused"})  # nothing is ever refused, nothing is a safe type: no-ops
 
     def sniff(self, head: bytes) -> bool:
         return _SNIFF.match(head) is not None
@@ -227,7 +229,7 @@ class JsonBackend(Backend):
             raise SerializationError(f"cannot save to {path}: {exc}", path=path) from None
         doc = {
             "storage_nodes": {
-                "format": "storage_nodes-json",
+                "format": FORMAT,
                 "format_version": self.format_version,
                 "backend": self.name,
             },
@@ -253,6 +255,19 @@ class JsonBackend(Backend):
             raise CorruptFileError(
                 f"{path} is JSON but not a storage_nodes file (no 'storage_nodes' header)", path=path
             )
+        header = doc["storage_nodes"]
+        if header.get("format", FORMAT) != FORMAT:  # as h5 refuses a foreign index (none: written by hand)
+            raise CorruptFileError(
+                f"{path} is JSON of the format {header.get('format')!r}, not {FORMAT!r}; read it with the tool that "
+                "wrote it",
+                path=path,
+            )
+        version = header.get("format_version")
+        if type(version) is not int or not 1 <= version <= self.format_version:  # as h5 refuses a newer version
+            raise StorageError(
+                f"{path} uses json format {version!r}; this storage_nodes reads up to {self.format_version}: upgrade it",
+                path=path,
+            )
         return doc
 
     def _data(self, path: Path, doc: dict[str, Any]) -> Any:
@@ -265,7 +280,16 @@ class JsonBackend(Backend):
                 f"{path} holds damaged tagged data ({type(exc).__name__}: {exc})", path=path
             ) from None
 
-    def read(self, path: Path, *, key: str | None, safe: bool, check: CheckCallback) -> Any:
+    def read(
+        self,
+        path: Path,
+        *,
+        key: str | None,
+        safe: bool,
+        check: CheckCallback,
+        raw: bool = False,
+        refused: str = "error",
+    ) -> Any:
         doc = self._document(path)
         check(doc.get("environment"), None)
         return navigate(self._data(path, doc), key, path=path)
