@@ -265,7 +265,8 @@ class JsonBackend(Backend):
         version = header.get("format_version")
         if type(version) is not int or not 1 <= version <= self.format_version:  # as h5 refuses a newer version
             raise StorageError(
-                f"{path} uses json format {version!r}; this storage_nodes reads up to {self.format_version}: upgrade it",
+                f"{path} uses json format {version!r}; this storage_nodes reads up to "
+                f"{self.format_version}: upgrade it",
                 path=path,
             )
         return doc
