@@ -472,7 +472,7 @@ def describe_node(
 def _native_entry(node: dict[str, Any], path: str, name: str, classes: list[list[str]]) -> Entry:
     """The entry of a safe-type value, from its ``meta`` alone (nothing is imported or built)."""
     st = safetypes.by_name(node.get("t"))
-    meta = node.get("m") if type(node.get("m")) is dict else {}
+    meta: dict[str, Any] = node["m"] if type(node.get("m")) is dict else {}
     if "c" in node:
         module, type_ = classes[node["c"]]
     else:

@@ -127,7 +127,7 @@ def _dec_atoms(meta: Meta, parts: dict[str, Any]) -> Any:
         known = {k: v for k, v in (results or {}).items() if k in all_properties}
         calc = SinglePointCalculator(atoms, **known)
         calc.results.update({k: v for k, v in (results or {}).items() if k not in all_properties})
-        calc.stored_calculator = str(meta.get("calculator", ""))  # the original calculator, by reference
+        calc.stored_calculator = str(meta.get("calculator", ""))  # type: ignore[attr-defined]  # the original, by reference
         atoms.calc = calc
     return atoms
 

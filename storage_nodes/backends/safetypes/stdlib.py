@@ -160,7 +160,7 @@ def _dec_enum(meta: Meta, parts: dict[str, Any], cls: type) -> enum.Enum:
         raise ValueError(
             f"{cls.__qualname__}.{meta['name']} has the value {member._value_!r}, the file says {meta['value']!r}"
         )
-    return member  # type: ignore[no-any-return]
+    return member
 
 
 _ENUM = SafeType(
