@@ -326,19 +326,24 @@ def scientific(repeat: int, rows: int) -> None:
             fn()
             rounds.setdefault(name, []).append(CLOCK() - start)
 
-        for _ in range(repeat):  # interleaved, as in Runner.measure
+        for _ in range(repeat):  # pickle and h5 interleaved, as in Runner.measure
             timed("pickle save", lambda: df.to_pickle(pkl))
-            timed("parquet save", lambda: df.to_parquet(parquet))
             timed("h5 save", lambda: sn.save(df, h5))
             timed("pickle load", lambda: pd.read_pickle(pkl))
-            timed("parquet load", lambda: pd.read_parquet(parquet))
             timed("h5 load", lambda: sn.load(h5))
             timed("h5 load safe", lambda: sn.load(h5, safe=True))
             timed("h5 one column", lambda: sn.load(h5, key="x"))
+        # parquet after them, not interleaved: pyarrow's threads and memory pool go on working
+        # after read_parquet returns, which slowed whatever ran next 2-4x on this 2-core machine
+        for _ in range(repeat):
+            timed("parquet save", lambda: df.to_parquet(parquet))
+            timed("parquet load", lambda: pd.read_parquet(parquet))
             timed("parquet one column", lambda: pd.read_parquet(parquet, columns=["x"]))
         back = sn.load(h5, safe=True)
         pd.testing.assert_frame_equal(back, df, check_exact=True)
         med = {k: statistics.median(v) for k, v in rounds.items()}
+        if os.environ.get("SN_BENCH_SAMPLES"):
+            print({k: [round(x * 1e3) for x in v] for k, v in rounds.items()})
         sizes = {"pickle": pkl.stat().st_size, "parquet": parquet.stat().st_size, "h5": h5.stat().st_size}
         print(f"\n### DataFrame {rows:,} rows x 10 mixed-dtype columns ({df.memory_usage(deep=True).sum() / 1e6:.0f} MB in memory)\n")
         print("| | save ms | load ms | size MB | save / pickle | load / pickle | size / pickle |")

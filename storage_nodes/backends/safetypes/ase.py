@@ -49,7 +49,7 @@ def _enc_atoms(atoms: Any) -> Encoded:
             return None
         constraints.append({"name": d["name"], "kwargs": dict(d.get("kwargs", {}))})
     meta: Meta = {
-        "formula": atoms.get_chemical_formula(),
+        "formula": _hill_formula(atoms.numbers),
         "natoms": len(atoms),
         "cell": np.asarray(atoms.cell.array, dtype=float).tolist(),
         "pbc": [bool(p) for p in atoms.pbc],
@@ -70,6 +70,19 @@ def _enc_atoms(atoms: Any) -> Encoded:
         if isinstance(results, dict) and results:
             parts.append(("__results__", dict(results)))
     return meta, parts
+
+
+def _hill_formula(numbers: np.ndarray) -> str:
+    """``atoms.get_chemical_formula()`` (Hill order: C, H, then alphabetical; without C all
+    alphabetical), counted with numpy: ASE's own takes 40 ms for 10,000 atoms."""
+    from ase.data import chemical_symbols
+
+    found, counts = np.unique(np.asarray(numbers), return_counts=True)
+    by_symbol = {chemical_symbols[int(z)]: int(n) for z, n in zip(found, counts)}
+    order = sorted(by_symbol)
+    if "C" in by_symbol:
+        order = ["C", *(["H"] if "H" in by_symbol else []), *(s for s in order if s not in ("C", "H"))]
+    return "".join(s + (str(by_symbol[s]) if by_symbol[s] > 1 else "") for s in order)
 
 
 def _floats(value: Any, shape: tuple[int, ...], what: str) -> np.ndarray:

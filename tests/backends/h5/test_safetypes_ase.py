@@ -72,6 +72,15 @@ def test_inspect_shows_formula_and_cell_and_arrays_load_alone(tmp_path):
     assert np.array_equal(sn.load(path, key="atoms/initial_magmoms"), atoms.get_initial_magnetic_moments())
 
 
+def test_the_formula_is_ases_own(tmp_path):
+    from ase.build import molecule
+
+    values = [molecule(name) for name in ("CH4", "H2O", "CH3CH2OH", "C6H6", "NH3")] + [ase.Atoms("OHHeAuC2")]
+    path = sn.save(values, tmp_path / "formulas.h5")
+    listing = sn.inspect(path)
+    assert [listing[str(i)].info["formula"] for i in range(len(values))] == [a.get_chemical_formula() for a in values]
+
+
 def test_an_atoms_with_a_constraint_that_is_not_plain_is_stored_the_generic_way(tmp_path):
     from ase.constraints import Hookean
 
