@@ -345,7 +345,8 @@ def scientific(repeat: int, rows: int) -> None:
         if os.environ.get("SN_BENCH_SAMPLES"):
             print({k: [round(x * 1e3) for x in v] for k, v in rounds.items()})
         sizes = {"pickle": pkl.stat().st_size, "parquet": parquet.stat().st_size, "h5": h5.stat().st_size}
-        print(f"\n### DataFrame {rows:,} rows x 10 mixed-dtype columns ({df.memory_usage(deep=True).sum() / 1e6:.0f} MB in memory)\n")
+        in_memory = df.memory_usage(deep=True).sum() / 1e6
+        print(f"\n### DataFrame {rows:,} rows x 10 mixed-dtype columns ({in_memory:.0f} MB in memory)\n")
         print("| | save ms | load ms | size MB | save / pickle | load / pickle | size / pickle |")
         print("|---|---|---|---|---|---|---|")
         for name in ("pickle", "parquet", "h5"):
@@ -354,7 +355,8 @@ def scientific(repeat: int, rows: int) -> None:
                 f"{med[name + ' save'] / med['pickle save']:.2f} | {med[name + ' load'] / med['pickle load']:.2f} | "
                 f"{sizes[name] / sizes['pickle']:.3f} |"
             )
-        print(f"| h5, safe=True | | {_ms(med['h5 load safe'])} | | | {med['h5 load safe'] / med['pickle load']:.2f} | |")
+        safe = med["h5 load safe"]
+        print(f"| h5, safe=True | | {_ms(safe)} | | | {safe / med['pickle load']:.2f} | |")
         print(
             f"\none float64 column: h5 `load(key=\"x\")` {_ms(med['h5 one column'])} ms "
             f"({med['pickle load'] / med['h5 one column']:.0f}x faster than a full read_pickle), "
@@ -369,13 +371,16 @@ def scientific(repeat: int, rows: int) -> None:
             atoms.rattle(0.01, seed=i)
             atoms.info["id"] = i
         print("\n### ase.Atoms\n")
-        print("| | pickle save ms | pickle load ms | h5 save ms | h5 load ms | save / pickle | load / pickle | size / pickle |")
+        print(
+            "| | pickle save ms | pickle load ms | h5 save ms | h5 load ms | save / pickle | load / pickle "
+            "| size / pickle |"
+        )
         print("|---|---|---|---|---|---|---|---|")
         for title, obj in ((f"one Atoms of {len(big):,} atoms", big), ("100 Atoms of 3 atoms", small)):
             rounds.clear()
             for _ in range(repeat):
-                timed("pickle save", lambda: pkl.write_bytes(pickle.dumps(obj, protocol=5)))
-                timed("h5 save", lambda: sn.save(obj, h5))
+                timed("pickle save", lambda obj=obj: pkl.write_bytes(pickle.dumps(obj, protocol=5)))
+                timed("h5 save", lambda obj=obj: sn.save(obj, h5))
                 timed("pickle load", lambda: pickle.loads(pkl.read_bytes()))
                 timed("h5 load", lambda: sn.load(h5, safe=True))
             med = {k: statistics.median(v) for k, v in rounds.items()}
