@@ -303,6 +303,14 @@ def test_the_spec_reader_reads_a_dataframes_columns_and_an_atoms_arrays(tmp_path
     index = frame["parts"]["__index__"]
     assert index["type"] == "pandas.RangeIndex" and index["meta"] == {"start": 0, "stop": 5, "step": 1}
     assert index["parts"]["name"] == "step"
+    from _docs import DOCS, section_namespace
+
+    column = section_namespace(DOCS / "format.md", "### Safe types")["column"]  # the page's own snippet
+    with h5py.File(path, "r") as f:
+        reader = _SpecReader(f)
+        frame_node = next(item[1] for item in reader.index["root"]["items"] if item[0] == "df")
+        assert column(reader, frame_node, "s") == ["a", "bé", None, "", "x"]
+        assert np.array_equal(column(reader, frame_node, "e"), df["e"].to_numpy())
     cu = back["atoms"]
     assert cu["type"] == "ase.Atoms" and cu["meta"]["formula"] == "Cu4" and cu["meta"]["pbc"] == [True] * 3
     assert np.array_equal(cu["meta"]["cell"], atoms.cell.array)

@@ -177,11 +177,19 @@ class Decoder:
     def decode(self, node: dict[str, Any], key: str) -> Any:
         """Rebuild ``node`` (found at ``key``)."""
         self.top, self.top_key = node, key
+        self._keys: dict[int, str] | None = None  # id(node) -> key, built on the second _key
         return self._dec(node)
 
     def _key(self, wanted: dict[str, Any]) -> str:
-        """The key of ``wanted`` below the decoded node (searched only for error messages)."""
-        return next((p for n, p in keyed_walk(self.top, self.top_key) if n is wanted), self.top_key)
+        """The key of ``wanted`` below the decoded node (searched only for error messages and
+        placeholders; the second search builds a map, so that many placeholders cost one walk)."""
+        if self._keys is None:
+            self._keys = {}
+            return next((p for n, p in keyed_walk(self.top, self.top_key) if n is wanted), self.top_key)
+        if not self._keys:
+            for n, p in keyed_walk(self.top, self.top_key):
+                self._keys.setdefault(id(n), p)
+        return self._keys.get(id(wanted), self.top_key)
 
     def _dec(self, node: Any) -> Any:
         if type(node) is not dict:
