@@ -9,6 +9,7 @@ pandas' public constructors only. The layout of each type is in ``docs/format.md
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import sys
 from collections.abc import Callable
@@ -266,7 +267,10 @@ def _dec_tz_datetimes(meta: Meta, parts: dict[str, Any]) -> Any:
         raise TypeError("a DatetimeArray's values must be a 1-d datetime64 array")
     if "tz" not in parts:
         return pd.array(values, dtype=values.dtype)
-    return pd.DatetimeIndex(values, tz="UTC").tz_convert(parts["tz"]).array
+    tz = parts["tz"]
+    if not isinstance(tz, dt.tzinfo):  # a tzinfo object only: a str would be looked up (even as a file path)
+        raise TypeError(f"the time zone must be a tzinfo, got {type(tz).__qualname__}")
+    return pd.DatetimeIndex(values, tz="UTC").tz_convert(tz).array
 
 
 def _string_dtype(meta: Meta) -> Any:

@@ -155,10 +155,13 @@ def _dec_enum(meta: Meta, parts: dict[str, Any], cls: type) -> enum.Enum:
     if not (isinstance(cls, type) and issubclass(cls, enum.Enum)):
         raise TypeError(f"{cls!r} is not an Enum class")
     members = inspect.getattr_static(cls, "_member_map_")
+    if type(members) is not dict:
+        raise TypeError(f"{cls.__qualname__} has no member map")
     member = members[_str(meta, "name")]
-    if "value" in meta and type(member._value_) in _PLAIN_VALUE and member._value_ != meta["value"]:
+    value = inspect.getattr_static(member, "_value_", None)  # no __getattribute__ of the enum runs
+    if "value" in meta and type(value) in _PLAIN_VALUE and value != meta["value"]:
         raise ValueError(
-            f"{cls.__qualname__}.{meta['name']} has the value {member._value_!r}, the file says {meta['value']!r}"
+            f"{cls.__qualname__}.{meta['name']} has the value {value!r}, the file says {meta['value']!r}"
         )
     return member
 
