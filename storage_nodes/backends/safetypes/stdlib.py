@@ -153,7 +153,7 @@ def _dec_enum(meta: Meta, parts: dict[str, Any], cls: type) -> enum.Enum:
     """The member ``meta["name"]`` of ``cls``, found in the class's member map (no code of the
     enum runs: neither ``__new__`` nor ``_missing_``)."""
     if not (isinstance(cls, type) and issubclass(cls, enum.Enum)):
-        raise TypeError(f"{cls!r} is not an Enum class")
+        raise TypeError("the class the file names is not an Enum")
     members = inspect.getattr_static(cls, "_member_map_")
     if type(members) is not dict:
         raise TypeError(f"{cls.__qualname__} has no member map")
