@@ -542,7 +542,7 @@ class Encoder:
         if encoded is None:
             return self._object(obj)
         meta, parts = encoded
-        bad = _not_index_plain(meta) if type(meta) is dict else f"a {type(meta).__qualname__} (not a dict)"
+        bad = safetypes.meta_problem(meta)
         if bad is not None or not all(type(p) is tuple and len(p) == 2 and type(p[0]) is str for p in parts):
             raise SerializationError(
                 f"cannot store the {cls.__qualname__} at {self._where()}: its safe type {st.name!r} gave "
@@ -647,25 +647,6 @@ _TYPES_NAMES: dict[Any, str] = {
     for name, value in vars(types).items()
     if isinstance(value, type) and value.__module__ == "builtins" and not name.startswith("_")
 }
-
-
-_INDEX_SCALARS = frozenset({str, int, float, bool, type(None), bytes})
-
-
-def _not_index_plain(value: Any, depth: int = 0) -> str | None:
-    """What in ``value`` the index cannot hold (``None``: str-keyed maps, lists and scalars only)."""
-    t = type(value)
-    if t in _INDEX_SCALARS:
-        return None
-    if depth > 32:
-        return "data nested more than 32 levels deep"
-    if t is list:
-        return next((bad for v in value if (bad := _not_index_plain(v, depth + 1)) is not None), None)
-    if t is dict:
-        if not _str_keys(value):
-            return "a map with keys that are not str"
-        return next((bad for v in value.values() if (bad := _not_index_plain(v, depth + 1)) is not None), None)
-    return f"a {t.__qualname__}"
 
 
 def _scalar(v: Any) -> bool:

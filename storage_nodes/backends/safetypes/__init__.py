@@ -12,6 +12,6 @@ does not rebuild. The stored layout of each type is specified in ``docs/format.m
 from __future__ import annotations
 
 from .placeholders import Raw, Refused
-from .registry import SafeType, by_name, for_type, names, register_safe_type
+from .registry import SafeType, by_name, for_type, meta_problem, names, register_safe_type
 
-__all__ = ["Raw", "Refused", "SafeType", "by_name", "for_type", "names", "register_safe_type"]
+__all__ = ["Raw", "Refused", "SafeType", "by_name", "for_type", "meta_problem", "names", "register_safe_type"]

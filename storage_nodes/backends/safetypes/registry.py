@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SafeType", "by_name", "for_type", "names", "register_safe_type"]
+__all__ = ["SafeType", "by_name", "for_type", "meta_problem", "names", "register_safe_type"]
 
 Meta = dict[str, Any]
 Parts = list[tuple[str, Any]]
@@ -148,3 +148,29 @@ def names() -> list[str]:
     """The names of every registered safe type."""
     _load_families()
     return sorted(_by_name)
+
+
+_INDEX_SCALARS = frozenset({str, int, float, bool, type(None), bytes})
+
+
+def meta_problem(meta: Any) -> str | None:
+    """What in an encoder's ``meta`` the index cannot hold (``None``: a str-keyed map of str-keyed
+    maps, lists and scalars, as the index holds them)."""
+    if type(meta) is not dict:
+        return f"a {type(meta).__qualname__} (not a dict)"
+    return _problem(meta, 0)
+
+
+def _problem(value: Any, depth: int) -> str | None:
+    t = type(value)
+    if t in _INDEX_SCALARS:
+        return None
+    if depth > 32:
+        return "data nested more than 32 levels deep"
+    if t is list:
+        return next((bad for v in value if (bad := _problem(v, depth + 1)) is not None), None)
+    if t is dict:
+        if not all(type(k) is str for k in value):
+            return "a map with keys that are not str"
+        return next((bad for v in value.values() if (bad := _problem(v, depth + 1)) is not None), None)
+    return f"a {t.__qualname__}"
