@@ -196,7 +196,10 @@ def _int(meta: Meta, name: str) -> int:
 
 
 def _show(field: str) -> Callable[[Meta], dict[str, Any]]:
-    return lambda meta: {"info": {field: meta.get(field)}}
+    """``inspect``'s info: the main field, and the whole meta as a short summary line."""
+    return lambda meta: {
+        "info": {field: meta.get(field), "summary": " ".join(f"{k}={v}" for k, v in meta.items())[:200]}
+    }
 
 
 def install(add: Callable[..., None]) -> None:

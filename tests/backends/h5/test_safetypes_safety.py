@@ -245,3 +245,22 @@ def test_an_encoder_giving_what_the_index_cannot_hold_is_a_clear_error(tmp_path)
     with pytest.raises(sn.SerializationError, match="keys that are not str"):
         sn.save({"o": Odd()}, tmp_path / "odd.h5")
     assert not (tmp_path / "odd.h5").exists()
+
+
+def test_pandas_ase_and_scipy_are_imported_only_for_their_values(tmp_path):
+    import datetime
+
+    plain = sn.save({"a": 1, "t": datetime.datetime(2020, 1, 1), "l": [1, 2]}, tmp_path / "plain.h5")
+    frame = sn.save({"df": pd.DataFrame({"x": [1.0]})}, tmp_path / "frame.h5")
+    code = f"""
+import sys, storage_nodes as sn
+heavy = ("pandas", "ase", "scipy", "pyarrow")
+sn.load({str(plain)!r}, safe=True); print(sn.inspect({str(plain)!r}))
+sn.inspect({str(frame)!r}); sn.load({str(frame)!r}, raw=True)
+print("before:", [m for m in heavy if m in sys.modules])
+sn.load({str(frame)!r}, safe=True)
+print("after:", [m for m in heavy if m in sys.modules and m in ("pandas", "ase", "scipy")])
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "before: []" in out and "after: ['pandas']" in out
+    assert "t: datetime (datetime), iso=2020-01-01T00:00:00" in out
