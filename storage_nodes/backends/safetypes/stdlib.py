@@ -160,9 +160,7 @@ def _dec_enum(meta: Meta, parts: dict[str, Any], cls: type) -> enum.Enum:
     member = members[_str(meta, "name")]
     value = inspect.getattr_static(member, "_value_", None)  # no __getattribute__ of the enum runs
     if "value" in meta and type(value) in _PLAIN_VALUE and value != meta["value"]:
-        raise ValueError(
-            f"{cls.__qualname__}.{meta['name']} has the value {value!r}, the file says {meta['value']!r}"
-        )
+        raise ValueError(f"{cls.__qualname__}.{meta['name']} has the value {value!r}, the file says {meta['value']!r}")
     return member
 
 
