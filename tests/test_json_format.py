@@ -97,7 +97,7 @@ def test_every_tag_reads_following_the_spec(tmp_path):
 @pytest.mark.parametrize(
     "header, error, match",
     [
-        ({"format_version": 99}, sn.StorageError, "json format 99; this storage_nodes reads up to 1: upgrade it"),
+        ({"format_version": 99}, sn.StorageError, "json format 99; this storage_nodes reads up to 2: upgrade it"),
         ({"format_version": "1"}, sn.StorageError, "json format '1'"),
         ({"format": "other-json"}, sn.CorruptFileError, "format 'other-json', not 'storage_nodes-json'"),
     ],

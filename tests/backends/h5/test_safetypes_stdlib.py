@@ -88,11 +88,6 @@ def test_inspect_names_them_without_building_them(tmp_path):
     assert "not_implemented" in str(listing) and "opaque" not in str(listing)
 
 
-def test_json_still_refuses_them_clearly(tmp_path):
-    with pytest.raises(sn.SerializationError, match="datetime"):
-        sn.save({"t": VALUES["aware"]}, tmp_path / "std.json")
-
-
 def test_an_enum_of_a_module_not_imported_is_refused_by_safe_loads_not_imported(tmp_path):
     """safe=True takes an enum's class only from a module already imported: a fresh process
     gets the error (or a placeholder), and the module stays unimported."""
@@ -123,3 +118,38 @@ def test_a_composite_flag_is_stored_the_generic_way(tmp_path):
     assert sn.load(path)["p"] == value
     with pytest.raises(sn.UnsafeLoadError):
         sn.load(path, safe=True)
+
+
+def test_json_carries_them_too_as_format_2(tmp_path):
+    """json stores the standard library's safe types (not enum members, which name a class)
+    as ``safe`` tags: format version 2; a file without them stays version 1."""
+    import json
+
+    values = {k: v for k, v in VALUES.items() if k != "enum"}
+    path = sn.save(values, tmp_path / "std.json")
+    back = sn.load(path, safe=True)
+    for name, value in values.items():
+        _same(back[name], value)
+    doc = json.loads(path.read_text())
+    assert doc["storage_nodes"]["format_version"] == 2
+    assert doc["data"]["aware"] == {
+        "__sn__": "safe",
+        "type": "datetime.datetime",
+        "meta": {"iso": "2024-03-01T12:30:05.000123"},
+        "parts": {
+            "tzinfo": {
+                "__sn__": "safe",
+                "type": "datetime.timezone",
+                "meta": {"offset_us": 7200000000, "name": "CEST-ish"},
+                "parts": {},
+            }
+        },
+    }
+    assert sn.load(path, raw=True)["uuid"].meta == {"hex": VALUES["uuid"].hex}
+    assert json.loads(sn.save({"a": 1}, tmp_path / "plain.json").read_text())["storage_nodes"]["format_version"] == 1
+    with pytest.raises(sn.SerializationError, match="json"):
+        sn.save({"e": o.Color.RED}, tmp_path / "enum.json")
+    doc["data"]["aware"]["type"] = "pandas.DataFrame"  # json rebuilds the standard library's types only
+    path.write_text(json.dumps(doc))
+    with pytest.raises(sn.CorruptFileError, match=r"unknown safe type 'pandas\.DataFrame'"):
+        sn.load(path)
