@@ -52,21 +52,33 @@ def _node(index, name):
     return next(item[1] for item in index["root"]["items"] if item[0] == name)
 
 
-def test_a_file_naming_another_module_for_a_safe_type_imports_nothing(tmp_path):
-    """``c`` of an n node only names the class for listings and version checks: safe loads
-    build the value with the registered type's own code, whatever module the file names."""
-    path = sn.save({"df": pd.DataFrame({"x": [1, 2]})}, tmp_path / "df.h5")
+def test_a_file_naming_another_module_for_a_safe_type_is_refused_and_imports_nothing(tmp_path):
+    """``c`` of an n node must name a class of the safe type's own package: a file naming
+    another module is refused (compared as text: that module is never imported)."""
+    path = sn.save({"df": pd.DataFrame({"x": [1, 2]}), "n": 1}, tmp_path / "df.h5")
 
     def change(index):
-        index["classes"][_node(index, "df")["c"]] = ["no_such_module_sn_test", "Evil"]
+        index["classes"][_node(index, "df")["c"]] = ["no_such_module_sn_test", "DataFrame"]
 
     _edit_index(path, change)
-    code = (
-        f"import sys, storage_nodes as sn; df = sn.load({str(path)!r}, safe=True)['df']; "
-        "print(type(df).__name__, 'no_such_module_sn_test' in sys.modules)"
-    )
+    code = f"""
+import sys, storage_nodes as sn
+for safe in (True, False):
+    try:
+        sn.load({str(path)!r}, safe=safe)
+    except sn.UnsafeLoadError as exc:
+        print("refused:", exc.key)
+back = sn.load({str(path)!r}, safe=True, refused="placeholder")
+print(type(back["df"]).__name__, back["df"].type, back["n"], "no_such_module_sn_test" in sys.modules)
+print(type(sn.load({str(path)!r}, raw=True)["df"]).__name__)
+"""
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["DataFrame", "False"]
+    assert out.split("\n")[:4] == [
+        "refused: df",
+        "refused: df",
+        "Refused no_such_module_sn_test.DataFrame 1 False",
+        "Raw",
+    ]
 
 
 def test_an_unknown_safe_type_name_is_refused(tmp_path):
@@ -131,7 +143,9 @@ def test_damaged_components_are_refused_not_trusted(tmp_path, value, part, bad, 
     path = sn.save({"v": Forged()}, tmp_path / "forged.h5")
 
     def change(index):  # the tampered parts as the real type's n node: a file another tool damaged
-        _node(index, "v")["t"] = st.name
+        node = _node(index, "v")
+        node["t"] = st.name
+        index["classes"][node["c"]] = [type(value).__module__, type(value).__qualname__]
 
     _edit_index(path, change)
     with pytest.raises(sn.CorruptFileError, match=match):
