@@ -16,6 +16,7 @@ from ...errors import CorruptFileError, KeyNotFoundError, StorageError, UnsafeLo
 from ...keys import escape, missing_entry, navigate, split
 from ...listing import Listing
 from ...provenance.metadata import ObjectCollector, environment_record
+from .. import safetypes
 from ..base import Backend, CheckCallback
 from . import codec, layout, tree
 from .decoder import Decoder
@@ -144,7 +145,7 @@ class H5Backend(Backend):
             raise self._missing(path, key, segments, used, node, index["classes"])
         here = "/".join(escape(s) for s in segments[:used])
         if safe and not placeholders:  # (with placeholders the decoder puts one in place of each)
-            bad = tree.unsafe_node(node, here)
+            bad = tree.unsafe_node(node, here, index["classes"])
             if bad is not None:
                 bad_key, bad_node = bad
                 what = "an opaque pickled object" if bad_node["k"] == "x" else "an instance of a class"
@@ -152,8 +153,16 @@ class H5Backend(Backend):
                     what = "a reference to a class or function"
                 elif bad_node["k"] == "m":
                     what = "a method bound to an object"
-                elif bad_node["k"] == "n":
+                elif bad_node["k"] == "n" and safetypes.by_name(bad_node.get("t")) is None:
                     what = f"a value of the safe type {bad_node.get('t')!r}, which is not registered here"
+                elif bad_node["k"] == "n":
+                    raise UnsafeLoadError(
+                        f"refusing to load {bad_key or 'the root'!r} of {path}: it holds a {bad_node.get('t')} that "
+                        f"the file says is a {self._class_label(index, bad_node)}, not of that type's package; the "
+                        "file is damaged or forged",
+                        path=path,
+                        key=bad_key or key,
+                    )
                 raise UnsafeLoadError(
                     f"refusing to load {bad_key or 'the root'!r} of {path} with safe=True: it holds {what} "
                     f"({self._class_label(index, bad_node)}), which needs importing or running code; load with "

@@ -337,7 +337,7 @@ class Decoder:
             )
         if st is not None and not st.by_reference and "c" in node and not self.raw:
             module = self.classes[node["c"]][0]
-            if not _same_package(module, st):  # a file naming another module for a safe type: refused
+            if not st.owns(module):  # a file naming another module for a safe type: refused
                 key = self._key(node)
                 what = f"a {st.name} that the file says is a {self._label(node)}"
                 if self.placeholders:
@@ -515,16 +515,6 @@ class Decoder:
             for k, v in dec(node["di"]):
                 obj[k] = v
         return obj
-
-
-def _same_package(module: Any, st: safetypes.SafeType) -> bool:
-    """Whether the module a file records for a safe-type value is of that type's own package
-    (compared as text: nothing is imported)."""
-    if type(module) is not str:
-        return False
-    expected = st.module.split(".")[0]
-    top = module.split(".")[0]
-    return top == expected or (expected == "builtins" and top == "types")
 
 
 def _set_state(obj: Any, state: Any) -> None:

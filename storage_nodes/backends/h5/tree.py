@@ -609,14 +609,20 @@ def modules_needed(node: dict[str, Any], classes: list[list[str]]) -> set[str]:
     return found
 
 
-def unsafe_node(node: dict[str, Any], path: str) -> tuple[str, dict[str, Any]] | None:
+def unsafe_node(
+    node: dict[str, Any], path: str, classes: list[list[str]] | None = None
+) -> tuple[str, dict[str, Any]] | None:
     """The first node below ``node`` that a safe load must refuse, with its key: objects,
-    globals, opaque leaves, bound methods and values of safe types not registered here."""
-    return next(
-        (
-            (p, n)
-            for n, p in keyed_walk(node, path)
-            if kind(n) in ("o", "g", "x", "m") or (kind(n) == "n" and safetypes.by_name(n.get("t")) is None)
-        ),
-        None,
-    )
+    globals, opaque leaves, bound methods, values of safe types not registered here, and
+    (given the file's ``classes``) values whose class is not of their safe type's package."""
+    for n, p in keyed_walk(node, path):
+        k = kind(n)
+        if k in ("o", "g", "x", "m"):
+            return p, n
+        if k == "n":
+            st = safetypes.by_name(n.get("t"))
+            if st is None:
+                return p, n
+            if classes is not None and not st.by_reference and "c" in n and not st.owns(classes[n["c"]][0]):
+                return p, n
+    return None

@@ -50,6 +50,14 @@ class SafeType:
     module: str = ""
     classes: tuple[type, ...] = field(default=(), compare=False)
 
+    def owns(self, module: Any) -> bool:
+        """Whether ``module`` (a class's module as a file records it) is of this type's own
+        top-level package (compared as text: nothing is imported)."""
+        if type(module) is not str:
+            return False
+        expected, top = self.module.split(".")[0], module.split(".")[0]
+        return top == expected or (expected == "builtins" and top == "types")
+
 
 _lock = threading.Lock()
 _by_name: dict[str, SafeType] = {}
