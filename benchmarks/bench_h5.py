@@ -373,9 +373,9 @@ def scientific(repeat: int, rows: int) -> None:
         safe = med["h5 load safe"]
         print(f"| h5 via sn.load(safe=True) | | {_ms(safe)} | | | {safe / med['pickle load']:.2f} | |")
         print(
-            f"\none float64 column: h5 `load(key=\"x\")` {_ms(med['h5 one column'])} ms "
+            f'\none float64 column: h5 `load(key="x")` {_ms(med["h5 one column"])} ms '
             f"({med['pickle load'] / med['h5 one column']:.0f}x faster than a full read_pickle), "
-            f"read_parquet(columns=[\"x\"]) {_ms(med['parquet one column'])} ms"
+            f'read_parquet(columns=["x"]) {_ms(med["parquet one column"])} ms'
         )
 
         big = ase.build.bulk("Cu", cubic=True).repeat((13, 14, 14))
