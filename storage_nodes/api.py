@@ -13,7 +13,7 @@ import os
 import stat
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from . import registry
 from ._validation import validated
@@ -350,6 +350,8 @@ def load(
     key: str | None = None,
     version_policy: VersionPolicy | Callable[[dict[str, Any], dict[str, Any]], Any] = "warn",
     safe: bool = False,
+    raw: bool = False,
+    refused: Literal["error", "placeholder"] = "error",
 ) -> Any:
     """Load the object stored in ``path`` (or only its entry ``key``).
 
@@ -357,10 +359,16 @@ def load(
     how the stored environment record is checked (``"ignore"``, ``"warn"``,
     ``"compatible"``, ``"strict"`` or a callable). ``safe=True`` never imports a module or
     calls anything the file names: pickle and cloudpickle files are refused, h5 entries
-    that need code raise :class:`UnsafeLoadError`.
+    that need code raise :class:`UnsafeLoadError` (values of safe types, e.g. DataFrames,
+    are rebuilt by their fixed constructors). ``raw=True`` returns safe-type values as their
+    stored data (:class:`storage_nodes.Raw`: arrays and plain data, no pandas/ase/scipy
+    needed). ``refused="placeholder"`` puts a :class:`storage_nodes.Refused` (naming the
+    class and key) where an entry is refused or needs a package that is not installed.
 
     >>> load("result.json", key="energy")  # doctest: +SKIP
     -3.2
+    >>> load("results.h5", safe=True, refused="placeholder")  # doctest: +SKIP
+    {'energy': -3.2, 'calc': <refused mylib.Calc at 'calc': safe=True: it holds an instance of mylib.Calc>}
     """
     p = Path(path).expanduser()
     try:
@@ -377,11 +385,24 @@ def load(
             key=key,
         )
 
+    if refused not in ("error", "placeholder"):
+        raise InvalidArgumentError(f"refused must be 'error' or 'placeholder', got {refused!r}", path=p, key=key)
+    options: dict[str, Any] = {}
+    if raw:
+        options["raw"] = True
+    if refused != "error":
+        options["refused"] = refused
+    unknown = sorted(set(options) - chosen.read_options)
+    if unknown:
+        raise InvalidArgumentError(
+            f"the {chosen.name!r} backend does not take {', '.join(unknown)}= when loading {p}", path=p, key=key
+        )
+
     def check(env: dict[str, Any] | None, modules: Any) -> None:
         check_environment(env, version_policy, path=p, key=key, modules=modules, allow_import=not safe)
 
     with _read_errors(p, key, "load", unexpected=StorageError):
-        return chosen.read(p, key=key, safe=safe, check=check)
+        return chosen.read(p, key=key, safe=safe, check=check, **options)
 
 
 @validated

@@ -29,6 +29,7 @@ __all__ = [
     "VersionMismatchError",
     "VersionMismatchWarning",
     "DuplicateMemberError",
+    "MissingPackageError",
     "CatalogError",
     "CatalogReadOnlyError",
     "StaleEntryError",
@@ -116,6 +117,13 @@ class MetadataError(StorageError, TypeError):
 
 class UnsafeLoadError(StorageError):
     """A ``safe=True`` load met something that would import a module or run code."""
+
+
+class MissingPackageError(StorageError, ImportError):
+    """A stored value needs a package that is not installed (``package`` names it); its data
+    stay readable as plain arrays with ``load(..., raw=True)``."""
+
+    package: str | None = None
 
 
 class LockTimeoutError(StorageError, TimeoutError):

@@ -35,7 +35,7 @@ import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .. import api
 from .._secrets import strip_passwords
@@ -334,18 +334,21 @@ def load_workflow(
     *,
     version_policy: VersionPolicy | Callable[[dict[str, Any], dict[str, Any]], Any] = "warn",
     safe: bool = False,
+    refused: Literal["error", "placeholder"] = "error",
 ) -> StoredWorkflow:
     """Load a file written by :func:`save_workflow`.
 
     ``safe=True`` refuses pickle/cloudpickle files and imports nothing; the node functions
-    are imported only when ``.workflow`` (or ``.rerun()``) is used.
+    are imported only when ``.workflow`` (or ``.rerun()``) is used. With
+    ``refused="placeholder"`` a port value that ``safe=True`` refuses (or whose package is
+    missing) becomes a :class:`storage_nodes.Refused` and every other value loads.
 
     >>> stored = sn.load_workflow("relax.pkl")  # doctest: +SKIP
     >>> stored.outputs, stored.nodes["calc"]["outputs"]  # doctest: +SKIP
     >>> run = stored.rerun()  # doctest: +SKIP
     """
     p = Path(path).expanduser()
-    doc = api.load(p, backend, version_policy=version_policy, safe=safe)
+    doc = api.load(p, backend, version_policy=version_policy, safe=safe, refused=refused)
     return _stored_workflow(doc, p)
 
 

@@ -16,6 +16,7 @@ from ...errors import CorruptFileError, KeyNotFoundError, StorageError, UnsafeLo
 from ...keys import escape, missing_entry, navigate, split
 from ...listing import Listing
 from ...provenance.metadata import ObjectCollector, environment_record
+from .. import safetypes
 from ..base import Backend, CheckCallback
 from . import codec, indexcodec, reader, tree, writer
 from .decoder import Decoder
@@ -80,6 +81,7 @@ class H5Backend(Backend):
     supports_safe_load = True
     can_run_code = True
     save_options = frozenset({"compression"})
+    read_options = frozenset({"raw", "refused"})
 
     def sniff(self, head: bytes) -> bool:
         return head[:8] == HDF5_MAGIC
@@ -98,11 +100,20 @@ class H5Backend(Backend):
             raise StorageError(f"cannot write {path}: {exc}", path=path) from exc
 
     # -- read -------------------------------------------------------------------------------
-    def read(self, path: Path, *, key: str | None, safe: bool, check: CheckCallback) -> Any:
+    def read(
+        self,
+        path: Path,
+        *,
+        key: str | None,
+        safe: bool,
+        check: CheckCallback,
+        raw: bool = False,
+        refused: str = "error",
+    ) -> Any:
         segments = split(key)
         with reader.open_reader(path) as r:
             try:
-                return self._read(r, path, key, segments, safe, check)
+                return self._read(r, path, key, segments, safe, check, raw=raw, placeholders=refused == "placeholder")
             except StorageError:
                 raise
             except (KeyError, IndexError, TypeError, ValueError) as exc:
@@ -113,18 +124,27 @@ class H5Backend(Backend):
                 ) from None
 
     def _read(
-        self, r: reader.Reader, path: Path, key: str | None, segments: list[str], safe: bool, check: CheckCallback
+        self,
+        r: reader.Reader,
+        path: Path,
+        key: str | None,
+        segments: list[str],
+        safe: bool,
+        check: CheckCallback,
+        *,
+        raw: bool = False,
+        placeholders: bool = False,
     ) -> Any:
         index = r.index
         root = index["root"]
         node, used = tree.find(root, segments, r.definition)
         # below a packed blob, array, opaque leaf or object (e.g. the items of an OrderedDict),
         # the rest of the key is followed in the rebuilt value
-        if node is tree.MISSING or (used < len(segments) and tree.kind(node) not in ("p", "a", "x", "v", "o")):
+        if node is tree.MISSING or (used < len(segments) and tree.kind(node) not in ("p", "a", "x", "v", "o", "n")):
             raise self._missing(path, key, segments, used, node, index["classes"])
         here = "/".join(escape(s) for s in segments[:used])
-        if safe:
-            bad = tree.unsafe_node(node, here)
+        if safe and not placeholders:  # (with placeholders the decoder puts one in place of each)
+            bad = tree.unsafe_node(node, here, index["classes"])
             if bad is not None:
                 bad_key, bad_node = bad
                 what = "an opaque pickled object" if bad_node["k"] == "x" else "an instance of a class"
@@ -132,6 +152,16 @@ class H5Backend(Backend):
                     what = "a reference to a class or function"
                 elif bad_node["k"] == "m":
                     what = "a method bound to an object"
+                elif bad_node["k"] == "n" and safetypes.by_name(bad_node.get("t")) is None:
+                    what = f"a value of the safe type {bad_node.get('t')!r}, which is not registered here"
+                elif bad_node["k"] == "n":
+                    raise UnsafeLoadError(
+                        f"refusing to load {bad_key or 'the root'!r} of {path}: it holds a {bad_node.get('t')} that "
+                        f"the file says is a {self._class_label(index, bad_node)}, not of that type's package; the "
+                        "file is damaged or forged",
+                        path=path,
+                        key=bad_key or key,
+                    )
                 raise UnsafeLoadError(
                     f"refusing to load {bad_key or 'the root'!r} of {path} with safe=True: it holds {what} "
                     f"({self._class_label(index, bad_node)}), which needs importing or running code; load with "
@@ -146,7 +176,14 @@ class H5Backend(Backend):
         else:
             r.prefetch(reader.heap_slices(node))
         decoder = Decoder(
-            path=path, classes=index["classes"], heap=r.heap, dataset=r.dataset, definition=r.definition, safe=safe
+            path=path,
+            classes=index["classes"],
+            heap=r.heap,
+            dataset=r.dataset,
+            definition=r.definition,
+            safe=safe,
+            raw=raw,
+            placeholders=placeholders,
         )
         obj = decoder.decode(node, here)
         if used < len(segments):
@@ -160,6 +197,8 @@ class H5Backend(Backend):
             return f"{node.get('m')}.{node.get('t')}"
         if node["k"] == "m":
             return f"method {node.get('n')!r}"
+        if "c" not in node:
+            return str(node.get("t"))
         module, qualname = index["classes"][node["c"]]
         return f"{module}.{qualname}"
 

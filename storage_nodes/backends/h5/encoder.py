@@ -25,6 +25,7 @@ from ...errors import SerializationError
 from ...keys import escape
 from ...provenance.metadata import ObjectCollector
 from ...provenance.picklers import cloudpickle_dumps
+from .. import safetypes
 from . import codec
 
 __all__ = ["ArrayOut", "Encoded", "Encoder"]
@@ -304,6 +305,9 @@ class Encoder:
             return Encoder._container
         if t in (str, bytes, int, float, complex) or issubclass(t, np.generic):
             return Encoder._number
+        native = safetypes.for_type(t)
+        if native is not None:
+            return lambda encoder, obj: encoder._native(obj, native)
         if issubclass(t, type):
             return Encoder._global
         if t is FunctionType or t is BuiltinFunctionType:
@@ -407,6 +411,8 @@ class Encoder:
         its own items or arguments are encoded: define it here, where everything it is made of
         exists already (as pickle does); the outer node keeps the same ``id`` and readers take
         the object defined inside (see docs/format.md, "Cycles through immutable objects")."""
+        if self.pending[id(obj)]["k"] == "n":  # a native value inside its own parts: store it the generic way
+            raise _Restart(id(obj))
         outer = self.pending.pop(id(obj))
         self._ref(outer)  # gives the outer node its id
         t = type(obj)
@@ -511,6 +517,44 @@ class Encoder:
             return self._opaque(obj)
         node = {"k": "g", "c": self._name(module, name), "t": type(obj).__qualname__}  # type: ignore[arg-type]
         self._memo(obj, node)
+        return node
+
+    def _native(self, obj: Any, st: safetypes.SafeType) -> dict[str, Any]:
+        """A value of a safe type (``docs/format.md``, *Safe types*): an ``n`` node holding
+        the type's name, its ``meta`` in the index and its parts as entries of their own."""
+        oid = id(obj)
+        if oid in self.force:
+            return self._object(obj)
+        cls = type(obj)
+        if importable(cls):
+            index = self._class(cls)
+        elif cls in _TYPES_NAMES:  # type(...), type(NotImplemented): named through ``types``
+            index = self._name("types", _TYPES_NAMES[cls])
+        else:
+            return self._object(obj)
+        try:
+            encoded = st.encode(obj)
+        except Exception as exc:
+            raise SerializationError(
+                f"cannot store the {cls.__qualname__} at {self._where()}: its safe type {st.name!r} failed to "
+                f"encode it ({type(exc).__name__}: {exc})"
+            ) from None
+        if encoded is None:
+            return self._object(obj)
+        meta, parts = encoded
+        bad = safetypes.meta_problem(meta)
+        if bad is not None or not all(type(p) is tuple and len(p) == 2 and type(p[0]) is str for p in parts):
+            raise SerializationError(
+                f"cannot store the {cls.__qualname__} at {self._where()}: its safe type {st.name!r} gave "
+                f"{'a meta holding ' + bad if bad else 'parts that are not (str, value) pairs'}"
+            )
+        node: dict[str, Any] = {"k": "n", "t": st.name, "c": index, "m": meta}
+        self._memo(obj, node)
+        self.keep.append(parts)  # parts may be made for this encoding: their ids must stay unique
+        if parts:
+            self.pending[oid] = node
+            node["items"] = self._items(parts)
+            del self.pending[oid]
         return node
 
     def _opaque(self, obj: Any) -> dict[str, Any]:

@@ -24,6 +24,7 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "LOG_FORMAT_VERSION",
+    "LOG_VERSIONS",
     "MAX_INDEX_BYTES",
     "apply_log",
     "dump_index",
@@ -33,11 +34,15 @@ __all__ = [
 ]
 
 FORMAT = "storage_nodes-h5"
-#: the format version of files written whole (a save, a compaction, an update by copying)
-FORMAT_VERSION = 2
+#: the format version of files written whole (a save, a compaction, an update by copying);
+#: 4 is 2 with ``n`` nodes (safe types), which readers of 2 and 3 refuse by the version
+FORMAT_VERSION = 4
 #: the format version of a file updated in place: its index is ``/index`` with the changes
-#: of ``/index_log`` applied (older readers refuse it by its version instead of missing them)
-LOG_FORMAT_VERSION = 3
+#: of ``/index_log`` applied (older readers refuse it by its version instead of missing them);
+#: 5 is 3 with ``n`` nodes. Files of 2 and 3 are still read (and updated by copying, as 4)
+LOG_FORMAT_VERSION = 5
+#: every format version whose ``/index_log`` is applied
+LOG_VERSIONS = (3, LOG_FORMAT_VERSION)
 #: the largest decompressed index written or read (some two million index nodes): a
 #: bigger one is refused on save, and a file whose index inflates beyond it (or beyond its
 #: recorded ``index_size``) is refused without inflating the rest (a zlib bomb)

@@ -43,7 +43,7 @@ def read_index(
     *,
     size: int | None = -1,
 ) -> dict[str, Any]:
-    """The decoded index of the open file ``fid`` (format versions 1 to 3; for 3 the changes
+    """The decoded index of the open file ``fid`` (format versions 1 to 5; for 3 and 5 the changes
     of ``/index_log`` applied); ``raw``, ``log`` and ``size`` (its ``index_size``): what the
     caller has read already (all three when ``fid`` is None: a file read without HDF5)."""
     if raw is None:
@@ -64,7 +64,7 @@ def read_index(
             f"{path} uses h5 archive format {version}; this storage_nodes reads up to {newest}: upgrade it",
             path=path,
         )
-    if version == newest:
+    if version in indexcodec.LOG_VERSIONS:
         if log is None:
             assert fid is not None
             log = log_bytes(fid, path)

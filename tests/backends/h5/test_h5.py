@@ -221,7 +221,7 @@ def test_metadata_and_environment(tmp_path):
     listing = sn.inspect(path)
     assert listing.metadata == {"sample": "Cu-3"}
     assert listing.environment["backend"] == "h5" and "_h5_objects" in listing.environment["modules"]
-    assert listing.format_version == 2
+    assert listing.format_version == 4  # 4: 2 with the n nodes of safe types
 
 
 def test_inspect_of_a_wide_container_lists_a_bounded_number_of_children(tmp_path):

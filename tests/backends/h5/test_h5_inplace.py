@@ -153,7 +153,7 @@ def _log_size(path) -> int | None:
 def test_a_sigkill_at_every_step_of_an_update_leaves_the_old_or_the_new_version(
     tmp_path, monkeypatch, key, new, durable, log
 ):
-    """Of a file written whole (the update rewrites /index as format 3), of one with an index
+    """Of a file written whole (the update rewrites /index as format 5), of one with an index
     log (the update appends its change to /index_log), and of one whose log is folded."""
     from storage_nodes.backends.h5 import update as h5update
 
