@@ -24,6 +24,7 @@ from .errors import (
     BackendNotFoundError,
     CatalogError,
     CatalogReadOnlyError,
+    CodeNotStoredWarning,
     CorruptFileError,
     DuplicateMemberError,
     FileExistsStorageError,
@@ -93,6 +94,7 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "BackendNotFoundError",
     "CatalogError",
+    "CodeNotStoredWarning",
     "CorruptFileError",
     "Difference",
     "Entry",

@@ -48,8 +48,8 @@ from typing import Any
 
 from ..errors import MetadataError
 from . import _watch, gitinfo
-from .session_code import is_session_module, session_hashes
 from .gitinfo import git_state
+from .session_code import is_session_module, session_hashes
 
 __all__ = [
     "RECORD_VERSION",
