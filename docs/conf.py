@@ -42,6 +42,16 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_default_options = {"members": True, "show-inheritance": False}
 
-html_theme = "alabaster"
+# the theme numpy, pandas and xarray use: a wide content column (code blocks scroll instead of
+# being cut off), the sections in a top bar, each page's headings on the right
+html_theme = "pydata_sphinx_theme"
 html_title = f"storage_nodes {release}"
 html_static_path: list[str] = []
+html_theme_options = {
+    "navigation_with_keys": False,
+    "show_toc_level": 2,
+    "secondary_sidebar_items": ["page-toc"],
+    "header_links_before_dropdown": 5,
+}
+# the pages are flat (no sections of sections): no left sidebar, a wider column for code
+html_sidebars = {"**": []}

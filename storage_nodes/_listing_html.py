@@ -15,7 +15,8 @@ import json
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
-from .listing import RUN_THRESHOLD, runs
+from ._listing_text import human_size, module_summary
+from .shapes import RUN_THRESHOLD, runs
 
 if TYPE_CHECKING:
     from .listing import Entry, Listing
@@ -45,12 +46,6 @@ _SAFE_MODULES = frozenset({None, "builtins", "numpy"})
 
 def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
-
-
-def _human(n: int) -> str:
-    from .listing import _human as human
-
-    return human(n)
 
 
 def refused_by_safe_load(entry: Entry) -> bool:
@@ -85,7 +80,7 @@ def _facts(entry: Entry) -> str:
     if entry.length is not None and entry.shape is None:
         dim.append(f"len={entry.length}")
     if entry.size is not None:
-        dim.append(_e(_human(entry.size)))
+        dim.append(_e(human_size(entry.size)))
     if entry.info.get("shared_with"):
         dim.append("the object at " + _e(entry.info["shared_with"]))
     run = entry.info.get("run")
@@ -143,7 +138,7 @@ class _Writer:
             self.entry(c)
         hidden = run[RUN_SHOWN:-1]
         sizes = [c.size for c in hidden if c.size is not None]
-        total = f", {_e(_human(sum(sizes)))} in all" if sizes else ""
+        total = f", {_e(human_size(sum(sizes)))} in all" if sizes else ""
         first, last = hidden[0], hidden[-1]
         self.out.append(
             f'<li class="sn-run">… {len(hidden):,} more like {_e(run[0].name)} '
@@ -173,9 +168,7 @@ def _header(listing: Listing) -> str:
         )
         mods = env.get("modules") or {}
         if isinstance(mods, dict) and mods:
-            from .listing import _module_summary
-
-            rows.append(("modules", _e(", ".join(_module_summary(n, r) for n, r in sorted(mods.items())))))
+            rows.append(("modules", _e(", ".join(module_summary(n, r) for n, r in sorted(mods.items())))))
     for name, value in sorted(listing.info.items()):
         if value not in (None, [], {}):
             rows.append((_e(name), _e(value if isinstance(value, str) else json.dumps(value, default=str))))

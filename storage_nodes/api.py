@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
-import inspect as pyinspect
 import os
 import stat
 from collections.abc import Callable, Iterator, Mapping
@@ -30,10 +28,11 @@ from .errors import (
     SerializationError,
     StorageError,
     UnsafeLoadError,
+    UnsupportedOperationError,
     no_space,
 )
 from .keys import split, suggest
-from .listing import Listing, prune
+from .listing import Listing
 from .provenance.metadata import PolicyCallable, validate_metadata
 from .provenance.versioning import Difference, VersionPolicy, check_environment, evaluate, mismatch
 
@@ -169,6 +168,8 @@ def _read_errors(p: Path, key: str | None, action: str, *, unexpected: type[Stor
     """
     try:
         yield
+    except UnsupportedOperationError as exc:
+        raise _naming_capable(exc) from exc.__cause__
     except StorageError:
         raise
     except OSError as exc:
@@ -179,6 +180,15 @@ def _read_errors(p: Path, key: str | None, action: str, *, unexpected: type[Stor
         raise StorageError(f"not enough memory to {action} {p}", path=p, key=key) from None
     except Exception as exc:
         raise unexpected(f"cannot {action} {p}: {type(exc).__name__}: {exc}", path=p, key=key) from exc
+
+
+def _naming_capable(exc: UnsupportedOperationError) -> UnsupportedOperationError:
+    """``exc`` with the registered backends that have its missing capability named."""
+    if exc.capability is None:
+        return exc
+    found = registry.names_with(exc.capability)
+    names = ", ".join(repr(n) for n in found) if found else "(none installed)"
+    return UnsupportedOperationError(f"{exc.message}: {names}", path=exc.path, key=exc.key)
 
 
 def _exists(p: Path) -> bool:
@@ -282,7 +292,10 @@ def _write(
             raise StorageError(
                 f"cannot write {p}: directory {p.parent} does not exist; create it first", path=p, key=key
             )
-        chosen.update(obj, p, key=key or "", metadata=user_metadata, options={**options, "overwrite": overwrite})
+        try:
+            chosen.update(obj, p, key=key or "", metadata=user_metadata, options={**options, "overwrite": overwrite})
+        except UnsupportedOperationError as exc:
+            raise _naming_capable(exc) from exc.__cause__
         return
     chosen = _backend_named(backend or registry.for_suffix(p), p)
     _check_options(chosen, options, p)
@@ -398,19 +411,8 @@ def inspect(path: PathLike, *, key: str | None = None, depth: int | None = None,
         raise InvalidArgumentError(f"depth must be None or >= 0, got {depth}")
     chosen = resolve_backend(p)
     with _read_errors(p, key, "list", unexpected=CorruptFileError):
-        if depth is None:
-            listing = chosen.list(p, key=key)
-        elif _lists_with_depth(type(chosen)):
-            listing = chosen.list(p, key=key, depth=depth)
-        else:  # a backend without depth support: prune its listing
-            listing = chosen.list(p, key=key)
-            listing = dataclasses.replace(listing, root=prune(listing.root, depth))
+        listing = chosen.list(p, key=key, depth=depth)
     return dataclasses.replace(listing, full=True) if full else listing
-
-
-@functools.lru_cache(maxsize=64)
-def _lists_with_depth(cls: type[Backend]) -> bool:
-    return "depth" in pyinspect.signature(cls.list).parameters
 
 
 @validated
@@ -426,28 +428,15 @@ def environment(path: PathLike) -> dict[str, Any]:
     return inspect(path).environment
 
 
-def differences(path: PathLike) -> list[Difference]:
-    """Every difference between the environment record stored in ``path`` and now.
+def check_record(path: PathLike, policy: str | PolicyCallable = "strict") -> tuple[list[Difference], list[Difference]]:
+    """(every difference between the record stored in ``path`` and now, those ``policy`` refuses).
 
-    Reads only the record (never the data), imports nothing.
+    Reads only the record (never the data), imports nothing. :func:`verify` raises on the
+    refused ones; ``storage-nodes verify FILE`` prints both and exits 1 when any is refused.
 
-    >>> differences("result.pkl")  # doctest: +SKIP
-    [Difference(module='mypkg.core', what='version', stored='mypkg==1.2.0', now='mypkg==1.3.0', breaking=False)]
+    >>> diffs, refused = check_record("result.pkl", "compatible")  # doctest: +SKIP
     """
-    return evaluate(environment(path), "ignore", path)[0]
-
-
-def verify_file(path: PathLike, policy: str | PolicyCallable = "strict") -> tuple[list[Difference], int]:
-    """The differences for ``path`` and an exit code: 1 when ``policy`` refuses them, else 0.
-
-    ``"strict"`` refuses any difference, ``"compatible"`` breaking ones, ``"warn"`` and
-    ``"ignore"`` none; a callable refuses by raising :class:`VersionMismatchError` or
-    returning ``False``. This is what ``storage-nodes verify FILE`` runs.
-
-    >>> diffs, code = verify_file("result.pkl", "compatible")  # doctest: +SKIP
-    """
-    diffs, refuse = evaluate(environment(path), policy, path)
-    return diffs, 1 if refuse else 0
+    return evaluate(environment(path), policy, path)
 
 
 def verify(path: PathLike, *, policy: str | PolicyCallable = "warn") -> list[Difference]:
@@ -463,7 +452,7 @@ def verify(path: PathLike, *, policy: str | PolicyCallable = "warn") -> list[Dif
     ...     print(d)
     mypkg.core: stored mypkg==1.2.0, now mypkg==1.3.0
     """
-    diffs, refuse = evaluate(environment(path), policy, path)
+    diffs, refuse = check_record(path, policy)
     if refuse:
         raise mismatch(path, policy, refuse)
     return diffs

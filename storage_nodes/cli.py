@@ -107,7 +107,7 @@ def _cmd_backends(args: argparse.Namespace) -> int:
         b = registry.get(name)
         flags = [text for flag, text in can.items() if getattr(b, flag)]
         safe = "safe load" if b.supports_safe_load else "runs code on load"
-        print(f"{name:12s} suffixes={','.join(b.suffixes) or '-'}  {safe}  {', '.join(flags) or '-'}")
+        print(f"{name:12s} suffixes={','.join(registry.suffixes(name)) or '-'}  {safe}  {', '.join(flags) or '-'}")
     print(f"other suffixes save with {registry.DEFAULT_BACKEND!r}; choose with save(..., backend=NAME)")
     return 0
 
@@ -116,20 +116,20 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     """Exit 0: accepted by the policy; 1: refused; 2: the file cannot be read."""
     import json
 
-    from .api import verify_file
+    from .api import check_record
     from .collections.collection import is_collection
-    from .provenance.versioning import refused
 
     if is_collection(args.file):  # members present, checksums unchanged, environments
         from .collections.cli import run_verify
 
         return run_verify(args.file, policy=args.policy, as_json=args.json)
     try:
-        diffs, code = verify_file(args.file, args.policy)
+        diffs, refused_diffs = check_record(args.file, args.policy)
+        code = 1 if refused_diffs else 0
     except StorageError as exc:
         print(f"storage-nodes: error: {exc}", file=sys.stderr)
         return 2
-    refuse = set(map(str, refused(diffs, args.policy))) if code else set()
+    refuse = set(map(str, refused_diffs))
     if args.json:
         doc = {
             "path": args.file,

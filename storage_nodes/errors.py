@@ -69,7 +69,25 @@ class BackendNotFoundError(StorageError, ValueError):
 
 
 class UnsupportedOperationError(StorageError, NotImplementedError):
-    """The chosen backend cannot do what was asked (the message names one that can)."""
+    """The chosen backend cannot do what was asked.
+
+    ``capability`` names the backend flag that would allow it (e.g. ``"supports_browse"``);
+    the public functions of :mod:`storage_nodes.api` end the message with the registered
+    backends that have it.
+    """
+
+    capability: str | None = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | os.PathLike[str] | None = None,
+        key: str | None = None,
+        capability: str | None = None,
+    ) -> None:
+        super().__init__(message, path=path, key=key)
+        self.capability = capability
 
 
 class FileNotFoundStorageError(StorageError, FileNotFoundError):

@@ -20,7 +20,10 @@ from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 from . import keys as _keys
+from ._listing_html import entry_html, listing_html
+from ._listing_text import human_size, module_summary
 from .errors import KeyNotFoundError
+from .shapes import RUN_THRESHOLD, runs, signature
 
 __all__ = [
     "Entry",
@@ -37,8 +40,6 @@ __all__ = [
 ]
 
 LISTING_VERSION = 1
-#: a run of this many same-shaped siblings or more is summarised (text, HTML, ``to_dict(full=False)``)
-RUN_THRESHOLD = 8
 #: lines (entries or runs) a summary shows per level; the rest are counted in one line
 SUMMARY_LIMIT = 50
 
@@ -122,8 +123,6 @@ class Entry:
         return f"<Entry {self.path or '/'!r}: {self.describe()}>"
 
     def _repr_html_(self) -> str:  # Jupyter: this entry's subtree as a collapsible HTML tree
-        from ._listing_html import entry_html
-
         return entry_html(self, style=True)
 
     def describe(self) -> str:
@@ -136,7 +135,7 @@ class Entry:
         if self.length is not None and self.shape is None:
             parts.append(f"len={self.length}")
         if self.size is not None:
-            parts.append(_human(self.size))
+            parts.append(human_size(self.size))
         if self.opaque:
             parts.append("opaque: needs safe=False")
         if self.info.get("shared_with"):
@@ -243,59 +242,6 @@ def lazy_entry(
     entry._expand = expand
     entry._shape = shape
     return entry.pending()
-
-
-def signature(entry: Entry, memo: dict[int, Hashable] | None = None) -> Hashable:
-    """What must agree for two siblings to count as "the same shape": type, module, shape,
-    dtype, opaque and truncated, and the same of every child by name; not name, size, length
-    (of a str: a size; of a container: its children say it) or ``info``.
-
-    ``memo`` (by ``id``) saves recomputing it for the entries of one tree.
-    """
-    if memo is None:
-        memo = {}
-    found = memo.get(id(entry))
-    if found is None:
-        found = memo[id(entry)] = _signature(entry, memo)
-    return found
-
-
-def _signature(entry: Entry, memo: dict[int, Hashable]) -> Hashable:
-    if "run" in entry.info:  # a run of a summary stands alone
-        return ("run", id(entry))
-    if isinstance(entry, LazyEntry) and entry._pending:
-        fast = entry._fast_signature()
-        if fast is not None:
-            return fast
-    kids = entry.children
-    return (
-        entry.type,
-        entry.module,
-        entry.shape,
-        entry.dtype,
-        entry.opaque,
-        entry.truncated,
-        tuple([c.name for c in kids]),
-        tuple([signature(c, memo) for c in kids]),
-    )
-
-
-def runs(items: Sequence[Entry], memo: dict[int, Hashable] | None = None) -> Iterator[tuple[int, int]]:
-    """``(start, end)`` of each stretch of consecutive same-shaped entries of ``items``, in order.
-
-    >>> items = [Entry(path=str(i), name=str(i), type="int" if i < 3 else "str") for i in range(5)]
-    >>> list(runs(items))
-    [(0, 3), (3, 5)]
-    """
-    memo = {} if memo is None else memo
-    i, n = 0, len(items)
-    while i < n:
-        sig = signature(items[i], memo)
-        j = i + 1
-        while j < n and signature(items[j], memo) == sig:
-            j += 1
-        yield i, j
-        i = j
 
 
 def _run_entry(run: Sequence[Entry]) -> Entry:
@@ -457,30 +403,8 @@ def _run_line(entry: Entry) -> str:
         kind += f", dtype={entry.dtype}"
     if entry.opaque:
         kind += ", opaque: needs safe=False"
-    size = f", {_human(run['size'])} in all" if run.get("size") is not None else ""
+    size = f", {human_size(run['size'])} in all" if run.get("size") is not None else ""
     return f"{run['first']}..{run['last']}: {kind} x {run['count']}{size}"
-
-
-def _human(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"  # pragma: no cover
-
-
-def _module_summary(name: str, rec: Any) -> str:
-    """``name==version`` plus the git commit and dirty state when recorded."""
-    if not isinstance(rec, dict):
-        return name
-    text = f"{name}=={rec['version']}" if rec.get("version") else name
-    git = rec.get("git")
-    if isinstance(git, dict) and git.get("commit"):
-        state = git.get("dirty")
-        dirty = ", dirty" if state is True else "" if state is False else ", dirty state unknown"
-        text += f" (git {str(git['commit'])[:10]}{dirty})"
-    return text
 
 
 @dataclasses.dataclass
@@ -600,7 +524,7 @@ class Listing:
             if mods:
                 shown = []
                 for name, rec in sorted(mods.items()):
-                    shown.append(_module_summary(name, rec))
+                    shown.append(module_summary(name, rec))
                 lines.append("modules: " + ", ".join(shown))
         summary = None if full else _Summariser(SUMMARY_LIMIT, RUN_THRESHOLD)
         root = self.root if summary is None else summary.entry(self.root)
@@ -631,8 +555,6 @@ class Listing:
         """Jupyter shows a collapsible HTML tree (``<details>``, no JavaScript): a header with
         file, metadata and environment, then the entries with type, shape, dtype, size and
         opaque / refused-by-safe-load marks; long runs of same-shaped entries summarised."""
-        from ._listing_html import listing_html
-
         return listing_html(self)
 
 

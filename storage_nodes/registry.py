@@ -1,8 +1,11 @@
 """Backend registry: names to backends, suffixes and content detection, plugins.
 
-Built-in backends are imported lazily on first use. Third-party backends register
-through the entry-point group ``storage_nodes.backends`` (the entry point names a
-:class:`~storage_nodes.backends.base.Backend` subclass) or by calling :func:`register`.
+Built-in backends are imported lazily on first use: their suffixes are in this module's
+table, so choosing a backend by file name imports none of the others (saving ``x.json``
+does not import h5py). Third-party backends register through the entry-point group
+``storage_nodes.backends`` (the entry point names a
+:class:`~storage_nodes.backends.base.Backend` subclass, whose ``suffixes`` it declares) or
+by calling :func:`register`.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ import stat
 import threading
 from pathlib import Path
 
-from .backends import base as _base
 from .backends.base import Backend
 from .errors import (
     BackendNotFoundError,
@@ -24,16 +26,17 @@ from .errors import (
     StorageError,
 )
 
-__all__ = ["ENTRY_POINT_GROUP", "detect", "for_suffix", "get", "names", "names_with", "register"]
+__all__ = ["ENTRY_POINT_GROUP", "detect", "for_suffix", "get", "names", "names_with", "register", "suffixes"]
 
 ENTRY_POINT_GROUP = "storage_nodes.backends"
 DEFAULT_BACKEND = "h5"
 
-_BUILTIN = {
-    "pickle": "storage_nodes.backends.pickle:PickleBackend",
-    "cloudpickle": "storage_nodes.backends.cloudpickle:CloudpickleBackend",
-    "json": "storage_nodes.backends.json:JsonBackend",
-    "h5": "storage_nodes.backends.h5:H5Backend",
+#: name -> (the class, as "module:attribute"; the file suffixes that select it on save)
+_BUILTIN: dict[str, tuple[str, tuple[str, ...]]] = {
+    "pickle": ("storage_nodes.backends.pickle:PickleBackend", (".pkl", ".pickle")),
+    "cloudpickle": ("storage_nodes.backends.cloudpickle:CloudpickleBackend", (".cpkl", ".cloudpickle")),
+    "json": ("storage_nodes.backends.json:JsonBackend", (".json",)),
+    "h5": ("storage_nodes.backends.h5:H5Backend", (".h5", ".hdf5")),
 }
 BUILTIN_NAMES: tuple[str, ...] = tuple(sorted(_BUILTIN))
 
@@ -48,7 +51,7 @@ def _ensure() -> None:
     with _lock:
         if _loaded_plugins:
             return
-        for name, spec in _BUILTIN.items():
+        for name, (spec, _) in _BUILTIN.items():
             _specs.setdefault(name, spec)
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             _specs.setdefault(ep.name, ep.value)
@@ -61,7 +64,7 @@ def register(backend: type[Backend], *, replace: bool = False) -> None:
     Packages can also register through the ``storage_nodes.backends`` entry point group.
 
     >>> register(MyBackend)  # doctest: +SKIP
-    >>> "mine" in backends()  # doctest: +SKIP
+    >>> "mine" in names()  # doctest: +SKIP
     True
     """
     if not (isinstance(backend, type) and issubclass(backend, Backend)):
@@ -104,14 +107,32 @@ def names_with(flag: str) -> list[str]:
     return [n for n in names() if getattr(get(n), flag, False)]
 
 
-_base.set_capability_lookup(names_with)
+def suffixes(name: str) -> tuple[str, ...]:
+    """The file suffixes that select backend ``name`` on save (lower case, with the dot).
+
+    A built-in backend's come from this module's table (nothing imported); another
+    backend's from its class's ``suffixes``.
+    """
+    _ensure()
+    with _lock:
+        spec = _specs.get(name)
+    builtin = _BUILTIN.get(name)
+    if builtin is not None and spec == builtin[0]:
+        return builtin[1]
+    if isinstance(spec, type):
+        return tuple(spec.suffixes)
+    return tuple(get(name).suffixes)
 
 
 def for_suffix(path: str | os.PathLike[str]) -> str:
-    """The backend a save picks from the file name; :data:`DEFAULT_BACKEND` if none matches."""
+    """The backend a save picks from the file name; :data:`DEFAULT_BACKEND` if none matches.
+
+    >>> for_suffix("results.json"), for_suffix("run.pkl"), for_suffix("notes.txt")
+    ('json', 'pickle', 'h5')
+    """
     suffix = Path(path).suffix.lower()
     for n in names():
-        if suffix in get(n).suffixes:
+        if suffix in suffixes(n):
             return n
     return DEFAULT_BACKEND
 

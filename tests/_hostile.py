@@ -1,7 +1,7 @@
 """Hostile h5 archives (zlib bombs, datasets declaring far more than they store) and a
 child-process probe that times one read of such a file and measures its peak memory.
 
-Used by ``tests/test_reliability_bombs.py`` and ``benchmarks/bench_hostile.py``.
+Used by ``tests/backends/h5/test_h5_bombs.py`` and ``benchmarks/bench_hostile.py``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""One node of every kind pyiron_workflow 0.20 builds, for tests/test_node_kinds.py.
+"""One node of every kind pyiron_workflow 0.20 builds, for tests/graph/test_node_kinds.py.
 
 flowrep parses the source of decorated functions, so they live in a real module; the
 recipes name them as ``_node_kinds.<function>`` (``tests/`` is on the test path).

@@ -35,7 +35,7 @@ from ..errors import (
 from ..keys import escape, navigate, split, suggest
 from ..listing import Entry, Listing, prune
 from ..provenance.metadata import ObjectCollector, environment_record
-from .base import Backend, CheckCallback, capable
+from .base import Backend, CheckCallback
 
 PREFIX = struct.Struct("<8sQ")
 
@@ -193,9 +193,10 @@ class FramedPickleBackend(Backend):
                 raise UnsupportedOperationError(
                     f"the {self.name!r} backend lists only the top level of {path} without unpickling; "
                     f"{key!r} is not there. load(..., key={key!r}) reads it (unpickling the file), or "
-                    f"save with a browsable backend: {', '.join(capable('supports_browse'))}",
+                    "save with a browsable backend",
                     path=path,
                     key=key,
+                    capability="supports_browse",
                 )
             root = found
         if depth is not None:

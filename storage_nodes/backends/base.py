@@ -4,7 +4,8 @@ A backend turns one Python object into one file and back. It implements three
 primitives — :meth:`Backend.sniff`, :meth:`Backend.write`, :meth:`Backend.read` — and
 :meth:`Backend.list` for ``inspect``. Capabilities are declared as class flags, so callers
 ask ``backend.supports_partial_write`` instead of checking types; a default method for an
-optional capability raises :class:`UnsupportedOperationError` naming backends that can.
+optional capability raises :class:`UnsupportedOperationError` carrying the flag, and the
+public API names the registered backends that have it.
 
 Whole-file writes are made atomic by the caller (:func:`storage_nodes.save` hands
 ``write`` a temporary path and replaces the target afterwards). ``update`` (a partial
@@ -21,7 +22,7 @@ from typing import Any, ClassVar
 from ..errors import UnsupportedOperationError
 from ..listing import Listing
 
-__all__ = ["Backend", "CheckCallback", "capable", "set_capability_lookup"]
+__all__ = ["Backend", "CheckCallback"]
 
 # Called by ``read`` with (stored environment record, modules the entry needs or None)
 # before any object is rebuilt; it raises or warns according to the version policy.
@@ -33,7 +34,8 @@ class Backend(abc.ABC):
 
     #: registry name, e.g. ``"pickle"``
     name: ClassVar[str]
-    #: file suffixes that select this backend on save (lower case, with dot)
+    #: file suffixes that select this backend on save (lower case, with dot); the built-in
+    #: backends' are in :mod:`storage_nodes.registry`'s table, so that choosing by suffix imports nothing
     suffixes: ClassVar[tuple[str, ...]] = ()
     #: version of the on-disk format this backend writes
     format_version: ClassVar[int] = 1
@@ -71,44 +73,19 @@ class Backend(abc.ABC):
         """Describe what ``path`` holds (below ``key``) without rebuilding objects.
 
         ``depth`` limits the levels of children listed (0: the entry alone, its children
-        counted in ``truncated``); ``None`` lists as deep as the backend goes.
-        :func:`storage_nodes.inspect` prunes the listing of a backend whose ``list`` takes
-        no ``depth``.
+        counted in ``truncated``); ``None`` lists as deep as the backend goes. Every backend
+        takes it (:func:`storage_nodes.listing.prune` cuts a full listing to a depth).
         """
 
     def update(self, obj: Any, path: Path, *, key: str, metadata: dict[str, Any], options: dict[str, Any]) -> None:
         """Replace or add the entry ``key`` of the existing file ``path``."""
         raise UnsupportedOperationError(
             f"the {self.name!r} backend cannot update one entry of {path}; save the whole "
-            f"object again, or use a backend that can: {_capable('supports_partial_write')}",
+            "object again, or use a backend that can",
             path=path,
             key=key,
+            capability="supports_partial_write",
         )
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
-
-
-# Which backends have a capability, for the advice in error messages. The registry sits
-# above this module (it imports it), so it installs its lookup here when it is imported.
-def _no_lookup(flag: str) -> list[str]:
-    return []
-
-
-_capability_lookup: Callable[[str], list[str]] = _no_lookup
-
-
-def set_capability_lookup(lookup: Callable[[str], list[str]]) -> None:
-    """Install ``lookup(flag) -> backend names`` (the registry's :func:`names_with`)."""
-    global _capability_lookup
-    _capability_lookup = lookup
-
-
-def capable(flag: str) -> list[str]:
-    """Names of the registered backends whose capability ``flag`` is true."""
-    return _capability_lookup(flag)
-
-
-def _capable(flag: str) -> str:
-    found = capable(flag)
-    return ", ".join(repr(n) for n in found) if found else "(none installed)"

@@ -17,7 +17,6 @@ __all__ = ["CloudpickleBackend"]
 
 class CloudpickleBackend(FramedPickleBackend):
     name = "cloudpickle"
-    suffixes = (".cpkl", ".cloudpickle")
     magic = b"\x93SN-CPK\n"
 
     def make_pickler(self, f: IO[bytes], collector: ObjectCollector) -> pickle.Pickler:

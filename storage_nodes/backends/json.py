@@ -213,7 +213,6 @@ def decode(data: Any) -> Any:
 
 class JsonBackend(Backend):
     name = "json"
-    suffixes = (".json",)
     supports_browse = True  # the whole file is plain data: listing it runs no code
     save_options = frozenset({"indent"})  # json.dump's indent (default 1)
 

@@ -18,7 +18,6 @@ __all__ = ["PickleBackend"]
 
 class PickleBackend(FramedPickleBackend):
     name = "pickle"
-    suffixes = (".pkl", ".pickle")
     magic = b"\x93SN-PKL\n"
 
     def make_pickler(self, f: IO[bytes], collector: ObjectCollector) -> pickle.Pickler:

@@ -27,7 +27,7 @@ feeding nothing is removed with them. It runs inside pyiron_workflow's own undo 
 a refused assignment (e.g. a constant that is not a member) restores the old source.
 
 Scope: only pyiron_workflow 0.20.x (see :data:`SUPPORTED`), applied once when
-``storage_nodes.nodes`` is imported. ``tests/test_nodes_compat.py`` fails loudly when
+``storage_nodes.nodes`` is imported. ``tests/graph/test_pwf_compat.py`` fails loudly when
 upstream changes these functions, starts accepting member constants itself or replaces
 re-assigned sources itself; then delete the fix concerned (or this module and its call in
 ``nodes.py``).

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from .. import api
 from ..errors import CorruptFileError, InvalidArgumentError, KeyNotFoundError, StorageError, UnsafeLoadError
 from ..keys import escape
+from .document import FORMAT, WORKFLOW_KEY, recipe_from_json
 
 if TYPE_CHECKING:
     import graphviz
@@ -163,8 +164,6 @@ def _size(shape: tuple[int, ...]) -> int:
 def draw_file(path: str | os.PathLike[str], depth: int = 1, *, backend: str | None = None) -> graphviz.Digraph:
     """Draw the workflow stored in ``path`` without loading it: the recipe and the small
     values are read with ``safe=True``, everything else is described from ``inspect``."""
-    from .workflows import FORMAT, WORKFLOW_KEY, recipe_from_json
-
     p = Path(path).expanduser()
     try:
         header = api.load(p, backend, key=WORKFLOW_KEY, safe=True, version_policy="ignore")

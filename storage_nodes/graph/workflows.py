@@ -48,6 +48,7 @@ from ..provenance.metadata import recorded_objects
 from ..provenance.session_code import live_object, live_source
 from ..provenance.versioning import VersionPolicy
 from . import carried_code, recipe_edit
+from .document import FORMAT, FORMAT_VERSION, WORKFLOW_KEY, recipe_from_json
 
 __all__ = [
     "FORMAT",
@@ -59,11 +60,6 @@ __all__ = [
     "save_outputs",
     "save_workflow",
 ]
-
-FORMAT = "storage_nodes-workflow"
-FORMAT_VERSION = 1
-#: the top-level entry holding the recipe and format information (not a valid node label)
-WORKFLOW_KEY = "@workflow"
 
 PathLike = str | os.PathLike[str]
 log = logging.getLogger("storage_nodes.graph")
@@ -422,14 +418,6 @@ class StoredWorkflow:
         run_inputs = {**self.inputs, **workflow_inputs}
         node, redirect = self._rebuild(inputs, directory, overwrite, run_inputs)
         return node.run(**{**run_inputs, **redirect.inputs})
-
-
-def recipe_from_json(text: str) -> Any:
-    """Parse a stored recipe (flowrep JSON) into its pydantic model, importing no node code."""
-    import flowrep
-    import pydantic
-
-    return pydantic.TypeAdapter(flowrep.schemas.RecipeDiscrimination).validate_json(text)
 
 
 def _stored_workflow(doc: Any, path: Path) -> StoredWorkflow:

@@ -1,7 +1,7 @@
 """Write ``stored_workflow_0.1.json``: a workflow of every node storage_nodes ships, stored as JSON.
 
 Run once (``python tests/data/make_stored_workflow.py`` in a scratch directory) by the code
-of the day the fixture was made; ``tests/test_stored_recipes.py`` then loads and reruns it
+of the day the fixture was made; ``tests/graph/test_stored_recipes.py`` then loads and reruns it
 with today's code, so the module paths that recipes record (``storage_nodes.nodes.SaveNode``,
 ``storage_nodes.collection_nodes.CollectNode``, ``storage_nodes.demo.*``) stay loadable.
 Do not regenerate it to make a failing test pass: a failure means stored workflows broke.

@@ -73,7 +73,6 @@ class H5Backend(Backend):
     """HDF5 archive: coarse tree, packed small data, one dataset per big array."""
 
     name = "h5"
-    suffixes = (".h5", ".hdf5")
     format_version = layout.FORMAT_VERSION
     supports_browse = True
     supports_partial_read = True

@@ -28,7 +28,7 @@ Each object header and the superblock end with Jenkins' lookup3 checksum (HDF5's
 ``H5_checksum_lookup3``, :func:`lookup3`). The cases outside this model (other dataset names
 than short ASCII words, an index bigger than :data:`MAX_BYTES`) return ``None``: the caller
 writes them through HDF5. That the output equals HDF5's byte for byte is what
-``tests/test_h5_image.py`` pins, against the installed HDF5, over many sizes; a future HDF5
+``tests/backends/h5/test_h5_image.py`` pins, against the installed HDF5, over many sizes; a future HDF5
 that lays these files out differently fails those tests rather than writing different files.
 """
 

@@ -132,7 +132,7 @@ def test_unknown_policy_is_an_argument_error(tmp_path: Path) -> None:
 def test_verify_without_differences(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = sn.save(Point(1, 2), tmp_path / "p.pkl")
     assert sn.verify(path, policy="strict") == []
-    assert api.verify_file(path, "strict") == ([], 0)
+    assert api.check_record(path, "strict") == ([], [])
     assert cli.main(["verify", str(path)]) == 0
     assert "the environment matches the stored record" in capsys.readouterr().out
 
@@ -144,8 +144,8 @@ def test_verify_reports_and_refuses(tmp_path: Path, changed: dict[str, Any], cap
     with pytest.raises(sn.VersionMismatchError):
         sn.verify(path, policy="strict")
     assert sn.verify(path, policy="compatible")[0].what == "version"
-    assert api.verify_file(path, "compatible")[1] == 0
-    assert api.verify_file(path, lambda s, n: False)[1] == 1
+    assert api.check_record(path, "compatible")[1] == []
+    assert api.check_record(path, lambda s, n: False)[1] == api.check_record(path, "ignore")[0] != []
     assert cli.main(["verify", path]) == 1
     out = capsys.readouterr().out
     assert "1 difference(s), refused by the 'strict' policy" in out

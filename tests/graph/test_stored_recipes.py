@@ -18,7 +18,7 @@ import pytest
 
 import storage_nodes as sn
 
-FIXTURE = Path(__file__).parent / "data" / "stored_workflow_0.1.json"
+FIXTURE = Path(__file__).resolve().parents[1] / "data" / "stored_workflow_0.1.json"
 
 RECORDED = {
     ("storage_nodes.demo", "random_positions"),

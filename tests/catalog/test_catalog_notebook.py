@@ -6,7 +6,7 @@ from pathlib import Path
 
 from _docs import execute_notebook
 
-NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "catalog.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "catalog.ipynb"
 
 
 def test_catalog_notebook_executes(tmp_path):

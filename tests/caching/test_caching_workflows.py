@@ -22,7 +22,7 @@ from pyiron_workflow.executorlib import NodeSingleExecutor
 import storage_nodes as sn
 from storage_nodes.caching import ValueArchive
 
-TESTS = Path(__file__).parent
+TESTS = Path(__file__).resolve().parents[1]  # tests/, where the helper modules live
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-TESTS = Path(__file__).parent
+TESTS = Path(__file__).resolve().parents[1]  # tests/, where the helper modules live
 
 
 def run_python(code: str, cwd: Path) -> dict:

@@ -25,7 +25,7 @@ import storage_nodes as sn
 from storage_nodes import SaveNode
 from storage_nodes.catalog import catalog as C
 
-TESTS = Path(__file__).parent
+TESTS = Path(__file__).resolve().parents[1]  # tests/, where the helper modules live
 SAVES = 4  # SaveNodes that run in workers at the same time
 
 

@@ -1,8 +1,5 @@
-"""Bugs found by the review2 helper in code it may not edit (storage_nodes/backends/h5/**, archive.py).
-
-Each test states the wanted behaviour; they were strict xfails until the lead's fixes
-(h5: scalar roots, foreign files, list/dict subclass items, durable updates, key errors
-with suggestions, checked options).
+"""The h5 backend's edges: scalar roots, checked options, foreign HDF5 files, items of list
+and dict subclasses, durable updates, and key errors with suggestions.
 """
 
 from __future__ import annotations
@@ -83,14 +80,3 @@ def test_h5_names_where_a_misspelt_key_stops_and_suggests(tmp_path):
     with pytest.raises(sn.KeyNotFoundError) as exc:
         sn.load(path, key="outputs/force")
     assert "outputs (dict) has no entry 'force' (did you mean 'forces'?)" in str(exc.value), str(exc.value)
-
-
-def test_open_of_a_pickle_says_how_to_reach_below_what_its_header_lists(tmp_path):
-    """A pickle header describes the top levels only: below them, open() says that
-    load(key=...) reads the entry (by unpickling), instead of guessing by unpickling."""
-    path = sn.save({"a": {"b": {"c": 1}}}, tmp_path / "deep.pkl")
-    assert sn.load(path, key="a/b/c") == 1
-    arc = sn.open(path)
-    assert arc["a"].entry.length == 1 and arc["a"].entry.truncated == 1  # "... 1 more"
-    with pytest.raises(sn.UnsupportedOperationError, match=r"load\(\.\.\., key='a/b'\) reads it"):
-        arc["a/b"]
