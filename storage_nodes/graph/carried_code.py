@@ -99,8 +99,12 @@ class _Capture:
     def add(self, module: str, qualname: str, role: str) -> None:
         fqn = f"{module}.{qualname}"
         if fqn in self.entries:
-            if role == "node":
-                self.entries[fqn]["role"] = "node"
+            entry = self.entries[fqn]
+            if role == "node" and entry["role"] != "node":  # met as another function's helper first
+                entry["role"] = "node"
+                obj = live_object(module, qualname)
+                if self.by_value and obj is not None:
+                    entry["pickled"] = self._pickled(obj, module, fqn)
             return
         obj = live_object(module, qualname)
         source = live_source(obj) if obj is not None else None
@@ -289,6 +293,7 @@ class _Builder:
         filename = f"<storage_nodes {self.path.name}: {fqn}>"
         text = _dedented(source)
         linecache.cache[filename] = (len(text), None, text.splitlines(keepends=True), filename)
+        _module(entry["module"])  # a decorator may look its module up (flowrep does)
         exec(compile(text, filename, "exec"), namespace)
         self.busy.discard(fqn)
         return namespace[entry["qualname"].rsplit(".", 1)[-1]]
@@ -298,13 +303,18 @@ class _Builder:
             namespace[name] = self.built[fqn]
 
 
-def _place(module: str, qualname: str, obj: Any) -> None:
-    """Make ``module.qualname`` find ``obj``: set it on the module, making a run-time module again."""
+def _module(module: str) -> types.ModuleType:
+    """The loaded module ``module``; one made at run time is made again (empty)."""
     mod = sys.modules.get(module)
     if mod is None:
         mod = types.ModuleType(module, f"code of stored workflows ({module} was made at run time)")
         sys.modules[module] = mod
-    setattr(mod, qualname, obj)
+    return mod
+
+
+def _place(module: str, qualname: str, obj: Any) -> None:
+    """Make ``module.qualname`` find ``obj``."""
+    setattr(_module(module), qualname, obj)
 
 
 def install(
