@@ -99,12 +99,12 @@ class _Capture:
     def add(self, module: str, qualname: str, role: str) -> None:
         fqn = f"{module}.{qualname}"
         if fqn in self.entries:
-            entry = self.entries[fqn]
-            if role == "node" and entry["role"] != "node":  # met as another function's helper first
-                entry["role"] = "node"
-                obj = live_object(module, qualname)
-                if self.by_value and obj is not None:
-                    entry["pickled"] = self._pickled(obj, module, fqn)
+            known = self.entries[fqn]
+            if role == "node" and known["role"] != "node":  # met as another function's helper first
+                known["role"] = "node"
+                found = live_object(module, qualname)
+                if self.by_value and found is not None:
+                    known["pickled"] = self._pickled(found, module, fqn)
             return
         obj = live_object(module, qualname)
         source = live_source(obj) if obj is not None else None
