@@ -36,6 +36,7 @@ import sys
 import textwrap
 import types
 import warnings
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,66 @@ def _importable(obj: Any) -> tuple[str, str] | None:
     return (module, qualname) if live_object(module, qualname) is obj else None
 
 
+class _Static:
+    """What never changes for one function or class object: its source and the global names it reads."""
+
+    __slots__ = ("code", "names", "sha256", "source")
+
+    def __init__(self, obj: Any) -> None:
+        self.code = getattr(obj, "__code__", None)
+        self.source = live_source(obj)
+        self.sha256 = source_hash(self.source) if self.source is not None else None
+        self.names = _global_names(self.source) if self.source is not None else []
+
+
+_statics: weakref.WeakKeyDictionary[Any, _Static] = weakref.WeakKeyDictionary()
+#: function or class -> ((state, by_value, role), entry, problems, helpers): a notebook saves
+#: the same functions again and again; an entry is made again when a global it uses changes
+_entries: weakref.WeakKeyDictionary[Any, tuple[Any, dict[str, Any], list[str], list[tuple[str, str]]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _static(obj: Any) -> _Static:
+    try:
+        hit = _statics.get(obj)
+    except TypeError:  # not weakly referenceable
+        return _Static(obj)
+    if hit is None or hit.code is not getattr(obj, "__code__", None):
+        hit = _statics[obj] = _Static(obj)
+    return hit
+
+
+def _scope(obj: Any, module: str) -> Mapping[str, Any]:
+    scope = getattr(obj, "__globals__", None)
+    if scope is None:
+        scope = vars(sys.modules[module]) if module in sys.modules else {}
+    return scope
+
+
+def _state(obj: Any, module: str, seen: set[int]) -> tuple[Any, ...]:
+    """What the entry of ``obj`` depends on beyond its own code: the globals it reads, by
+    identity (JSON-able constants by value), session functions it uses with their own state."""
+    scope = _scope(obj, module)
+    return tuple((name, _value_key(scope[name], seen)) for name in _static(obj).names if name in scope)
+
+
+def _value_key(value: Any, seen: set[int]) -> Any:
+    if isinstance(value, types.ModuleType):
+        return ("m", value.__name__)
+    if isinstance(value, type | types.FunctionType):
+        module = getattr(value, "__module__", None)
+        if id(value) in seen or not isinstance(module, str) or not is_session_module(module):
+            return ("f", id(value))
+        seen.add(id(value))
+        return ("f", id(value), id(getattr(value, "__code__", None)), _state(value, module, seen))
+    if isinstance(value, str | int | float | bool | type(None)):
+        return ("v", type(value).__name__, value)
+    if isinstance(value, list | dict) and _json_constant(value):
+        return ("v", json.dumps(value, sort_keys=True))
+    return ("o", id(value))
+
+
 class _Capture:
     def __init__(self, by_value: bool) -> None:
         self.by_value = by_value
@@ -107,28 +168,45 @@ class _Capture:
                     known["pickled"] = self._pickled(found, module, fqn)
             return
         obj = live_object(module, qualname)
-        source = live_source(obj) if obj is not None else None
-        entry: dict[str, Any] = {"module": module, "qualname": qualname, "role": role, "source": source}
-        entry["sha256"] = source_hash(source) if source is not None else None
-        self.entries[fqn] = entry
         if obj is None:
+            self.entries[fqn] = {"module": module, "qualname": qualname, "role": role, "source": None, "sha256": None}
             self.problems.setdefault(fqn, []).append("this session does not define it")
             return
+        key = (_state(obj, module, set()), self.by_value, role)
+        try:
+            hit = _entries.get(obj)
+        except TypeError:
+            hit = None
+        if hit is not None and hit[0] == key:
+            self.entries[fqn] = dict(hit[1])  # the pickled bytes are shared: bytes do not change
+            if hit[2]:
+                self.problems[fqn] = list(hit[2])
+            for helper in hit[3]:
+                self.add(*helper, "helper")
+            return
+        static = _static(obj)
+        entry: dict[str, Any] = {"module": module, "qualname": qualname, "role": role, "source": static.source}
+        entry["sha256"] = static.sha256
+        self.entries[fqn] = entry
         if "<locals>" in qualname:
             self.problems.setdefault(fqn, []).append("it is defined inside a function, so no name finds it")
         names: dict[str, Any] = {}
-        scope = getattr(obj, "__globals__", None)
-        if scope is None:
-            scope = vars(sys.modules[module]) if module in sys.modules else {}
-        for name in _global_names(source) if source is not None else []:
-            if name not in scope:
-                continue  # a builtin, a parameter or a local
-            names[name] = self._name(name, scope[name], fqn)
+        scope = _scope(obj, module)
+        for name in static.names:
+            if name in scope:  # else a builtin, a parameter or a local
+                names[name] = self._name(name, scope[name], fqn)
         entry["names"] = names
-        if source is None:
+        if static.source is None:
             self.problems.setdefault(fqn, []).append("its source cannot be read (built at run time, or exec'd)")
         if self.by_value and role == "node":
             entry["pickled"] = self._pickled(obj, module, fqn)
+        helpers = [
+            (e["module"], e["qualname"]) for e in (self.entries[s["code"]] for s in names.values() if "code" in s)
+        ]
+        try:
+            _entries[obj] = (key, dict(entry), list(self.problems.get(fqn, [])), helpers)
+        except TypeError:
+            pass
 
     def _name(self, name: str, value: Any, fqn: str) -> dict[str, Any]:
         if isinstance(value, types.ModuleType):

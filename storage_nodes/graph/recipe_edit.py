@@ -45,6 +45,12 @@ def _children(recipe: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
             yield label, child
 
 
+#: recipe fields that never hold a node (skipped when looking for node functions)
+_NO_NODES = frozenset(
+    {"reference", "inputs", "outputs", "edges", "input_edges", "output_edges", "constant", "inputs_with_defaults"}
+)
+
+
 def node_functions(recipe: Any, prefix: str = "") -> dict[tuple[str, str], list[str]]:
     """``{(module, qualname): [dotted node paths using it]}`` for every function the recipe names.
 
@@ -58,16 +64,19 @@ def node_functions(recipe: Any, prefix: str = "") -> dict[tuple[str, str], list[
     while stack:
         item, where = stack.pop()
         if isinstance(item, dict):
-            info = (item.get("reference") or {}).get("info") if isinstance(item.get("reference"), dict) else None
+            if item.get("type") == "constant":
+                continue
+            reference = item.get("reference")
+            info = reference.get("info") if isinstance(reference, dict) else None
             if isinstance(info, dict) and isinstance(info.get("module"), str) and isinstance(info.get("qualname"), str):
                 found.setdefault((info["module"], info["qualname"]), []).append(where.rstrip(".") or "(the node)")
             for key, value in item.items():
                 if key == "nodes" and isinstance(value, dict):
                     stack.extend((child, f"{where}{label}.") for label, child in value.items())
-                elif key != "reference":
+                elif isinstance(value, dict | list) and key not in _NO_NODES:
                     stack.append((value, where))
         elif isinstance(item, list):
-            stack.extend((v, where) for v in item)
+            stack.extend((v, where) for v in item if isinstance(v, dict | list))
     return {k: sorted(set(v)) for k, v in found.items()}
 
 

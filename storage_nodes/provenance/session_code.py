@@ -26,9 +26,9 @@ __all__ = ["MAIN_MODULES", "is_session_module", "live_object", "live_source", "s
 #: the names a script, a notebook or an IPython session runs under
 MAIN_MODULES = frozenset({"__main__", "__mp_main__"})
 
-# function or class -> (its code object or None, the sha256 of its source or None); a cell run
+# function or class -> (its code object or None, its source, the source's sha256); a cell run
 # again makes a new object, so an entry never goes stale for long and never keeps one alive
-_hash_cache: weakref.WeakKeyDictionary[Any, tuple[Any, str | None]] = weakref.WeakKeyDictionary()
+_cache: weakref.WeakKeyDictionary[Any, tuple[Any, str | None, str | None]] = weakref.WeakKeyDictionary()
 
 
 def is_session_module(module: str) -> bool:
@@ -61,7 +61,23 @@ def live_object(module: str, qualname: str) -> Any:
 
 
 def live_source(obj: Any) -> str | None:
-    """The source text of a function or class (decorators included), ``None`` when unavailable."""
+    """The source text of a function or class (decorators included), ``None`` when unavailable.
+
+    Kept per object (and code object) while it lives: a notebook saves the same functions
+    again and again, and ``inspect.getsource`` tokenizes the whole cell or file each time."""
+    code = getattr(obj, "__code__", None)
+    try:
+        hit = _cache.get(obj)
+    except TypeError:  # not weakly referenceable
+        return _read_source(obj)
+    if hit is not None and hit[0] is code:
+        return hit[1]
+    source = _read_source(obj)
+    _cache[obj] = (code, source, source_hash(source) if source is not None else None)
+    return source
+
+
+def _read_source(obj: Any) -> str | None:
     try:
         return inspect.getsource(obj)
     except (OSError, TypeError):
@@ -74,20 +90,13 @@ def source_hash(source: str) -> str:
 
 
 def _live_hash(obj: Any) -> str | None:
-    code = getattr(obj, "__code__", None)
-    try:
-        hit = _hash_cache.get(obj)
-    except TypeError:  # not weakly referenceable
-        hit = None
-    if hit is not None and hit[0] is code:
-        return hit[1]
     source = live_source(obj)
-    digest = source_hash(source) if source is not None else None
+    if source is None:
+        return None
     try:
-        _hash_cache[obj] = (code, digest)
-    except TypeError:
-        pass
-    return digest
+        return _cache[obj][2]
+    except (KeyError, TypeError):
+        return source_hash(source)
 
 
 def session_hashes(module: str, qualnames: Iterable[str]) -> dict[str, str]:
