@@ -286,3 +286,20 @@ def test_a_workflow_of_importable_functions_carries_no_code(tmp_path: Path) -> N
     assert sn.load_workflow(path).code == {}
     record = sn.environment(path)["modules"]["storage_nodes.demo"]
     assert record["version"] == sn.__version__ and "random_positions" in record["sources"]
+
+
+def test_storage_nodes_verify_lists_the_functions_defined_in_a_notebook_or_script(saved) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "storage_nodes", "verify", str(saved["json"])], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "the environment matches the stored record" in done.stdout
+    assert "__main__.doubled, __main__.helper, __main__.md_run" in done.stdout
+    as_json = subprocess.run(
+        [sys.executable, "-m", "storage_nodes", "verify", "--json", str(saved["h5"])],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert json.loads(as_json.stdout)["session_code"] == ["__main__.doubled", "__main__.helper", "__main__.md_run"]
