@@ -251,13 +251,15 @@ def redirect_saves(
     *,
     run_inputs: Mapping[str, Any],
     overwrite: bool,
+    refuse: bool = True,
 ) -> Redirect:
     """Point every SaveNode of ``recipe`` (in place) away from the files a first run wrote.
 
     A relative constant path goes into ``directory``; a relative path given as one of the
     workflow's own inputs (``run_inputs``) likewise (returned in ``inputs``). An absolute
     path that exists raises :class:`FileExistsStorageError` unless ``overwrite``; without
-    ``overwrite``, a path computed while running gets ``overwrite=False``.
+    ``overwrite``, a path computed while running gets ``overwrite=False``; so does an
+    absolute path that exists when ``refuse`` is false (the node is built, its save refuses).
     """
     done = Redirect()
     refused: list[str] = []
@@ -283,7 +285,11 @@ def redirect_saves(
         if isinstance(value, str):
             if os.path.isabs(value):
                 if os.path.exists(value) and not overwrite:
-                    refused.append(f"{where} -> {value}")
+                    if refuse or port != "path":
+                        refused.append(f"{where} -> {value}")
+                    else:
+                        _put_constant(container, label, "overwrite", False)
+                        done.guarded.append(where)
                 continue
             new = str(directory / value)
             if kind == "constant":

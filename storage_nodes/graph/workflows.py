@@ -300,9 +300,12 @@ class StoredWorkflow:
 
         A ``Workflow`` comes back as a ``Workflow``; every other node (a macro, an atomic
         node, a flow control) as what ``pyiron_workflow.node(recipe)`` builds from its recipe.
-        Built once, by :meth:`rebuild` with its defaults: SaveNodes write into a new directory.
+        Built once, as :meth:`rebuild` with its defaults builds it (SaveNodes with relative
+        paths write into a new directory beside the file), except that a SaveNode whose
+        absolute file exists is not refused here: it gets ``overwrite=False``, so running
+        the node refuses to replace that file.
         """
-        return self.rebuild()
+        return self._rebuild(None, None, False, dict(self.inputs), refuse=False)[0]
 
     @property
     def workflow(self) -> Any:
@@ -329,7 +332,13 @@ class StoredWorkflow:
         return self._rebuild(inputs, directory, overwrite, dict(self.inputs))[0]
 
     def _rebuild(
-        self, inputs: Mapping[str, Any] | None, directory: PathLike | None, overwrite: bool, run_inputs: dict[str, Any]
+        self,
+        inputs: Mapping[str, Any] | None,
+        directory: PathLike | None,
+        overwrite: bool,
+        run_inputs: dict[str, Any],
+        *,
+        refuse: bool = True,
     ) -> tuple[Any, recipe_edit.Redirect]:
         import pyiron_workflow as pwf
 
@@ -337,7 +346,9 @@ class StoredWorkflow:
         for dotted, value in (inputs or {}).items():
             recipe_edit.set_input(recipe_dict, dotted, value, label=f"the stored {self.node_class} {self.label!r}")
         target = Path(directory).expanduser().absolute() if directory is not None else self._new_directory_name()
-        redirect = recipe_edit.redirect_saves(recipe_dict, target, run_inputs=run_inputs, overwrite=overwrite)
+        redirect = recipe_edit.redirect_saves(
+            recipe_dict, target, run_inputs=run_inputs, overwrite=overwrite, refuse=refuse
+        )
         carried_code.install(self.code, self.path, safe=self.safe, policy=self.version_policy, checked=self.checked)
         if redirect.moved:  # last: a refused rebuild leaves no directory behind
             self._make_directory(target, [new for _, _, new in redirect.moved], announce=directory is None)

@@ -128,6 +128,10 @@ def test_an_absolute_save_path_that_exists_is_refused_unless_overwrite(tmp_path:
     with pytest.raises(sn.FileExistsStorageError, match=r"save -> .*kept\.pkl.*overwrite=True"):
         stored.rerun({"grid.n": 4})
     assert target.read_bytes() == before
+    rebuilt = stored.workflow  # looking at it is fine; running it may not replace the file
+    with pytest.raises(sn.FileExistsStorageError, match=r"kept\.pkl exists and overwrite=False"):
+        rebuilt.run()
+    assert target.read_bytes() == before
     stored.rerun({"grid.n": 4}, overwrite=True)
     assert len(sn.load(target)) == 4
 
