@@ -268,17 +268,16 @@ def capture(
         entry = cap.entries[fqn]
         nodes = (used_by or {}).get((entry["module"], entry["qualname"])) or []
         who = f"node(s) {', '.join(nodes)} use {fqn}" if nodes else f"{fqn} (used by a node function)"
-        rebuilds = entry.get("pickled") is not None or (
-            not by_value and entry["source"] is not None and not any("json" in p for p in problems)
-        )
-        later = (
-            "rebuilding it elsewhere works from the stored pickled code, but its source is not shown or compared"
-            if rebuilds and entry["source"] is None
-            else "rebuilding it (.workflow, .rerun()) will work only in a session that defines "
-            f"{entry['qualname']} itself"
-            if not rebuilds
-            else "rebuilding it works"
-        )
+        placeable = "<locals>" not in entry["qualname"]  # a rebuilt function is defined under its name
+        json_rebuilds = not by_value and entry["source"] is not None and not any("json" in p for p in problems)
+        if not placeable or not (entry.get("pickled") is not None or json_rebuilds):
+            later = f"rebuilding it (.workflow, .rerun()) will work only in a session that defines {fqn} itself"
+        elif entry["source"] is None:
+            later = (
+                "rebuilding it elsewhere works from the stored pickled code, but its source is not shown or compared"
+            )
+        else:
+            later = "rebuilding it works"
         warnings.warn(
             f"{saving}: {who}, whose code is not stored completely: {'; '.join(problems)}. The stored values "
             f"load anywhere; {later}",
