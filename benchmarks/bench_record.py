@@ -4,8 +4,11 @@ Run: ``python benchmarks/bench_record.py``. Prints medians (microseconds) of:
 
 - ``pickle.dumps`` of a small object (the floor a save is compared with);
 - ``environment_record`` for that object's module: first call in a process (cold: finds
-  the distribution, parses the source file, reads the git index and HEAD tree) and
-  every later call (warm: stats the package's tracked files, reuses the caches);
+  the distribution, parses the source file, imports dulwich, reads the git index and HEAD
+  tree) and every later call (warm: kept while inotify reports no change);
+- the same warm call without inotify (the per-save check: reads HEAD and stats the
+  package's tracked files), and the git state after the index changed (the cold path in a
+  process that has read it before: the index and HEAD's tree read again with dulwich);
 - the same for a module of an installed package outside git (numpy);
 - a whole ``sn.save`` with the pickle backend, and one with the record stubbed out;
 - the load-time check (``current_record`` + ``compare``), which is always fresh.
@@ -31,7 +34,7 @@ from _timing import median_ms
 import storage_nodes as sn
 from storage_nodes.backends import _framed
 from storage_nodes.listing import Entry
-from storage_nodes.provenance import metadata, versioning
+from storage_nodes.provenance import _gitfiles, _watch, gitinfo, metadata, versioning
 
 
 def median_us(fn: Callable[[], Any], repeat: int = 200) -> float:
@@ -60,6 +63,25 @@ def main() -> None:
     rows.append(("record, git module, cold (fresh process)", cold_us(f"metadata.environment_record({objs!r})")))
     metadata.environment_record(objs)
     rows.append(("record, git module, warm", median_us(lambda: metadata.environment_record(objs))))
+    real_watcher = _watch.watcher
+    _watch.watcher = lambda: None  # type: ignore[assignment]
+    try:
+        gitinfo.forget()
+        rows.append(("record, git module, warm, no inotify", median_us(lambda: metadata.environment_record(objs))))
+        package = Path(metadata.__file__).parent.parent  # storage_nodes/, the scope of "dirty"
+        module_file = str(package / "listing.py")
+        scope = str(package)
+
+        def after_an_index_change() -> None:
+            _gitfiles.read_index.cache_clear()
+            _gitfiles.committed_blobs.cache_clear()
+            gitinfo._plan.cache_clear()
+            gitinfo.git_state(module_file, scope)
+
+        rows.append(("git state after the index changed (in-process)", median_us(after_an_index_change, 20)))
+    finally:
+        _watch.watcher = real_watcher  # type: ignore[assignment]
+        gitinfo.forget()
     rows.append(("record, numpy (no git), cold", cold_us(f"metadata.environment_record({np_objs!r})")))
     metadata.environment_record(np_objs)
     rows.append(("record, numpy (no git), warm", median_us(lambda: metadata.environment_record(np_objs))))
@@ -87,7 +109,7 @@ def main() -> None:
     print(f"{'what':{width}s}  {'median us':>10s}  {'x pickle.dumps':>14s}")
     for name, us in rows:
         print(f"{name:{width}s}  {us:10.1f}  {us / floor:14.1f}")
-    n_files = len(list(Path(metadata.__file__).parent.rglob("*.py")))
+    n_files = len(list(Path(metadata.__file__).parent.parent.rglob("*.py")))
     print(f"\n(the git module's package has {n_files} tracked .py files; warm cost grows with that count)")
 
 

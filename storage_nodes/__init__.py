@@ -44,6 +44,7 @@ from .errors import (
 )
 from .graph.workflows import StoredWorkflow, load_outputs, load_workflow, save_outputs, save_workflow
 from .listing import Entry, Listing
+from .locks import NoFileLocksWarning
 from .provenance.versioning import Difference
 from .registry import register
 
@@ -91,6 +92,11 @@ def __getattr__(name: str) -> object:
     return value
 
 
+def __dir__() -> list[str]:
+    """Every public name, the lazy ones too (Jupyter's tab completion asks ``dir``)."""
+    return sorted(set(globals()) | set(__all__))
+
+
 __all__ = [
     "BackendNotFoundError",
     "CatalogError",
@@ -105,6 +111,7 @@ __all__ = [
     "Listing",
     "LockTimeoutError",
     "MetadataError",
+    "NoFileLocksWarning",
     "NoSpaceError",
     "SerializationError",
     "CatalogReadOnlyError",

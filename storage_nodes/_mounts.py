@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 
-__all__ = ["filesystem_of", "read_mounts"]
+__all__ = ["filesystem_of", "mount_of", "read_mounts"]
 
 #: the mount table of this process's namespace (Linux)
 MOUNTS = "/proc/mounts"
@@ -39,10 +39,21 @@ def filesystem_of(path: str | os.PathLike[str], mounts: list[tuple[str, str]]) -
     """The type of the file system holding ``path``: that of the longest mount point above
     its real path (of two on the same point, the later: it hides the earlier); ``None`` if
     no mount point covers it."""
+    return mount_of(path, mounts)[1]
+
+
+def mount_of(path: str | os.PathLike[str], mounts: list[tuple[str, str]]) -> tuple[str | None, str | None]:
+    """(mount point, file system type) holding ``path``, as :func:`filesystem_of` finds it;
+    ``(None, None)`` if no mount point covers it.
+
+    >>> mount_of("/data/run/r.h5", [("/", "ext4"), ("/data", "lustre")])
+    ('/data', 'lustre')
+    """
     target = os.path.realpath(os.fspath(path))
-    best, found = -1, None
+    best: int = -1
+    found: tuple[str | None, str | None] = (None, None)
     for point, kind in mounts:
         inside = target == point or target.startswith(point.rstrip("/") + "/")
         if inside and len(point) >= best:
-            best, found = len(point), kind
+            best, found = len(point), (point, kind)
     return found

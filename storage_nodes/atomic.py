@@ -5,8 +5,9 @@ block finishes without error is it flushed to disk and moved over the target wit
 ``os.replace`` (atomic on POSIX and Windows). A crash or an exception leaves the old file
 as it was and removes the temporary file.
 
-:func:`writer_lock` serialises writers of one file across threads and processes
-(``filelock``), for read-modify-write updates such as a partial update of an archive.
+:func:`writer_lock` (from :mod:`storage_nodes.locks`, also on file systems without
+``flock``) serialises writers of one file across threads and processes, for
+read-modify-write updates such as a partial update of an archive.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-import filelock
-
-from .errors import LockTimeoutError, NoSpaceError, StorageError
+from .errors import NoSpaceError, StorageError
+from .locks import LOCK_SUFFIX, lock_path, writer_lock
 
 __all__ = [
+    "LOCK_SUFFIX",
     "TEMP_PREFIX",
     "atomic_path",
     "ensure_space",
@@ -38,7 +39,6 @@ __all__ = [
 ]
 
 TEMP_PREFIX = ".sn-tmp-"
-LOCK_SUFFIX = ".sn-lock"
 
 _umask_lock = threading.Lock()
 _UMASK: int | None = None
@@ -257,27 +257,3 @@ def atomic_path(target: str | os.PathLike[str], *, durable: bool = False) -> Ite
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
         _note_quiet(where, listed_at if replaced else None)
-
-
-def lock_path(target: str | os.PathLike[str]) -> Path:
-    """The lock file used for ``target``: a hidden file beside it."""
-    target = Path(target)
-    return target.with_name("." + target.name + LOCK_SUFFIX)
-
-
-@contextlib.contextmanager
-def writer_lock(target: str | os.PathLike[str], timeout: float = 600.0) -> Iterator[None]:
-    """Hold the exclusive writer lock of ``target`` (threads and processes)."""
-    lock = filelock.FileLock(str(lock_path(target)), timeout=timeout, thread_local=False)
-    try:
-        lock.acquire()
-    except filelock.Timeout:
-        raise LockTimeoutError(
-            f"could not lock {target} within {timeout} s: another process is writing it; "
-            f"if none is, delete {lock_path(target)}",
-            path=target,
-        ) from None
-    try:
-        yield
-    finally:
-        lock.release()

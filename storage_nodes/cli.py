@@ -16,6 +16,7 @@ from .catalog.cli import add_catalog_commands
 from .collections.cli import add_collection_commands
 from .errors import InvalidArgumentError, StorageError
 from .listing import Listing
+from .web.cli import add_serve_command
 
 _DEMO_FILES = ("results.h5", "relax_workflow.h5", "summary.data")
 
@@ -300,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bk.set_defaults(func=_cmd_backends)
     add_collection_commands(sub)
-    add_catalog_commands(sub)
+    add_serve_command(add_catalog_commands(sub))
     return parser
 
 

@@ -18,7 +18,7 @@ LAYERS: list[tuple[int, str, tuple[str, ...]]] = [
         "base",
         (
             "errors", "keys", "atomic", "listing", "_listing_html", "describe",
-            "_validation", "_version", "_cliformat", "_secrets", "_mounts", "shapes", "_listing_text",
+            "_validation", "_version", "_cliformat", "_secrets", "_mounts", "shapes", "_listing_text", "locks",
         ),
     ),
     (1, "provenance", ("provenance",)),
@@ -26,7 +26,8 @@ LAYERS: list[tuple[int, str, tuple[str, ...]]] = [
     (3, "api", ("registry", "api", "archive")),
     (4, "subsystems", ("graph", "collections")),
     (5, "catalog and cache", ("catalog", "caching")),
-    (6, "entry points", ("nodes", "collection_nodes", "demo", "cli", "__init__", "__main__")),
+    (6, "web page", ("web",)),
+    (7, "entry points", ("nodes", "collection_nodes", "demo", "cli", "__init__", "__main__")),
 ]
 
 

@@ -166,8 +166,9 @@ def _cmd_prune(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_catalog_commands(subparsers: Any) -> None:
-    """Add the ``catalog`` command group to the main parser's subparsers."""
+def add_catalog_commands(subparsers: Any) -> Any:
+    """Add the ``catalog`` command group to the main parser's subparsers; return the group's
+    subparsers, where an upper layer adds its commands (``web/cli.py``: ``serve``)."""
     group = subparsers.add_parser(
         "catalog",
         help="index stored results in a database and find them by node, inputs, metadata, user, date",
@@ -251,3 +252,4 @@ def add_catalog_commands(subparsers: Any) -> None:
     p.add_argument("--dry-run", action="store_true", help="only list what would be dropped")
     common(p)
     p.set_defaults(func=_cmd_prune)
+    return sub

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from storage_nodes.provenance import gitinfo
+from storage_nodes.provenance import _gitfiles, gitinfo
 
 
 def git(repo: Path, *args: str, strip: bool = True) -> str:
@@ -42,8 +42,8 @@ def repo(tmp_path: Path) -> Path:
 
 
 def state(repo: Path, file: str = "pkg/a.py", scope: str = "pkg") -> dict | None:
-    gitinfo._read_index.cache_clear()  # the tests rewrite files within one mtime tick
-    gitinfo._blob_sha.cache_clear()
+    _gitfiles.read_index.cache_clear()  # the tests rewrite files within one mtime tick
+    _gitfiles.blob_id.cache_clear()
     return gitinfo.git_state(repo / file, repo / scope)
 
 
@@ -89,16 +89,20 @@ def test_packed_objects_refs_and_index_v4(repo: Path) -> None:
     assert not (repo / ".git" / "refs" / "heads" / "main").exists()
     head = git(repo, "rev-parse", "HEAD")
     assert state(repo) == {"commit": head, "dirty": False}
-    objects = gitinfo._Objects(repo / ".git" / "objects")
+    from dulwich.object_store import DiskObjectStore
+
+    objects = DiskObjectStore(str(repo / ".git" / "objects"))  # the store committed_blobs reads
     for commit in git(repo, "rev-list", "HEAD").split():  # older blobs are stored as deltas
         listed = dict(line.split()[2:4][::-1] for line in git(repo, "ls-tree", "-r", commit, "pkg").splitlines())
-        tree = gitinfo._head_blobs(str(repo / ".git" / "objects"), commit, "pkg")
-        assert {p: sha.hex() for p, sha in tree.items()} == listed
+        tree = _gitfiles.committed_blobs(repo / ".git", "sha1", commit, "pkg")
+        assert {p: sha.decode() for p, sha in tree.items()} == listed
         for sha in listed.values():
-            assert objects.read(bytes.fromhex(sha)) == (
-                "blob",
+            blob = objects[sha.encode()]
+            assert (blob.type_name, blob.as_raw_string()) == (
+                b"blob",
                 git(repo, "cat-file", "blob", sha, strip=False).encode(),
             )
+    objects.close()
     (repo / "pkg" / "a.py").write_text("A = 3\n")
     assert state(repo) == {"commit": head, "dirty": True, "changed": ["pkg/a.py"]}
 
