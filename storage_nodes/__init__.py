@@ -25,6 +25,7 @@ from .errors import (
     BackendNotFoundError,
     CatalogError,
     CatalogReadOnlyError,
+    CodeNotStoredWarning,
     CorruptFileError,
     DuplicateMemberError,
     FileExistsStorageError,
@@ -101,6 +102,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "BackendNotFoundError",
     "CatalogError",
+    "CodeNotStoredWarning",
     "CorruptFileError",
     "Difference",
     "Entry",

@@ -152,6 +152,11 @@ class VersionMismatchWarning(UserWarning):
     """The stored environment record differs from the current one (policy ``"warn"``)."""
 
 
+class CodeNotStoredWarning(UserWarning):
+    """``save_workflow`` could not store the code of a node function defined in the session
+    (``__main__``, a notebook cell): the data stay loadable, rebuilding needs that code."""
+
+
 class DuplicateMemberError(StorageError, ValueError):
     """A collection already has a member of this name (``key`` names it)."""
 
