@@ -262,7 +262,14 @@ def _save(
     p = Path(path).expanduser()
     user_metadata = validate_metadata(metadata, path=p)
     try:
-        _write(obj, p, backend, key, user_metadata, overwrite, options)
+        try:
+            _write(obj, p, backend, key, user_metadata, overwrite, options)
+        except SerializationError as exc:
+            if not _changed_while_read(exc):
+                raise
+            # another thread changed a container while it was read (it has no snapshot of
+            # its own): once more, then the error stands (docs/reliability.md)
+            _write(obj, p, backend, key, user_metadata, overwrite, options)
     except RecursionError:  # e.g. a key of thousands of levels into a missing file
         raise SerializationError(f"cannot save to {p}: the object or key is nested too deeply", path=p) from None
     except Exception as exc:
@@ -271,6 +278,12 @@ def _save(
             raise
         raise full from exc
     return p
+
+
+def _changed_while_read(exc: BaseException) -> bool:
+    """Whether a save failed because a container changed size while it was being read."""
+    cause = exc.__cause__
+    return isinstance(cause, RuntimeError) and "changed size during iteration" in str(cause)
 
 
 def _write(

@@ -319,12 +319,17 @@ class Encoder:
     def _container(self, obj: Any) -> dict[str, Any]:
         """A list, dict, tuple, set or frozenset: in the index, a packed blob, or decomposed."""
         t = type(obj)
-        if len(obj) <= INLINE_ITEMS and id(obj) not in self.force and _flat(obj, t):
-            # a few JSON scalars: straight into the index (cheaper than a packed blob)
-            node = {"k": "v", "v": obj} if t is list or t is dict else {"k": _SIMPLE_CONTAINERS[t], "items": list(obj)}
-            self.memo[id(obj)] = node
-            self.keep.append(obj)
-            return node
+        if len(obj) <= INLINE_ITEMS and id(obj) not in self.force:
+            # one read of it, now (a copy of a list or dict is one step no other thread can
+            # interleave with): what is stored is what it held when save() read it, also if
+            # it changes before the index is packed
+            snap = obj.copy() if t is list or t is dict else list(obj)
+            if _flat(snap, t):
+                # a few JSON scalars: straight into the index (cheaper than a packed blob)
+                node = {"k": "v", "v": snap} if t is list or t is dict else {"k": _SIMPLE_CONTAINERS[t], "items": snap}
+                self.memo[id(obj)] = node
+                self.keep.append(obj)
+                return node
         plain = self._plain(obj)
         if plain is not None:
             return plain
@@ -376,13 +381,14 @@ class Encoder:
     def _dict(self, obj: dict[Any, Any]) -> dict[str, Any]:
         node: dict[str, Any] = {"k": "d", "items": None}  # "items" before an "id" a cycle adds
         self._memo(obj, node)
-        if _str_keys(obj):
-            node["items"] = self._items(obj.items())
+        snap = obj.copy()  # one read of the dict (see _container)
+        if _str_keys(snap):
+            node["items"] = self._items(snap.items())
             return node
         items: list[list[Any]] = []
         node["items"] = items
         child = self._child
-        for key, value in obj.items():
+        for key, value in snap.items():
             if type(key) is str:
                 items.append([key, value if _scalar(value) else child(key, value)])
             else:
@@ -403,7 +409,7 @@ class Encoder:
             if self.pending.get(oid) is node:
                 del self.pending[oid]
             return node
-        node["items"] = self._values(obj)
+        node["items"] = self._values(obj.copy() if t is list else obj)  # one read of a list (see _container)
         return node
 
     def _redefine(self, obj: Any) -> dict[str, Any]:
