@@ -243,3 +243,50 @@ def test_save_workflow_and_its_reload_without_locks(shim: Path, tmp_path: Path):
     )
     out = _ok(run(shim, code, tmp_path)).split()
     assert out == ["cluster", "True"], out
+
+
+CATALOG = textwrap.dedent(
+    """
+    import sys, time, warnings
+    warnings.simplefilter("ignore")
+    import storage_nodes as sn
+    t0 = time.monotonic()
+    try:
+        sn.save({"x": 1}, "r.h5", catalog=sys.argv[1])
+        found = sn.Catalog(sys.argv[1]).find(kind="save")
+        print("OK", len(found))
+    except sn.CatalogError as exc:
+        print("REFUSED", round(time.monotonic() - t0, 1), exc)
+    """
+)
+
+
+def _catalog(shim: Path, tmp_path: Path, url: str, calls: str = "flock,fcntl") -> str:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "LD_PRELOAD": str(shim), "NOLOCK_CALLS": calls}
+    proc = subprocess.run(
+        [sys.executable, "-c", CATALOG, url], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    return _ok(proc).strip()
+
+
+def test_an_sqlite_catalog_without_record_locks_says_so_within_seconds(shim: Path, tmp_path: Path):
+    """SQLite's fcntl locks fail: not 120 s of 'database is locked', but a clear word naming PostgreSQL."""
+    text = _catalog(shim, tmp_path, str(tmp_path / "cat.sqlite"))
+    assert text.startswith("REFUSED"), text
+    seconds = float(text.split()[1])
+    assert seconds < 10, text
+    assert "no file locks" in text and "PostgreSQL" in text, text
+    # the catalog is opened before the save writes: nothing was written, no empty catalog left
+    assert not (tmp_path / "r.h5").exists() and not (tmp_path / "cat.sqlite").exists()
+
+
+def test_an_sqlite_catalog_where_only_flock_fails_works(shim: Path, tmp_path: Path):
+    assert _catalog(shim, tmp_path, str(tmp_path / "cat.sqlite"), calls="flock") == "OK 1"
+
+
+def test_a_postgresql_catalog_works_from_a_mount_without_locks(shim: Path, tmp_path: Path, postgres_url: str):
+    assert _catalog(shim, tmp_path, postgres_url) == "OK 1"
