@@ -290,3 +290,41 @@ def test_an_sqlite_catalog_where_only_flock_fails_works(shim: Path, tmp_path: Pa
 
 def test_a_postgresql_catalog_works_from_a_mount_without_locks(shim: Path, tmp_path: Path, postgres_url: str):
     assert _catalog(shim, tmp_path, postgres_url) == "OK 1"
+
+
+def test_save_nodes_on_executorlib_workers_share_one_archive_without_locks(shim: Path, tmp_path: Path):
+    """Four SaveNodes in executorlib worker processes (each inherits the lockless "mount")
+    update keys of one h5 archive at once: the lock files serialise them, nothing is lost.
+    executorlib's own cache files are HDF5 opened with HDF5's locks: on such a mount it needs
+    HDF5_USE_FILE_LOCKING=FALSE (docs/reliability.md says so), as the test sets."""
+    code = textwrap.dedent(
+        """
+        import warnings
+        warnings.simplefilter("ignore")
+        import numpy as np
+        import pyiron_workflow as pwf
+        from pyiron_workflow.executorlib import NodeSingleExecutor
+        import storage_nodes as sn
+        from storage_nodes import SaveNode
+        from _catalog_nodes import make_structure, relax
+        from pathlib import Path
+        sn.save({"start": 1}, "shared.h5")
+        on_worker = pwf.ExecutorInstructions(NodeSingleExecutor)
+        wf = pwf.Workflow("workers")
+        wf.make = pwf.node(make_structure, n=5)
+        wf.relax = pwf.node(relax, structure=wf.make, T=250.0)
+        for i in range(4):
+            node = pwf.node(SaveNode, obj=wf.relax.outputs.forces, path=str(Path("shared.h5").resolve()),
+                            key=f"forces{i}")
+            node.executor = on_worker
+            setattr(wf, f"save{i}", node)
+        wf.run(pwf.RunConfig(run_dir=Path("run").resolve()))
+        stored = sn.load("shared.h5")
+        forces = relax(make_structure(5), T=250.0)[1]
+        assert sorted(stored) == ["forces0", "forces1", "forces2", "forces3", "start"], sorted(stored)
+        assert all(np.array_equal(stored[f"forces{i}"], forces) for i in range(4))
+        print("ok")
+        """
+    )
+    out = run(shim, code, tmp_path, env={"HDF5_USE_FILE_LOCKING": "FALSE"}, timeout=240)
+    assert _ok(out).strip().endswith("ok")
