@@ -234,6 +234,14 @@ class H5Backend(Backend):
 
         update(self.write, obj, path, key=key, metadata=metadata, options=options)
 
+    def update_many(
+        self, changes: list[tuple[str, Any]], path: Path, *, metadata: dict[str, Any], options: dict[str, Any]
+    ) -> None:
+        """Apply ``(key, value)`` edits (``value`` :data:`DELETE` removes the key) as one update."""
+        from .update import update_many
+
+        update_many(self.write, changes, path, metadata=metadata, options=options)
+
     def compact(self, path: Path) -> None:
         """Rewrite ``path`` with only its live data (crash-safe, under the writer lock)."""
         from .compaction import compact
