@@ -439,7 +439,12 @@ def put(index: dict[str, Any], target: Target, node: Any, *, next_id: int, next_
 
 
 def note_update(
-    index: dict[str, Any], env: dict[str, Any], key: str, metadata: dict[str, Any], ops: list[Op], keys: list[str] | None = None
+    index: dict[str, Any],
+    env: dict[str, Any],
+    key: str,
+    metadata: dict[str, Any],
+    ops: list[Op],
+    keys: list[str] | None = None,
 ) -> None:
     """Record an update of ``key`` in ``index``: the modules of its environment record ``env``
     added to the stored environment's, ``metadata`` merged into the stored metadata, a note
@@ -523,7 +528,9 @@ def _no_entry(path: Path, key: str) -> KeyNotFoundError:
     )
 
 
-def remove(index: dict[str, Any], path: Path, key: str, *, names: Names | None, unpack: Callable[[list[Any]], Any]) -> Removal:
+def remove(
+    index: dict[str, Any], path: Path, key: str, *, names: Names | None, unpack: Callable[[list[Any]], Any]
+) -> Removal:
     """Take the entry ``key`` out of ``index`` (``path``: the file, for errors).
 
     Entries of dicts, lists and attributes of objects are removed from their node (the index
@@ -588,7 +595,7 @@ def remove(index: dict[str, Any], path: Path, key: str, *, names: Names | None, 
             _check_unshared(old, root, path, key, "delete")
             del attrs[pos]
     elif k in ("t", "oa"):
-        what, length = _node_type(current, index["classes"])
+        what, _ = _node_type(current, index["classes"])
         raise UnsupportedOperationError(
             f"cannot delete {key!r} from {path}: its container is {what}, whose length is fixed; "
             "store the whole container again instead",

@@ -120,7 +120,9 @@ def _apply_all(
         removal = edits.remove(index, path, key, names=names, unpack=_unpacker(f, path, index))
         if removal.rewrite is not None:  # inside packed plain data: stored again without it
             plain_key, plain = removal.rewrite
-            counts = _apply(f, index, plain, path, plain_key, {**options, "overwrite": True}, counts, ops, names, collector)
+            counts = _apply(
+                f, index, plain, path, plain_key, {**options, "overwrite": True}, counts, ops, names, collector
+            )
             continue
         removed = True
         if counts is None:
@@ -309,7 +311,9 @@ def _new_value(changes: list[Edit], path: Path) -> Any:
             try:
                 value = edits.del_plain(value, segments) if segments else {}
             except (KeyError, IndexError, ValueError, TypeError):
-                raise KeyNotFoundError(f"cannot delete {key!r} from {path}: there is no such entry", path=path, key=key) from None
+                raise KeyNotFoundError(
+                    f"cannot delete {key!r} from {path}: there is no such entry", path=path, key=key
+                ) from None
         else:
             value = edits.set_plain(value, segments, obj)
     return value
