@@ -47,9 +47,13 @@ class Group(Mapping[str, "Group"]):
         rel = "/".join(escape(s) for s in split(key))
         return f"{self.key}/{rel}" if self.key and rel else (rel or self.key)
 
-    def __getitem__(self, key: str) -> Group:
+    def __getitem__(self, key: str | int) -> Group:
+        if isinstance(key, int) and not isinstance(key, bool):
+            key = str(key)  # an item of a list or tuple
         if not isinstance(key, str):
-            raise KeyNotFoundError(f"keys are str paths like 'outputs/energy', got {key!r}", path=self._archive.path)
+            raise KeyNotFoundError(
+                f"keys are str paths like 'outputs/energy' or int indices, got {key!r}", path=self._archive.path
+            )
         child = self._child_key(key)
         self._archive.entry_at(child)  # a missing key raises here
         return Group(self._archive, child)
@@ -61,6 +65,8 @@ class Group(Mapping[str, "Group"]):
         return len(self.entry.children)
 
     def __contains__(self, key: object) -> bool:
+        if isinstance(key, int) and not isinstance(key, bool):
+            key = str(key)
         if not isinstance(key, str):
             return False
         try:

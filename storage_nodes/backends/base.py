@@ -15,7 +15,7 @@ write into an existing file) must be crash-safe on its own.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -99,7 +99,7 @@ class Backend(abc.ABC):
         )
 
     def update_many(
-        self, changes: list[tuple[str, Any]], path: Path, *, metadata: dict[str, Any], options: dict[str, Any]
+        self, changes: Sequence[tuple[str, Any]], path: Path, *, metadata: dict[str, Any], options: dict[str, Any]
     ) -> None:
         """Apply the edits ``(key, value)`` (``(key, DELETE)`` removes the entry) to the existing
         file ``path`` as one update: all of them or, after an error or a crash, none."""
