@@ -20,17 +20,56 @@ from pathlib import Path
 from typing import Any
 
 import h5py
+import numpy as np
 
 from ...atomic import atomic_path, ensure_space, writer_lock
 from ...errors import CorruptFileError, KeyNotFoundError, NoSpaceError, StorageError
 from ...keys import split
 from ...provenance.metadata import ObjectCollector, environment_record
-from . import codec, datasets, edits, indexcodec, journal, reader
+from . import codec, datasets, edits, indexcodec, journal, reader, tree
 from .compaction import Resources, compact_into, compact_over, outgrown, resources
 from .edits import Edit, Names, Op
 from .encoder import Encoder
 
 __all__ = ["update", "update_many"]
+
+
+class _BatchHeap:
+    """The one heap segment of an update: the heaps of its encodings, one after the other
+    (each at a multiple of 16 bytes, so that arrays stay aligned), written when all are in."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.parts: list[np.ndarray] = []
+        self.size = 0
+
+    def add(self, node: Any, heap: np.ndarray | None) -> None:
+        """Append an encoding's ``heap``; the references of ``node``'s tree into it are moved along."""
+        if heap is None:
+            return
+        shift = self.size
+        if shift and isinstance(node, dict):
+            seen: set[int] = set()
+            for n in tree.walk(node):
+                h = n.get("h")
+                if h is not None and h[0] == self.name and id(h) not in seen:
+                    seen.add(id(h))
+                    h[1] += shift
+        self.parts.append(heap)
+        pad = -heap.shape[0] % 16
+        if pad:
+            self.parts.append(np.zeros(pad, dtype=np.uint8))
+        self.size += heap.shape[0] + pad
+
+    def slice(self, h: list[Any]) -> np.ndarray:
+        data = self.parts[0] if len(self.parts) == 1 else np.concatenate(self.parts)
+        return data[int(h[1]) : int(h[1]) + int(h[2])]
+
+    def write(self, f: h5py.File, counts: Resources) -> None:
+        """Write the segment, if anything of the index refers to it."""
+        if self.parts and counts.heaps.get(self.name, 0) > 0:
+            data = self.parts[0] if len(self.parts) == 1 else np.concatenate(self.parts)
+            datasets.write_data(f.id, self.name, data, [], None)
 
 
 def _apply(
@@ -44,6 +83,7 @@ def _apply(
     ops: list[Op],
     names: Names | None,
     collector: ObjectCollector,
+    heap: _BatchHeap,
 ) -> Resources:
     """Write ``obj`` at ``key`` into ``f`` and ``index`` (its objects added to ``collector``):
     the resources after; the changes made to ``index`` are added to ``ops``, ``names`` (kept
@@ -59,11 +99,10 @@ def _apply(
         overwrite=options.get("overwrite", True),
         ops=ops,
         names=names,
-        unpack=_unpacker(f, path, index),
+        unpack=_unpacker(f, path, index, heap),
     )
-    heap_name = f"heap_{index['next_heap']}"
     encoder = Encoder(
-        heap_name=heap_name,
+        heap_name=heap.name,
         array_prefix="array_",
         next_array=index["next_array"],
         next_id=index["next_id"],
@@ -72,8 +111,10 @@ def _apply(
         compression=options.get("compression") or None,
     )
     enc = encoder.encode(target.value, target.prefix)
+    heap.add(enc.node, enc.heap)
     edits.put(index, target, enc.node, next_id=encoder.next_id, next_array=encoder.next_array, ops=ops)
-    datasets.write_data(f.id, heap_name, enc.heap, enc.arrays, options.get("compression") or None)
+    if enc.arrays:
+        datasets.write_data(f.id, heap.name, None, enc.arrays, options.get("compression") or None)
     # only what the replaced entry referred to can have become unreferenced (not a walk of
     # every dataset of the file: appends would cost time in proportion to the entries)
     if counts is None:
@@ -87,8 +128,15 @@ def _apply(
     return counts
 
 
-def _unpacker(f: h5py.File, path: Path, index: dict[str, Any]) -> Callable[[list[Any]], Any]:
-    return lambda h: codec.unpack(reader.Reader(f.id, path, index).heap(h))
+def _unpacker(f: h5py.File, path: Path, index: dict[str, Any], heap: _BatchHeap) -> Callable[[list[Any]], Any]:
+    """What unpacks a packed blob (also one written by this update, still in ``heap``)."""
+
+    def unpack(h: list[Any]) -> Any:
+        if h[0] == heap.name:
+            return codec.unpack(heap.slice(h))
+        return codec.unpack(reader.Reader(f.id, path, index).heap(h))
+
+    return unpack
 
 
 def _drop(f: h5py.File, counts: Resources, old: Any) -> None:
@@ -113,16 +161,16 @@ def _apply_all(
     whole)."""
     collector = ObjectCollector()
     removed = False
+    heap = _BatchHeap(f"heap_{index['next_heap']}")
     for key, value in changes:
         if value is not edits.DELETE:
-            counts = _apply(f, index, value, path, key, options, counts, ops, names, collector)
+            counts = _apply(f, index, value, path, key, options, counts, ops, names, collector, heap)
             continue
-        removal = edits.remove(index, path, key, names=names, unpack=_unpacker(f, path, index))
+        removal = edits.remove(index, path, key, names=names, unpack=_unpacker(f, path, index, heap))
         if removal.rewrite is not None:  # inside packed plain data: stored again without it
             plain_key, plain = removal.rewrite
-            counts = _apply(
-                f, index, plain, path, plain_key, {**options, "overwrite": True}, counts, ops, names, collector
-            )
+            overwrite = {**options, "overwrite": True}
+            counts = _apply(f, index, plain, path, plain_key, overwrite, counts, ops, names, collector, heap)
             continue
         removed = True
         if counts is None:
@@ -132,6 +180,7 @@ def _apply_all(
         _drop(f, counts, removal.old)
     if counts is None:
         counts = resources(index["root"])
+    heap.write(f, counts)
     return collector, counts, removed
 
 
