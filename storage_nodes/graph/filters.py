@@ -74,7 +74,7 @@ def _marker(reason: str) -> dict[str, str]:
 
 def _ports(record: Mapping[str, Any], prefix: str) -> list[tuple[dict[str, Any], str, str]]:
     """(port dict, port name, path) of every port of a node record and the records below it."""
-    out = []
+    out: list[tuple[dict[str, Any], str, str]] = []
     for side in ("inputs", "outputs"):
         ports = record.get(side)
         if isinstance(ports, dict):
