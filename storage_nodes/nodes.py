@@ -60,7 +60,9 @@ def SaveNode(
     """Save ``obj`` to ``path`` (or into its entry ``key``) and output the path written.
 
     Connect the ``path`` output to a downstream node (e.g. a :func:`LoadNode`) to make it
-    run after the save. ``backend=None`` picks by suffix (``.json``, ``.pkl``, ``.h5``...).
+    run after the save. ``backend=None`` picks by suffix (``.json``, ``.pkl``, ``.h5``...);
+    from a script, ``backend`` may also be a list of names tried in order (the GUI's dropdown
+    offers single names).
     ``catalog`` (an SQLite file path or a database URL; ``None``: off) records the save
     there once the file is written (see docs/catalog.md).
 
