@@ -21,11 +21,22 @@ from typing import Any
 
 from ..errors import InvalidArgumentError
 
-__all__ = ["NOT_STORED_KEY", "DataFilter", "NotStored", "apply", "is_not_stored", "restore"]
+__all__ = [
+    "NOT_STORED_KEY",
+    "RECORD_KEY",
+    "DataFilter",
+    "NotStored",
+    "apply",
+    "filter_data",
+    "is_not_stored",
+    "restore",
+]
 
 #: the key of the dict a filtered port value is stored as (not a node label or port name)
 NOT_STORED_KEY = "@not_stored"
 DataFilter = str | re.Pattern[str] | Callable[[str], bool] | None
+#: the metadata entry in which ``SaveNode(data_filter=...)`` records what it left out
+RECORD_KEY = "@filtered"
 
 _PLAIN = (type(None), bool, int, float, complex, str, bytes)
 
@@ -129,3 +140,28 @@ def restore(nodes: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, An
         value = ports_dict[name]
         if is_not_stored(value) and not isinstance(value, NotStored):
             ports_dict[name] = NotStored(path, value[NOT_STORED_KEY])
+
+
+def filter_data(obj: Any, data_filter: DataFilter) -> tuple[Any, dict[str, Any] | None]:
+    """(``obj`` with the entries the filter selects replaced by markers, the record of what was
+    left out: ``{"data_filter": ..., "paths": [...]}``, or ``None`` without a filter).
+
+    The paths are the dict keys and list positions from the top joined by ``.`` (``"a.b"``,
+    ``"frames.3"``); ``obj`` itself is not changed (the containers on the way are copied)."""
+    if data_filter is None:
+        return obj, None
+    filtered, described = _predicate(data_filter)
+    reason = f"filtered by data_filter ({described})"
+    hit: list[str] = []
+
+    def walk(value: Any, path: str) -> Any:
+        if path and filtered(path):
+            hit.append(path)
+            return _marker(reason)
+        if type(value) is dict:
+            return {k: walk(v, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+        if type(value) is list:
+            return [walk(v, f"{path}.{i}" if path else str(i)) for i, v in enumerate(value)]
+        return value
+
+    return walk(obj, ""), {"data_filter": described, "paths": hit}

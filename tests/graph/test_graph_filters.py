@@ -90,3 +90,22 @@ def test_the_catalog_records_the_filtered_input(tmp_path):
     reason = hit.inputs["grid"][NOT_STORED_KEY]  # (fed by the filtered output: the same array)
     assert reason == "filtered by data_filter (regex 'grid\\\\.grid'): the same object as a filtered port"
     assert hit.inputs["power"] == 3
+
+
+def test_save_node_leaves_out_what_its_filter_matches_and_records_it_in_the_file_and_catalog(tmp_path):
+    from storage_nodes import SaveNode
+
+    obj = {"energy": -3.2, "frames": [[1.0] * 100, [2.0] * 100], "meta": {"big": "x" * 1000, "keep": 1}}
+    wf = pwf.Workflow("w")
+    path, cat = tmp_path / "s.h5", tmp_path / "cat.sqlite"
+    wf.s = pwf.node(SaveNode, obj=obj, path=str(path), data_filter=r"^frames\.\d+$|big", catalog=str(cat))
+    wf.run()
+    back = sn.load(path)
+    assert back["energy"] == -3.2 and back["meta"]["keep"] == 1
+    assert [set(f) for f in back["frames"]] == [{NOT_STORED_KEY}, {NOT_STORED_KEY}]
+    assert NOT_STORED_KEY in back["meta"]["big"]
+    assert obj["frames"][0] == [1.0] * 100  # the object given is not changed
+    record = sn.inspect(path).metadata["@filtered"]
+    assert record["paths"] == ["frames.0", "frames.1", "meta.big"] and record["data_filter"].startswith("regex")
+    (hit,) = sn.Catalog(cat).find(kind="save")
+    assert hit.metadata["@filtered"] == record
