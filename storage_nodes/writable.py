@@ -20,7 +20,7 @@ import os
 from collections.abc import Iterator, Mapping, MutableMapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from . import api
 from .archive import Archive
@@ -471,6 +471,16 @@ class _Metadata(MutableMapping[str, Any]):
 
     def __repr__(self) -> str:
         return repr(self._archive.stored_metadata())
+
+
+@overload
+def open(path: PathLike, mode: Literal["r"] = "r") -> Archive: ...
+
+
+@overload
+def open(
+    path: PathLike, mode: Literal["a", "w"], *, backend: str | list[str] | None = None, **options: Any
+) -> WritableArchive: ...
 
 
 def open(

@@ -126,3 +126,47 @@ def test_a_failing_commit_leaves_the_file_byte_identical(tmp_path):
         raise AssertionError("the commit did not fail")
     assert path.read_bytes() == original
     assert sn.load(path) == {"t": (1, 2), "a": 1}
+
+
+def test_a_reader_in_another_process_sees_every_block_whole(tmp_path):
+    """Three entries changed in one block: a reader never sees some of them changed and not others."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    path = sn.save({"a": 0, "b": {"i": 0}, "c": np.zeros(1000)}, tmp_path / "loop.h5")
+    stop = tmp_path / "stop"
+    script = textwrap.dedent(
+        """
+        import os, sys, storage_nodes as sn
+        path, stop = sys.argv[1], sys.argv[2]
+        reads = errors = 0
+        while not os.path.exists(stop) or reads < 30:
+            try:
+                d = sn.load(path)
+                assert d["a"] == d["b"]["i"] == d["c"][0] == d["c"][-1], (d["a"], d["b"], d["c"][0])
+                assert ("gone" in d) == (d["a"] % 2 == 1), d.keys()
+            except Exception as exc:
+                errors += 1
+                print("FAILED", type(exc).__name__, exc, flush=True)
+            reads += 1
+        print("READS", reads, "ERRORS", errors, flush=True)
+        """
+    )
+    reader = subprocess.Popen([sys.executable, "-c", script, str(path), str(stop)], stdout=subprocess.PIPE, text=True)
+    for i in range(1, 151):
+        with sn.open(path, "a") as s:
+            s["a"] = i
+            s["b/i"] = i
+            s["c"] = np.full(1000, float(i))
+            if i % 2:
+                s["gone"] = [i] * 50
+            else:
+                del s["gone"]
+    stop.touch()
+    out, _ = reader.communicate(timeout=120)
+    assert reader.returncode == 0 and "FAILED" not in out and "ERRORS 0" in out, out[-3000:]
+    assert int(out.split("READS")[1].split()[0]) >= 30
+    assert sn.load(path, key="a") == 150 and "gone" not in sn.load(path)
+    assert os.path.getsize(path) < 2_000_000  # replaced data is reclaimed on the way
