@@ -123,6 +123,12 @@ class Archive(Group):
             found = self._entries.get(key)
         return found if found is not None else (self.listing.root if not key else self.entry_at(key))
 
+    def __enter__(self) -> Archive:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Nothing to close: every read opens and closes the file itself."""
+
     def refresh(self) -> Archive:
         """Read the listing again (after the file changed) and return ``self``."""
         listing = api.inspect(self.path, depth=0)

@@ -105,8 +105,8 @@ def test_a_block_of_a_new_file_and_read_only_int_indices(tmp_path):
     path = tmp_path / "new.h5"
     with sn.open(path, "a") as s:
         s["structures"] = [{"n": i} for i in range(5)]
-    r = sn.open(path)
-    assert r["structures"][2].load() == {"n": 2} and 2 in r["structures"] and 7 not in r["structures"]
+    with sn.open(path) as r:
+        assert r["structures"][2].load() == {"n": 2} and 2 in r["structures"] and 7 not in r["structures"]
     assert sn.open(path, "a")["structures"][4]["n"] == 4
 
 
@@ -117,3 +117,15 @@ def test_bad_modes_and_directories_are_refused(tmp_path):
         sn.open(tmp_path / "no" / "x.h5", "a")
     with pytest.raises(sn.InvalidArgumentError, match="no backend"):
         sn.open(sn.save(1, tmp_path / "y.h5"), backend="h5")
+
+
+def test_metadata_is_merged_and_not_removed(tmp_path):
+    path = sn.save({"a": 1}, tmp_path / "run.h5", metadata={"T": 300})
+    s = sn.open(path, "a")
+    s.metadata = {"sample": "Cu"}
+    assert dict(s.metadata) == {"T": 300, "sample": "Cu"} == sn.inspect(path).metadata
+    with pytest.raises(sn.UnsupportedOperationError, match="None instead"):
+        del s.metadata["T"]
+    with pytest.raises(sn.MetadataError):
+        s.metadata["bad"] = object()
+    assert sn.inspect(path).metadata == {"T": 300, "sample": "Cu"}
