@@ -404,6 +404,8 @@ class WritableArchive(WritableGroup):
 
     # -- commit ----------------------------------------------------------------------
     def __enter__(self) -> WritableArchive:
+        if not self._depth:
+            self._view = None  # the block reads the file as it is now (another program may have changed it)
         self._depth += 1
         return self
 
