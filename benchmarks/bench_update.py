@@ -4,6 +4,8 @@ Run from a checkout::
 
     python benchmarks/bench_update.py              # a 1 GB archive, 1,000 appends
     python benchmarks/bench_update.py --gb 0.1 --appends 400   # quicker
+    python benchmarks/bench_update.py --only block     # one `with sn.open(p, "a")` block
+    python benchmarks/bench_update.py --only filter --mb 500   # save_workflow(data_filter=)
 
 Everything runs in this one process; "copy" is the previous way (copy the file, modify the
 copy, replace the original), forced by turning in-place updates off. Prints markdown
@@ -23,6 +25,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import h5py
 import numpy as np
 from _timing import median_ms
 
@@ -91,6 +94,86 @@ def appends(d: Path, count: int, marks: list[int]) -> None:
     print(" 2.0 is linear for marks doubling)")
 
 
+def block(d: Path, count: int, rounds: int) -> None:
+    """``count`` assignments in one ``with sn.open(p, "a")`` block, against as many separate keyed
+    saves and against h5py writing the same values as datasets into one open file."""
+    values = {f"e{i}": np.arange(1000.0) + i for i in range(count)}
+
+    def one_block() -> None:
+        path = d / "block.h5"
+        path.unlink(missing_ok=True)
+        sn.save({"start": 0}, path)
+        with sn.open(path, "a") as s:
+            for k, v in values.items():
+                s[k] = v
+
+    def separate() -> None:
+        path = d / "separate.h5"
+        path.unlink(missing_ok=True)
+        sn.save({"start": 0}, path)
+        for k, v in values.items():
+            sn.save(v, path, key=k)
+
+    def plain_h5py() -> None:
+        path = d / "h5py.h5"
+        path.unlink(missing_ok=True)
+        with h5py.File(path, "w") as f:
+            f["start"] = 0
+            for k, v in values.items():
+                f.create_dataset(k, data=v)
+
+    times: dict[str, list[float]] = {"block": [], "separate": [], "h5py": []}
+    for _ in range(rounds):  # interleaved, so that load changes hit all alike
+        for name, fn in (("block", one_block), ("separate", separate), ("h5py", plain_h5py)):
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    back = sn.load(d / "block.h5")
+    assert len(back) == count + 1 and np.array_equal(back[f"e{count - 1}"], values[f"e{count - 1}"])
+    b, sep, h = (statistics.median(times[n]) for n in ("block", "separate", "h5py"))
+    print(f"\n### {count} assignments of an 8 KB array to one archive (median of {rounds}, seconds)\n")
+    print("| | s | block vs this |")
+    print("|---|---|---|")
+    print(f"| one `with sn.open(p, 'a')` block | {b:.3f} | 1x |")
+    print(f"| {count} separate `sn.save(v, p, key=k)` | {sep:.3f} | {sep / b:.1f}x faster |")
+    print(f"| h5py: `create_dataset` each, one open file | {h:.3f} | {b / h:.2f}x the time |")
+
+
+def filtered(d: Path, mb: float, rounds: int) -> None:
+    """``save_workflow`` of a workflow with an intermediate array of ``mb`` MB, its array filtered,
+    against the same workflow run on an array of 8 bytes, unfiltered."""
+    import pyiron_workflow as pwf
+    from _filter_nodes import reduce, simulate
+
+    def ran(n: int) -> pwf.Workflow:
+        wf = pwf.Workflow("md")
+        wf.sim = pwf.node(simulate, n=n)
+        wf.mean = pwf.node(reduce, trajectory=wf.sim)
+        wf.set_outputs_to_unconnected_child_output()
+        wf.run()
+        return wf
+
+    big, small = ran(int(mb * 1e6) // 8), ran(1)
+    times: dict[str, list[float]] = {"filtered": [], "small": []}
+    for _ in range(rounds):  # interleaved
+        for name, fn in (
+            ("filtered", lambda: sn.save_workflow(big, d / "filtered.h5", data_filter=r"^sim\.trajectory$")),
+            ("small", lambda: sn.save_workflow(small, d / "small.h5")),
+        ):
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    assert sn.load(d / "filtered.h5", key="mean/outputs/mean") == 0.5
+    f, s = statistics.median(times["filtered"]), statistics.median(times["small"])
+    sizes = ((d / "filtered.h5").stat().st_size, (d / "small.h5").stat().st_size)
+    print(f"\n### save_workflow with a {mb:g} MB intermediate array filtered out (median of {rounds}, ms)\n")
+    print("| | ms | file KB |")
+    print("|---|---|---|")
+    print(f"| {mb:g} MB array, `data_filter=r'^sim\\.trajectory$'` | {f * 1e3:.1f} | {sizes[0] / 1e3:.1f} |")
+    print(f"| the same workflow on an 8-byte array, unfiltered | {s * 1e3:.1f} | {sizes[1] / 1e3:.1f} |")
+    print(f"\nratio {f / s:.3f}")
+
+
 def read_overhead(d: Path, repeat: int, rounds: int) -> None:
     path = sn.save({"big": np.arange(100_000.0), "small": {"e": -3.2, "steps": [1, 2, 3]}}, d / "read.h5")
     sn.save(1.0, path, key="small/e")
@@ -119,10 +202,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--dir", type=Path, default=None)
     parser.add_argument("--skip-big", action="store_true")
+    parser.add_argument("--only", choices=["block", "filter"], default=None, help="run one section only")
+    parser.add_argument("--mb", type=float, default=500.0, help="size of the filtered intermediate array (MB)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the block section")
     args = parser.parse_args(argv)
     d = Path(tempfile.mkdtemp(prefix="bench-update-", dir=args.dir))
     try:
         free = shutil.disk_usage(d).free
+        if args.only == "block":
+            block(d, args.appends, args.rounds)
+            return 0
+        if args.only == "filter":
+            filtered(d, args.mb, max(args.rounds, 5))
+            return 0
         if not args.skip_big:
             if free < 3 * args.gb * (1 << 30):
                 print(f"only {free / 1e9:.1f} GB free in {d}: need 3x --gb", file=sys.stderr)
@@ -130,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
             big_update(d, args.gb, args.repeat)
         marks = [args.appends // 4, args.appends // 2, args.appends]
         appends(d, args.appends, marks)
+        block(d, args.appends, args.rounds)
+        filtered(d, args.mb, max(args.rounds, 5))
         read_overhead(d, 200, 7)
     finally:
         shutil.rmtree(d, ignore_errors=True)

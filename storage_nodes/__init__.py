@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from . import api
 from ._version import __version__
 from .api import backends, environment, inspect, load, save, verify
-from .archive import compact, open
+from .archive import compact
 from .backends.safetypes import Raw, Refused, SafeType, register_safe_type
 from .caching import _hook as _fleche_hook
 from .collections.collection import Collection
@@ -49,6 +49,7 @@ from .listing import Entry, Listing
 from .locks import NoFileLocksWarning
 from .provenance.versioning import Difference
 from .registry import register
+from .writable import open
 
 # The fleche value storage type "storage_nodes" (storage_nodes.caching) is registered when fleche
 # is imported, or now if it already is; this imports no fleche (see storage_nodes/caching/_hook.py).

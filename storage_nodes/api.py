@@ -36,7 +36,18 @@ from .listing import Listing
 from .provenance.metadata import PolicyCallable, validate_metadata
 from .provenance.versioning import Difference, VersionPolicy, check_environment, evaluate, mismatch
 
-__all__ = ["Recorder", "backends", "environment", "inspect", "load", "resolve_backend", "save", "set_catalog_opener"]
+__all__ = [
+    "BackendChoice",
+    "Recorder",
+    "backends",
+    "environment",
+    "inspect",
+    "load",
+    "resolve_backend",
+    "save",
+    "save_first",
+    "set_catalog_opener",
+]
 
 PathLike = str | os.PathLike[str]
 
@@ -210,11 +221,16 @@ def _exists(p: Path) -> bool:
     return True
 
 
+#: a backend as save takes it: a name, names tried in order (the first that can store the
+#: object wins), or ``None`` (by the file's suffix)
+BackendChoice = str | list[str] | tuple[str, ...] | None
+
+
 @validated
 def save(
     obj: Any,
     path: PathLike,
-    backend: str | None = None,
+    backend: BackendChoice = None,
     *,
     key: str | None = None,
     metadata: Mapping[str, Any] | None = None,
@@ -235,18 +251,69 @@ def save(
     one the backend does not take raises :class:`InvalidArgumentError`. ``catalog`` (a
     :class:`~storage_nodes.Catalog`, a path or a database URL) records the save there once
     the file is written; if recording fails the file stays and a ``CatalogError`` says so.
+    ``backend`` may be a list of names, tried in order: the first that can store ``obj``
+    writes the file (its environment record names it); when none can, the error says why
+    each refused. A keyed save into an existing file uses the file's backend.
 
     >>> save({"energy": -3.2}, "result.json", metadata={"sample": "Cu-3"})  # doctest: +SKIP
     PosixPath('result.json')
+    >>> save(obj, "result.h5", ["json", "h5", "cloudpickle"])  # doctest: +SKIP
     """
     rec = recorder(catalog)
-    written = _save(obj, path, backend, key=key, metadata=metadata, overwrite=overwrite, options=options)
+    written, used = save_first(obj, path, backend, key=key, metadata=metadata, overwrite=overwrite, options=options)
     if rec is not None:
         try:
-            rec.record_save(written, obj=obj, key=key, metadata=metadata, backend=written_by(written, backend))
+            rec.record_save(written, obj=obj, key=key, metadata=metadata, backend=written_by(written, used))
         except Exception as exc:
             raise record_failed(exc, written, rec) from None
     return written
+
+
+def save_first(
+    obj: Any,
+    path: PathLike,
+    backend: BackendChoice,
+    *,
+    key: str | None,
+    metadata: Mapping[str, Any] | None,
+    overwrite: bool,
+    options: dict[str, Any],
+) -> tuple[Path, str | None]:
+    """Save with the first backend of ``backend`` (a name, a list of names or ``None``) that can
+    store ``obj``: (the path written, the backend's name or ``None`` for the suffix's)."""
+    if backend is None or isinstance(backend, str):
+        return _save(obj, path, backend, key=key, metadata=metadata, overwrite=overwrite, options=options), backend
+    p = Path(path).expanduser()
+    names = list(backend)
+    if not names:
+        raise InvalidArgumentError(f"save({str(p)!r}): the list of backends is empty", path=p)
+    for name in names:
+        _backend_named(name, p)  # a misspelt name is an error, not a refusal
+    if key is not None and _exists(p):  # an entry of an existing file: the file's backend
+        chosen = resolve_backend(p).name
+        if chosen not in names:
+            raise InvalidArgumentError(
+                f"{p} is a {chosen!r} file, which is not among the backends {names}; "
+                f"pass backend={chosen!r} (or None) to update it",
+                path=p,
+                key=key,
+            )
+        return _save(obj, p, chosen, key=key, metadata=metadata, overwrite=overwrite, options=options), chosen
+    refusals: list[str] = []
+    for name in names:
+        try:
+            return _save(obj, p, name, key=key, metadata=metadata, overwrite=overwrite, options=dict(options)), name
+        except (SerializationError, UnsupportedOperationError, InvalidArgumentError) as exc:
+            refusals.append(f"{name}: {exc}")
+        except StorageError as exc:
+            if type(exc) is not StorageError:  # a file, key or disk problem: no backend can help
+                raise
+            refusals.append(f"{name}: {exc}")
+    raise SerializationError(
+        f"none of the backends {names} can save this {type(obj).__name__} to {p}:\n  " + "\n  ".join(refusals),
+        path=p,
+        key=key,
+    )
 
 
 def _save(

@@ -47,9 +47,13 @@ class Group(Mapping[str, "Group"]):
         rel = "/".join(escape(s) for s in split(key))
         return f"{self.key}/{rel}" if self.key and rel else (rel or self.key)
 
-    def __getitem__(self, key: str) -> Group:
+    def __getitem__(self, key: str | int) -> Group:
+        if isinstance(key, int) and not isinstance(key, bool):
+            key = str(key)  # an item of a list or tuple
         if not isinstance(key, str):
-            raise KeyNotFoundError(f"keys are str paths like 'outputs/energy', got {key!r}", path=self._archive.path)
+            raise KeyNotFoundError(
+                f"keys are str paths like 'outputs/energy' or int indices, got {key!r}", path=self._archive.path
+            )
         child = self._child_key(key)
         self._archive.entry_at(child)  # a missing key raises here
         return Group(self._archive, child)
@@ -61,6 +65,8 @@ class Group(Mapping[str, "Group"]):
         return len(self.entry.children)
 
     def __contains__(self, key: object) -> bool:
+        if isinstance(key, int) and not isinstance(key, bool):
+            key = str(key)
         if not isinstance(key, str):
             return False
         try:
@@ -116,6 +122,12 @@ class Archive(Group):
         with self._lock:
             found = self._entries.get(key)
         return found if found is not None else (self.listing.root if not key else self.entry_at(key))
+
+    def __enter__(self) -> Archive:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Nothing to close: every read opens and closes the file itself."""
 
     def refresh(self) -> Archive:
         """Read the listing again (after the file changed) and return ``self``."""

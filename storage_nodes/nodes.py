@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import flowrep
 
 from . import api, registry
-from .graph import _pwf_compat
+from .graph import _pwf_compat, filters
 from .provenance.versioning import VersionPolicy
 
 __all__ = ["BACKEND_CHOICES", "BackendChoice", "FindNode", "InspectNode", "LoadNode", "SaveNode"]
@@ -56,19 +56,27 @@ def SaveNode(
     metadata: dict | None = None,
     overwrite: bool = True,
     catalog: str | None = None,
+    data_filter: str | None = None,
 ) -> str:
     """Save ``obj`` to ``path`` (or into its entry ``key``) and output the path written.
 
     Connect the ``path`` output to a downstream node (e.g. a :func:`LoadNode`) to make it
-    run after the save. ``backend=None`` picks by suffix (``.json``, ``.pkl``, ``.h5``...).
+    run after the save. ``backend=None`` picks by suffix (``.json``, ``.pkl``, ``.h5``...);
+    from a script, ``backend`` may also be a list of names tried in order (the GUI's dropdown
+    offers single names).
     ``catalog`` (an SQLite file path or a database URL; ``None``: off) records the save
-    there once the file is written (see docs/catalog.md).
+    there once the file is written (see docs/catalog.md). ``data_filter`` (a regular
+    expression) leaves out the entries of ``obj`` whose paths (dict keys and list positions
+    joined by ``.``, e.g. ``"frames.3"``) it matches: they are stored as
+    ``{"@not_stored": ...}``, and the file's metadata (so the catalog too) records them
+    under ``"@filtered"``.
 
     >>> wf.save = pwf.node(SaveNode, obj=wf.calc, path="calc.pkl", backend="pickle")  # doctest: +SKIP
     """
-    return str(
-        api.save(obj, path, backend, key=key, metadata=metadata, overwrite=overwrite, catalog=_catalog(catalog))
-    )
+    if data_filter is not None:
+        obj, record = filters.filter_data(obj, data_filter)
+        metadata = {**(metadata or {}), filters.RECORD_KEY: record}
+    return str(api.save(obj, path, backend, key=key, metadata=metadata, overwrite=overwrite, catalog=_catalog(catalog)))
 
 
 def _catalog(location: str | None) -> Any:

@@ -23,7 +23,7 @@ LAYERS: list[tuple[int, str, tuple[str, ...]]] = [
     ),
     (1, "provenance", ("provenance",)),
     (2, "backends", ("backends",)),
-    (3, "api", ("registry", "api", "archive")),
+    (3, "api", ("registry", "api", "archive", "writable")),
     (4, "subsystems", ("graph", "collections")),
     (5, "catalog and cache", ("catalog", "caching")),
     (6, "web page", ("web",)),

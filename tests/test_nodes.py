@@ -65,7 +65,7 @@ def test_backend_port_is_a_literal_of_registered_names(node_function):
 
 def test_ports_are_as_documented():
     save, load, insp = pwf.node(SaveNode, "s"), pwf.node(LoadNode, "l"), pwf.node(InspectNode, "i")
-    assert list(save.inputs) == ["obj", "path", "backend", "key", "metadata", "overwrite", "catalog"]
+    assert list(save.inputs) == ["obj", "path", "backend", "key", "metadata", "overwrite", "catalog", "data_filter"]
     assert list(save.outputs) == ["path"]
     assert list(load.inputs) == ["path", "key", "backend", "version_policy", "safe"]
     assert list(load.outputs) == ["obj"]
@@ -269,6 +269,7 @@ def test_pull_through_save_and_load_keeps_the_backend_constant(tmp_path):
         "save__metadata": None,
         "save__overwrite": True,
         "save__catalog": None,
+        "save__data_filter": None,
         "load__key": None,
         "load__backend": None,
         "load__version_policy": "warn",

@@ -15,14 +15,25 @@ write into an existing file) must be crash-safe on its own.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import UnsupportedOperationError
 from ..listing import Listing
 
-__all__ = ["Backend", "CheckCallback"]
+__all__ = ["DELETE", "Backend", "CheckCallback"]
+
+
+class _Delete:
+    """The value of an edit that removes its key (:meth:`Backend.update_many`)."""
+
+    def __repr__(self) -> str:
+        return "DELETE"
+
+
+#: the value of an edit ``(key, DELETE)`` of :meth:`Backend.update_many`: remove the entry
+DELETE: Any = _Delete()
 
 # Called by ``read`` with (stored environment record, modules the entry needs or None)
 # before any object is rebuilt; it raises or warns according to the version policy.
@@ -88,6 +99,18 @@ class Backend(abc.ABC):
             "object again, or use a backend that can",
             path=path,
             key=key,
+            capability="supports_partial_write",
+        )
+
+    def update_many(
+        self, changes: Sequence[tuple[str, Any]], path: Path, *, metadata: dict[str, Any], options: dict[str, Any]
+    ) -> None:
+        """Apply the edits ``(key, value)`` (``(key, DELETE)`` removes the entry) to the existing
+        file ``path`` as one update: all of them or, after an error or a crash, none."""
+        raise UnsupportedOperationError(
+            f"the {self.name!r} backend cannot update entries of {path} in place; save the whole "
+            "object again, or use a backend that can",
+            path=path,
             capability="supports_partial_write",
         )
 

@@ -74,6 +74,22 @@ def _is_member(value: Any, members: tuple[Any, ...]) -> bool:
     return any(value == m and type(value) is type(m) for m in members)
 
 
+def _backend_list(value: Any, members: tuple[Any, ...]) -> bool:
+    """Whether ``value`` is a list of backend names, tried in order, for a ``backend`` port (a
+    Literal of ``None`` and registered backend names): scripts may pass one, the GUI's dropdown
+    offers single names."""
+    from .. import registry
+
+    names = set(registry.names())
+    return (
+        isinstance(value, list | tuple)
+        and bool(value)
+        and None in members
+        and all(m is None or m in names for m in members)
+        and all(isinstance(v, str) and _is_member(v, members) for v in value)
+    )
+
+
 def _constant_value(edge: Any, owner: Any) -> tuple[bool, Any]:
     node = owner.get_node(edge.source.node) if edge.source.node else None
     recipe = getattr(node, "recipe", None)
@@ -90,7 +106,7 @@ def _validate_constant_edge(edge: Any, owner: Any) -> Any:
     if members is not None:
         found, value = _constant_value(edge, owner)
         if found:
-            if _is_member(value, members):
+            if _is_member(value, members) or _backend_list(value, members):
                 return edge
             raise TypeError(
                 f"Processing edge '{edge.source.serialize()}->{edge.target.serialize()}' on "

@@ -47,7 +47,7 @@ from ..keys import navigate, suggest
 from ..provenance.metadata import recorded_objects
 from ..provenance.session_code import live_object, live_source
 from ..provenance.versioning import VersionPolicy
-from . import carried_code, recipe_edit
+from . import carried_code, filters, recipe_edit
 from .document import FORMAT, FORMAT_VERSION, WORKFLOW_KEY, recipe_from_json
 
 __all__ = [
@@ -172,11 +172,12 @@ def workflow_document(wf: Any, run: Any = None) -> dict[str, Any]:
 def save_workflow(
     wf: Any,
     path: PathLike,
-    backend: str | None = "h5",
+    backend: api.BackendChoice = "h5",
     *,
     run: Any = None,
     metadata: Mapping[str, Any] | None = None,
     catalog: api.Recorder | str | os.PathLike[str] | None = None,
+    data_filter: filters.DataFilter = None,
 ) -> Path:
     """Save ``wf``'s recipe and every port value of its last run (or of ``run``) to ``path``.
 
@@ -185,7 +186,11 @@ def save_workflow(
     such nodes inside. ``backend=None`` picks by suffix. Returns the path written. Load one value back with
     ``sn.load(path, key="<node>/outputs/<port>")``, everything with :func:`load_workflow`.
     ``catalog`` (a :class:`~storage_nodes.Catalog`, a path or a database URL) records the
-    workflow and every node of the run there once the file is written.
+    workflow and every node of the run there once the file is written. ``backend`` may be a
+    list of names tried in order. ``data_filter`` (a regular expression or a callable on
+    ``"node.port"`` paths, ``"macro.child.port"`` inside macros) leaves the values of the ports
+    it selects out of the file: they are stored as ``{"@not_stored": ...}`` and load as
+    :class:`~storage_nodes.graph.filters.NotStored` (see ``storage_nodes/graph/filters.py``).
 
     >>> wf.run()  # doctest: +SKIP
     >>> sn.save_workflow(wf, "relax.pkl", backend="pickle")  # doctest: +SKIP
@@ -199,6 +204,7 @@ def save_workflow(
         )
     rec = api.recorder(catalog)
     document = workflow_document(wf, run)
+    filters.apply(document, data_filter, WORKFLOW_KEY)  # (the header records what was left out)
     # the node functions are stored by name in the recipe: record their versions and sources
     # (walk the JSON text already made: dumping the model again costs more than parsing it),
     # and store the code of those a fresh interpreter cannot import (__main__, notebook cells)
@@ -216,10 +222,15 @@ def save_workflow(
         nodes = {k: v for k, v in document.items() if k != WORKFLOW_KEY}  # with the root's own ports
         try:
             rec.record_workflow(written, label=header["label"], recipe=header["recipe"], nodes=nodes,
-                                metadata=metadata, backend=api.written_by(written, backend))  # fmt: skip
+                                metadata=metadata, backend=api.written_by(written, _named(backend)))  # fmt: skip
         except Exception as exc:
             raise api.record_failed(exc, written, rec) from None
     return written
+
+
+def _named(backend: api.BackendChoice) -> str | None:
+    """The backend asked for by name (``None`` for a list: the file says which one wrote it)."""
+    return backend if isinstance(backend, str) else None
 
 
 @dataclasses.dataclass
@@ -426,7 +437,9 @@ class StoredWorkflow:
                 path=self.path,
                 key=unknown[0],
             )
-        run_inputs = {**self.inputs, **workflow_inputs}
+        # filtered inputs were not stored: left out, so the rerun computes them
+        stored = {k: v for k, v in self.inputs.items() if not filters.is_not_stored(v)}
+        run_inputs = {**stored, **workflow_inputs}
         node, redirect = self._rebuild(inputs, directory, overwrite, run_inputs)
         return node.run(**{**run_inputs, **redirect.inputs})
 
@@ -446,7 +459,7 @@ def _stored_workflow(doc: Any, path: Path) -> StoredWorkflow:
             path=path,
         )
     reserved = {WORKFLOW_KEY, "inputs", "outputs"}
-    return StoredWorkflow(
+    stored = StoredWorkflow(
         path=path,
         label=str(header.get("label", "workflow")),
         recipe_json=header["recipe"],
@@ -455,6 +468,9 @@ def _stored_workflow(doc: Any, path: Path) -> StoredWorkflow:
         nodes={k: v for k, v in doc.items() if k not in reserved},
         info={k: v for k, v in header.items() if k != "recipe"},
     )
+    if header.get("filtered"):
+        filters.restore(stored.nodes, stored.inputs, stored.outputs)
+    return stored
 
 
 @validated

@@ -9,6 +9,7 @@ plain blobs, which is safe); ``load(key=...)`` reads the slices one entry needs;
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -272,6 +273,14 @@ class H5Backend(Backend):
         from .update import update
 
         update(self.write, obj, path, key=key, metadata=metadata, options=options)
+
+    def update_many(
+        self, changes: Sequence[tuple[str, Any]], path: Path, *, metadata: dict[str, Any], options: dict[str, Any]
+    ) -> None:
+        """Apply ``(key, value)`` edits (``value`` :data:`DELETE` removes the key) as one update."""
+        from .update import update_many
+
+        update_many(self.write, list(changes), path, metadata=metadata, options=options)
 
     def compact(self, path: Path) -> None:
         """Rewrite ``path`` with only its live data (crash-safe, under the writer lock)."""

@@ -19,11 +19,30 @@ from ...errors import FileExistsStorageError, KeyNotFoundError, UnsupportedOpera
 from ...keys import child as py_child
 from ...keys import escape, split
 from ...provenance.metadata import merge_records
+from ..base import DELETE
 from . import tree
 
-__all__ = ["MISSING", "Names", "Op", "Target", "locate", "note_update", "put", "set_plain"]
+__all__ = [
+    "DELETE",
+    "MISSING",
+    "Edit",
+    "Names",
+    "Op",
+    "Removal",
+    "Target",
+    "del_plain",
+    "locate",
+    "note_update",
+    "put",
+    "remove",
+    "set_plain",
+]
 
 MISSING = object()  # a slot that has no entry yet (None is a stored value)
+
+
+#: one change of a batched update: ``(key, value)``, or ``(key, DELETE)`` to remove the entry
+Edit = tuple[str, Any]
 
 
 #: one change of the index: ``[path, value]``, the path a list of map keys and array positions
@@ -280,6 +299,37 @@ def _exists(path: Path, key: str) -> FileExistsStorageError:
     )
 
 
+def _resolver(root: Any) -> Callable[[dict[str, Any], list[Any]], tuple[dict[str, Any], list[Any]]]:
+    """A function following a shared reference node to its definition: (node, index path)."""
+    ids: dict[int, tuple[dict[str, Any], list[Any]]] = {}
+
+    def resolve(n: dict[str, Any], at: list[Any]) -> tuple[dict[str, Any], list[Any]]:
+        if tree.kind(n) == "r" and not ids:  # the definitions, found on the first reference met
+            ids.update((m["id"], (m, p)) for m, p in _walk_paths(root, ["root"]) if "id" in m)
+        for _ in range(len(ids) + 1):  # a damaged index may chain references in a loop
+            if tree.kind(n) != "r":
+                return n, at
+            n, at = ids[n["to"]]
+        raise KeyError(f"shared reference #{n['to']} leads to itself")
+
+    return resolve
+
+
+def _check_unshared(old: Any, root: Any, path: Path, key: str, verb: str) -> None:
+    """Refuse to replace or remove ``old`` when objects defined inside it are referred to from outside."""
+    defined = {n["id"] for n in tree.walk(old) if "id" in n} if isinstance(old, dict) else set()
+    if defined:
+        inside = sum(1 for n in tree.walk(old) if n["k"] == "r" and n["to"] in defined)
+        total = sum(1 for n in tree.walk(root) if n["k"] == "r" and n["to"] in defined)
+        if total > inside:
+            raise UnsupportedOperationError(
+                f"cannot {verb} {key!r} in {path}: objects inside it are shared with other entries; "
+                "save the whole object again instead",
+                path=path,
+                key=key,
+            )
+
+
 @dataclass
 class Target:
     """Where an update puts its value: found by :func:`locate`, filled by :func:`put`."""
@@ -318,17 +368,7 @@ def locate(
     :class:`UnsupportedOperationError` when objects inside the replaced entry are shared."""
     segments = split(key)
     root = index["root"]
-    ids: dict[int, tuple[dict[str, Any], list[Any]]] = {}
-
-    def resolve(n: dict[str, Any], at: list[Any]) -> tuple[dict[str, Any], list[Any]]:
-        if tree.kind(n) == "r" and not ids:  # the definitions, found on the first reference met
-            ids.update((m["id"], (m, p)) for m, p in _walk_paths(root, ["root"]) if "id" in m)
-        for _ in range(len(ids) + 1):  # a damaged index may chain references in a loop
-            if tree.kind(n) != "r":
-                return n, at
-            n, at = ids[n["to"]]
-        raise KeyError(f"shared reference #{n['to']} leads to itself")
-
+    resolve = _resolver(root)
     holder = {"root": root}
 
     def put_root(n: Any) -> None:
@@ -369,17 +409,7 @@ def locate(
             raise _exists(path, key)
     old = slot.get()
     if old is not MISSING:
-        defined = {n["id"] for n in tree.walk(old) if "id" in n}
-        if defined:
-            inside = sum(1 for n in tree.walk(old) if n["k"] == "r" and n["to"] in defined)
-            total = sum(1 for n in tree.walk(root) if n["k"] == "r" and n["to"] in defined)
-            if total > inside:
-                raise UnsupportedOperationError(
-                    f"cannot replace {key!r} in {path}: objects inside it are shared with other entries; "
-                    "save the whole object again instead",
-                    path=path,
-                    key=key,
-                )
+        _check_unshared(old, root, path, key, "replace")
     return Target(
         slot,
         holder,
@@ -408,10 +438,18 @@ def put(index: dict[str, Any], target: Target, node: Any, *, next_id: int, next_
     ops.extend([[name], index[name]] for name, was in target.counters_before.items() if index[name] != was)
 
 
-def note_update(index: dict[str, Any], env: dict[str, Any], key: str, metadata: dict[str, Any], ops: list[Op]) -> None:
+def note_update(
+    index: dict[str, Any],
+    env: dict[str, Any],
+    key: str,
+    metadata: dict[str, Any],
+    ops: list[Op],
+    keys: list[str] | None = None,
+) -> None:
     """Record an update of ``key`` in ``index``: the modules of its environment record ``env``
     added to the stored environment's, ``metadata`` merged into the stored metadata, a note
-    appended to ``updates``; the changes are added to ``ops``."""
+    appended to ``updates`` (``keys``: every key a batched update set or deleted, ``key`` the
+    first); the changes are added to ``ops``."""
     if not isinstance(index.get("environment"), dict):
         index["environment"] = {}
         ops.append([["environment"], index["environment"]])
@@ -431,6 +469,8 @@ def note_update(index: dict[str, Any], env: dict[str, Any], key: str, metadata: 
     index["metadata"].update(metadata)
     ops.extend([["metadata", name], value] for name, value in metadata.items())
     note: dict[str, Any] = {"key": key, "timestamp": env["timestamp"], "storage_nodes": env["storage_nodes"]}
+    if keys is not None and len(keys) > 1:
+        note["keys"] = keys
     if metadata:
         note["metadata"] = metadata
     if isinstance(index.get("updates"), list):
@@ -439,3 +479,129 @@ def note_update(index: dict[str, Any], env: dict[str, Any], key: str, metadata: 
     else:
         index["updates"] = [note]
         ops.append([["updates"], index["updates"]])
+
+
+def del_plain(value: Any, segments: list[str]) -> Any:
+    """Remove the entry at ``segments`` (at least one) inside plain data ``value``
+    (``KeyError``/``IndexError``/``ValueError`` when there is none)."""
+    head, rest = segments[0], segments[1:]
+    if isinstance(value, dict):
+        key: Any = head
+        if head not in value:
+            key = next((k for k in value if not isinstance(k, str) and str(k) == head), MISSING)
+            if key is MISSING:
+                raise KeyError(head)
+        if rest:
+            value[key] = del_plain(value[key], rest)
+        else:
+            del value[key]
+        return value
+    if isinstance(value, list):
+        i = int(head)
+        if rest:
+            value[i] = del_plain(value[i], rest)
+        else:
+            del value[i]
+        return value
+    if type(value) is tuple and rest:
+        items = list(value)
+        items[int(head)] = del_plain(items[int(head)], rest)
+        return tuple(items)
+    raise KeyError(head)
+
+
+@dataclass
+class Removal:
+    """What :func:`remove` did: took the node ``old`` out of its container, or (``old`` is
+    :data:`MISSING`) found the entry inside plain data, whose new value ``rewrite`` =
+    ``(key, plain)`` is then stored like any update."""
+
+    old: Any
+    rewrite: tuple[str, Any] | None = None
+
+
+def _no_entry(path: Path, key: str) -> KeyNotFoundError:
+    return KeyNotFoundError(
+        f"cannot delete {key!r} from {path}: there is no such entry; see storage_nodes.inspect({str(path)!r})",
+        path=path,
+        key=key,
+    )
+
+
+def remove(
+    index: dict[str, Any], path: Path, key: str, *, names: Names | None, unpack: Callable[[list[Any]], Any]
+) -> Removal:
+    """Take the entry ``key`` out of ``index`` (``path``: the file, for errors).
+
+    Entries of dicts, lists and attributes of objects are removed from their node (the index
+    must then be written whole: no index-log record describes a removal); an entry inside packed
+    plain data is removed from that data, returned as :attr:`Removal.rewrite`. Raises
+    :class:`KeyNotFoundError` for a missing entry, :class:`UnsupportedOperationError` for the
+    root, an item of a tuple, or objects shared with other entries."""
+    segments = split(key)
+    if not segments:
+        raise UnsupportedOperationError(
+            f"cannot delete the root of {path}; delete the file, or open it with mode 'w' to start anew",
+            path=path,
+            key=key,
+        )
+    root = index["root"]
+    resolve = _resolver(root)
+    current: Any = root
+    at: list[Any] = ["root"]
+    for i, segment in enumerate(segments):
+        current, at = resolve(current, at)
+        k = tree.kind(current)
+        if k == "p" or (k == "v" and type(current) is dict and type(current["v"]) in (dict, list)):
+            plain = unpack(current["h"]) if k == "p" else type(current["v"])(current["v"])
+            try:
+                value = del_plain(plain, segments[i:])
+            except (KeyError, IndexError, ValueError, TypeError):
+                raise _no_entry(path, key) from None
+            return Removal(MISSING, ("/".join(escape(s) for s in segments[:i]), value))
+        if i == len(segments) - 1:
+            break
+        nxt = _slot_in(current, at, segment, [], None)
+        if nxt is None or nxt.get() is MISSING:
+            raise _no_entry(path, key)
+        current, at = nxt.get(), nxt.path
+    name = segments[-1]
+    k = tree.kind(current)
+    old: Any = MISSING
+    if k == "d":
+        items = current["items"]
+        pos = _position(items, name, names)
+        if pos is not None:
+            old = items[pos]
+            _check_unshared({"k": "l", "items": old[1:]}, root, path, key, "delete")
+            del items[pos]
+            if names is not None:
+                names.pop(id(items), None)
+            old = {"k": "l", "items": old[1:]}  # the value node (and the key node of a non-str key)
+    elif k == "l":
+        items = current["items"]
+        try:
+            i = int(name)
+            old = items[i]
+        except (ValueError, IndexError):
+            raise _no_entry(path, key) from None
+        _check_unshared(old, root, path, key, "delete")
+        del items[i]
+    elif k == "o":
+        attrs = current.get("attrs", [])
+        pos = next((p for p, pair in enumerate(attrs) if pair[0] == name), None)
+        if pos is not None:
+            old = attrs[pos][1]
+            _check_unshared(old, root, path, key, "delete")
+            del attrs[pos]
+    elif k in ("t", "oa"):
+        what, _ = _node_type(current, index["classes"])
+        raise UnsupportedOperationError(
+            f"cannot delete {key!r} from {path}: its container is {what}, whose length is fixed; "
+            "store the whole container again instead",
+            path=path,
+            key=key,
+        )
+    if old is MISSING:
+        raise _no_entry(path, key)
+    return Removal(old)
