@@ -91,3 +91,24 @@ def postgres_url(postgres_server, request) -> str:
     from _postgres import create_database
 
     return create_database(postgres_server, f"t_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium (Debian's, driven by Playwright) for the whole run: the GUI and the
+    web-page tests share it (Playwright's sync API allows one instance per thread at a time)."""
+    import os
+    from pathlib import Path
+
+    from playwright.sync_api import sync_playwright
+
+    chromium = Path(os.environ.get("STORAGE_NODES_CHROMIUM", "/usr/lib/chromium/chromium"))
+    if not chromium.exists():
+        pytest.fail(f"no Chromium at {chromium}: install it with tools/install-system-packages (apt-get chromium)")
+    args = ["--no-sandbox"] if os.geteuid() == 0 else []  # Chromium's sandbox refuses root
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(chromium), headless=True, args=[*args, "--disable-dev-shm-usage"])
+        try:
+            yield b
+        finally:
+            b.close()

@@ -18,31 +18,12 @@ from pathlib import Path
 
 import pytest
 
-#: Debian's Chromium (apt-get install chromium); Playwright cannot download its own here
-CHROMIUM = Path(os.environ.get("STORAGE_NODES_CHROMIUM", "/usr/lib/chromium/chromium"))
-
 
 def pytest_collection_modifyitems(items):
     here = Path(__file__).parent
     for item in items:
         if here in Path(item.fspath).parents:
             item.add_marker(pytest.mark.gui)
-
-
-@pytest.fixture(scope="session")
-def browser():
-    """One headless Chromium for the session."""
-    from playwright.sync_api import sync_playwright
-
-    if not CHROMIUM.exists():
-        pytest.fail(f"no Chromium at {CHROMIUM}: install it with `apt-get install chromium` (.ci/run does)")
-    args = ["--no-sandbox"] if os.geteuid() == 0 else []  # Chromium's sandbox refuses root
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[*args, "--disable-dev-shm-usage"])
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def free_port() -> int:

@@ -17,25 +17,7 @@ from pathlib import Path
 
 import pytest
 
-#: Debian's Chromium (apt-get install chromium); Playwright cannot download its own here
-CHROMIUM = Path(os.environ.get("STORAGE_NODES_CHROMIUM", "/usr/lib/chromium/chromium"))
 _ADDRESS = re.compile(r"serving catalog .* at (http://127\.0\.0\.1:\d+/)")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """One headless Chromium for the module."""
-    from playwright.sync_api import sync_playwright
-
-    if not CHROMIUM.exists():
-        pytest.fail(f"no Chromium at {CHROMIUM}: install it with `apt-get install chromium` (.ci/run does)")
-    args = ["--no-sandbox"] if os.geteuid() == 0 else []  # Chromium's sandbox refuses root
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[*args, "--disable-dev-shm-usage"])
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 class Server:
