@@ -116,7 +116,7 @@ class Database:
     ``journal_mode`` SQLite's (``"wal"``, or ``"delete"`` on a network file system).
     """
 
-    def __init__(self, url_or_path: str | os.PathLike[str] | sa.URL | None = None) -> None:
+    def __init__(self, url_or_path: str | os.PathLike[str] | sa.URL | None = None, *, create: bool = False) -> None:
         given = url_or_path if url_or_path is not None else default_location()
         if not isinstance(given, str | os.PathLike | sa.URL):
             raise InvalidArgumentError(f"Catalog() takes a URL or a path, got {type(given).__name__}")
@@ -125,6 +125,7 @@ class Database:
         except Exception as exc:
             raise CatalogError(f"cannot read catalog URL {redact(str(given))!r}: {type(exc).__name__}") from None
         self.location = redact(self.url)
+        self.create = create
         self.sqlite = self.url.get_backend_name() == "sqlite"
         self.journal_mode: str | None = None
         self.engine = self._make_engine()

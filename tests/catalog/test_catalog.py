@@ -88,7 +88,8 @@ def test_find_filters_by_value_type_metadata_user_and_dates(cat, tmp_path):
     sn.save_workflow(build(T=300.0), tmp_path / "a.h5", catalog=cat, metadata={"sample": "Cu-3"})
     sn.save_workflow(build(T=-1.0), tmp_path / "b.h5", catalog=cat, metadata={"sample": "Cu-4"})
     assert [h.inputs["T"] for h in cat.find(node=relax, inputs={"T": 300.0})] == [300.0]
-    assert cat.find(node=relax, inputs={"T": 300}) == []  # int 300 is not float 300.0
+    assert [h.inputs["T"] for h in cat.find(node=relax, inputs={"T": 300})] == [300.0]  # numbers by value (issue 25)
+    assert cat.find(node=relax, inputs={"T": True}) == []  # a bool is no number
     assert cat.find(node=relax, inputs={"T": -2.0}) == []  # -1.0 and -2.0 differ (hash(-1) == hash(-2))
     assert len(cat.find(node=relax, inputs={"T": -1.0})) == 1
     assert len(cat.find(node="_catalog_nodes.relax")) == 2
@@ -113,7 +114,8 @@ def test_plain_save_is_recorded_and_loads_back(cat, tmp_path):
     (hit,) = cat.find(kind="save")
     assert hit.node is None and hit.path == p.resolve() and hit.key == "" and hit.metadata == {"T": 300}
     assert hit.load()["energy"] == -3.2
-    assert cat.find(metadata={"T": 300.0}) == []  # typed: 300 is not 300.0
+    assert len(cat.find(metadata={"T": 300.0})) == 1  # numbers by value (issue 25)
+    assert cat.find(metadata={"T": "300"}) == []  # typed: text is not a number
     assert len(cat.find(metadata={"T": 300})) == 1
     with pytest.raises(InvalidArgumentError, match="plain save"):
         hit.load("energy")
@@ -479,7 +481,7 @@ def test_cli_index_find_stats_prune(url, tmp_path, wf300):
     (hit,) = json.loads(out)["hits"]
     assert hit["inputs"]["T"] == 300.0 and hit["key"] == "relax" and hit["stale"] is False
     code, out, _ = _cli("find", "--catalog", url, "--node", "_catalog_nodes.relax", "--input", "T=300", "--json")
-    assert json.loads(out)["hits"] == []  # T=300 is the int 300
+    assert len(json.loads(out)["hits"]) == 1  # T=300 finds 300.0: numbers by value (issue 25)
     code, out, _ = _cli("find", "--catalog", url, "--meta", "sample=Cu-3")
     assert code == 0 and "_catalog_nodes.relax" in out and "w.h5 :: relax" in out
     code, out, _ = _cli("stats", "--catalog", url)

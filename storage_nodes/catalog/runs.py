@@ -1,0 +1,181 @@
+"""Runs as entries: a saved workflow as a whole (one per file) and each plain save, found with
+the filters of :func:`~storage_nodes.catalog.queries.find`; one entry by its id (:func:`get`).
+
+A run's inputs are the inputs of its top-level nodes that no edge feeds, named
+``<node>__<port>`` as pyiron_workflow names a workflow's inputs (a node saved on its own:
+its ports); its outputs likewise the top-level outputs no edge reads. Both come from
+:func:`run_ports`, which :mod:`~storage_nodes.catalog.table` shares.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..errors import KeyNotFoundError
+from . import schema as S
+from .engine import Database
+from .identity import from_preview
+from .queries import file_conditions, hits, record_conditions
+from .queue import run
+from .records import FileIdentity, Hit, entry_id, file_identity, parse_id
+
+__all__ = ["Filters", "find_runs", "get", "members", "merged", "port_name", "run_hits", "run_ports", "run_selects"]
+
+#: the keyword filters of ``find`` (node and inputs on records, the rest on files)
+Filters = Mapping[str, Any]
+
+
+def port_name(key: str, port: str) -> str:
+    """A run's name of a top-level node's port: ``port`` for a node saved on its own, else ``key__port``."""
+    return port if key == "" else f"{key}__{port}"
+
+
+def run_selects(filters: Filters) -> tuple[Any, Any]:
+    """The SELECTs of the runs (``sn_files`` rows of saved workflows) and of the plain saves
+    (``sn_records`` joined with ``sn_files``) that match ``filters``, newest first."""
+    f, r = S.files, S.records
+    recs = record_conditions(filters.get("node"), filters.get("inputs"))
+    files = file_conditions(**{k: filters.get(k) for k in ("metadata", "user", "host", "since", "until", "workflow")})
+    workflows = sa.select(f).where(f.c.kind == "workflow", *files)
+    if recs:
+        workflows = workflows.where(f.c.id.in_(sa.select(r.c.file_id).where(*recs)))
+    # files as the outer table, by (created_at, id): SQLite walks sn_files_created_at backwards, no sort
+    workflows = workflows.order_by(f.c.created_at.desc(), f.c.id.desc())
+    saves = (
+        sa.select(r, f)
+        .join(f, f.c.id == r.c.file_id)
+        .where(r.c.node.is_(None), f.c.kind == "save", *files, *recs)
+        .order_by(f.c.created_at.desc(), f.c.id.desc(), r.c.id.desc())
+    )
+    return workflows, saves
+
+
+def merged(workflows: Sequence[Any], saves: Sequence[Any], limit: int | None) -> list[tuple[str, Any]]:
+    """The rows of both SELECTs as ``("run" | "save", row)``, newest first, at most ``limit``."""
+    both = [("run", w) for w in workflows] + [("save", s) for s in saves]
+    both.sort(key=lambda kr: (kr[1]["created_at"], int(kr[1]["id"] if kr[0] == "run" else kr[1]["file_id"]),
+                              int(kr[1]["id"])), reverse=True)  # fmt: skip
+    return both if limit is None else both[:limit]
+
+
+def run_ports(conn: sa.Connection, file_ids: Any) -> dict[int, tuple[dict[str, str | None], list[str], str | None]]:
+    """Per run (``file_ids``: a SELECT of ``sn_files.id`` or a list): its free inputs as
+    ``{name: preview text}``, its free outputs, and the node of a node saved on its own."""
+    r, i, e = S.records, S.inputs, S.edges
+    top = r.c.file_id.in_(file_ids), ~r.c.key.contains("/")
+    fed: set[tuple[int, str]] = set()
+    read: set[tuple[int, str]] = set()
+    for sid, sport, tid, tport in conn.execute(
+        sa.select(e.c.source_id, e.c.source_port, e.c.target_id, e.c.target_port).where(e.c.file_id.in_(file_ids))
+    ):
+        fed.add((int(tid), tport))
+        read.add((int(sid), sport))
+    out: dict[int, tuple[dict[str, str | None], list[str], str | None]] = {}
+    for rid, fid, key, outputs, node in conn.execute(
+        sa.select(r.c.id, r.c.file_id, r.c.key, r.c.outputs, r.c.node).where(*top).order_by(r.c.id)
+    ):
+        entry = out.setdefault(int(fid), ({}, [], None))
+        entry[1].extend(port_name(key, p) for p in json.loads(outputs) if (int(rid), p) not in read)
+        if key == "":
+            out[int(fid)] = (entry[0], entry[1], node)
+    for rid, fid, key, port, pv in conn.execute(
+        sa.select(r.c.id, r.c.file_id, r.c.key, i.c.port, i.c.preview).join(r, r.c.id == i.c.record_id).where(*top)
+    ):
+        if (int(rid), port) not in fed:
+            out.setdefault(int(fid), ({}, [], None))[0][port_name(key, port)] = pv
+    return out
+
+
+def _run_hit(db: Database, row: Any, ports: tuple[dict[str, str | None], list[str], str | None] | None,
+             fresh: bool) -> Hit:  # fmt: skip
+    ins, outs, _node = ports or ({}, [], None)
+    return Hit(
+        path=Path(row["path"]), key="", node=None, inputs={k: from_preview(v) for k, v in ins.items()},
+        outputs=list(outs), created_by=row["created_by"], host=row["host"], created_at=row["created_at"],
+        workflow=row["workflow"], label=row["workflow"], metadata=json.loads(row["metadata"]), version=None,
+        stale=not fresh, undigested=[], call=None, record_id=0, kind="run", file_id=int(row["id"]),
+        _members=functools.partial(members, db), _identity=_identity(row),
+    )  # fmt: skip
+
+
+def _identity(row: Any) -> FileIdentity:
+    return FileIdentity(int(row["size"]), int(row["mtime_ns"]), row["content"])
+
+
+def run_hits(db: Database, conn: sa.Connection, rows: Sequence[tuple[str, Any]]) -> list[Hit]:
+    """The hits of :func:`merged` rows: run hits for saved workflows, save hits for plain saves."""
+    run_ids = [int(row["id"]) for kind, row in rows if kind == "run"]
+    ports = run_ports(conn, run_ids) if run_ids else {}
+    save_hits = iter(hits(db, conn, [row for kind, row in rows if kind == "save"]))
+    found = []
+    for kind, row in rows:
+        if kind == "run":
+            found.append(
+                _run_hit(db, row, ports.get(int(row["id"])), file_identity(Path(row["path"])) == _identity(row))
+            )
+        else:
+            found.append(next(save_hits))
+    return found
+
+
+def find_runs(db: Database, filters: Filters, limit: int | None) -> list[Hit]:
+    """``find(kind="run")``: the runs and plain saves matching ``filters``, newest first."""
+    workflows, saves = run_selects(filters)
+    if limit is not None:
+        workflows, saves = workflows.limit(limit), saves.limit(limit)
+
+    def work(conn: sa.Connection) -> list[Hit]:
+        rows = merged(conn.execute(workflows).mappings().all(), conn.execute(saves).mappings().all(), limit)
+        return run_hits(db, conn, rows)
+
+    return run(db, work, write=False, what="read")
+
+
+def members(db: Database, hit: Hit) -> list[Hit]:
+    """The node hits of a run (its file's node records), in recorded order."""
+    q = (
+        sa.select(S.records, S.files)
+        .join(S.files, S.files.c.id == S.records.c.file_id)
+        .where(S.records.c.file_id == hit.file_id, S.records.c.node.is_not(None))
+        .order_by(S.records.c.id)
+    )
+    return run(db, lambda conn: hits(db, conn, conn.execute(q).mappings().all()), write=False, what="read")
+
+
+def get(db: Database, entry: Any) -> Hit:
+    """The entry with this id (``"r12"``, ``"n345"``, ``"s345"``; :attr:`Hit.id`); none raises
+    :class:`KeyNotFoundError`."""
+    kind, number = parse_id(entry)
+    text = entry_id(kind, number)
+
+    def work(conn: sa.Connection) -> Hit | None:
+        if kind == "run":
+            row = (
+                conn.execute(sa.select(S.files).where(S.files.c.id == number, S.files.c.kind == "workflow"))
+                .mappings()
+                .first()
+            )
+            return None if row is None else run_hits(db, conn, [("run", row)])[0]
+        wanted: Callable[[Any], Any] = S.records.c.node.is_not if kind == "node" else S.records.c.node.is_
+        q = (
+            sa.select(S.records, S.files)
+            .join(S.files, S.files.c.id == S.records.c.file_id)
+            .where(S.records.c.id == number, wanted(None))
+        )
+        rows = conn.execute(q).mappings().all()
+        return hits(db, conn, rows)[0] if rows else None
+
+    found = run(db, work, write=False, what="read")
+    if found is None:
+        raise KeyNotFoundError(
+            f"catalog {db.location} has no entry {text} (removed, pruned or recorded anew since the id was "
+            "shown; ids of a file saved again change): list them with Catalog.table() or `storage-nodes catalog runs`",
+            key=text,
+        )
+    return found
