@@ -24,19 +24,38 @@ import sqlalchemy as sa
 
 from .._mounts import NETWORK_FILESYSTEMS, filesystem_type, network_filesystem
 from ..errors import CatalogError, InvalidArgumentError
-from . import maintenance, queries, queue, recording, runs
+from . import explain as explaining
+from . import maintenance, queries, queue, recording, removal, runs
 from . import table as tables
 from .engine import RETRY_SECONDS, Database
 from .identity import Identify, call_digest, live_identity, node_name, preview, recorded_identity
-from .records import Dropped, FileIdentity, Hit, IndexReport, Summary, file_identity
+from .records import Dropped, FileIdentity, Found, Hit, IndexReport, Removed, Summary, file_identity
 from .rows import workflow_rows
 from .url import default_location, to_url
 
 __all__ = [
-    "NETWORK_FILESYSTEMS", "RETRY_SECONDS", "Catalog", "Dropped", "FileIdentity", "Hit", "Identify", "IndexReport",
-    "Summary", "call_digest", "file_identity", "filesystem_type", "live_identity", "network_filesystem", "node_name",
-    "open_catalog", "preview", "recorded_identity", "workflow_rows",
-]  # fmt: skip
+    "NETWORK_FILESYSTEMS",
+    "RETRY_SECONDS",
+    "Catalog",
+    "Dropped",
+    "FileIdentity",
+    "Found",
+    "Hit",
+    "Identify",
+    "IndexReport",
+    "Removed",
+    "Summary",
+    "call_digest",
+    "file_identity",
+    "filesystem_type",
+    "live_identity",
+    "network_filesystem",
+    "node_name",
+    "open_catalog",
+    "preview",
+    "recorded_identity",
+    "workflow_rows",
+]
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -174,6 +193,7 @@ class Catalog:
         workflow: str | None = None,
         kind: str | None = None,
         limit: int | None = None,
+        explain: bool = False,
     ) -> list[Hit]:
         """Entries matching every given filter, newest first.
 
@@ -184,16 +204,22 @@ class Catalog:
         recorded; ``since``/``until``: UTC dates or times; ``workflow``: the run's label;
         ``kind``: ``"node"``, ``"save"`` (plain saves), ``"run"`` (a hit per saved workflow
         as a whole and per plain save: the rows of :meth:`table`), or ``None`` (nodes and
-        saves). Stale hits are included with ``stale=True``.
+        saves). Stale hits are included with ``stale=True``. ``explain=True`` returns a
+        :class:`Found` list whose ``near`` says, when nothing matched, what came close.
 
         >>> cat.find(node="storage_nodes.demo.relax", inputs={"steps": 40}, user="alice")  # doctest: +SKIP
+        >>> cat.find(node="md_run", explain=True).near  # doctest: +SKIP
+        ["no node 'md_run'; recorded: __main__.md_run"]
         """
+        filters = dict(node=node, inputs=inputs, metadata=metadata, user=user, host=host, since=since, until=until,
+                       workflow=workflow)  # fmt: skip
         if kind == "run":
-            filters = dict(node=node, inputs=inputs, metadata=metadata, user=user, host=host, since=since,
-                           until=until, workflow=workflow)  # fmt: skip
-            return runs.find_runs(self._db, filters, _limit(limit))
-        return queries.find(self._db, node, inputs, metadata, user=user, host=host, since=since, until=until,
-                            workflow=workflow, kind=kind, limit=limit)  # fmt: skip
+            found = runs.find_runs(self._db, filters, _limit(limit))
+        else:
+            found = queries.find(self._db, kind=kind, limit=limit, **filters)
+        if not explain:
+            return found
+        return Found(found, explaining.near_misses(self._db, filters) if not found else [])
 
     def table(
         self,
@@ -259,6 +285,21 @@ class Catalog:
         return queries.stats(self._db)
 
     # ------------------------------------------------------------------ maintenance
+
+    def remove(self, id_or_hit: str | Hit | Sequence[str | Hit], *, files: bool = False) -> Removed:
+        """Drop entries (an id, a :class:`Hit`, or a list of them) from the catalog; return what was done.
+
+        A run goes with all its node records, a plain save with its record (and its file's row
+        when it was the file's last), a node alone. ``files=True`` also deletes each file no
+        remaining entry points at; a file another entry still uses is kept, and the report's
+        ``kept`` says so. All or nothing: an unknown id or a failure midway leaves every row
+        and file as it was. Nothing else changes.
+
+        >>> cat.remove("r12", files=True)  # doctest: +SKIP
+        Removed(ids=['r12'], records=3, deleted=['/home/alice/runs/relax.h5'], kept=[])
+        """
+        many = id_or_hit if isinstance(id_or_hit, list | tuple) else [id_or_hit]
+        return removal.remove(self._db, many, files=files)
 
     def prune(self, *, dry_run: bool = False) -> list[Dropped]:
         """Drop the entries whose files are gone or were rewritten since recorded; return what was dropped.

@@ -18,8 +18,18 @@ from ..errors import InvalidArgumentError, KeyNotFoundError, StaleEntryError
 from ..keys import join, split
 
 __all__ = [
-    "ID_PREFIX", "Dropped", "FileIdentity", "Hit", "IndexReport", "Summary", "entry_id", "file_identity", "parse_id",
-]  # fmt: skip
+    "ID_PREFIX",
+    "Dropped",
+    "FileIdentity",
+    "Found",
+    "Hit",
+    "IndexReport",
+    "Removed",
+    "Summary",
+    "entry_id",
+    "file_identity",
+    "parse_id",
+]
 
 #: bytes of each of the three samples a file identity hashes
 _SAMPLE = 4096
@@ -224,6 +234,28 @@ class Dropped:
     path: str
     reason: str
     records: int
+
+
+class Found(list[Hit]):
+    """The hits of ``find(..., explain=True)``: a list, with :attr:`near` saying, when it is empty,
+    what came close (a node name in another module, the same port holding another type, ...)."""
+
+    near: list[str]
+
+    def __init__(self, hits: list[Hit], near: list[str] | None = None) -> None:
+        super().__init__(hits)
+        self.near = near or []
+
+
+@dataclasses.dataclass
+class Removed:
+    """What :meth:`Catalog.remove` did: the ids removed, how many records went with them, the
+    files deleted, and the files kept (with why: another entry still points at it, it was gone)."""
+
+    ids: list[str]
+    records: int
+    deleted: list[str] = dataclasses.field(default_factory=list)
+    kept: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
