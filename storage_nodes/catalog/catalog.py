@@ -213,6 +213,7 @@ class Catalog:
         """
         filters = dict(node=node, inputs=inputs, metadata=metadata, user=user, host=host, since=since, until=until,
                        workflow=workflow)  # fmt: skip
+        explaining.check_node(self._db, node)
         if kind == "run":
             found = runs.find_runs(self._db, filters, _limit(limit))
         else:
@@ -253,6 +254,7 @@ class Catalog:
         """
         filters = dict(node=node, inputs=inputs, metadata=metadata, user=user, host=host, since=since, until=until,
                        workflow=workflow)  # fmt: skip
+        explaining.check_node(self._db, node)
         return tables.table(self._db, kind=kind, columns=columns, limit=limit, filters=filters)
 
     def get(self, id: str | Hit) -> Hit:

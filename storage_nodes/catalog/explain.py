@@ -12,13 +12,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..errors import InvalidArgumentError
 from . import schema as S
 from .engine import Database
 from .identity import from_preview, node_name
 from .queries import file_conditions, record_conditions
 from .queue import run
 
-__all__ = ["near_misses"]
+__all__ = ["check_node", "near_misses", "node_suggestions"]
 
 _SHOWN = 3  # examples per hint
 
@@ -33,6 +34,23 @@ def _close(word: str, names: list[str]) -> list[str]:
     return same_case or difflib.get_close_matches(word, names, n=_SHOWN, cutoff=0.75)
 
 
+def node_suggestions(conn: sa.Connection, name: str) -> list[str]:
+    """Recorded node names that differ from ``name`` only by module (``md_run`` -> ``__main__.md_run``),
+    else close spellings."""
+    names = [n for (n,) in conn.execute(sa.select(S.records.c.node).where(S.records.c.node.is_not(None)).distinct())]
+    short = name.rpartition(".")[2]
+    by_module = [n for n in names if n != name and (n.rpartition(".")[2] == short or n.endswith("." + name))]
+    return sorted(by_module or _close(name, names))[:_SHOWN]
+
+
+def check_node(db: Database, node: Any) -> None:
+    """A ``node=`` string without a module: :class:`InvalidArgumentError` naming the recorded names it may mean."""
+    if isinstance(node, str) and node and "." not in node:
+        close = run(db, lambda conn: node_suggestions(conn, node), write=False, what="read")
+        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+        raise InvalidArgumentError(f"node={node!r}: give the function or its 'module.qualname' string{hint}")
+
+
 def near_misses(db: Database, filters: Mapping[str, Any]) -> list[str]:
     """One sentence per filter that alone matches nothing, saying what the catalog holds near it."""
 
@@ -43,12 +61,9 @@ def near_misses(db: Database, filters: Mapping[str, Any]) -> list[str]:
         if node is not None:
             name = node_name(node)
             if conn.execute(sa.select(r.c.id).where(*record_conditions(node, None)).limit(1)).first() is None:
-                short = name.rpartition(".")[2]
-                names = [n for (n,) in conn.execute(sa.select(r.c.node).where(r.c.node.is_not(None)).distinct())]
-                by_module = [n for n in names if n.rpartition(".")[2] == short or n.endswith("." + name)]
-                close = by_module or _close(name, names)
+                close = node_suggestions(conn, name)
                 if close:
-                    hints.append(f"no node {name!r}; recorded: {', '.join(sorted(close)[:_SHOWN])}")
+                    hints.append(f"no node {name!r}; recorded: {', '.join(close)}")
                 else:
                     hints.append(f"no node {name!r} is recorded")
         for port, value in (filters.get("inputs") or {}).items():

@@ -21,7 +21,7 @@ from ..errors import KeyNotFoundError
 from . import schema as S
 from .engine import Database
 from .identity import from_preview
-from .queries import file_conditions, hits, record_conditions
+from .queries import file_conditions, hits, record_conditions, value_digests
 from .queue import run
 from .records import FileIdentity, Hit, entry_id, file_identity, parse_id
 
@@ -38,13 +38,28 @@ def port_name(key: str, port: str) -> str:
 
 def run_selects(filters: Filters) -> tuple[Any, Any]:
     """The SELECTs of the runs (``sn_files`` rows of saved workflows) and of the plain saves
-    (``sn_records`` joined with ``sn_files``) that match ``filters``, newest first."""
-    f, r = S.files, S.records
-    recs = record_conditions(filters.get("node"), filters.get("inputs"))
+    (``sn_records`` joined with ``sn_files``) that match ``filters``, newest first.
+
+    A run matches ``node`` when one of its nodes is that function, and each input when one of
+    its nodes has that port with that value (``T``), or by the run's name of it (``relax__T``)."""
+    f, r, i = S.files, S.records, S.inputs
     files = file_conditions(**{k: filters.get(k) for k in ("metadata", "user", "host", "since", "until", "workflow")})
     workflows = sa.select(f).where(f.c.kind == "workflow", *files)
-    if recs:
-        workflows = workflows.where(f.c.id.in_(sa.select(r.c.file_id).where(*recs)))
+    if filters.get("node") is not None:
+        workflows = workflows.where(f.c.id.in_(sa.select(r.c.file_id).where(*record_conditions(filters["node"], None))))
+    # each input on its own: a port of any node of the run, or a run's port ``<node>__<port>``
+    for name, value in (filters.get("inputs") or {}).items():
+        matching = record_conditions(None, {name: value})
+        node_key, sep, port = str(name).rpartition("__")
+        if sep and node_key:
+            by_run_name = (
+                sa.select(r.c.id)
+                .join(i, i.c.record_id == r.c.id)
+                .where(r.c.key == node_key, i.c.port == port, i.c.digest.in_(value_digests(value)))
+            )
+            matching = [sa.or_(*matching, r.c.id.in_(by_run_name))]
+        workflows = workflows.where(f.c.id.in_(sa.select(r.c.file_id).where(*matching)))
+    recs = record_conditions(filters.get("node"), filters.get("inputs"))
     # files as the outer table, by (created_at, id): SQLite walks sn_files_created_at backwards, no sort
     workflows = workflows.order_by(f.c.created_at.desc(), f.c.id.desc())
     saves = (
