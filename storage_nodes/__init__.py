@@ -23,6 +23,7 @@ from .collections.collection import Collection
 from .errors import (
     BackendNotFoundError,
     CatalogError,
+    CatalogNotFoundError,
     CatalogReadOnlyError,
     CorruptFileError,
     DuplicateMemberError,
@@ -112,6 +113,7 @@ __all__ = [
     "NoFileLocksWarning",
     "NoSpaceError",
     "SerializationError",
+    "CatalogNotFoundError",
     "CatalogReadOnlyError",
     "StaleEntryError",
     "StorageError",

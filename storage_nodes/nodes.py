@@ -66,9 +66,7 @@ def SaveNode(
 
     >>> wf.save = pwf.node(SaveNode, obj=wf.calc, path="calc.pkl", backend="pickle")  # doctest: +SKIP
     """
-    return str(
-        api.save(obj, path, backend, key=key, metadata=metadata, overwrite=overwrite, catalog=_catalog(catalog))
-    )
+    return str(api.save(obj, path, backend, key=key, metadata=metadata, overwrite=overwrite, catalog=_catalog(catalog)))
 
 
 def _catalog(location: str | None) -> Any:

@@ -66,6 +66,7 @@ def prune(db: Database, *, dry_run: bool = False) -> list[Dropped]:
 
 def index(db: Database, directory: PathLike, *, safe: bool = True, recursive: bool = True) -> IndexReport:
     """Record the files under ``directory``: :meth:`Catalog.index <storage_nodes.catalog.Catalog.index>`."""
+    db.prepare(write=True)  # indexing records: it creates a catalog that does not exist yet
     root = Path(directory).expanduser().resolve()
     if not root.is_dir():
         raise InvalidArgumentError(f"index() takes a directory; {root} is not one", path=root)

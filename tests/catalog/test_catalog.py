@@ -16,7 +16,13 @@ from _catalog_nodes import build, make_structure, relax, report
 import storage_nodes as sn
 from storage_nodes.catalog import schema as S
 from storage_nodes.catalog.catalog import file_identity
-from storage_nodes.errors import CatalogError, InvalidArgumentError, KeyNotFoundError, StaleEntryError
+from storage_nodes.errors import (
+    CatalogError,
+    CatalogNotFoundError,
+    InvalidArgumentError,
+    KeyNotFoundError,
+    StaleEntryError,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*has no (input|output) ports:UserWarning")
 
@@ -30,7 +36,7 @@ def url(request, tmp_path) -> str:
 
 @pytest.fixture
 def cat(url):
-    with sn.Catalog(url) as c:
+    with sn.Catalog(url, create=True) as c:
         yield c
 
 
@@ -311,7 +317,7 @@ def test_a_password_never_appears_in_reprs_or_errors(url, tmp_path):
     else:
         u = sa.make_url(f"postgresql+psycopg://alice:{secret}@/x?host=/nonexistent-socket-dir")
         bad = u
-    cat = sn.Catalog(u)
+    cat = sn.Catalog(u, create=True)
     assert secret not in repr(cat) and "***" in repr(cat)
     if url.startswith("postgresql"):
         assert cat.stats()["files"] == 0 and secret not in cat.stats()["catalog"]
@@ -411,7 +417,7 @@ def test_a_failed_enqueue_says_the_file_is_intact(cat, tmp_path, wf300, monkeypa
 
 
 def test_schema_version_is_recorded_newer_refused_older_migrated(url, monkeypatch):
-    with sn.Catalog(url) as cat:
+    with sn.Catalog(url, create=True) as cat:
         cat.stats()
         with cat._engine.begin() as conn:
             assert conn.execute(sa.select(S.schema.c.version)).scalar_one() == S.SCHEMA_VERSION
@@ -497,8 +503,12 @@ def test_cli_uses_the_environment_variable_default(tmp_path):
     env = {**os.environ, "STORAGE_NODES_CATALOG": str(tmp_path / "env.sqlite")}
     command = [sys.executable, "-m", "storage_nodes", "catalog", "stats"]
     proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    # a reading command never creates a catalog, and says which one it looked for (issue 25)
+    assert proc.returncode == 1 and f"no catalog {tmp_path / 'env.sqlite'}" in proc.stderr
+    assert f"catalog: sqlite:///{tmp_path / 'env.sqlite'}" in proc.stderr and not (tmp_path / "env.sqlite").exists()
+    sn.save([1], tmp_path / "x.json", catalog=str(tmp_path / "env.sqlite"))  # the first recording creates it
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0 and str(tmp_path / "env.sqlite") in proc.stdout
-    assert (tmp_path / "env.sqlite").exists()
 
 
 # ---------------------------------------------------------------- location and import cost
@@ -511,7 +521,10 @@ def test_default_location_is_per_user(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     if sys.platform.startswith("linux"):
         assert default_location() == str(tmp_path / "xdg" / "storage_nodes" / "catalog.sqlite")
-    cat = sn.Catalog()
+    with pytest.raises(CatalogNotFoundError, match="does not exist"):  # no silent catalogs (issue 25)
+        sn.Catalog().stats()
+    assert not os.path.exists(default_location()) and not os.path.exists(tmp_path / "xdg")
+    cat = sn.Catalog(create=True)
     cat.stats()
     assert cat.location.endswith("catalog.sqlite") and os.path.exists(default_location())
     monkeypatch.setenv("STORAGE_NODES_CATALOG", str(tmp_path / "mine.sqlite"))
@@ -717,7 +730,7 @@ def test_sqlite_catalog_on_a_network_filesystem_falls_back_from_wal(tmp_path, mo
     cat.close()
     assert not (path.parent / "c.sqlite-wal").exists()
     monkeypatch.setattr(C, "MOUNTS", str(_mounts(tmp_path, "/dev/vda / ext4 rw 0 0")))
-    local = sn.Catalog(tmp_path / "local.sqlite")
+    local = sn.Catalog(tmp_path / "local.sqlite", create=True)
     assert local.journal_mode == "wal" and local.stats()["files"] == 0
     with local._engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"

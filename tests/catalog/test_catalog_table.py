@@ -136,3 +136,23 @@ def test_empty_table_has_the_base_columns(cat):
     t = cat.table()
     assert t.empty and list(t.columns) == ["id", "kind", "workflow", "node", "label", "outputs", "user", "host",
                                            "created_at", "path", "key", "size", "stale"]  # fmt: skip
+
+
+def test_no_silent_catalogs(tmp_path, postgres_url):
+    from storage_nodes.errors import CatalogError, CatalogNotFoundError
+
+    real = tmp_path / "study.sqlite"
+    sn.save([1], tmp_path / "x.json", catalog=sn.Catalog(real))  # the first recording creates a catalog
+    typo = tmp_path / "study.sqllite"
+    for read in (lambda c: c.find(), lambda c: c.table(), lambda c: c.stats(), lambda c: c.get("r1")):
+        with pytest.raises(CatalogNotFoundError, match=r"no catalog .*study\.sqllite \(did you mean study\.sqlite\?\)"):
+            read(sn.Catalog(typo))
+    assert not typo.exists() and issubclass(CatalogNotFoundError, CatalogError)
+    with pytest.raises(CatalogNotFoundError, match=r"the directory .* does not exist"):
+        sn.Catalog(tmp_path / "nowhere" / "c.sqlite").find()
+    assert not (tmp_path / "nowhere").exists()
+    assert sn.Catalog(tmp_path / "new.sqlite", create=True).table().empty and (tmp_path / "new.sqlite").exists()
+    with pytest.raises(CatalogNotFoundError, match="holds no storage_nodes catalog"):
+        sn.Catalog(postgres_url).find()  # a database without the catalog's tables
+    sn.Catalog(postgres_url).index(tmp_path)  # indexing records: it creates the tables
+    assert len(sn.Catalog(postgres_url).find()) == 1
