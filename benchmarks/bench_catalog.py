@@ -410,7 +410,7 @@ def _writer(url: str, directory: str, worker: int, count: int, barrier: Any, out
     doc = workflow_document(wf)
     nodes = {k: v for k, v in doc.items() if k not in (WORKFLOW_KEY, "inputs", "outputs")}
     paths = [sn.save_workflow(wf, Path(directory) / f"w{worker}-{i}.h5") for i in range(count)]
-    cat = sn.Catalog(url)
+    cat = sn.Catalog(url, create=True)
     cat.stats()
     barrier.wait()
     t = time.perf_counter()

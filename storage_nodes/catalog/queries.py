@@ -187,7 +187,8 @@ def hits(db: Database, conn: sa.Connection, rows: Sequence[Any]) -> list[Hit]:
                 created_at=r["created_at"], workflow=r["workflow"], label=r["label"],
                 metadata=json.loads(r["metadata"]), version=r["version"], stale=not fresh[fid],
                 undigested=json.loads(r["undigested"]),
-                call=r["call"], record_id=int(r["id"]), kind="node" if r["node"] is not None else "save", file_id=fid,
+                call=r["call"], record_id=int(r["id"]), file_id=fid,
+                kind="save" if r["node"] is None and r["kind"] == "save" else "node",
                 _lineage=functools.partial(upstream_of, db), _identity=ident,
             )
         )  # fmt: skip

@@ -29,6 +29,7 @@ __all__ = [
     "entry_id",
     "file_identity",
     "parse_id",
+    "record_kind",
 ]
 
 #: bytes of each of the three samples a file identity hashes
@@ -211,6 +212,13 @@ _KIND_OF = {v: k for k, v in ID_PREFIX.items()}
 def entry_id(kind: str, number: int) -> str:
     """The id of an entry: ``"r12"`` (the run of file row 12), ``"n345"``/``"s345"`` (record row 345)."""
     return f"{ID_PREFIX[kind]}{number}"
+
+
+def record_kind(kind: str, records: Any, files: Any) -> Any:
+    """The SQL condition that a ``sn_records`` row (joined with ``sn_files``) is of ``kind``: a
+    plain save (no node, in a saved file) or a node (a node function, or any record of a run)."""
+    save = records.c.node.is_(None) & (files.c.kind == "save")
+    return save if kind == "save" else ~save
 
 
 def parse_id(text: Any) -> tuple[str, int]:

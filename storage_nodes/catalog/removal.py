@@ -24,7 +24,7 @@ from ..errors import CatalogError, KeyNotFoundError
 from . import schema as S
 from .engine import Database, chunks
 from .queue import run
-from .records import Removed, entry_id, parse_id
+from .records import Removed, entry_id, parse_id, record_kind
 
 __all__ = ["Plan", "remove"]
 
@@ -55,10 +55,9 @@ def _plan(conn: sa.Connection, location: str, targets: list[tuple[str, int]]) ->
             plan.file_ids.add(int(found[0]))
             plan.paths[int(found[0])] = found[1]
         else:
-            wanted = r.c.node.is_not(None) if kind == "node" else r.c.node.is_(None)
             row = conn.execute(
                 sa.select(r.c.id, r.c.file_id, f.c.path, f.c.kind).join(f, f.c.id == r.c.file_id)
-                .where(r.c.id == number, wanted)
+                .where(r.c.id == number, record_kind(kind, r, f))
             ).first()  # fmt: skip
             if row is None:
                 raise KeyNotFoundError(f"catalog {location} has no entry {text}: nothing was removed", key=text)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from .engine import Database
 from .identity import from_preview
 from .queries import file_conditions, hits, record_conditions, value_digests
 from .queue import run
-from .records import FileIdentity, Hit, entry_id, file_identity, parse_id
+from .records import FileIdentity, Hit, entry_id, file_identity, parse_id, record_kind
 
 __all__ = ["Filters", "find_runs", "get", "members", "merged", "port_name", "run_hits", "run_ports", "run_selects"]
 
@@ -177,11 +177,10 @@ def get(db: Database, entry: Any) -> Hit:
                 .first()
             )
             return None if row is None else run_hits(db, conn, [("run", row)])[0]
-        wanted: Callable[[Any], Any] = S.records.c.node.is_not if kind == "node" else S.records.c.node.is_
         q = (
             sa.select(S.records, S.files)
             .join(S.files, S.files.c.id == S.records.c.file_id)
-            .where(S.records.c.id == number, wanted(None))
+            .where(S.records.c.id == number, record_kind(kind, S.records, S.files))
         )
         rows = conn.execute(q).mappings().all()
         return hits(db, conn, rows)[0] if rows else None
