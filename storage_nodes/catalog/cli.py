@@ -107,7 +107,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
     report = cat.index(args.directory, safe=not args.unsafe)
     if args.json:
         doc = {"catalog": cat.location, "recorded": report.recorded, "unchanged": report.unchanged,
-               "skipped": [{"path": p, "reason": r} for p, r in report.skipped]}  # fmt: skip
+               "skipped": [{"path": p, "reason": r} for p, r in report.skipped], "foreign": report.foreign}  # fmt: skip
         print(json.dumps(doc, indent=2))
         return 0
     print(
@@ -118,6 +118,8 @@ def _cmd_index(args: argparse.Namespace) -> int:
         print(f"  + {p}")
     for p, reason in report.skipped:
         print(f"  - {p}: {reason}")
+    if report.foreign:
+        print(f"  ignored {report.foreign_summary()}")
     return 0
 
 

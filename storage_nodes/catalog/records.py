@@ -268,8 +268,21 @@ class Removed:
 
 @dataclasses.dataclass
 class IndexReport:
-    """What :meth:`Catalog.index` did: files recorded, already up to date, and skipped (with why)."""
+    """What :meth:`Catalog.index` did: files recorded, already up to date, skipped (with why), and
+    ``foreign``: files no backend claims (other tools' files: images, scripts, ...), left alone."""
 
     recorded: list[str] = dataclasses.field(default_factory=list)
     unchanged: list[str] = dataclasses.field(default_factory=list)
     skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    foreign: list[str] = dataclasses.field(default_factory=list)
+
+    def foreign_summary(self) -> str:
+        """``"3 files no backend claims (.png 2, .svg 1)"``, or ``""`` when there are none."""
+        if not self.foreign:
+            return ""
+        counts: dict[str, int] = {}
+        for p in self.foreign:
+            suffix = Path(p).suffix.lower() or "(no suffix)"
+            counts[suffix] = counts.get(suffix, 0) + 1
+        shown = ", ".join(f"{s} {n}" for s, n in sorted(counts.items(), key=lambda sn: (-sn[1], sn[0])))
+        return f"{len(self.foreign)} file(s) no backend claims ({shown})"

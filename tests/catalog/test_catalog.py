@@ -768,3 +768,21 @@ def test_a_flush_batch_holds_a_bounded_amount_of_payload(cat, tmp_path, monkeypa
     monkeypatch.setattr(Q, "drain", lambda *a: batches.append(real(*a)) or batches[-1])
     assert cat.flush() == 5 and batches == [2, 2, 1, 0]
     assert sorted(h.path.name for h in cat.find(kind="save")) == [f"{i}.json" for i in range(5)]
+
+
+def test_index_counts_other_tools_files_in_one_line(url, tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    sn.save([1], runs / "ok.json")
+    (runs / "plot.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    (runs / "graph.svg").write_text("<svg/>")
+    (runs / "other.svg").write_text("<svg/>")
+    (runs / "broken.h5").write_text("not hdf5")  # ours by name: its own line, with why
+    report = sn.Catalog(url).index(runs)
+    assert report.recorded == [str(runs / "ok.json")]
+    assert sorted(report.foreign) == sorted(str(runs / n) for n in ("plot.png", "graph.svg", "other.svg"))
+    assert report.foreign_summary() == "3 file(s) no backend claims (.svg 2, .png 1)"
+    assert [p for p, _ in report.skipped] == [str(runs / "broken.h5")]
+    code, out, _ = _cli("index", str(runs), "--catalog", url)
+    assert code == 0 and "ignored 3 file(s) no backend claims (.svg 2, .png 1)" in out
+    assert "plot.png" not in out and "broken.h5" in out
