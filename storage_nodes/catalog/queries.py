@@ -55,10 +55,12 @@ def find(
     limit: int | None = None,
 ) -> list[Hit]:
     """Entries matching every given filter, newest first: :meth:`Catalog.find <storage_nodes.catalog.Catalog.find>`."""
-    q = sa.select(S.records, S.files).join(S.files, S.files.c.id == S.records.c.file_id)
+    # files as the outer table, ordered by (created_at, id) as sn_files_created_at holds them: SQLite
+    # walks that index backwards instead of sorting the whole join (docs/catalog.md, "The job table")
+    q = sa.select(S.records, S.files).select_from(S.files).join(S.records, S.records.c.file_id == S.files.c.id)
     q = apply_filters(q, node=node, inputs=inputs, metadata=metadata, user=user, host=host, since=since, until=until,
                  workflow=workflow, kind=kind)  # fmt: skip
-    q = q.order_by(S.files.c.created_at.desc(), S.records.c.id.desc())
+    q = q.order_by(S.files.c.created_at.desc(), S.files.c.id.desc(), S.records.c.id.desc())
     if limit is not None:
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
             raise InvalidArgumentError(f"limit must be a whole number >= 0, got {limit!r}")
