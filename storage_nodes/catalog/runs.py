@@ -25,7 +25,10 @@ from .queries import file_conditions, hits, record_conditions, value_digests
 from .queue import run
 from .records import FileIdentity, Hit, entry_id, file_identity, parse_id, record_kind
 
-__all__ = ["Filters", "find_runs", "get", "members", "merged", "port_name", "run_hits", "run_ports", "run_selects"]
+__all__ = [
+    "Filters", "Ports", "find_runs", "get", "members", "merged", "port_columns", "port_name", "raw_rows", "run_hits",
+    "run_ports", "run_selects",
+]  # fmt: skip
 
 #: the keyword filters of ``find`` (node and inputs on records, the rest on files)
 Filters = Mapping[str, Any]
@@ -79,36 +82,67 @@ def merged(workflows: Sequence[Any], saves: Sequence[Any], limit: int | None) ->
     return both if limit is None else both[:limit]
 
 
-def run_ports(conn: sa.Connection, file_ids: Any) -> dict[int, tuple[dict[str, str | None], list[str], str | None]]:
-    """Per run (``file_ids``: a SELECT of ``sn_files.id`` or a list): its free inputs as
-    ``{name: preview text}``, its free outputs, and the node of a node saved on its own."""
+#: per run: its free inputs ``{name: preview text}``, its free outputs, the node of a node saved on its own
+Ports = tuple[dict[str, str | None], list[str], str | None]
+
+
+def raw_rows(conn: sa.Connection, q: Any) -> list[Any]:
+    """The rows of ``q`` as the driver returns them (no SQLAlchemy row objects or result processing:
+    times come as SQLite stores them, ISO text); for the large reads of the job table."""
+    return list(conn.execute(q).cursor.fetchall())
+
+
+def port_columns(conn: sa.Connection, file_ids: Any, *, everything: bool = False) -> tuple[
+    dict[str, dict[int, str | None]], dict[int, list[str]], dict[int, str]
+]:  # fmt: skip
+    """The runs' ports as columns: ``{name: {file id: preview text}}`` of the free inputs,
+    ``{file id: free outputs}`` and ``{file id: node}`` of nodes saved on their own.
+
+    ``file_ids``: a SELECT of ``sn_files.id`` or a list; ``everything``: every run of the
+    catalog (no restriction: plain saves have no inputs, so none are picked up)."""
     r, i, e = S.records, S.inputs, S.edges
-    top = r.c.file_id.in_(file_ids), ~r.c.key.contains("/")
-    fed: set[tuple[int, str]] = set()
-    read: set[tuple[int, str]] = set()
-    for sid, sport, tid, tport in conn.execute(
-        sa.select(e.c.source_id, e.c.source_port, e.c.target_id, e.c.target_port).where(e.c.file_id.in_(file_ids))
-    ):
-        fed.add((int(tid), tport))
-        read.add((int(sid), sport))
-    out: dict[int, tuple[dict[str, str | None], list[str], str | None]] = {}
-    for rid, fid, key, outputs, node in conn.execute(
-        sa.select(r.c.id, r.c.file_id, r.c.key, r.c.outputs, r.c.node).where(*top).order_by(r.c.id)
-    ):
-        entry = out.setdefault(int(fid), ({}, [], None))
-        entry[1].extend(port_name(key, p) for p in json.loads(outputs) if (int(rid), p) not in read)
-        if key == "":
-            out[int(fid)] = (entry[0], entry[1], node)
-    for rid, fid, key, port, pv in conn.execute(
-        sa.select(r.c.id, r.c.file_id, r.c.key, i.c.port, i.c.preview).join(r, r.c.id == i.c.record_id).where(*top)
-    ):
-        if (int(rid), port) not in fed:
-            out.setdefault(int(fid), ({}, [], None))[0][port_name(key, port)] = pv
-    return out
+    top: list[Any] = [~r.c.key.contains("/")]
+    if not everything:
+        top.append(r.c.file_id.in_(file_ids))
+    edge_q = sa.select(e.c.source_id, e.c.source_port, e.c.target_id, e.c.target_port)
+    edges = raw_rows(conn, edge_q if everything else edge_q.where(e.c.file_id.in_(file_ids)))
+    fed = {(int(t), tp) for _s, _sp, t, tp in edges}
+    read = {(int(s), sp) for s, sp, _t, _tp in edges}
+    outs: dict[int, list[str]] = {}
+    nodes: dict[int, str] = {}
+    parsed: dict[str, list[str]] = {}
+    for rid, fid, key, outputs, node in raw_rows(conn, sa.select(r.c.id, r.c.file_id, r.c.key, r.c.outputs, r.c.node)
+                                                 .where(*top).order_by(r.c.id)):  # fmt: skip
+        ports = parsed.get(outputs)
+        if ports is None:
+            ports = parsed[outputs] = json.loads(outputs)
+        outs.setdefault(fid, []).extend(port_name(key, p) for p in ports if not read or (rid, p) not in read)
+        if key == "" and node is not None:
+            nodes[fid] = node
+    columns: dict[str, dict[int, str | None]] = {}
+    names: dict[tuple[str, str], dict[int, str | None]] = {}
+    q = sa.select(r.c.id, r.c.file_id, r.c.key, i.c.port, i.c.preview).join(r, r.c.id == i.c.record_id).where(*top)
+    for rid, fid, key, port, pv in raw_rows(conn, q):
+        if fed and (rid, port) in fed:
+            continue
+        column = names.get((key, port))
+        if column is None:
+            column = names[(key, port)] = columns.setdefault(port_name(key, port), {})
+        column[fid] = pv
+    return columns, outs, nodes
 
 
-def _run_hit(db: Database, row: Any, ports: tuple[dict[str, str | None], list[str], str | None] | None,
-             fresh: bool) -> Hit:  # fmt: skip
+def run_ports(conn: sa.Connection, file_ids: Any) -> dict[int, Ports]:
+    """Per run (``file_ids``: a SELECT of ``sn_files.id`` or a list): :data:`Ports`."""
+    columns, outs, nodes = port_columns(conn, file_ids)
+    found: dict[int, Ports] = {fid: ({}, list(o), nodes.get(fid)) for fid, o in outs.items()}
+    for name, column in columns.items():
+        for fid, pv in column.items():
+            found.setdefault(fid, ({}, [], nodes.get(fid)))[0][name] = pv
+    return found
+
+
+def _run_hit(db: Database, row: Any, ports: Ports | None, fresh: bool) -> Hit:
     ins, outs, _node = ports or ({}, [], None)
     return Hit(
         path=Path(row["path"]), key="", node=None, inputs={k: from_preview(v) for k, v in ins.items()},

@@ -1,10 +1,11 @@
 """The catalog as a job table: :func:`table` builds a :class:`pandas.DataFrame` of runs, nodes or
 plain saves with the filters of :func:`~storage_nodes.catalog.queries.find`.
 
-One SELECT for the entries and one for their inputs (a run's: :func:`~storage_nodes.catalog.runs.run_ports`),
-pivoted in Python into one ``in.<port>`` column per input port; pandas is imported only here,
-when a table is built. ``stale`` compares each file's size and mtime with the recorded ones
-(a stat, not the content sample :meth:`Hit.load <storage_nodes.catalog.Hit.load>` checks).
+One SELECT for the entries and one for their inputs (a run's: :func:`~storage_nodes.catalog.runs.port_columns`),
+read as the driver returns them and pivoted in Python into one ``in.<port>`` column per input
+port; pandas is imported only here, when a table is built. ``stale`` compares each file's size
+and mtime with the recorded ones (a stat, not the content sample :meth:`Hit.load
+<storage_nodes.catalog.Hit.load>` checks). docs/catalog.md, "Figures", has its cost.
 """
 
 from __future__ import annotations
@@ -19,16 +20,15 @@ import sqlalchemy as sa
 from ..errors import InvalidArgumentError
 from . import schema as S
 from .engine import Database, chunks
-from .identity import from_preview
 from .queries import apply_filters
 from .queue import run
-from .records import ID_PREFIX
-from .runs import Filters, run_ports, run_selects
+from .records import ID_PREFIX, Summary
+from .runs import Filters, port_columns, raw_rows, run_selects
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["BASE_COLUMNS", "KINDS", "table"]
+__all__ = ["BASE_COLUMNS", "KINDS", "decode_preview", "table"]
 
 #: the kinds of row a table holds
 KINDS = ("run", "node", "save")
@@ -38,6 +38,52 @@ BASE_COLUMNS = ("id", "kind", "workflow", "node", "label", "outputs", "user", "h
 
 _FILE_COLUMNS = (S.files.c.id, S.files.c.workflow, S.files.c.path, S.files.c.size, S.files.c.mtime_ns,
                  S.files.c.created_by, S.files.c.host, S.files.c.created_at, S.files.c.metadata)  # fmt: skip
+_VALUE = '{"v": '
+_WORDS = {"true": True, "false": False, "null": None}
+
+
+def decode_preview(text: str | None) -> Any:
+    """The value a stored input preview shows (``{"v": value}``), or a :class:`Summary` of it
+    (``{"t": description}``); the common numbers, words and plain strings without ``json.loads``."""
+    if text is None:
+        return Summary("unknown")
+    if text.startswith(_VALUE) and text.endswith("}"):
+        body = text[len(_VALUE) : -1]
+        if body in _WORDS:
+            return _WORDS[body]
+        first = body[:1]
+        if first == '"' and "\\" not in body and body.count('"') == 2:
+            return body[1:-1]
+        if first.isdigit() or first == "-":
+            try:
+                return int(body)
+            except ValueError:
+                try:
+                    return float(body)
+                except ValueError:
+                    pass
+    doc = json.loads(text)
+    return doc["v"] if "v" in doc else Summary(doc.get("t", "unknown"))
+
+
+class _Rows:
+    """The table's columns as lists, filled row by row; ``entity`` keys a row's inputs."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = limit  # runs and saves come from two SELECTs: cut after they are merged
+        self.merge = False  # whether rows of both came: sort them by time
+        self.base: dict[str, list[Any]] = {c: [] for c in (*BASE_COLUMNS[:-1], "mtime_ns", "metadata", "order")}
+        self.entity: list[int | None] = []
+        self.inputs: dict[str, dict[int, str | None]] = {}
+
+    def extend(self, order: list[tuple[Any, int, int]], entity: Sequence[int | None], **values: Sequence[Any]) -> None:
+        """Rows given as columns (each of the same length), already newest first."""
+        if self.base["order"] and order:
+            self.merge = True
+        for name, column in values.items():
+            self.base[name].extend(column)
+        self.base["order"].extend(order)
+        self.entity.extend(entity)
 
 
 def table(
@@ -55,114 +101,126 @@ def table(
     return _frame(rows, columns)
 
 
-# a row: id, kind, workflow, node, label, inputs {name: preview}, outputs, user, host, created_at,
-# path, key, size, mtime_ns, metadata text; sorted by (created_at, file id, record id)
-Row = tuple[Any, ...]
+def _unfiltered(filters: Filters) -> bool:
+    return all(v is None for v in filters.values())
 
 
-def _runs(conn: sa.Connection, _kind: str, filters: Filters, limit: int | None) -> list[Row]:
+def _runs(conn: sa.Connection, _kind: str, filters: Filters, limit: int | None) -> _Rows:
     workflows, saves = run_selects(filters)
     if limit is not None:
         workflows, saves = workflows.limit(limit), saves.limit(limit)
-    wf_rows = conn.execute(workflows.with_only_columns(*_FILE_COLUMNS)).all()
-    ports = run_ports(conn, workflows.with_only_columns(S.files.c.id).scalar_subquery()
-                      if limit is not None else workflows.with_only_columns(S.files.c.id).order_by(None))  # fmt: skip
-    rows: list[tuple[tuple[Any, int, int], Row]] = []
-    for fid, wf, path, size, mtime, user, host, at, meta in wf_rows:
-        ins, outs, node = ports.get(int(fid), ({}, [], None))
-        rows.append(((at, int(fid), 0), (f"r{fid}", "run", wf, node, wf, ins, outs, user, host, at, path, "", size,
-                                         mtime, meta)))  # fmt: skip
+    found = _Rows(limit)
+    wf_rows = raw_rows(conn, workflows.with_only_columns(*_FILE_COLUMNS))
+    ids = workflows.with_only_columns(S.files.c.id)
+    ins, outs, nodes = port_columns(conn, ids.scalar_subquery() if limit is not None else ids.order_by(None),
+                                    everything=_unfiltered(filters) and limit is None)  # fmt: skip
+    found.inputs = ins
+    if wf_rows:
+        fids, wfs, paths, sizes, mtimes, users, hosts, ats, metas = map(list, zip(*wf_rows, strict=True))
+        found.extend([(at, fid, 0) for at, fid in zip(ats, fids, strict=True)], fids, id=[f"r{f}" for f in fids],
+                     kind=["run"] * len(fids), workflow=wfs, node=[nodes.get(f) for f in fids], label=wfs,
+                     outputs=[outs.get(f, []) for f in fids], user=users, host=hosts, created_at=ats, path=paths,
+                     key=[""] * len(fids), size=sizes, mtime_ns=mtimes, metadata=metas)  # fmt: skip
     r = S.records
-    for rid, key, fid, _wf, path, size, mtime, user, host, at, meta in conn.execute(
-        saves.with_only_columns(r.c.id, r.c.key, *_FILE_COLUMNS)
-    ):
-        rows.append(((at, int(fid), int(rid)), (f"s{rid}", "save", None, None, None, {}, [], user, host, at, path,
-                                                key, size, mtime, meta)))  # fmt: skip
-    rows.sort(key=lambda sr: sr[0], reverse=True)
-    return [row for _, row in (rows if limit is None else rows[:limit])]
+    save_rows = raw_rows(conn, saves.with_only_columns(r.c.id, r.c.key, *_FILE_COLUMNS))
+    if save_rows:
+        rids, keys, fids, _wfs, paths, sizes, mtimes, users, hosts, ats, metas = map(list, zip(*save_rows, strict=True))
+        n = len(rids)
+        found.extend([(at, f, rid) for at, f, rid in zip(ats, fids, rids, strict=True)], [None] * n,
+                     id=[f"s{rid}" for rid in rids], kind=["save"] * n, workflow=[None] * n, node=[None] * n,
+                     label=[None] * n, outputs=[[] for _ in range(n)], user=users, host=hosts, created_at=ats,
+                     path=paths, key=keys, size=sizes, mtime_ns=mtimes, metadata=metas)  # fmt: skip
+    return found
 
 
-def _records(conn: sa.Connection, kind: str, filters: Filters, limit: int | None) -> list[Row]:
-    r = S.records
+def _records(conn: sa.Connection, kind: str, filters: Filters, limit: int | None) -> _Rows:
+    r, i = S.records, S.inputs
     q = sa.select(r.c.id, r.c.key, r.c.label, r.c.node, r.c.outputs, *_FILE_COLUMNS).join(
         S.files, S.files.c.id == r.c.file_id
     )
-    q = apply_filters(q, kind=kind, **{k: filters.get(k) for k in ("node", "inputs", "metadata", "user", "host",
-                                                                   "since", "until", "workflow")})  # fmt: skip
+    q = apply_filters(q, kind=kind, **filters)
     q = q.order_by(S.files.c.created_at.desc(), S.files.c.id.desc(), r.c.id.desc())
     if limit is not None:
         q = q.limit(limit)
-    found = conn.execute(q).all()
-    ins: dict[int, dict[str, str | None]] = {}
-    if kind == "node" and found:
-        i = S.inputs
+    selected = raw_rows(conn, q)
+    found = _Rows()
+    if kind == "node" and selected:
+        sel = sa.select(i.c.record_id, i.c.port, i.c.preview)
         if limit is None:
-            ids = q.with_only_columns(r.c.id).order_by(None)
-            sel = sa.select(i.c.record_id, i.c.port, i.c.preview).where(i.c.record_id.in_(ids))
-            parts = [conn.execute(sel).all()]
+            parts = [raw_rows(conn, sel.where(i.c.record_id.in_(q.with_only_columns(r.c.id).order_by(None))))]
         else:
-            parts = [conn.execute(sa.select(i.c.record_id, i.c.port, i.c.preview).where(i.c.record_id.in_(chunk))).all()
-                     for chunk in chunks([int(row[0]) for row in found])]  # fmt: skip
+            parts = [
+                raw_rows(conn, sel.where(i.c.record_id.in_(chunk))) for chunk in chunks([row[0] for row in selected])
+            ]
         for part in parts:
             for rid, port, pv in part:
-                ins.setdefault(int(rid), {})[port] = pv
+                found.inputs.setdefault(port, {})[rid] = pv
     prefix = ID_PREFIX[kind]
-    outs: dict[str, list[str]] = {}
-    rows = []
-    for rid, key, label, node, outputs, _fid, wf, path, size, mtime, user, host, at, meta in found:
-        out = outs.get(outputs)
-        if out is None:
-            out = outs[outputs] = json.loads(outputs)
-        rows.append((f"{prefix}{rid}", kind, wf, node, label, ins.get(int(rid), {}), list(out), user, host, at, path,
-                     key, size, mtime, meta))  # fmt: skip
-    return rows
+    parsed: dict[str, list[str]] = {}
+    for outputs in {row[4] for row in selected}:
+        parsed[outputs] = json.loads(outputs)
+    if selected:
+        rids, keys, labels, nodes, outputs, fids, wfs, paths, sizes, mtimes, users, hosts, ats, metas = map(
+            list, zip(*selected, strict=True)
+        )
+        found.extend([(at, f, rid) for at, f, rid in zip(ats, fids, rids, strict=True)], rids,
+                     id=[f"{prefix}{rid}" for rid in rids], kind=[kind] * len(rids), workflow=wfs, node=nodes,
+                     label=labels, outputs=[list(parsed[o]) for o in outputs], user=users, host=hosts,
+                     created_at=ats, path=paths, key=keys, size=sizes, mtime_ns=mtimes, metadata=metas)  # fmt: skip
+    return found
 
 
-def _frame(rows: list[Row], columns: Sequence[str] | None) -> pd.DataFrame:
+def _frame(rows: _Rows, columns: Sequence[str] | None) -> pd.DataFrame:
     import pandas as pd
 
+    base = rows.base
+    count = len(base["order"])
+    order = sorted(range(count), key=base["order"].__getitem__, reverse=True) if rows.merge else list(range(count))
+    if rows.merge or (rows.limit is not None and rows.limit < count):  # runs and saves interleave by time
+        order = order[: rows.limit]
+        base = {name: [values[n] for n in order] for name, values in base.items()}
+        rows.entity = [rows.entity[n] for n in order]
     values: dict[str, Any] = {}
-    in_cols: dict[str, dict[int, Any]] = {}
-    meta_cols: dict[str, dict[int, Any]] = {}
+    for name in ("id", "kind", "workflow", "node", "label"):
+        values[name] = pd.Series(base[name], dtype=object)
     decoded: dict[str | None, Any] = {}
-    metas: dict[str, dict[str, Any]] = {}
-    stale: dict[str, bool] = {}
-    for n, row in enumerate(rows):
-        for name, pv in row[5].items():
+    for name in sorted(rows.inputs):
+        got = rows.inputs[name]
+        cells: list[Any] = []
+        for entity in rows.entity:
+            if entity is None or entity not in got:
+                cells.append(None)
+                continue
+            pv = got[entity]
             value = decoded.get(pv, decoded)
             if value is decoded:
-                value = decoded[pv] = from_preview(pv)
-            in_cols.setdefault(name, {})[n] = value
-        meta_text = row[14]
-        if meta_text and meta_text != "{}":
-            meta = metas.get(meta_text)
-            if meta is None:
-                meta = metas[meta_text] = json.loads(meta_text)
-            for k, v in meta.items():
-                meta_cols.setdefault(k, {})[n] = v
-    count = len(rows)
-    paths = [row[10] for row in rows]
-    for path, size, mtime in {(row[10], row[12], row[13]) for row in rows}:
-        stale[path] = _changed(path, size, mtime)
-    values["id"] = [row[0] for row in rows]
-    values["kind"] = [row[1] for row in rows]
-    for name, at in (("workflow", 2), ("node", 3), ("label", 4)):
-        values[name] = pd.Series([row[at] for row in rows], dtype=object)
-    for name in sorted(in_cols):
-        got = in_cols[name]
-        values[f"in.{name}"] = pd.Series([got.get(n) for n in range(count)], dtype=object)  # 4 stays 4
-    values["outputs"] = [row[6] for row in rows]
-    values["user"] = [row[7] for row in rows]
-    values["host"] = [row[8] for row in rows]
-    values["created_at"] = pd.to_datetime([row[9] for row in rows]).tz_localize("UTC") if rows else (
-        pd.DatetimeIndex([], tz="UTC"))  # fmt: skip
-    values["path"] = paths
-    values["key"] = [row[11] for row in rows]
-    values["size"] = pd.array([row[12] for row in rows], dtype="Int64")
-    values["stale"] = [stale[p] for p in paths]
+                value = decoded[pv] = decode_preview(pv)
+            cells.append(value)
+        values[f"in.{name}"] = pd.Series(cells, dtype=object)  # 4 stays 4, next to 4.5
+    values["outputs"] = pd.Series(base["outputs"], dtype=object)
+    values["user"] = pd.Series(base["user"], dtype=object)
+    values["host"] = pd.Series(base["host"], dtype=object)
+    values["created_at"] = pd.to_datetime(pd.Series(base["created_at"], dtype=object), utc=True, format="ISO8601")
+    values["path"] = pd.Series(base["path"], dtype=object)
+    values["key"] = pd.Series(base["key"], dtype=object)
+    values["size"] = pd.array(base["size"], dtype="Int64")
+    files = list(zip(base["path"], base["size"], base["mtime_ns"], strict=True))
+    changed = {f: _changed(*f) for f in set(files)}
+    values["stale"] = pd.array([changed[f] for f in files], dtype=bool)
+    metas: dict[str, dict[str, Any]] = {}
+    meta_cols: dict[str, dict[int, Any]] = {}
+    for n, text in enumerate(base["metadata"]):
+        if not text or text == "{}":
+            continue
+        meta = metas.get(text)
+        if meta is None:
+            meta = metas[text] = json.loads(text)
+        for k, v in meta.items():
+            meta_cols.setdefault(k, {})[n] = v
+    count = len(base["id"])
     for name in sorted(meta_cols):
-        got = meta_cols[name]
-        values[f"meta.{name}"] = pd.Series([got.get(n) for n in range(count)], dtype=object)
+        got_meta = meta_cols[name]
+        values[f"meta.{name}"] = pd.Series([got_meta.get(n) for n in range(count)], dtype=object)
     frame = pd.DataFrame(values)
     if columns is not None:
         for c in columns:  # a port or metadata key no selected row has: an empty column
