@@ -561,10 +561,8 @@ def main() -> None:
             bench_queries(
                 sn.Catalog(directory / "big.sqlite", create=True), "SQLite", args.nodes, directory, args.repeat
             )
-            bench_queries(
-                sn.Catalog(create_database(server, "bench_big"), create=True), "PostgreSQL", args.nodes, directory,
-                args.repeat,
-            )
+            big = sn.Catalog(create_database(server, "bench_big"), create=True)
+            bench_queries(big, "PostgreSQL", args.nodes, directory, args.repeat)
         if "index" in only:
             bench_index(directory, args.files)
         if "writers" in only:
