@@ -5,7 +5,13 @@ Run from a checkout with the ``test`` and ``benchmark`` extras installed::
     python benchmarks/bench_fleche.py               # 7 repeats, medians
     python benchmarks/bench_fleche.py --repeat 3    # quicker
 
-Workloads (b), (d), (e) of ``bench_h5.py`` are the results of a fleche-cached function.
+Workloads (b), (d), (e) of ``bench_h5.py`` are the results of a fleche-cached function;
+(f) is issue 26's real-node workload, the equation of state of ``tests/_eos_nodes.py`` (an
+engine holding an ASE EMT calculator and a results dict, real ``ase.Atoms``, a for-each of
+9 ``calculate`` nodes on pyiron_workflow's threads), run cold and warm with
+``RunConfig(fleche_cache=...)``; (g) the same with an engine that names its calculator
+class instead of holding an EMT calculator (which pickle cannot store). Their tables also
+count the calls the warm run executed.
 A *cold* run calls it on an empty cache (the body returns the prebuilt object; fleche
 digests it and stores the call and the value); a *warm* run calls it again on the filled
 cache (fleche finds the call and loads the value). Every value storage gets the same SQLite
@@ -47,6 +53,8 @@ from fleche.storage.thread_safe import PerKeyLockMixin
 from storage_nodes.caching import ValueArchive
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+from _eos_nodes import STRAINS, equation_of_state, executions, make_engine, make_structure
 from bench_h5 import workload_b, workload_d
 
 try:
@@ -91,6 +99,15 @@ def run_workflow_e(cache: Cache) -> Any:
     return wf.run(pwf.RunConfig(fleche_cache=cache))
 
 
+def run_eos(cache: Cache, counter: Path, run_dir: Path, picklable: bool) -> Any:
+    import pyiron_workflow as pwf
+
+    node = pwf.node(equation_of_state)
+    config = pwf.RunConfig(fleche_cache=cache, run_dir=run_dir)
+    engine = make_engine(picklable=picklable)
+    return node.run(config, engine=engine, structure=make_structure(), strains=STRAINS, counter=str(counter))
+
+
 @dataclass(frozen=True)
 class FlatMemory(PerKeyLockMixin, ValueMixin, MemoryBackend):
     """fleche's memory storage without destructuring: no files, deep copies; the floor."""
@@ -116,31 +133,41 @@ def storages() -> dict[str, Callable[[Path], Any]]:
     return out
 
 
-def one_round(name: str, make: Callable[[Path], Any], directory: Path) -> tuple[float, float, int, str]:
-    """(cold s, warm s, entries, error) of one cold + one warm call on a fresh cache."""
+Row = tuple[float, float, int, str, int]
+
+
+def one_round(name: str, make: Callable[[Path], Any], directory: Path) -> Row:
+    """(cold s, warm s, entries, error, calls the warm run executed) of a cold + a warm run."""
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)
     cache = Cache(make(directory / "values"), Sql(directory / "calls.db"))
-    call: Callable[[], Any] = (lambda: run_workflow_e(cache)) if name == "e" else (lambda: produce(name))
+    counter = directory / "count.txt"
+    calls: dict[str, Callable[[], Any]] = {
+        "e": lambda: run_workflow_e(cache),
+        "f": lambda: run_eos(cache, counter, directory / "run", picklable=False),
+        "g": lambda: run_eos(cache, counter, directory / "run", picklable=True),
+    }
+    call = calls.get(name, lambda: produce(name))
     try:
         with fleche.cache(cache):
             gc.collect()
             start = time.perf_counter()
             call()
             cold = time.perf_counter() - start
+            after_cold = executions(counter)
             gc.collect()
             start = time.perf_counter()
             call()
             warm = time.perf_counter() - start
-        return cold, warm, len(list(cache.values.list())), ""
+        return cold, warm, len(list(cache.values.list())), "", executions(counter) - after_cold
     except Exception as exc:  # bagofholding cannot store or load some objects
-        return float("nan"), float("nan"), 0, f"{type(exc).__name__}: {str(exc)[:90]}"
+        return float("nan"), float("nan"), 0, f"{type(exc).__name__}: {str(exc)[:90]}", -1
     finally:
         cache.calls.engine.dispose()
 
 
-def measure(name: str, directory: Path, repeat: int, slow_repeat: int) -> dict[str, tuple[float, float, int, str]]:
-    rows: dict[str, list[tuple[float, float, int, str]]] = {n: [] for n in storages()}
+def measure(name: str, directory: Path, repeat: int, slow_repeat: int) -> dict[str, Row]:
+    rows: dict[str, list[Row]] = {n: [] for n in storages()}
     for n, make in storages().items():  # warm-up: imports, first environment records, SQLite
         if n != "fleche bagofholding_hdf":
             one_round(name, make, directory / "warm-up")
@@ -154,7 +181,7 @@ def measure(name: str, directory: Path, repeat: int, slow_repeat: int) -> dict[s
         errors = [r[3] for r in runs if r[3]]
         cold = statistics.median(r[0] for r in runs)
         warm = statistics.median(r[1] for r in runs)
-        out[n] = (cold, warm, runs[0][2], errors[0] if errors else "")
+        out[n] = (cold, warm, runs[0][2], errors[0] if errors else "", max(r[4] for r in runs))
     return out
 
 
@@ -166,26 +193,28 @@ def _ratio(x: float, ref: float) -> str:
     return "n/a" if x != x else f"{x / ref:.2f}"
 
 
-def report(title: str, rows: dict[str, tuple[float, float, int, str]]) -> None:
-    pc, pw, _, _ = rows["fleche pickle"]
+def report(title: str, rows: dict[str, Row], counted: bool = False) -> None:
+    pc, pw = rows["fleche pickle"][:2]
     print(f"\n### {title}\n")
-    print("| value storage | cold ms | warm ms | entries | cold / pickle | warm / pickle |")
-    print("|---|---|---|---|---|---|")
-    for n, (c, w, k, _) in rows.items():
-        print(f"| {n} | {_ms(c)} | {_ms(w)} | {k} | {_ratio(c, pc)} | {_ratio(w, pw)} |")
-    for n, (_, _, _, err) in rows.items():
+    extra = " warm executions (of 9, most in a round) |" if counted else ""
+    print(f"| value storage | cold ms | warm ms | entries | cold / pickle | warm / pickle |{extra}")
+    print("|---|---|---|---|---|---|" + ("---|" if counted else ""))
+    for n, (c, w, k, _, executed) in rows.items():
+        more = f" {executed if executed >= 0 else 'n/a'} |" if counted else ""
+        print(f"| {n} | {_ms(c)} | {_ms(w)} | {k} | {_ratio(c, pc)} | {_ratio(w, pw)} |{more}")
+    for n, (_, _, _, err, _) in rows.items():
         if err:
             print(f"\n{n} fails: {err}")
-    oc, ow, _, _ = rows["storage_nodes"]
-    fc, fw, _, _ = rows["fleche pickle"]
-    qc, qw, _, _ = rows["pickle, one file per value"]
+    oc, ow = rows["storage_nodes"][:2]
+    fc, fw = rows["fleche pickle"][:2]
+    qc, qw = rows["pickle, one file per value"][:2]
     print(f"\nstorage_nodes / pickle, one file per value: cold {oc / qc:.2f}, warm {ow / qw:.2f}")
     # what the value storage adds to a cached call: the time above the in-memory floor
-    mc, mw, _, _ = rows["memory, one entry per value (the floor)"]
+    mc, mw = rows["memory, one entry per value (the floor)"][:2]
     print(f"above the floor: storage_nodes cold {_ms(oc - mc)} ms, warm {_ms(ow - mw)} ms; "
           f"fleche pickle cold {_ms(fc - mc)} ms, warm {_ms(fw - mw)} ms")
     if "fleche bagofholding_hdf" in rows:
-        bc, bw, _, _ = rows["fleche bagofholding_hdf"]
+        bc, bw = rows["fleche bagofholding_hdf"][:2]
         if bc == bc:
             # a ratio to a time within noise of the floor (< 1 ms above it) says nothing
             above_c = f"{(bc - mc) / (oc - mc):.0f}x" if oc - mc > 1e-3 else "n/a (ours within noise of the floor)"
@@ -198,12 +227,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--boh-repeat", type=int, default=3, help="rounds for bagofholding (slow)")
-    parser.add_argument("--only", default="bde", help="workloads to run, e.g. 'bd'")
+    parser.add_argument("--only", default="bdefg", help="workloads to run, e.g. 'bd'")
     args = parser.parse_args(argv)
     workloads: dict[str, tuple[str, Callable[[], Any] | None]] = {
         "b": ("(b) dict of 10,000 small entries", workload_b),
         "d": ("(d) tree of 311 dataclasses with small arrays", workload_d),
         "e": ("(e) the 4-node pyiron_workflow workflow of (e), run with RunConfig(fleche_cache=...)", None),
+        "f": ("(f) an equation of state: engine + ase.Atoms, a for-each of 9 calls on threads", None),
+        "g": ("(g) the same, the engine naming its calculator class (a form pickle can store)", None),
     }
     directory = Path(tempfile.mkdtemp(prefix="sn-bench-fleche-", dir=os.environ.get("SN_BENCH_DIR")))
     print(f"# fleche value storages: {args.repeat} repeats, medians; python {sys.version.split()[0]}, "
@@ -215,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
                 title, make = workloads[letter]
                 if make is not None:
                     _BUILT[letter] = make()
-                report(title, measure(letter, directory, args.repeat, args.boh_repeat))
+                report(title, measure(letter, directory, args.repeat, args.boh_repeat), counted=letter in "fg")
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     return 0

@@ -5,6 +5,7 @@ Run from a checkout with the ``benchmark`` extra installed::
     python benchmarks/bench_h5.py                 # 7 repeats, medians
     python benchmarks/bench_h5.py --repeat 3 --quick   # smaller (a), bagofholding once
     python benchmarks/bench_h5.py --only e --clock cpu  # CPU time instead of wall time
+    python benchmarks/bench_h5.py --scientific --only ""  # only the DataFrame and Atoms section
 
 Everything is measured in this one process on the same data; ratios are to pickle
 (protocol 5, ``pickle.dump``/``pickle.load`` on a file). ``h5`` is timed through the
@@ -285,6 +286,130 @@ def environment_cost(run: Any, repeat: int) -> None:
     print(f"first record in the process {_ms(cold)} ms, later records {_ms(warm)} ms (per-process caches).")
 
 
+def _frame(rows: int) -> Any:
+    """``rows`` x 10 mixed dtypes: float64 x3, int64 x2, int32, bool, datetime64, category, str."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    return pd.DataFrame(
+        {
+            "x": rng.random(rows),
+            "y": rng.random(rows),
+            "z": rng.normal(size=rows),
+            "step": np.arange(rows, dtype=np.int64),
+            "seed": rng.integers(0, 1 << 40, rows),
+            "n": rng.integers(0, 1000, rows, dtype=np.int32),
+            "ok": rng.random(rows) > 0.5,
+            "when": pd.date_range("2026-01-01", periods=rows, freq="s").to_numpy(),
+            "kind": pd.Categorical(rng.choice(["bcc", "fcc", "hcp", "liquid"], rows)),
+            "label": pd.array([f"run-{i:07d}" for i in range(rows)], dtype="str"),
+        }
+    )
+
+
+def scientific(repeat: int, rows: int) -> None:
+    """A DataFrame vs DataFrame.to_pickle/read_pickle and to_parquet/read_parquet (pyarrow);
+    ase.Atoms (10,000 atoms, and 100 small ones) vs pickle. ``sn.save``/``sn.load``, whole files."""
+    import ase.build
+    import pandas as pd
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    d = Path(tempfile.mkdtemp(prefix="sn-bench-sci-", dir=os.environ.get("SN_BENCH_DIR")))
+    try:
+        df = _frame(rows)
+        pkl, parquet, h5 = d / "df.pkl", d / "df.parquet", d / "df.h5"
+        rounds: dict[str, list[float]] = {}
+
+        def timed(name: str, fn: Callable[[], Any]) -> None:
+            gc.collect()
+            start = CLOCK()
+            fn()
+            rounds.setdefault(name, []).append(CLOCK() - start)
+
+        backend, raw_h5 = H5Backend(), d / "df-backend.h5"
+        check = lambda env, modules: None  # noqa: E731 - as in Runner.measure
+
+        def backend_write() -> None:
+            raw_h5.unlink(missing_ok=True)
+            backend.write(df, raw_h5, metadata={}, options={})
+
+        # one untimed round first: the first calls import pyarrow, hash module sources for the
+        # environment record and warm HDF5 (once per process, not per save)
+        df.to_pickle(pkl), sn.save(df, h5), backend_write(), pd.read_pickle(pkl), sn.load(h5)
+        for _ in range(repeat):  # pickle and h5 interleaved, as in Runner.measure
+            timed("pickle save", lambda: df.to_pickle(pkl))
+            timed("h5 save", lambda: sn.save(df, h5))
+            timed("h5 write save", backend_write)
+            timed("pickle load", lambda: pd.read_pickle(pkl))
+            timed("h5 load", lambda: sn.load(h5))
+            timed("h5 write load", lambda: backend.read(raw_h5, key=None, safe=False, check=check))
+            timed("h5 load safe", lambda: sn.load(h5, safe=True))
+            timed("h5 one column", lambda: sn.load(h5, key="x"))
+        # parquet after them, not interleaved: pyarrow's threads and memory pool go on working
+        # after read_parquet returns, which slowed whatever ran next 2-4x on this 2-core machine
+        for _ in range(repeat):
+            timed("parquet save", lambda: df.to_parquet(parquet))
+            timed("parquet load", lambda: pd.read_parquet(parquet))
+            timed("parquet one column", lambda: pd.read_parquet(parquet, columns=["x"]))
+        back = sn.load(h5, safe=True)
+        pd.testing.assert_frame_equal(back, df, check_exact=True)
+        med = {k: statistics.median(v) for k, v in rounds.items()}
+        if os.environ.get("SN_BENCH_SAMPLES"):
+            print({k: [round(x * 1e3) for x in v] for k, v in rounds.items()})
+        sizes = {"pickle": pkl.stat().st_size, "parquet": parquet.stat().st_size, "h5": h5.stat().st_size}
+        in_memory = df.memory_usage(deep=True).sum() / 1e6
+        print(f"\n### DataFrame {rows:,} rows x 10 mixed-dtype columns ({in_memory:.0f} MB in memory)\n")
+        print("| | save ms | load ms | size MB | save / pickle | load / pickle | size / pickle |")
+        print("|---|---|---|---|---|---|---|")
+        sizes["h5 write"] = raw_h5.stat().st_size
+        labels = {"h5": "h5 via sn.save/load", "h5 write": "h5 (backend write/read)"}
+        for name in ("pickle", "parquet", "h5", "h5 write"):
+            print(
+                f"| {labels.get(name, name)} | {_ms(med[name + ' save'])} | {_ms(med[name + ' load'])} | "
+                f"{sizes[name] / 1e6:.1f} | "
+                f"{med[name + ' save'] / med['pickle save']:.2f} | {med[name + ' load'] / med['pickle load']:.2f} | "
+                f"{sizes[name] / sizes['pickle']:.3f} |"
+            )
+        safe = med["h5 load safe"]
+        print(f"| h5 via sn.load(safe=True) | | {_ms(safe)} | | | {safe / med['pickle load']:.2f} | |")
+        print(
+            f'\none float64 column: h5 `load(key="x")` {_ms(med["h5 one column"])} ms '
+            f"({med['pickle load'] / med['h5 one column']:.0f}x faster than a full read_pickle), "
+            f'read_parquet(columns=["x"]) {_ms(med["parquet one column"])} ms'
+        )
+
+        big = ase.build.bulk("Cu", cubic=True).repeat((13, 14, 14))
+        big.rattle(0.01, seed=1)
+        big.calc = SinglePointCalculator(big, energy=-1.0, forces=np.zeros((len(big), 3)))
+        small = [ase.build.molecule("H2O") for _ in range(100)]
+        for i, atoms in enumerate(small):
+            atoms.rattle(0.01, seed=i)
+            atoms.info["id"] = i
+        print("\n### ase.Atoms\n")
+        print(
+            "| | pickle save ms | pickle load ms | h5 save ms | h5 load ms | save / pickle | load / pickle "
+            "| size / pickle |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
+        for title, obj in ((f"one Atoms of {len(big):,} atoms", big), ("100 Atoms of 3 atoms", small)):
+            rounds.clear()
+            sn.load(sn.save(obj, h5), safe=True)  # untimed: the first call imports ase's calculators
+            for _ in range(repeat):
+                timed("pickle save", lambda obj=obj: pkl.write_bytes(pickle.dumps(obj, protocol=5)))
+                timed("h5 save", lambda obj=obj: sn.save(obj, h5))
+                timed("pickle load", lambda: pickle.loads(pkl.read_bytes()))
+                timed("h5 load", lambda: sn.load(h5, safe=True))
+            med = {k: statistics.median(v) for k, v in rounds.items()}
+            ratio = h5.stat().st_size / pkl.stat().st_size
+            print(
+                f"| {title} | {_ms(med['pickle save'])} | {_ms(med['pickle load'])} | {_ms(med['h5 save'])} | "
+                f"{_ms(med['h5 load'])} | {med['h5 save'] / med['pickle save']:.2f} | "
+                f"{med['h5 load'] / med['pickle load']:.2f} | {ratio:.2f} |"
+            )
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
@@ -294,6 +419,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--clock", choices=("wall", "cpu"), default="wall", help="cpu: this process's CPU time (a loaded machine)"
     )
+    parser.add_argument(
+        "--scientific", action="store_true", help="also a DataFrame (vs to_pickle and to_parquet) and ase.Atoms"
+    )
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the --scientific DataFrame")
     args = parser.parse_args(argv)
     global CLOCK
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
@@ -318,9 +447,12 @@ def main(argv: list[str] | None = None) -> int:
             if letter == "e":
                 run = obj
             report(title, runner.measure(letter, obj))
-        partial(runner, args.quick)
-        browse(runner)
-        environment_cost(run if run is not None else workload_e(), args.repeat)
+        if args.only:
+            partial(runner, args.quick)
+            browse(runner)
+            environment_cost(run if run is not None else workload_e(), args.repeat)
+        if args.scientific:
+            scientific(args.repeat, args.rows)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     return 0

@@ -18,6 +18,7 @@ from . import api
 from ._version import __version__
 from .api import backends, environment, inspect, load, save, verify
 from .archive import compact, open
+from .backends.safetypes import Raw, Refused, SafeType, register_safe_type
 from .caching import _hook as _fleche_hook
 from .collections.collection import Collection
 from .errors import (
@@ -25,6 +26,7 @@ from .errors import (
     CatalogError,
     CatalogNotFoundError,
     CatalogReadOnlyError,
+    CodeNotStoredWarning,
     CorruptFileError,
     DuplicateMemberError,
     FileExistsStorageError,
@@ -33,6 +35,7 @@ from .errors import (
     KeyNotFoundError,
     LockTimeoutError,
     MetadataError,
+    MissingPackageError,
     NoSpaceError,
     SerializationError,
     StaleEntryError,
@@ -100,6 +103,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "BackendNotFoundError",
     "CatalogError",
+    "CodeNotStoredWarning",
     "CorruptFileError",
     "Difference",
     "Entry",
@@ -110,6 +114,7 @@ __all__ = [
     "Listing",
     "LockTimeoutError",
     "MetadataError",
+    "MissingPackageError",
     "NoFileLocksWarning",
     "NoSpaceError",
     "SerializationError",
@@ -131,6 +136,11 @@ __all__ = [
     "register",
     "save",
     "verify",
+    # safe types (values stored as data, loadable with safe=True)
+    "Raw",
+    "Refused",
+    "SafeType",
+    "register_safe_type",
     # nodes
     "InspectNode",
     "LoadNode",

@@ -51,9 +51,11 @@ def _e(value: Any) -> str:
 def refused_by_safe_load(entry: Entry) -> bool:
     """Whether a ``safe=True`` load of an h5/json file refuses this entry: an opaque blob, or
     an object rebuilt by importing its recorded module (a custom class, a class or function
-    stored by reference)."""
+    stored by reference); not a value of a safe type (a DataFrame, an Atoms ...)."""
     if entry.opaque or "class" in entry.info or "reference" in entry.info:
         return True
+    if entry.info.get("safe_type"):  # an h5 ``n`` node: rebuilt by its safe type's fixed constructor
+        return False
     return entry.module not in _SAFE_MODULES
 
 

@@ -13,7 +13,7 @@ import os
 import stat
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from . import registry
 from ._validation import validated
@@ -262,7 +262,14 @@ def _save(
     p = Path(path).expanduser()
     user_metadata = validate_metadata(metadata, path=p)
     try:
-        _write(obj, p, backend, key, user_metadata, overwrite, options)
+        try:
+            _write(obj, p, backend, key, user_metadata, overwrite, options)
+        except SerializationError as exc:
+            if not _changed_while_read(exc):
+                raise
+            # another thread changed a container while it was read (it has no snapshot of
+            # its own): once more, then the error stands (docs/reliability.md)
+            _write(obj, p, backend, key, user_metadata, overwrite, options)
     except RecursionError:  # e.g. a key of thousands of levels into a missing file
         raise SerializationError(f"cannot save to {p}: the object or key is nested too deeply", path=p) from None
     except Exception as exc:
@@ -271,6 +278,12 @@ def _save(
             raise
         raise full from exc
     return p
+
+
+def _changed_while_read(exc: BaseException) -> bool:
+    """Whether a save failed because a container changed size while it was being read."""
+    cause = exc.__cause__
+    return isinstance(cause, RuntimeError) and "changed size during iteration" in str(cause)
 
 
 def _write(
@@ -350,6 +363,8 @@ def load(
     key: str | None = None,
     version_policy: VersionPolicy | Callable[[dict[str, Any], dict[str, Any]], Any] = "warn",
     safe: bool = False,
+    raw: bool = False,
+    refused: Literal["error", "placeholder"] = "error",
 ) -> Any:
     """Load the object stored in ``path`` (or only its entry ``key``).
 
@@ -357,10 +372,16 @@ def load(
     how the stored environment record is checked (``"ignore"``, ``"warn"``,
     ``"compatible"``, ``"strict"`` or a callable). ``safe=True`` never imports a module or
     calls anything the file names: pickle and cloudpickle files are refused, h5 entries
-    that need code raise :class:`UnsafeLoadError`.
+    that need code raise :class:`UnsafeLoadError` (values of safe types, e.g. DataFrames,
+    are rebuilt by their fixed constructors). ``raw=True`` returns safe-type values as their
+    stored data (:class:`storage_nodes.Raw`: arrays and plain data, no pandas/ase/scipy
+    needed). ``refused="placeholder"`` puts a :class:`storage_nodes.Refused` (naming the
+    class and key) where an entry is refused or needs a package that is not installed.
 
     >>> load("result.json", key="energy")  # doctest: +SKIP
     -3.2
+    >>> load("results.h5", safe=True, refused="placeholder")  # doctest: +SKIP
+    {'energy': -3.2, 'calc': <refused mylib.Calc at 'calc': safe=True: it holds an instance of mylib.Calc>}
     """
     p = Path(path).expanduser()
     try:
@@ -377,11 +398,24 @@ def load(
             key=key,
         )
 
+    if refused not in ("error", "placeholder"):
+        raise InvalidArgumentError(f"refused must be 'error' or 'placeholder', got {refused!r}", path=p, key=key)
+    options: dict[str, Any] = {}
+    if raw:
+        options["raw"] = True
+    if refused != "error":
+        options["refused"] = refused
+    unknown = sorted(set(options) - chosen.read_options)
+    if unknown:
+        raise InvalidArgumentError(
+            f"the {chosen.name!r} backend does not take {', '.join(unknown)}= when loading {p}", path=p, key=key
+        )
+
     def check(env: dict[str, Any] | None, modules: Any) -> None:
         check_environment(env, version_policy, path=p, key=key, modules=modules, allow_import=not safe)
 
     with _read_errors(p, key, "load", unexpected=StorageError):
-        return chosen.read(p, key=key, safe=safe, check=check)
+        return chosen.read(p, key=key, safe=safe, check=check, **options)
 
 
 @validated

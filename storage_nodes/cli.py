@@ -113,6 +113,20 @@ def _cmd_backends(args: argparse.Namespace) -> int:
     return 0
 
 
+def _session_code(path: str) -> list[str]:
+    """``module.qualname`` of each function or class of the record defined in ``__main__``, a
+    notebook or a module made at run time (a command-line process defines none of them)."""
+    from .api import environment
+
+    modules = environment(path).get("modules") or {}
+    return sorted(
+        f"{name}.{qualname}"
+        for name, record in modules.items()
+        if isinstance(record, dict) and record.get("session")
+        for qualname in (record.get("sources") or {})
+    )
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     """Exit 0: accepted by the policy; 1: refused; 2: the file cannot be read."""
     import json
@@ -127,6 +141,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     try:
         diffs, refused_diffs = check_record(args.file, args.policy)
         code = 1 if refused_diffs else 0
+        session = _session_code(args.file)
     except StorageError as exc:
         print(f"storage-nodes: error: {exc}", file=sys.stderr)
         return 2
@@ -137,16 +152,26 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             "policy": args.policy,
             "exit_code": code,
             "differences": [{**d.to_dict(), "refused": str(d) in refuse} for d in diffs],
+            "session_code": session,
         }
         print(json.dumps(doc, indent=2))
         return code
+    note = (
+        f"  ({len(session)} function(s) or class(es) were defined in a notebook or script: {', '.join(session)}; "
+        "they are compared with their stored source hash where a session defines them, e.g. "
+        "sn.load_workflow(FILE, version_policy='strict') in that notebook)"
+    )
     if not diffs:
         print(f"{args.file}: the environment matches the stored record")
+        if session:
+            print(note)
         return code
     verdict = f"refused by the {args.policy!r} policy" if code else f"accepted by the {args.policy!r} policy"
     print(f"{args.file}: {len(diffs)} difference(s), {verdict}")
     for d in diffs:
         print(f"  {'!' if str(d) in refuse else '-'} {d}")
+    if session:
+        print(note)
     if any(d.what == "missing" for d in diffs):  # the console script does not see the current directory
         print(
             "  (modules are looked up on this Python's path: for modules beside your scripts, run "

@@ -29,6 +29,7 @@ __all__ = [
     "VersionMismatchError",
     "VersionMismatchWarning",
     "DuplicateMemberError",
+    "MissingPackageError",
     "CatalogError",
     "CatalogNotFoundError",
     "CatalogReadOnlyError",
@@ -119,6 +120,13 @@ class UnsafeLoadError(StorageError):
     """A ``safe=True`` load met something that would import a module or run code."""
 
 
+class MissingPackageError(StorageError, ImportError):
+    """A stored value needs a package that is not installed (``package`` names it); its data
+    stay readable as plain arrays with ``load(..., raw=True)``."""
+
+    package: str | None = None
+
+
 class LockTimeoutError(StorageError, TimeoutError):
     """Another writer held the file's lock for longer than the timeout."""
 
@@ -143,6 +151,11 @@ class VersionMismatchError(StorageError):
 
 class VersionMismatchWarning(UserWarning):
     """The stored environment record differs from the current one (policy ``"warn"``)."""
+
+
+class CodeNotStoredWarning(UserWarning):
+    """``save_workflow`` could not store the code of a node function defined in the session
+    (``__main__``, a notebook cell): the data stay loadable, rebuilding needs that code."""
 
 
 class DuplicateMemberError(StorageError, ValueError):

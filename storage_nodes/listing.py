@@ -136,6 +136,8 @@ class Entry:
             parts.append(f"len={self.length}")
         if self.size is not None:
             parts.append(human_size(self.size))
+        if self.info.get("summary"):  # what a safe type's meta says (a DataFrame's columns, an Atoms' formula)
+            parts.append(str(self.info["summary"]))
         if self.opaque:
             parts.append("opaque: needs safe=False")
         if self.info.get("shared_with"):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import tempfile
 import threading
 import warnings
 from collections.abc import Iterator
@@ -35,6 +36,7 @@ __all__ = [
     "lock_path",
     "locks_unavailable",
     "note_no_locks",
+    "record_locks_refused",
     "writer_lock",
 ]
 
@@ -57,6 +59,43 @@ _warned: set[tuple[str, str]] = set()
 def locks_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` is a lock call refused because the file system has no locks."""
     return isinstance(exc, OSError) and exc.errno in LOCKS_UNAVAILABLE
+
+
+_record_locks: dict[int, OSError | None] = {}
+
+
+def record_locks_refused(directory: str | os.PathLike[str]) -> OSError | None:
+    """The error with which ``fcntl`` record locks (SQLite's) fail on the file system of
+    ``directory``, or ``None`` where they work or cannot be probed (probed once per file
+    system and process, on a temporary file removed at once)."""
+    try:
+        device = os.stat(directory).st_dev
+    except OSError:
+        return None
+    if device in _record_locks:
+        return _record_locks[device]
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    try:
+        fd, name = tempfile.mkstemp(prefix=".sn-lockprobe-", dir=directory)
+    except OSError:
+        return None  # not writable here: SQLite will say what it finds
+    refused: OSError | None = None
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.lockf(fd, fcntl.LOCK_UN)
+    except OSError as exc:
+        if locks_unavailable(exc):
+            refused = exc
+    finally:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+    with _lock:
+        _record_locks[device] = refused
+    return refused
 
 
 def lock_path(target: str | os.PathLike[str], *, soft: bool = False) -> Path:

@@ -373,15 +373,15 @@ def test_a_save_never_truncates_its_fresh_temporary_file(tmp_path, monkeypatch, 
 
 
 def test_an_archive_with_big_arrays_is_not_made_by_truncating_its_temporary_file(tmp_path, monkeypatch):
-    from storage_nodes.backends.h5 import layout
+    from storage_nodes.backends.h5 import datasets
 
     modes = []
-    real = layout.h5f.create
-    monkeypatch.setattr(layout.h5f, "create", lambda name, mode, **kw: modes.append(mode) or real(name, mode, **kw))
+    real = datasets.h5f.create
+    monkeypatch.setattr(datasets.h5f, "create", lambda name, mode, **kw: modes.append(mode) or real(name, mode, **kw))
     target = tmp_path / "big.h5"
     big = np.arange(1 << 16, dtype=np.float64)  # 512 KiB: a dataset of its own, the file made by HDF5
     sn.save({"x": big}, target)
     sn.save({"x": big + 1}, target)  # over an existing file too
-    assert modes == [layout.h5f.ACC_EXCL] * 2
+    assert modes == [datasets.h5f.ACC_EXCL] * 2
     assert np.array_equal(sn.load(target)["x"], big + 1)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(TEMP_PREFIX)] == []

@@ -255,14 +255,14 @@ def test_a_damaged_index_met_when_a_level_is_built_is_a_corrupt_file_error(tmp_p
     import h5py
     from _h5_objects import Atom
 
-    from storage_nodes.backends.h5 import layout
+    from storage_nodes.backends.h5 import datasets, reader
 
     path = sn.save({"outer": {"atom": Atom("Cu", np.zeros(3)), "big": np.zeros(100_000)}}, tmp_path / "bad.h5")
     with h5py.File(path, "r+") as f:
-        index = layout.read_index(f.id, path)
+        index = reader.read_index(f.id, path)
         outer = dict((item[0], item[1]) for item in index["root"]["items"])["outer"]
         dict((item[0], item[1]) for item in outer["items"])["atom"]["c"] = 999  # no such class
-        layout.write_index(f, index)
+        datasets.write_index(f, index)
     listing = sn.inspect(path)  # the root level is fine
     assert listing.root.children[0].name == "outer"
     with pytest.raises(sn.CorruptFileError, match=r"bad\.h5 has a damaged index below 'outer'"):

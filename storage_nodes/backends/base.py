@@ -52,6 +52,10 @@ class Backend(abc.ABC):
     #: keyword options of ``save(..., **options)`` that ``write``/``update`` understand
     #: (``durable`` is always accepted); ``None``: not declared, passed on unchecked
     save_options: ClassVar[frozenset[str] | None] = None
+    #: keyword options of ``load`` beyond ``key``/``safe`` that ``read`` takes (``raw``:
+    #: safe-type values as their stored data; ``refused``: ``"placeholder"`` puts a
+    #: placeholder where a value is refused); others are refused by ``load``
+    read_options: ClassVar[frozenset[str]] = frozenset()
 
     @abc.abstractmethod
     def sniff(self, head: bytes) -> bool:

@@ -7,7 +7,10 @@ Stored objects: dict, list, str, int, float, bool, None, plus the tagged forms b
 ``"nan"``, ``"inf"``, ``"-inf"``), ``complex`` (``real``, ``imag``), ``dict`` (``items``:
 ``[[key, value], ...]`` for non-string keys or a key ``"__sn__"``), ``ndarray`` and
 ``npscalar`` (``dtype``, ``shape``, ``order``, then ``data`` as a flat list in that order, or
-``base64`` raw bytes for structured and void dtypes).
+``base64`` raw bytes for structured and void dtypes), and ``safe`` (``type``, ``meta``,
+``parts``): a value of one of the standard library's safe types (dates and times, paths,
+UUID, Decimal, Fraction, Ellipsis, NotImplemented; see :mod:`.safetypes`), rebuilt by that
+type's fixed constructor (format version 2; a file without such values is written as 1).
 
 An object of any other type raises :class:`SerializationError` naming where it sits,
 e.g. ``obj['forces'][3]``.
@@ -16,6 +19,7 @@ e.g. ``obj['forces'][3]``.
 from __future__ import annotations
 
 import base64
+import contextvars
 import io
 import json
 import math
@@ -32,11 +36,14 @@ from ..errors import CorruptFileError, SerializationError, StorageError
 from ..keys import escape, navigate, split
 from ..listing import Listing
 from ..provenance.metadata import environment_record
+from ._dtype import dtype_from_descr
 from .base import Backend, CheckCallback
+from .safetypes import Raw, SafeType, by_name, for_type
 
 __all__ = ["JsonBackend", "decode", "encode"]
 
 TAG = "__sn__"
+FORMAT = "storage_nodes-json"
 _SNIFF = re.compile(rb'^\s*\{\s*"storage_nodes"\s*:')
 _FLOAT_TAGS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 #: levels of nesting the encoder follows (an explicit limit: with a raised recursion limit the
@@ -77,6 +84,41 @@ def _array_fields(a: np.ndarray, trail: list[Any], active: set[int]) -> dict[str
         fields["dtype"] = np.lib.format.dtype_to_descr(a.dtype)
         fields["base64"] = base64.b64encode(np.ascontiguousarray(flat).tobytes()).decode("ascii")
     return fields
+
+
+class _Active(set[int]):
+    """The ids of the containers being encoded (the cycle guard); ``safe``: a ``safe`` tag was written."""
+
+    safe = False
+
+
+#: the modules of the safe types json stores: the standard library's (rebuilt without importing anything)
+_STDLIB = frozenset({"datetime", "zoneinfo", "pathlib", "uuid", "decimal", "fractions", "builtins"})
+
+
+def _stdlib(st: SafeType | None) -> SafeType | None:
+    """``st`` if json stores it: a standard-library safe type, not by reference (enum members name a class)."""
+    return st if st is not None and st.module in _STDLIB and not st.by_reference else None
+
+
+def _json_safe_type(t: type) -> SafeType | None:
+    """The safe type json stores for values of exactly ``t``."""
+    return _stdlib(for_type(t))
+
+
+def _safe(obj: Any, st: SafeType, trail: list[Any], active: set[int]) -> Any:
+    encoded = st.encode(obj)
+    if encoded is None:
+        return None
+    meta, parts = encoded
+    if isinstance(active, _Active):
+        active.safe = True
+    return {
+        TAG: "safe",
+        "type": st.name,
+        "meta": _encode(meta, trail, active),
+        "parts": {name: _encode(value, [*trail, name], active) for name, value in parts},
+    }
 
 
 def _encode(obj: Any, trail: list[Any], active: set[int]) -> Any:
@@ -121,17 +163,28 @@ def _encode(obj: Any, trail: list[Any], active: set[int]) -> Any:
             }
         finally:
             active.discard(id(obj))
+    st = _json_safe_type(type(obj))
+    found = _safe(obj, st, trail, active) if st is not None else None
+    if found is not None:
+        return found
     raise SerializationError(
         f"the 'json' backend cannot store {type(obj).__module__}.{type(obj).__qualname__} at {_where(trail)}; "
-        "it stores dict, list, tuple, set, str, bytes, int, float, complex, bool, None and numpy "
-        "arrays/scalars. Convert it, or use backend='h5' (or 'pickle')"
+        "it stores dict, list, tuple, set, str, bytes, int, float, complex, bool, None, numpy "
+        "arrays/scalars and the standard library's dates, times, paths, UUIDs, decimals and fractions. "
+        "Convert it, or use backend='h5' (which stores pandas, ASE and scipy.sparse values as data too)"
     )
 
 
 def encode(obj: Any) -> Any:
     """Encode ``obj`` into plain JSON data (see the module docstring)."""
+    return _encode_document(obj)[0]
+
+
+def _encode_document(obj: Any) -> tuple[Any, bool]:
+    """The JSON data of ``obj``, and whether it holds a ``safe`` tag (format version 2)."""
+    active = _Active()
     try:
-        return _encode(obj, [], set())
+        return _encode(obj, [], active), active.safe
     except RecursionError:
         raise SerializationError(
             f"the 'json' backend cannot store data nested this deeply (at most {MAX_DEPTH} levels)"
@@ -148,7 +201,7 @@ def _decode_array(d: dict[str, Any]) -> np.ndarray:
     shape = tuple(d["shape"])
     order = d.get("order", "C")
     if "base64" in d:
-        dtype = np.lib.format.descr_to_dtype(_tuplify(d["dtype"]))
+        dtype = dtype_from_descr(d["dtype"])
         flat = np.frombuffer(base64.b64decode(d["base64"]), dtype=dtype).copy()
     else:
         dtype = np.dtype(d["dtype"])
@@ -173,10 +226,21 @@ def _decode_array(d: dict[str, Any]) -> np.ndarray:
     return flat.reshape(shape, order=order)
 
 
-def _tuplify(descr: Any) -> Any:
-    if isinstance(descr, list):
-        return [tuple(_tuplify(x) for x in item) if isinstance(item, list) else item for item in descr]
-    return descr
+#: ``decode(..., raw=True)``: safe tags become :class:`Raw` values
+_RAW: contextvars.ContextVar[bool] = contextvars.ContextVar("sn_json_raw", default=False)
+
+
+def _decode_safe(d: dict[str, Any]) -> Any:
+    name = d["type"]
+    meta, parts = _decode(d["meta"]), {k: _decode(v) for k, v in d["parts"].items()}
+    if type(meta) is not dict:
+        raise TypeError("the meta of a safe value must be a map")
+    if _RAW.get():
+        return Raw(str(name), meta, parts)
+    st = _stdlib(by_name(name))
+    if st is None:
+        raise ValueError(f"unknown safe type {name!r} (json stores the standard library's only)")
+    return st.decode(meta, parts)
 
 
 _DECODERS: dict[str, Callable[[dict[str, Any]], Any]] = {
@@ -189,6 +253,7 @@ _DECODERS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "dict": lambda d: {_decode(k): _decode(v) for k, v in d["items"]},
     "ndarray": _decode_array,
     "npscalar": lambda d: _decode_array(d)[()],
+    "safe": _decode_safe,
 }
 
 
@@ -206,32 +271,42 @@ def _decode(data: Any) -> Any:
     return data
 
 
-def decode(data: Any) -> Any:
-    """Inverse of :func:`encode`; never imports a module or calls anything the data names."""
-    return _decode(data)
+def decode(data: Any, *, raw: bool = False) -> Any:
+    """Inverse of :func:`encode`; never imports a module or calls anything the data names
+    (a ``safe`` tag is rebuilt by the constructor of the standard-library type it names;
+    ``raw=True``: returned as :class:`Raw` instead)."""
+    token = _RAW.set(raw)
+    try:
+        return _decode(data)
+    finally:
+        _RAW.reset(token)
 
 
 class JsonBackend(Backend):
     name = "json"
+    #: 2: ``safe`` tags (the standard library's safe types); files without them are written as 1
+    format_version = 2
     supports_browse = True  # the whole file is plain data: listing it runs no code
     save_options = frozenset({"indent"})  # json.dump's indent (default 1)
+    read_options = frozenset({"raw", "refused"})  # raw: safe tags as Raw; nothing is ever refused
 
     def sniff(self, head: bytes) -> bool:
         return _SNIFF.match(head) is not None
 
     def write(self, obj: Any, path: Path, *, metadata: dict[str, Any], options: dict[str, Any]) -> None:
         try:
-            data = encode(obj)
+            data, uses_safe = _encode_document(obj)
         except SerializationError as exc:
             raise SerializationError(f"cannot save to {path}: {exc}", path=path) from None
+        version = 2 if uses_safe else 1  # readers of 1 would not know the safe tag
         doc = {
             "storage_nodes": {
-                "format": "storage_nodes-json",
-                "format_version": self.format_version,
+                "format": FORMAT,
+                "format_version": version,
                 "backend": self.name,
             },
             "metadata": metadata,
-            "environment": environment_record(backend=self.name, format_version=self.format_version),
+            "environment": environment_record(backend=self.name, format_version=version),
             "data": data,
         }
         indent = options.get("indent", 1)
@@ -252,22 +327,45 @@ class JsonBackend(Backend):
             raise CorruptFileError(
                 f"{path} is JSON but not a storage_nodes file (no 'storage_nodes' header)", path=path
             )
+        header = doc["storage_nodes"]
+        if header.get("format", FORMAT) != FORMAT:  # as h5 refuses a foreign index (none: written by hand)
+            raise CorruptFileError(
+                f"{path} is JSON of the format {header.get('format')!r}, not {FORMAT!r}; read it with the tool that "
+                "wrote it",
+                path=path,
+            )
+        version = header.get("format_version")
+        if type(version) is not int or not 1 <= version <= self.format_version:  # as h5 refuses a newer version
+            raise StorageError(
+                f"{path} uses json format {version!r}; this storage_nodes reads up to "
+                f"{self.format_version}: upgrade it",
+                path=path,
+            )
         return doc
 
-    def _data(self, path: Path, doc: dict[str, Any]) -> Any:
+    def _data(self, path: Path, doc: dict[str, Any], raw: bool = False) -> Any:
         try:
-            return decode(doc["data"])
+            return decode(doc["data"], raw=raw)
         except RecursionError:
             raise StorageError(f"{path} is nested too deeply to decode", path=path) from None
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError, ArithmeticError) as exc:
             raise CorruptFileError(
                 f"{path} holds damaged tagged data ({type(exc).__name__}: {exc})", path=path
             ) from None
 
-    def read(self, path: Path, *, key: str | None, safe: bool, check: CheckCallback) -> Any:
+    def read(
+        self,
+        path: Path,
+        *,
+        key: str | None,
+        safe: bool,
+        check: CheckCallback,
+        raw: bool = False,
+        refused: str = "error",
+    ) -> Any:
         doc = self._document(path)
         check(doc.get("environment"), None)
-        return navigate(self._data(path, doc), key, path=path)
+        return navigate(self._data(path, doc, raw), key, path=path)
 
     def list(self, path: Path, *, key: str | None = None, depth: int | None = None) -> Listing:
         doc = self._document(path)

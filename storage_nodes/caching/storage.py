@@ -25,27 +25,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fleche.digest import DIGEST_LENGTH, Digest
+from fleche.digest import DIGEST_LENGTH, Digest, digest
 from fleche.storage.base import SaveError, StorageBackend, ValueMixin, register_storage
 from fleche.storage.destructuring import DestructuringMixin
 from fleche.storage.thread_safe import PerKeyLockMixin
 
 from ..api import load, save
+from ..backends.h5 import HDF5_MAGIC
 from ..errors import (
     CorruptFileError,
     FileNotFoundStorageError,
     InvalidArgumentError,
-    SerializationError,
     StorageError,
 )
 from ..provenance.versioning import POLICIES
 from . import digests as _digests
+from . import scientific_digests as _scientific
+from . import uncached as _uncached
 
 TYPE_NAME = "storage_nodes"
 SUFFIX = ".h5"
 _COMPRESSIONS = (None, "gzip", "lzf")
 _HEX = frozenset("0123456789abcdef")
 logger = logging.getLogger(__name__)
+#: archives found damaged by a load in this process: a content-addressed save rewrites them
+_damaged: set[str] = set()
 
 
 def _check_compression(value: Any) -> None:
@@ -142,15 +146,43 @@ class ArchiveBackend(StorageBackend):
         return sorted(k for k in keys if k.startswith(prefix))[:2]
 
     def put(self, value: Any, key: Digest) -> Digest:
+        """Write ``value`` as the archive of ``key``; any failure is fleche's :class:`SaveError`.
+
+        fleche's contract for a value a storage cannot hold is ``SaveError``: for an argument it
+        falls back to a digest-only reference, for a result it logs the rejection and the call
+        still returns its value. So every failure to store (the value cannot be encoded, the
+        archive cannot be written, the disk is full, the encoder failed) is raised as
+        ``SaveError`` with the original exception chained as its ``__cause__``; a file already
+        at the key's path stays as it was (the write is atomic).
+        """
         path = self.path(key)
-        if not os.path.isdir(path.parent):  # a stat; mkdir of an existing directory raises and catches
-            path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            if not os.path.isdir(path.parent):  # a stat; mkdir of an existing directory raises and catches
+                path.parent.mkdir(parents=True, exist_ok=True)
             save(value, path, "h5", metadata={"fleche": {"key": str(key)}}, compression=self.compression)
-        except SerializationError as exc:
-            # fleche's contract for a value a storage cannot hold: SaveError (the call still returns)
-            raise SaveError(f"{TYPE_NAME}: {exc}") from exc
+        except Exception as exc:
+            # our errors name the file already
+            where = "" if isinstance(exc, StorageError) else f" in {path}"
+            detail = str(exc) if isinstance(exc, StorageError) else f"{type(exc).__name__}: {exc}"
+            message = f"{TYPE_NAME}: cannot store the value of key {key}{where}: {detail}"
+            logger.warning("%s", message)
+            raise SaveError(message) from exc
+        _damaged.discard(str(path))
         return key
+
+    def holds(self, key: Digest | str) -> bool:
+        """Whether ``key`` has an archive that is not known to be damaged (a stat and 8 bytes read).
+
+        An archive a load in this process found damaged, or whose first bytes are not an
+        HDF5 file's, does not count: a content-addressed save writes it again.
+        """
+        try:
+            path = self.path(key)
+            with open(path, "rb") as f:
+                head = f.read(len(HDF5_MAGIC))
+        except (KeyError, OSError):
+            return False
+        return head == HDF5_MAGIC and str(path) not in _damaged
 
     def get(self, key: Digest) -> Any:
         path = self.path(key)
@@ -161,6 +193,7 @@ class ArchiveBackend(StorageBackend):
         except CorruptFileError as exc:
             # like fleche's own file storages: an unreadable entry is a miss, recomputed and rewritten
             logger.error("corrupt cached value %s: %s", path, exc)
+            _damaged.add(str(path))
             raise KeyError(key) from exc
 
     def _contains(self, key: Digest) -> bool:
@@ -190,10 +223,22 @@ class ValueArchive(PerKeyLockMixin, DestructuringMixin, ValueMixin, ArchiveBacke
     remaining_depth: int | None = None
 
     def save(self, value: Any, key: Digest | None = None) -> Digest:
-        """Store ``value`` under ``key`` (default: its digest); return the key."""
-        if self.remaining_depth is None:
+        """Store ``value`` under ``key`` (default: its digest); return the key.
+
+        Without ``key`` the value is content-addressed: an archive already held under its
+        digest is the value, so it is not written again (an argument many cached calls
+        share is stored once, by the first of them). With ``key`` the archive is written
+        (replacing what was there), as fleche's storages do.
+        """
+        if self.remaining_depth is not None:
+            return super().save(value, key)
+        if key is not None:
             return ValueMixin.save(self, value, key)
-        return super().save(value, key)
+        key = digest(value)
+        with self._operation_context(key):
+            if self.holds(key):
+                return key
+            return self.put(value, key)
 
     def to_config(self) -> dict[str, Any]:
         """The config dict :func:`fleche.config.storage_from_config` rebuilds this storage from."""
@@ -211,9 +256,14 @@ class ValueArchive(PerKeyLockMixin, DestructuringMixin, ValueMixin, ArchiveBacke
 def register() -> None:
     """Register :class:`ValueArchive` with fleche as value storage ``"storage_nodes"`` (idempotent).
 
-    ``import storage_nodes`` does this by itself as soon as fleche is imported.
+    Also installs the canonical digests of scientific types
+    (:mod:`~storage_nodes.caching.scientific_digests`) and the warning for calls fleche runs
+    uncached (:mod:`~storage_nodes.caching.uncached`). ``import storage_nodes`` does all this
+    by itself as soon as fleche is imported.
     """
     register_storage(TYPE_NAME, kind="value")(ValueArchive)
+    _scientific.enable_scientific_digests()
+    _uncached.install()
 
 
 register()

@@ -14,6 +14,7 @@ per location and process.
 from __future__ import annotations
 
 import datetime
+import functools
 import logging
 import os
 import threading
@@ -25,7 +26,7 @@ import sqlalchemy as sa
 from .._mounts import NETWORK_FILESYSTEMS, filesystem_type, network_filesystem
 from ..errors import CatalogError, InvalidArgumentError
 from . import explain as explaining
-from . import maintenance, queries, queue, recording, removal, runs
+from . import lineage, maintenance, queries, queue, recording, removal, runs
 from . import table as tables
 from .engine import RETRY_SECONDS, Database
 from .identity import Identify, call_digest, live_identity, node_name, preview, recorded_identity
@@ -163,7 +164,8 @@ class Catalog:
         the file's stored environment record.
         """
         recording.record_workflow(self._db, path, label=label, recipe=recipe, nodes=nodes, metadata=metadata,
-                                  backend=backend, identify=identify, by=_by)  # fmt: skip
+                                  backend=backend, identify=identify, by=_by,
+                                  reads=functools.partial(lineage.reads_of, self._db))  # fmt: skip
 
     def flush(self) -> int:
         """Move every queued recording into the tables now; return how many.

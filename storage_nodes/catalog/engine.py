@@ -26,8 +26,9 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from .._mounts import network_filesystem
+from .._mounts import mount_of, network_filesystem, read_mounts
 from ..errors import CatalogError, CatalogNotFoundError, CatalogReadOnlyError, InvalidArgumentError, StorageError
+from ..locks import record_locks_refused
 from . import schema as S
 from .statements import Statements
 from .url import default_location, redact, scrub, to_url
@@ -151,6 +152,18 @@ class Database:
         if self.sqlite:
             database = self.url.database
             busy = BUSY_TIMEOUT_MS
+            if database and database != ":memory:":
+                refused = record_locks_refused(Path(database).parent)
+                if refused is not None:  # SQLite would wait out its busy timeout, then say "locked"
+                    point, kind = mount_of(database, read_mounts())
+                    where = f"{point} ({kind})" if point else "its file system"
+                    raise CatalogError(
+                        f"catalog {self.location} is on {where}, which has no file locks "
+                        f"({os.strerror(refused.errno or 0)}): SQLite cannot lock its database there. Use a "
+                        "PostgreSQL catalog (postgresql://user@host/db; the place for a group's catalog), or keep "
+                        "the SQLite file on a local disk (e.g. under $HOME or /tmp); see docs/reliability.md, "
+                        "'On cluster file systems'"
+                    )
             network = network_filesystem(database) if database and database != ":memory:" else None
             if network is not None:
                 log.warning(

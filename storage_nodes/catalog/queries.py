@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..errors import InvalidArgumentError, KeyNotFoundError, StaleEntryError
+from ..keys import split
 from ..provenance.metadata import validate_metadata
 from . import schema as S
 from .digest import digest
@@ -28,6 +29,7 @@ from .queue import run
 from .records import FileIdentity, Hit, file_identity
 
 __all__ = [
+    "across",
     "apply_filters",
     "file_conditions",
     "find",
@@ -191,7 +193,7 @@ def hits(db: Database, conn: sa.Connection, rows: Sequence[Any]) -> list[Hit]:
                 undigested=json.loads(r["undigested"]),
                 call=r["call"], record_id=int(r["id"]), file_id=fid,
                 kind="save" if r["node"] is None and r["kind"] == "save" else "node",
-                _lineage=functools.partial(upstream_of, db), _identity=ident,
+                _lineage=functools.partial(upstream_of, db), _identity=ident, _across=functools.partial(across, db),
             )
         )  # fmt: skip
     return hits
@@ -213,6 +215,65 @@ def upstream_of(db: Database, hit: Hit) -> list[Hit]:
         return hits(db, conn, conn.execute(q).mappings().all())
 
     return run(db, work, write=False, what="read")
+
+
+def across(db: Database, hit: Hit, direction: str) -> list[Hit]:
+    """Lineage across runs (``sn_reads``, written by :mod:`.lineage`): ``"fed_by"``, the records
+    that ``hit``'s run read; ``"fed"``, the reading records of other runs that read ``hit``."""
+    rd, f, rec = S.reads.c, S.files.c, S.records.c
+
+    def work(conn: sa.Connection) -> list[Hit]:
+        if direction == "fed_by":
+            file_id = sa.select(rec.file_id).where(rec.id == hit.record_id).scalar_subquery()
+            wanted = conn.execute(sa.select(rd.path, rd.key).where(rd.file_id == file_id)).all()
+            ids: list[int] = []
+            for path, key in wanted:
+                held = conn.execute(
+                    sa.select(rec.id, rec.key).join(S.files, f.id == rec.file_id).where(f.path == path).order_by(rec.id)
+                ).all()
+                chosen = _holder(held, key)
+                if chosen is not None and chosen not in ids:
+                    ids.append(chosen)
+        else:
+            mine = conn.execute(
+                sa.select(f.path, f.id).join(S.records, rec.file_id == f.id).where(rec.id == hit.record_id)
+            ).first()
+            if mine is None:
+                return []
+            rows = conn.execute(
+                sa.select(rd.record_id, rd.key).where(rd.path == mine[0], rd.file_id != mine[1]).order_by(rd.record_id)
+            ).all()
+            ids = list(dict.fromkeys(int(i) for i, key in rows if _within(key, hit.key)))
+        if not ids:
+            return []
+        q = sa.select(S.records, S.files).join(S.files, f.id == rec.file_id).where(rec.id.in_(ids)).order_by(rec.id)
+        return hits(db, conn, conn.execute(q).mappings().all())
+
+    return run(db, work, write=False, what="read")
+
+
+def _holder(held: Sequence[Any], key: str | None) -> int | None:
+    """The record (of ``(id, key)`` rows of one file) holding ``key``: the one whose key is the
+    longest prefix of it; the file's first record for the whole file or when none is."""
+    if not held:
+        return None
+    if key:
+        wanted = split(key)
+        best = max(
+            ((len(split(k)), int(i)) for i, k in held if split(k) == wanted[: len(split(k))]),
+            default=None,
+        )
+        if best is not None:
+            return best[1]
+    return int(held[0][0])
+
+
+def _within(read_key: str | None, key: str) -> bool:
+    """Whether a read of ``read_key`` (``None``: the whole file) reads what the record at ``key`` holds."""
+    if read_key is None or not key:
+        return True
+    got, mine = split(read_key), split(key)
+    return got[: len(mine)] == mine or mine[: len(got)] == got
 
 
 def lookup(db: Database, node: Any, /, **inputs: Any) -> dict[str, Any]:

@@ -130,7 +130,7 @@ def drain(db: Database, conn: sa.Connection, limit: int | None = None, upto: int
 
 def apply(cur: Any, stmts: Statements, payload: Mapping[str, Any]) -> None:
     """The rows of one queued recording: replace the file's rows (by cascade), insert file,
-    metadata, records (ids taken up front), their inputs, the edges; five statements."""
+    metadata, records (ids taken up front), their inputs, the edges, the reads; six statements."""
     f = dict(payload["file"])
     f["created_at"] = datetime.datetime.fromisoformat(f["created_at"])
     cur.execute(stmts.drop, {"path": f["path"]})
@@ -173,6 +173,15 @@ def apply(cur: Any, stmts: Statements, payload: Mapping[str, Any]) -> None:
                 [{"file_id": file_id, "source_id": ids[s], "source_port": sp, "target_id": ids[t],
                   "target_port": tp} for s, sp, t, tp in payload["edges"]],
                 stmts.edge_procs,
+            ),
+        )  # fmt: skip
+    if payload.get("reads"):
+        cur.executemany(
+            stmts.read,
+            stmts.all_processed(
+                [{"file_id": file_id, "record_id": ids[i], "path": path, "key": key}
+                 for i, path, key in payload["reads"]],
+                stmts.read_procs,
             ),
         )  # fmt: skip
 

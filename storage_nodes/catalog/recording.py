@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from .engine import Database, chunks
 from .identity import Identify, describe_value, live_identity
 from .queue import drain, enqueue, last_queued, run
 from .records import FileIdentity, file_identity
-from .rows import file_entry, metadata_rows, now, save_payload, to_json, workflow_payload, workflow_rows
+from .rows import NodeRow, file_entry, metadata_rows, now, save_payload, to_json, workflow_payload, workflow_rows
 
 __all__ = ["record_save", "record_workflow"]
 
@@ -111,10 +111,12 @@ def record_workflow(
     backend: str | None = None,
     identify: Identify | None = None,
     by: str = "save",
+    reads: Callable[[list[NodeRow]], Sequence[tuple[int, str, str | None]]] | None = None,
 ) -> None:
     """Queue the recording of a saved run (:meth:`Catalog.record_workflow
     <storage_nodes.catalog.Catalog.record_workflow>`): every node's identity and input digests,
-    its outputs, the edges; ``identify`` gives a node function's version and source digest."""
+    its outputs, the edges; ``identify`` gives a node function's version and source digest,
+    ``reads`` what its nodes read of other results (:func:`.lineage.reads_of`)."""
     p = Path(path).expanduser().resolve()
     ident = file_identity(p)
     if ident is None:
@@ -122,8 +124,9 @@ def record_workflow(
     user_metadata = validate_metadata(metadata, path=p)
     parsed = json.loads(recipe) if isinstance(recipe, str | bytes) else recipe
     rows, edges = workflow_rows(parsed, nodes, functools.cache(identify or live_identity))
+    read = reads(rows) if reads is not None and any(r.reads is not None for r in rows) else ()
     enqueue(db, p, workflow_payload(p, ident, rows, edges, label=label, backend=backend, metadata=user_metadata,
-                                     by=by))  # fmt: skip
+                                     by=by, reads=read))  # fmt: skip
 
 
 def _insert_file(
@@ -152,5 +155,6 @@ def _delete_overlapping(conn: sa.Connection, file_id: int, key: str) -> None:
     doomed = [int(i) for i, k in rows if k == key or k == "" or k.startswith(key + "/") or key.startswith(k + "/")]
     for chunk in chunks(doomed):
         conn.execute(S.edges.delete().where(S.edges.c.source_id.in_(chunk) | S.edges.c.target_id.in_(chunk)))
+        conn.execute(S.reads.delete().where(S.reads.c.record_id.in_(chunk)))
         conn.execute(S.inputs.delete().where(S.inputs.c.record_id.in_(chunk)))
         conn.execute(S.records.delete().where(S.records.c.id.in_(chunk)))

@@ -118,6 +118,8 @@ class Hit:
     _members: Callable[[Hit], list[Hit]] | None = dataclasses.field(default=None, repr=False)
     _identity: FileIdentity | None = dataclasses.field(default=None, repr=False)
     _upstream: list[Hit] | None = dataclasses.field(default=None, repr=False)
+    #: ``(hit, "fed_by" | "fed") -> hits``: the catalog's answer for :attr:`fed_by` / :attr:`fed`
+    _across: Callable[[Hit, str], list[Hit]] | None = dataclasses.field(default=None, repr=False)
 
     @property
     def id(self) -> str:
@@ -157,6 +159,19 @@ class Hit:
         if self._upstream is None:
             self._upstream = [] if self._lineage is None else self._lineage(self)
         return self._upstream
+
+    @property
+    def fed_by(self) -> list[Hit]:
+        """The recorded results this hit's run read (its ``LoadNode``/``FindNode``s): for each,
+        the record of the file read that holds the key read (the whole file's first record
+        when no key was given). Asked of the catalog each time."""
+        return [] if self._across is None else self._across(self, "fed_by")
+
+    @property
+    def fed(self) -> list[Hit]:
+        """The ``LoadNode``/``FindNode`` records of other runs that read this hit's result (its
+        file, at this hit's key or below it, or the whole file). Asked of the catalog each time."""
+        return [] if self._across is None else self._across(self, "fed")
 
     def is_stale(self) -> bool:
         """Check the file again now: ``True`` if it is gone or differs from what was recorded."""

@@ -41,6 +41,7 @@ class Plan:
     paths: dict[int, str]  # file id -> path, of every file touched
     record_count: dict[int, int]  # file id -> its records now
     record_files: dict[int, int] = dataclasses.field(default_factory=dict)  # record id -> its file id
+    readers: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # path -> runs that read it and stay
 
 
 def _plan(conn: sa.Connection, location: str, targets: list[tuple[str, int]]) -> Plan:
@@ -78,7 +79,19 @@ def _plan(conn: sa.Connection, location: str, targets: list[tuple[str, int]]) ->
         ):  # fmt: skip
             if kind == "save" and int(n) == plan.record_count.get(int(fid), 0):
                 plan.file_ids.add(int(fid))
+    # a file another run read (its LoadNode or FindNode: ``sn_reads``) is still used by that run
+    doomed = {plan.paths[fid]: fid for fid in plan.file_ids}
+    for chunk_paths in _text_chunks(sorted(doomed)):
+        for path, reader in conn.execute(
+            sa.select(S.reads.c.path, S.reads.c.file_id).where(S.reads.c.path.in_(chunk_paths)).distinct()
+        ):
+            if int(reader) not in plan.file_ids:
+                plan.readers.setdefault(path, []).append(entry_id("run", int(reader)))
     return plan
+
+
+def _text_chunks(items: list[str]) -> list[list[str]]:
+    return [items[i : i + 500] for i in range(0, len(items), 500)]
 
 
 def _removed_records(plan: Plan) -> int:
@@ -97,6 +110,8 @@ def remove(db: Database, entries: Iterable[Any], *, files: bool = False) -> Remo
             continue
         if fid not in plan.file_ids:
             report.kept.append((path, "other entries of the catalog still point at it"))
+        elif path in plan.readers:
+            report.kept.append((path, f"run(s) {', '.join(sorted(plan.readers[path]))} read it"))
         elif not os.path.lexists(path):
             report.kept.append((path, "the file was already gone"))
         else:

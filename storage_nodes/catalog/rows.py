@@ -16,7 +16,7 @@ import getpass
 import json
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeGuard
 
@@ -26,8 +26,8 @@ from .identity import Identify, preview
 from .records import FileIdentity
 
 __all__ = [
-    "RECORD_FIELDS", "NodeRow", "encode_payload", "file_entry", "host", "metadata_rows", "now", "parse_payload",
-    "save_payload", "to_json", "user", "workflow_payload", "workflow_rows",
+    "READERS", "RECORD_FIELDS", "NodeRow", "encode_payload", "file_entry", "host", "metadata_rows", "now",
+    "parse_payload", "save_payload", "to_json", "user", "workflow_payload", "workflow_rows",
 ]  # fmt: skip
 
 _SORTED_JSON = json.JSONEncoder(sort_keys=True, allow_nan=False).encode
@@ -35,6 +35,12 @@ _SORTED_JSON = json.JSONEncoder(sort_keys=True, allow_nan=False).encode
 encode_payload = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 #: what a queued record lists, in this order (``id``, ``file_id``, ``call``, ``undigested`` come at flush)
 RECORD_FIELDS = ("key", "label", "node", "module", "qualname", "version", "source", "outputs", "type")
+#: node functions that read other stored results, and the input ports that say what they read
+#: (a run's lineage across runs: ``sn_reads``)
+READERS = {
+    "storage_nodes.nodes.LoadNode": ("path", "key"),
+    "storage_nodes.nodes.FindNode": ("catalog", "node", "input_values", "metadata"),
+}
 
 
 _USER_VARS = ("LOGNAME", "USER", "LNAME", "USERNAME")
@@ -79,6 +85,8 @@ class NodeRow:
     type: str
     inputs: dict[str, tuple[str | None, str]]
     outputs: list[str]
+    #: for a node of :data:`READERS`, the values of the ports that say what it read
+    reads: dict[str, Any] | None = None
 
 
 def _is_mapping(value: Any) -> TypeGuard[Mapping[str, Any]]:
@@ -189,6 +197,7 @@ def workflow_rows(
                         type=str(child.get("type")),
                         inputs={str(p): summary(v) for p, v in ins.items()},
                         outputs=[str(p) for p in (stored.get("outputs") or {})],
+                        reads={p: ins.get(p) for p in READERS[name]} if name in READERS else None,
                     )
                 )
             if _is_mapping(stored.get("nodes")) and _children(child, stored["nodes"])[0]:
@@ -235,17 +244,19 @@ def save_payload(
 
 def workflow_payload(
     p: Path, ident: FileIdentity, rows: list[NodeRow], edges: list[tuple[str, str, str, str]], *, label: str,
-    backend: str | None, metadata: Mapping[str, Any], by: str,
+    backend: str | None, metadata: Mapping[str, Any], by: str, reads: Sequence[tuple[int, str, str | None]] = (),
 ) -> dict[str, Any]:  # fmt: skip
     """The queued form of a saved run: the file, its metadata, one record per node row, their inputs
-    (by row index) and the edges (the call digests and JSON columns are made at flush time)."""
+    (by row index), the edges and the reads of other results (``(row index, absolute path, key)``;
+    the call digests and JSON columns are made at flush time)."""
     record_rows = [[r.key, r.label, r.node, r.module, r.qualname, r.version, r.source, r.outputs, r.type]
                    for r in rows]  # fmt: skip
     input_rows = [[i, port, d, pv] for i, r in enumerate(rows) for port, (d, pv) in r.inputs.items()]
     position = {r.key: i for i, r in enumerate(rows)}
     return {"file": file_entry(p, ident, kind="workflow", backend=backend, workflow=label, metadata=metadata, by=by),
             "meta": metadata_rows(metadata), "records": record_rows, "inputs": input_rows,
-            "edges": [[position[s], sp, position[t], tp] for s, sp, t, tp in edges]}  # fmt: skip
+            "edges": [[position[s], sp, position[t], tp] for s, sp, t, tp in edges],
+            "reads": [[i, path, key] for i, path, key in reads]}  # fmt: skip
 
 
 def parse_payload(text: Any) -> dict[str, Any] | None:
@@ -263,6 +274,8 @@ def parse_payload(text: Any) -> dict[str, Any] | None:
                     for i in doc["inputs"])
             and all(isinstance(e, list) and len(e) == 4 and 0 <= e[0] < len(doc["records"])
                     and 0 <= e[2] < len(doc["records"]) for e in doc["edges"])
+            and all(isinstance(r, list) and len(r) == 3 and 0 <= r[0] < len(doc["records"]) and type(r[1]) is str
+                    and (r[2] is None or type(r[2]) is str) for r in doc.setdefault("reads", []))
         )  # fmt: skip
         datetime.datetime.fromisoformat(f["created_at"])
     except (ValueError, TypeError, KeyError, RecursionError):

@@ -1,6 +1,6 @@
 """The catalog's tables (SQLAlchemy Core), its schema version and the migration path.
 
-Seven tables, all prefixed ``sn_`` so a catalog can share a PostgreSQL database with other
+Eight tables, all prefixed ``sn_`` so a catalog can share a PostgreSQL database with other
 applications (docs/catalog.md describes every column for readers using ``sqlite3``/``psql``):
 
 - ``sn_schema``   one row: the schema version, the digest version, who created the catalog;
@@ -14,6 +14,9 @@ applications (docs/catalog.md describes every column for readers using ``sqlite3
   the value cannot be digested), a short JSON preview;
 - ``sn_metadata`` one row per user-metadata entry of a file: name, value digest, JSON value;
 - ``sn_edges``    the run's edges: which record's output port fed which record's input port;
+- ``sn_reads``    what a run read of other stored results: one row per ``LoadNode`` (the file
+  and key it loaded) and per ``FindNode`` (the file and key of the hit it loaded), the
+  lineage *across* runs (``Hit.fed_by`` / ``Hit.fed``; schema version 3);
 - ``sn_queue``    recordings not yet spread over the tables above: one row per save (its path
   and, as JSON text, every row it will become). A save writes only this row; the next
   query, ``close()`` or the saving process's exit moves queued rows into the tables, in
@@ -41,11 +44,11 @@ from .digest import DIGEST_VERSION
 from .rows import host, now, user
 
 __all__ = [
-    "MIGRATIONS", "SCHEMA_VERSION", "edges", "ensure", "files", "inputs", "metadata", "meta_table", "queue", "records",
-    "schema",
+    "MIGRATIONS", "SCHEMA_VERSION", "edges", "ensure", "files", "inputs", "metadata", "meta_table", "queue", "reads",
+    "records", "schema",
 ]  # fmt: skip
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 meta_table = sa.MetaData()
 
@@ -134,6 +137,18 @@ sa.Index("sn_edges_target", edges.c.target_id)
 sa.Index("sn_edges_source", edges.c.source_id)  # deleting a record checks the edges that name it
 sa.Index("sn_edges_file", edges.c.file_id)
 
+reads = sa.Table(
+    "sn_reads",
+    meta_table,
+    sa.Column("file_id", sa.Integer, sa.ForeignKey("sn_files.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("record_id", sa.Integer, sa.ForeignKey("sn_records.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("path", sa.Text, nullable=False),  # absolute, resolved as sn_files.path is
+    sa.Column("key", sa.Text, nullable=True),  # NULL: the whole file
+)
+sa.Index("sn_reads_path", reads.c.path)
+sa.Index("sn_reads_file", reads.c.file_id)
+sa.Index("sn_reads_record", reads.c.record_id)  # deleting a record checks the reads that name it
+
 queue = sa.Table(
     "sn_queue",
     meta_table,
@@ -148,11 +163,17 @@ def _add_queue(conn: sa.Connection) -> None:
     queue.create(conn)
 
 
+def _add_reads(conn: sa.Connection) -> None:
+    """Version 2 -> 3: the reads of other stored results (a new, empty table: runs recorded
+    before have no lineage across runs until they are recorded again, e.g. by ``index``)."""
+    reads.create(conn)
+
+
 #: ``MIGRATIONS[v](connection)`` turns a version-``v`` catalog into version ``v + 1``
-MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {1: _add_queue}
+MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {1: _add_queue, 2: _add_reads}
 
 #: the tables in the order rows must be deleted (children first)
-CHILDREN_FIRST = (edges, inputs, metadata, records, files)
+CHILDREN_FIRST = (reads, edges, inputs, metadata, records, files)
 
 
 def ensure(conn: sa.Connection, location: str) -> None:

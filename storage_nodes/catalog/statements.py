@@ -50,6 +50,7 @@ class Statements:
         self.input, self.input_procs = insert(S.inputs)
         self.meta, self.meta_procs = insert(S.metadata)
         self.edge, self.edge_procs = insert(S.edges)
+        self.read, self.read_procs = insert(S.reads)
         self.drop = str(S.files.delete().where(S.files.c.path == sa.bindparam("path")).compile(dialect=dialect))
         self.enqueue, _ = insert(S.queue, skip=("id",))
         q = S.queue.c

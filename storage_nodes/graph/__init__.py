@@ -5,6 +5,10 @@ in any backend; it loads back as a :class:`~.workflows.StoredWorkflow` that rebu
 runnable workflow. Open :mod:`.workflows` first.
 
 - :mod:`.workflows`    ``save_workflow`` / ``load_workflow`` / ``save_outputs`` / ``load_outputs``
+- :mod:`.carried_code` the code of node functions defined in a notebook or script, stored
+                       with the workflow and defined again when it is rebuilt
+- :mod:`.recipe_edit`  a rerun's edits of the stored recipe: child inputs by dotted path,
+                       SaveNodes kept off the first run's files
 - :mod:`._pwf_compat`  a narrow, version-gated fix to pyiron_workflow 0.20 (Literal ports
                        accept matching string constants), applied when the nodes are imported
 

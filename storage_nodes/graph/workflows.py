@@ -30,20 +30,24 @@ stored inputs.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import functools
 import json
+import logging
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from .. import api
+from .. import api, registry
 from .._secrets import strip_passwords
 from .._validation import validated
-from ..errors import CorruptFileError, InvalidArgumentError, StorageError
-from ..keys import navigate
-from ..provenance.metadata import objects_from_recipe, recorded_objects
+from ..errors import CorruptFileError, InvalidArgumentError, KeyNotFoundError, StorageError, VersionMismatchError
+from ..keys import navigate, suggest
+from ..provenance.metadata import recorded_objects
+from ..provenance.session_code import live_object, live_source
 from ..provenance.versioning import VersionPolicy
+from . import carried_code, recipe_edit
 from .document import FORMAT, FORMAT_VERSION, WORKFLOW_KEY, recipe_from_json
 
 __all__ = [
@@ -58,6 +62,7 @@ __all__ = [
 ]
 
 PathLike = str | os.PathLike[str]
+log = logging.getLogger("storage_nodes.graph")
 
 
 def _port_values(ports: Mapping[str, Any], *, with_defaults: bool) -> dict[str, Any]:
@@ -195,8 +200,16 @@ def save_workflow(
     rec = api.recorder(catalog)
     document = workflow_document(wf, run)
     # the node functions are stored by name in the recipe: record their versions and sources
-    # (walk the JSON text already made: dumping the model again costs more than parsing it)
-    with recorded_objects(objects_from_recipe(document[WORKFLOW_KEY]["recipe"])):
+    # (walk the JSON text already made: dumping the model again costs more than parsing it),
+    # and store the code of those a fresh interpreter cannot import (__main__, notebook cells)
+    used_by = recipe_edit.node_functions(json.loads(document[WORKFLOW_KEY]["recipe"]))
+    chosen = backend or registry.for_suffix(Path(path))
+    code = carried_code.capture(used_by, used_by=used_by, by_value=chosen != "json",
+                                saving=f"save_workflow({os.fspath(path)!r})")  # fmt: skip
+    if code:
+        document[WORKFLOW_KEY][carried_code.CODE_KEY] = code
+    helpers = [(e["module"], e["qualname"]) for e in code.values() if e["role"] == "helper"]
+    with recorded_objects([*used_by, *helpers]):  # a helper's change is a change of the node
         written = api.save(document, path, backend, metadata=metadata)
     if rec is not None:  # the file first, the record second: a crash between leaves a file `index` finds
         header = document[WORKFLOW_KEY]
@@ -225,6 +238,11 @@ class StoredWorkflow:
     outputs: dict[str, Any]
     nodes: dict[str, dict[str, Any]]
     info: dict[str, Any]
+    #: how :func:`load_workflow` was asked to load: stored code runs only with ``safe=False``
+    safe: bool = False
+    version_policy: Any = "warn"
+    #: the stored node functions this session defined at load (compared by the load's check)
+    checked: frozenset[str] = frozenset()
 
     def __repr__(self) -> str:  # the dataclass repr would print the whole recipe JSON and every port value
         nodes = ", ".join(self.nodes)
@@ -270,35 +288,147 @@ class StoredWorkflow:
             return str(recorded)
         return {"workflow": "Workflow", "atomic": "Atomic", "for-each": "ForEach"}.get(self.kind, self.kind.title())
 
+    @property
+    def code(self) -> dict[str, dict[str, Any]]:
+        """The stored code of node functions a fresh interpreter cannot import (``__main__``,
+        notebook cells), by ``"module.qualname"``: ``source``, ``sha256``, the ``names`` it uses."""
+        return dict(self.info.get(carried_code.CODE_KEY) or {})
+
     @functools.cached_property
     def node(self) -> Any:
         """A new pyiron_workflow node of the stored kind, built from the recipe (imports the node functions).
 
         A ``Workflow`` comes back as a ``Workflow``; every other node (a macro, an atomic
         node, a flow control) as what ``pyiron_workflow.node(recipe)`` builds from its recipe.
+        Built once, as :meth:`rebuild` with its defaults builds it (SaveNodes with relative
+        paths write into a new directory beside the file), except that a SaveNode whose
+        absolute file exists is not refused here: it gets ``overwrite=False``, so running
+        the node refuses to replace that file.
         """
-        import pyiron_workflow as pwf
-
-        recipe = self.recipe
-        try:
-            if self.node_class == "Workflow" and self.kind == "workflow":
-                return pwf.Workflow.from_recipe(recipe, self.label)
-            return pwf.node(recipe, self.label)
-        except (ImportError, TypeError, ValueError, AttributeError) as exc:
-            raise StorageError(
-                f"{self.path} holds a {self.node_class} ({self.kind} recipe) that pyiron_workflow "
-                f"{pwf.__version__} cannot rebuild here: {type(exc).__name__}: {exc}",
-                path=self.path,
-            ) from exc
+        return self._rebuild(None, None, False, dict(self.inputs), refuse=False)[0]
 
     @property
     def workflow(self) -> Any:
         """The rebuilt node (:attr:`node`); for a stored workflow, a ``pyiron_workflow.Workflow``."""
         return self.node
 
-    def rerun(self, **inputs: Any) -> Any:
-        """Run :attr:`node` on the stored inputs (updated by ``inputs``); returns the ``Run``."""
-        return self.node.run(**{**self.inputs, **inputs})
+    def rebuild(
+        self,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        directory: PathLike | None = None,
+        overwrite: bool = False,
+    ) -> Any:
+        """A new runnable node built from the stored recipe, its SaveNodes kept off the stored results.
+
+        ``inputs`` sets child inputs by dotted path (``{"md_2.T": 1200.0}``, nested macros as
+        ``"macro.child.port"``). SaveNodes with a relative path write into ``directory``
+        (default: a new directory beside the file, named after it and the UTC time, logged);
+        an absolute path that exists is refused unless ``overwrite``. Stored code of node
+        functions the session does not define is run (``safe=False`` loads only).
+
+        >>> wf = sn.load_workflow("sweep_wf.h5").rebuild({"md_2.T": 1200.0}, directory="hot")  # doctest: +SKIP
+        """
+        return self._rebuild(inputs, directory, overwrite, dict(self.inputs))[0]
+
+    def _rebuild(
+        self,
+        inputs: Mapping[str, Any] | None,
+        directory: PathLike | None,
+        overwrite: bool,
+        run_inputs: dict[str, Any],
+        *,
+        refuse: bool = True,
+    ) -> tuple[Any, recipe_edit.Redirect]:
+        import pyiron_workflow as pwf
+
+        recipe_dict = json.loads(self.recipe_json)
+        for dotted, value in (inputs or {}).items():
+            recipe_edit.set_input(recipe_dict, dotted, value, label=f"the stored {self.node_class} {self.label!r}")
+        target = Path(directory).expanduser().absolute() if directory is not None else self._new_directory_name()
+        redirect = recipe_edit.redirect_saves(
+            recipe_dict, target, run_inputs=run_inputs, overwrite=overwrite, refuse=refuse
+        )
+        carried_code.install(self.code, self.path, safe=self.safe, policy=self.version_policy, checked=self.checked)
+        if redirect.moved:  # last: a refused rebuild leaves no directory behind
+            self._make_directory(target, [new for _, _, new in redirect.moved], announce=directory is None)
+        recipe = (
+            recipe_from_json(json.dumps(recipe_dict)) if inputs or redirect.moved or redirect.guarded else self.recipe
+        )
+        try:
+            if self.node_class == "Workflow" and self.kind == "workflow":
+                return pwf.Workflow.from_recipe(recipe, self.label), redirect
+            return pwf.node(recipe, self.label), redirect
+        except (ImportError, TypeError, ValueError, AttributeError) as exc:
+            advice = ""
+            missing = [f"{m}.{q}" for m, q in recipe_edit.node_functions(json.loads(self.recipe_json))
+                       if carried_code.needs_code(m, q) and f"{m}.{q}" not in self.code]  # fmt: skip
+            if missing:
+                advice = (
+                    f"; the file holds no code for {', '.join(missing)} (saved by a storage_nodes before code "
+                    "travelled with workflows): define them in this session (run the cells that define them), "
+                    "then rebuild"
+                )
+            raise StorageError(
+                f"{self.path} holds a {self.node_class} ({self.kind} recipe) that pyiron_workflow "
+                f"{pwf.__version__} cannot rebuild here: {type(exc).__name__}: {exc}{advice}",
+                path=self.path,
+            ) from exc
+
+    def _new_directory_name(self) -> Path:
+        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+        base = self.path.expanduser().absolute().parent / f"{self.path.stem}_rerun_{stamp}"
+        candidate, n = base, 1
+        while candidate.exists():
+            n += 1
+            candidate = base.with_name(f"{base.name}_{n}")
+        return candidate
+
+    def _make_directory(self, target: Path, files: list[str], *, announce: bool) -> None:
+        try:
+            target.mkdir(parents=True, exist_ok=not announce)
+            for file in files:
+                Path(file).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot create {target} for the rerun's SaveNodes ({exc.strerror or exc}); "
+                "pass directory= a directory you may write to",
+                path=target,
+            ) from None
+        if announce:
+            log.warning("rerun of %s: its SaveNodes write into %s (pass directory= to choose)", self.path, target)
+
+    def rerun(
+        self,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        directory: PathLike | None = None,
+        overwrite: bool = False,
+        **workflow_inputs: Any,
+    ) -> Any:
+        """Rebuild the node (:meth:`rebuild`) and run it on the stored inputs; returns the ``Run``.
+
+        ``inputs={"md_2.T": 1200.0}`` changes a child's input (any depth); keywords change the
+        workflow's own inputs. The files the first run wrote are never touched: SaveNodes
+        write into ``directory`` (default: a new directory beside the file).
+
+        >>> run = sn.load_workflow("sweep_wf.h5").rerun({"md_2.T": 1200.0}, directory="hot")  # doctest: +SKIP
+        """
+        own = list(json.loads(self.recipe_json).get("inputs") or [])
+        unknown = [k for k in workflow_inputs if k not in own]
+        if unknown:
+            paths = recipe_edit.input_paths(json.loads(self.recipe_json))
+            near = [p for p in paths if p.rsplit(".", 1)[-1] == unknown[0]]
+            hint = f"; to set a child's input, pass inputs={{{near[0]!r}: ...}}" if near else suggest(unknown[0], own)
+            raise KeyNotFoundError(
+                f"the stored {self.node_class} {self.label!r} has no input {unknown[0]!r} (its own inputs: "
+                f"{own}){hint}; the child inputs rerun(inputs={{...}}) can set: {', '.join(paths[:40]) or 'none'}",
+                path=self.path,
+                key=unknown[0],
+            )
+        run_inputs = {**self.inputs, **workflow_inputs}
+        node, redirect = self._rebuild(inputs, directory, overwrite, run_inputs)
+        return node.run(**{**run_inputs, **redirect.inputs})
 
 
 def _stored_workflow(doc: Any, path: Path) -> StoredWorkflow:
@@ -334,19 +464,61 @@ def load_workflow(
     *,
     version_policy: VersionPolicy | Callable[[dict[str, Any], dict[str, Any]], Any] = "warn",
     safe: bool = False,
+    refused: Literal["error", "placeholder"] = "error",
 ) -> StoredWorkflow:
     """Load a file written by :func:`save_workflow`.
 
     ``safe=True`` refuses pickle/cloudpickle files and imports nothing; the node functions
-    are imported only when ``.workflow`` (or ``.rerun()``) is used.
+    are imported only when ``.workflow`` (or ``.rerun()``) is used. With
+    ``refused="placeholder"`` a port value that ``safe=True`` refuses (or whose package is
+    missing) becomes a :class:`storage_nodes.Refused` and every other value loads.
 
     >>> stored = sn.load_workflow("relax.pkl")  # doctest: +SKIP
     >>> stored.outputs, stored.nodes["calc"]["outputs"]  # doctest: +SKIP
     >>> run = stored.rerun()  # doctest: +SKIP
     """
     p = Path(path).expanduser()
-    doc = api.load(p, backend, version_policy=version_policy, safe=safe)
-    return _stored_workflow(doc, p)
+    try:
+        doc = api.load(p, backend, version_policy=version_policy, safe=safe, refused=refused)
+    except VersionMismatchError as exc:
+        raise _with_source_diffs(exc, p, backend, safe) from None
+    stored = _stored_workflow(doc, p)
+    stored.safe, stored.version_policy = safe, version_policy
+    if version_policy != "ignore":  # the load compared these with the session's: not again at rebuild
+        stored.checked = frozenset(
+            fqn for fqn, e in stored.code.items() if live_object(e.get("module", ""), e.get("qualname", "")) is not None
+        )
+    return stored
+
+
+def _with_source_diffs(exc: VersionMismatchError, p: Path, backend: str | None, safe: bool) -> VersionMismatchError:
+    """``exc`` with a short diff for each node function whose stored code differs from the session's."""
+    differing = [d.split(" (source)", 1)[0] for d in exc.differences if d.endswith(" (source)") or " (source):" in d]
+    if not differing:
+        return exc
+    try:  # the header only: h5 reads that entry, json holds no code objects; pickles only if trusted
+        chosen = api.resolve_backend(p, backend).name
+        if chosen == "h5":
+            header = api.load(p, chosen, key=WORKFLOW_KEY, version_policy="ignore", safe=True)
+        elif chosen == "json" or not safe:
+            header = api.load(p, chosen, version_policy="ignore", safe=chosen == "json").get(WORKFLOW_KEY)
+        else:
+            return exc
+        code = dict(header.get(carried_code.CODE_KEY) or {})
+    except Exception:
+        return exc
+    diffs = []
+    for fqn in differing:
+        entry = code.get(fqn)
+        if isinstance(entry, dict):
+            now = live_source(live_object(entry.get("module", ""), entry.get("qualname", "")))
+            diff = carried_code.source_diff(entry.get("source"), now, fqn)
+            if diff:
+                diffs.append(diff)
+    if diffs:
+        exc.message = exc.message + "\n" + "\n".join(diffs)
+        exc.args = (exc.message,)
+    return exc
 
 
 def _outputs_of(run_or_node: Any) -> dict[str, Any]:

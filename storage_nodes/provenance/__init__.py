@@ -6,6 +6,7 @@ with the current environment under a version policy. Open :mod:`.metadata` first
 record and how it is built), then :mod:`.versioning` (comparing records, the policies).
 
 - :mod:`.metadata`   the environment record, user metadata, the collector of stored objects
+- :mod:`.session_code` code of ``__main__`` and notebook cells: found and hashed from its live source
 - :mod:`.gitinfo`    git commit and dirty state, kept while inotify reports no change; read
   from ``.git`` by :mod:`._gitfiles` (HEAD by hand, index and objects with dulwich), or
   asked of the ``git`` program by :mod:`._gitcli` for formats those readers do not know

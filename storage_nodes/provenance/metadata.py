@@ -49,6 +49,7 @@ from typing import Any
 from ..errors import MetadataError
 from . import _watch, gitinfo
 from .gitinfo import git_state
+from .session_code import is_session_module, session_hashes
 
 __all__ = [
     "RECORD_VERSION",
@@ -64,7 +65,8 @@ __all__ = [
 
 RECORD_VERSION = 1
 
-_SKIP_MODULES = frozenset({"builtins", "__main__", "__mp_main__", "copyreg", "_codecs"})
+# ``__main__`` is recorded: a notebook's node functions and classes live there (session_code)
+_SKIP_MODULES = frozenset({"builtins", "copyreg", "_codecs"})
 _lock = threading.RLock()
 _CODE_TYPES = (types.FunctionType, types.BuiltinFunctionType, types.MethodType)
 
@@ -302,6 +304,8 @@ def _distribution(top: str) -> tuple[str | None, str | None]:
         return _name_version(importlib.metadata.distribution(top))
     except (importlib.metadata.PackageNotFoundError, ValueError):
         pass
+    if not _beside_distributions(top):  # a module beside a notebook or script: no distribution has it
+        return None, None
     # a full scan (~0.1 s), once per process: a distribution installed under another name
     # while the process runs is seen by the next process
     names = _packages_distributions().get(top) or []
@@ -314,6 +318,29 @@ def _distribution(top: str) -> tuple[str | None, str | None]:
 
 
 _cached_distribution = functools.lru_cache(maxsize=1024)(_distribution)
+
+
+def _beside_distributions(top: str) -> bool:
+    """Whether the directory an import finds ``top`` in holds installed distributions (a
+    site-packages directory), or where it is cannot be told. A package in a plain directory
+    (a notebook's folder, a source tree on ``PYTHONPATH``) is in no distribution's file list,
+    so the full scan of every installed distribution (0.5-1.5 s) cannot find it and is skipped."""
+    file = _module_file(top)
+    if file is None:
+        return True
+    entry = Path(file).parent
+    if Path(file).stem == "__init__":
+        entry = entry.parent
+    return _holds_distributions(str(entry))
+
+
+@functools.lru_cache(maxsize=64)
+def _holds_distributions(directory: str) -> bool:
+    try:
+        with os.scandir(directory) as entries:
+            return any(e.name.endswith((".dist-info", ".egg-info")) for e in entries)
+    except OSError:
+        return True
 
 
 # ---------------------------------------------------------------- source hashes
@@ -393,6 +420,15 @@ def module_record(
     'storage_nodes'
     """
     top = module.split(".", 1)[0]
+    if is_session_module(module):  # no file, no distribution: the live source is all there is
+        return {
+            "package": top,
+            "distribution": None,
+            "version": None,
+            "git": None,
+            "sources": session_hashes(module, qualnames),
+            "session": True,
+        }
     # an imported package runs the version it was imported at: the cached answer is the true one
     if fresh and top not in sys.modules:
         distribution, version = _distribution(top)
@@ -451,6 +487,7 @@ def _modules(objects: frozenset[tuple[str, str]]) -> dict[str, Any]:
         watched
         and w is not None
         and all(m in sys.modules for m in files)  # else where an import would find it may change
+        and not any(r.get("session") for r in modules.values())  # a cell run again is not a file event
         and _git_kept(files)
         and w.generation() == before
     ):

@@ -145,6 +145,9 @@ def compare(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[Diffe
         if new is None or not isinstance(old, Mapping):
             continue
         package = str(old.get("package") or name.split(".", 1)[0])
+        session = bool(old.get("session"))  # __main__, a notebook: code this session may not define
+        if session and not new.get("found", True):
+            continue
         if not new.get("found", True):
             diffs.append(Difference(name, "missing", _pinned(old) or "present", "not installed", True))
             continue
@@ -161,6 +164,8 @@ def compare(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[Diffe
         new_sources = new.get("sources") or {}
         for qualname, digest in sorted((old.get("sources") or {}).items()):
             now_digest = new_sources.get(qualname)
+            if now_digest is None and session:  # not defined here: the file's own code is what runs
+                continue
             if now_digest != digest:
                 shown = now_digest[:12] if now_digest else "not found"
                 diffs.append(Difference(f"{name}.{qualname}", "source", str(digest)[:12], shown, False))

@@ -167,6 +167,14 @@ class _Site:
         return None
 
 
+def _runs_of(hits: Any) -> list[Any]:
+    """One hit per run (file) of ``hits``, in their order: the links of a run's lineage."""
+    seen: dict[str, Any] = {}
+    for h in hits:
+        seen.setdefault(str(h.path), h)
+    return list(seen.values())
+
+
 def _value_key(hit: Hit, port: str | None) -> str | None:
     if hit.node is None:
         if port is not None:
@@ -221,7 +229,8 @@ def create_app(catalog: Catalog, roots: Sequence[str | Path] = ()) -> ASGIApp:
         run_id = min(h.record_id for h in hits)
         return site.page(
             "run.html", hits=hits, first=first, run_id=run_id, why=why, size=size, environment=environment,
-            drawn=first.node is not None and why is None,
+            drawn=first.node is not None and why is None, fed_by=_runs_of(first.fed_by),
+            fed=_runs_of(f for h in hits for f in h.fed),
         )  # fmt: skip
 
     def drawing(request: Request) -> Response:

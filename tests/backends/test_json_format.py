@@ -6,6 +6,7 @@ import base64
 import json
 
 import numpy as np
+import pytest
 
 import storage_nodes as sn
 
@@ -91,3 +92,26 @@ def test_every_tag_reads_following_the_spec(tmp_path):
         else:
             assert back[key] == value and type(back[key]) is type(value), key
     assert list(back["O"]) == [1, "a", None] and back["fortran"].flags.f_contiguous
+
+
+@pytest.mark.parametrize(
+    "header, error, match",
+    [
+        ({"format_version": 99}, sn.StorageError, "json format 99; this storage_nodes reads up to 2: upgrade it"),
+        ({"format_version": "1"}, sn.StorageError, "json format '1'"),
+        ({"format": "other-json"}, sn.CorruptFileError, "format 'other-json', not 'storage_nodes-json'"),
+    ],
+)
+def test_an_unknown_format_or_version_is_refused_as_h5_refuses_it(tmp_path, header, error, match):
+    """The spec says readers refuse versions they do not know: the same error classes as the
+    h5 backend (a newer version: StorageError "upgrade it"; another format: CorruptFileError)."""
+    path = sn.save({"a": 1}, tmp_path / "v.json")
+    doc = json.loads(path.read_text())
+    doc["storage_nodes"].update(header)
+    path.write_text(json.dumps(doc))
+    before = path.read_bytes()
+    for call in (lambda: sn.load(path), lambda: sn.inspect(path)):
+        with pytest.raises(error, match=match) as info:
+            call()
+        assert type(info.value) is error and info.value.path == str(path)
+    assert path.read_bytes() == before

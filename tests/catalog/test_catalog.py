@@ -440,6 +440,7 @@ def test_a_version_1_catalog_is_migrated_to_the_queue_and_keeps_its_rows(url, tm
         cat.flush()
         with cat._engine.begin() as conn:
             S.queue.drop(conn)
+            S.reads.drop(conn)
             conn.execute(S.schema.update().values(version=1))
         assert not sa.inspect(cat._engine).has_table("sn_queue")
     with sn.Catalog(url) as cat:
@@ -447,7 +448,7 @@ def test_a_version_1_catalog_is_migrated_to_the_queue_and_keeps_its_rows(url, tm
         sn.save_workflow(wf300, tmp_path / "new.h5", catalog=cat)
         assert sorted(h.path.name for h in cat.find(node=relax)) == ["new.h5", "old.h5"]
         with cat._engine.connect() as conn:
-            assert conn.execute(sa.select(S.schema.c.version)).scalar_one() == S.SCHEMA_VERSION == 2
+            assert conn.execute(sa.select(S.schema.c.version)).scalar_one() == S.SCHEMA_VERSION == 3
 
 
 def test_stats_per_node_and_per_user(cat, tmp_path):

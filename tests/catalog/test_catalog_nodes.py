@@ -118,7 +118,7 @@ def test_a_catalog_password_in_a_save_node_port_is_not_kept_in_the_catalog(postg
     assert secret not in str(sn.inspect(tmp_path / "run.h5", full=True))
     stored = sn.load_workflow(tmp_path / "run.h5")
     assert stored["save/inputs/catalog"] == without
-    stored.rerun()  # trust authentication: the URL without a password still connects
+    stored.rerun(overwrite=True)  # trust authentication: the URL without a password still connects
     with sn.Catalog(postgres_url) as cat:
         (again,) = cat.find(kind="save")  # the SaveNode of the rerun recorded its file anew
         assert again.created_at > first.created_at

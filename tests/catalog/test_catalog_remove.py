@@ -142,3 +142,22 @@ def test_a_file_recorded_again_after_the_plan_is_not_removed(runs, monkeypatch):
     with pytest.raises(CatalogError, match="changed while removing"):
         cat.remove(run_a.id, files=True)
     assert a.exists() and len(cat.find(workflow="relax_wf")) == 3
+
+
+def test_a_file_another_run_read_is_kept(runs, tmp_path, monkeypatch):
+    """Lineage across runs (``sn_reads``): a run whose LoadNode read a file still uses that file."""
+    import pyiron_workflow as pwf
+
+    from storage_nodes import LoadNode
+
+    cat, a, _b = runs
+    monkeypatch.chdir(tmp_path)
+    reader = pwf.Workflow("reader")
+    reader.load = pwf.node(LoadNode, path=str(a), key="relax/outputs/energy")
+    reader.run()
+    sn.save_workflow(reader, tmp_path / "reader.h5", catalog=cat)
+    (run_a,) = cat.find(kind="run", workflow="relax_wf")
+    (run_reader,) = cat.find(kind="run", workflow="reader")
+    report = cat.remove(run_a.id, files=True)
+    assert report.deleted == [] and report.kept == [(str(a), f"run(s) {run_reader.id} read it")] and a.exists()
+    assert cat.find(workflow="relax_wf") == []  # the entry went, the file stayed

@@ -58,8 +58,9 @@ def test_a_workflow_stored_by_0_1_reruns_with_todays_code(in_tmp):
     stored = sn.load_workflow(FIXTURE.name, version_policy="ignore")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        run = stored.rerun()
+        run = stored.rerun(directory="again")
     nodes = run.result.nodes
+    out = in_tmp / "again"  # a rerun's SaveNodes and CollectNodes write beside, never over, the first run's files
     # the node functions came back from their recorded module paths and ran again
     for label in ("relax", "energy", "stats"):
         for port, value in stored.nodes[label]["outputs"].items():
@@ -71,9 +72,9 @@ def test_a_workflow_stored_by_0_1_reruns_with_todays_code(in_tmp):
             else:
                 assert again == value
     # the storage nodes wrote, collected, loaded and inspected real files in the run directory
-    assert sn.load(in_tmp / "results.json")["steps"] == 3
-    assert sn.Collection.open(in_tmp / "collection.json").names == ["results"]
+    assert sn.load(out / "results.json")["steps"] == 3
+    assert sn.Collection.open(out / "collection.json").names == ["results"]
     np.testing.assert_array_equal(
-        nodes["load"].output_ports["obj"].value, sn.load(in_tmp / "results.json", key="positions")
+        nodes["load"].output_ports["obj"].value, sn.load(out / "results.json", key="positions")
     )
     assert "positions" in str(sn.Listing.from_dict(nodes["info"].output_ports["listing"].value))

@@ -60,6 +60,7 @@ def test_collector_records_classes_functions_and_instances_not_builtins() -> Non
         ("tests._objects", "Point.__eq__"),
         (__name__, "test_collector_records_classes_functions_and_instances_not_builtins.<locals>.<lambda>"),
         ("mypkg.core", "Model"),
+        ("__main__", "f"),  # a notebook's code is recorded: its live source is hashed (session_code)
     }
 
 

@@ -144,3 +144,149 @@ def test_a_held_lock_times_out_naming_the_holder_and_the_file(shim: Path, tmp_pa
     finally:
         holder.kill()
         holder.wait()
+
+
+H5_OPERATIONS = textwrap.dedent(
+    """
+    import warnings
+    import numpy as np
+    import storage_nodes as sn
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sn.save({"x": 1, "a": np.arange(200_000.0), "grp": {"y": 2}}, "r.h5")
+        assert sn.load("r.h5", key="grp/y") == 2
+        assert sn.load("r.h5", key="a")[-1] == 199_999.0
+        sn.save(3, "r.h5", key="grp/z")  # an in-place update
+        sn.save(np.ones(10), "r.h5", key="a")  # replaces the big array (copy or journal)
+        assert sn.load("r.h5")["grp"] == {"y": 2, "z": 3}
+        assert "grp/z" in sn.inspect("r.h5")
+        sn.compact("r.h5")
+        assert sn.load("r.h5", key="a").sum() == 10
+        assert sn.open("r.h5")["grp"].load() == {"y": 2, "z": 3}
+    said = [str(w.message) for w in caught if w.category.__name__ == "NoFileLocksWarning"]
+    print(len([s for s in said if "HDF5" in s]), len([s for s in said if "writer lock" in s]))
+    """
+)
+
+
+@pytest.mark.parametrize("value", ERRNOS)
+def test_h5_archives_save_load_update_and_compact_without_locks(shim: Path, tmp_path: Path, value: int):
+    """The archive falls back to HDF5 without its locks and says so once; never "corrupt"."""
+    out = _ok(run(shim, H5_OPERATIONS, tmp_path, errno_value=value)).split()
+    # one warning for HDF5's locks (HDF5 itself passes over ENOSYS: "locks disabled"), one for the writer lock
+    assert out == ["0" if value == errno.ENOSYS else "1", "1"], out
+
+
+def test_hdf5_use_file_locking_false_is_honoured_silently_for_hdf5(shim: Path, tmp_path: Path):
+    out = _ok(run(shim, H5_OPERATIONS, tmp_path, env={"HDF5_USE_FILE_LOCKING": "FALSE"})).split()
+    assert out == ["0", "1"], out  # HDF5 was told: nothing to say about it
+
+
+def test_hdf5_use_file_locking_true_fails_clearly_not_as_corrupt(shim: Path, tmp_path: Path):
+    import storage_nodes as sn
+
+    sn.save({"x": 1}, tmp_path / "r.h5")  # written here, where locks work
+    code = textwrap.dedent(
+        """
+        import storage_nodes as sn
+        try:
+            sn.load("r.h5")
+        except sn.CorruptFileError as exc:
+            print("CORRUPT", exc)
+        except sn.StorageError as exc:
+            print("STORAGE", exc)
+        """
+    )
+    text = _ok(run(shim, code, tmp_path, env={"HDF5_USE_FILE_LOCKING": "TRUE"})).strip()
+    assert text.startswith("STORAGE") and "HDF5_USE_FILE_LOCKING" in text and "no file locks" in text, text
+
+
+def test_six_processes_updating_one_archive_lose_nothing_without_locks(shim: Path, tmp_path: Path):
+    import os
+    import subprocess
+    import sys
+
+    import storage_nodes as sn
+
+    sn.save({"start": 0}, tmp_path / "r.h5")
+    worker = "import sys, storage_nodes as sn\nw = sys.argv[1]\nfor i in range(8):\n"
+    worker += "    sn.save(i, 'r.h5', key=f'w{w}/k{i}')\n"
+    env = {**os.environ, "LD_PRELOAD": str(shim), "NOLOCK_ERRNO": str(errno.ENOLCK)}
+    env.pop("HDF5_USE_FILE_LOCKING", None)
+    procs = [
+        subprocess.Popen([sys.executable, "-W", "ignore", "-c", worker, str(w)], cwd=tmp_path, env=env)
+        for w in range(6)
+    ]
+    assert [p.wait(timeout=300) for p in procs] == [0] * 6
+    stored = sn.load(tmp_path / "r.h5")
+    assert stored == {"start": 0, **{f"w{w}": {f"k{i}": i for i in range(8)} for w in range(6)}}
+
+
+def test_save_workflow_and_its_reload_without_locks(shim: Path, tmp_path: Path):
+    code = textwrap.dedent(
+        """
+        import warnings
+        warnings.simplefilter("ignore")
+        import pyiron_workflow as pwf
+        import storage_nodes as sn
+        from storage_nodes import SaveNode
+        from storage_nodes.demo import harmonic_energy, random_positions
+        wf = pwf.Workflow("cluster")
+        wf.pos = pwf.node(random_positions, n=4)
+        wf.energy = pwf.node(harmonic_energy, positions=wf.pos)
+        wf.save = pwf.node(SaveNode, obj=wf.energy.outputs.energy, path="e.h5", key="energy")
+        wf.run()
+        sn.save_workflow(wf, "wf.h5")
+        stored = sn.load("wf.h5", key="energy/outputs/energy")
+        print(sn.load_workflow("wf.h5").label, sn.load("e.h5", key="energy") == stored)
+        """
+    )
+    out = _ok(run(shim, code, tmp_path)).split()
+    assert out == ["cluster", "True"], out
+
+
+CATALOG = textwrap.dedent(
+    """
+    import sys, time, warnings
+    warnings.simplefilter("ignore")
+    import storage_nodes as sn
+    t0 = time.monotonic()
+    try:
+        sn.save({"x": 1}, "r.h5", catalog=sys.argv[1])
+        found = sn.Catalog(sys.argv[1]).find(kind="save")
+        print("OK", len(found))
+    except sn.CatalogError as exc:
+        print("REFUSED", round(time.monotonic() - t0, 1), exc)
+    """
+)
+
+
+def _catalog(shim: Path, tmp_path: Path, url: str, calls: str = "flock,fcntl") -> str:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "LD_PRELOAD": str(shim), "NOLOCK_CALLS": calls}
+    proc = subprocess.run(
+        [sys.executable, "-c", CATALOG, url], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    return _ok(proc).strip()
+
+
+def test_an_sqlite_catalog_without_record_locks_says_so_within_seconds(shim: Path, tmp_path: Path):
+    """SQLite's fcntl locks fail: not 120 s of 'database is locked', but a clear word naming PostgreSQL."""
+    text = _catalog(shim, tmp_path, str(tmp_path / "cat.sqlite"))
+    assert text.startswith("REFUSED"), text
+    seconds = float(text.split()[1])
+    assert seconds < 10, text
+    assert "no file locks" in text and "PostgreSQL" in text, text
+    # the catalog is opened before the save writes: nothing was written, no empty catalog left
+    assert not (tmp_path / "r.h5").exists() and not (tmp_path / "cat.sqlite").exists()
+
+
+def test_an_sqlite_catalog_where_only_flock_fails_works(shim: Path, tmp_path: Path):
+    assert _catalog(shim, tmp_path, str(tmp_path / "cat.sqlite"), calls="flock") == "OK 1"
+
+
+def test_a_postgresql_catalog_works_from_a_mount_without_locks(shim: Path, tmp_path: Path, postgres_url: str):
+    assert _catalog(shim, tmp_path, postgres_url) == "OK 1"

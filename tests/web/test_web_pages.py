@@ -35,6 +35,16 @@ def _as(user: str, work):
             os.environ["LOGNAME"] = old
 
 
+def _reader(source: Path):
+    """A run whose LoadNode reads alice's energy: the lineage across runs."""
+    import pyiron_workflow as pwf
+
+    wf = pwf.Workflow("reader")
+    wf.load = pwf.node(sn.LoadNode, path=str(source), key="relax/outputs/energy")
+    wf.run()
+    return wf
+
+
 def _fill(cat: sn.Catalog, runs: Path, outside: Path) -> dict[str, Path]:
     warnings.filterwarnings("ignore", message=".*has no (input|output) ports")
     files = {
@@ -44,6 +54,7 @@ def _fill(cat: sn.Catalog, runs: Path, outside: Path) -> dict[str, Path]:
         "plain": runs / "plain.h5",
         "outside": outside / "alice-500.h5",
         "swapped": runs / "swapped.h5",
+        "carol-reader": runs / "carol-reader.h5",
     }
     _as("alice", lambda: sn.save_workflow(build(T=300.0), files["alice-300"], catalog=cat, metadata={"sample": "A"}))
     _as("bob", lambda: sn.save_workflow(build(T=300.0, n=6), files["bob-300"], catalog=cat, metadata={"note": HOSTILE}))
@@ -51,6 +62,7 @@ def _fill(cat: sn.Catalog, runs: Path, outside: Path) -> dict[str, Path]:
     _as("alice", lambda: sn.save({"x": np.linspace(0.0, 1.0, 7)}, files["plain"], catalog=cat))
     _as("alice", lambda: sn.save_workflow(build(T=500.0), files["outside"], catalog=cat))
     _as("alice", lambda: sn.save_workflow(build(T=600.0), files["swapped"], catalog=cat))
+    _as("carol", lambda: sn.save_workflow(_reader(files["alice-300"]), files["carol-reader"], catalog=cat))
     files["swapped"].unlink()  # a recorded file replaced by a symlink out of its place
     files["swapped"].symlink_to("/etc/passwd")
     cat.close()
@@ -102,7 +114,7 @@ def _open_run(page, site, name: str) -> None:
 def test_runs_are_filtered_by_an_input_value_and_a_user_and_the_search_is_a_link(page, site):
     server, files, _ = site
     page.goto(server.url)
-    assert page.locator("#runs tr.run").count() == 6
+    assert page.locator("#runs tr.run").count() == 7
     page.fill("input[name=input]", "T=300.0")
     page.fill("input[name=user]", "bob")
     page.click("#search")
@@ -158,6 +170,20 @@ def test_a_value_is_listed_plotted_and_its_file_downloads_byte_for_byte(page, si
     page.click("#nodes a")
     page.wait_for_function("document.querySelector('#listing') !== null")
     assert "x" in page.locator("#listing").inner_text() and page.locator("#plot").count() == 0  # a dict: listed
+
+
+def test_a_run_links_the_run_it_read_and_that_run_links_back(page, site):
+    _, files, _ = site
+    _open_run(page, site, "carol-reader")
+    upstream = page.locator("#upstream a.upstream-run")
+    assert upstream.count() == 1 and "relax" in page.locator("#upstream").inner_text()  # the key read
+    upstream.click()
+    page.wait_for_load_state("load")
+    assert str(files["alice-300"]) in page.locator("#facts").inner_text()
+    assert files["carol-reader"].name in page.locator("#downstream").inner_text()
+    page.locator("#downstream a.downstream-run").click()
+    page.wait_for_load_state("load")
+    assert str(files["carol-reader"]) in page.locator("#facts").inner_text()
 
 
 def test_traversal_unrecorded_and_swapped_files_are_refused_with_404(page, site):

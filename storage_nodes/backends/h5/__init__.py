@@ -1,6 +1,6 @@
 """The ``h5`` archive backend: browsable, partially loadable and updatable HDF5 files.
 
-The HDF5 tree stays coarse (see :mod:`.layout`): one MessagePack index, packed heap segments for
+The HDF5 tree stays coarse (see :mod:`.datasets`): one MessagePack index, packed heap segments for
 everything small, one dataset per big array. ``inspect`` reads the index (and unpacks
 plain blobs, which is safe); ``load(key=...)`` reads the slices one entry needs;
 ``save(key=...)`` replaces one entry crash-safely. The format is specified in
@@ -16,8 +16,9 @@ from ...errors import CorruptFileError, KeyNotFoundError, StorageError, UnsafeLo
 from ...keys import escape, missing_entry, navigate, split
 from ...listing import Listing
 from ...provenance.metadata import ObjectCollector, environment_record
+from .. import safetypes
 from ..base import Backend, CheckCallback
-from . import codec, layout, tree
+from . import codec, indexcodec, reader, tree, writer
 from .decoder import Decoder
 from .encoder import Encoder
 
@@ -30,8 +31,8 @@ def new_index(
     root: dict[str, Any], classes: list[list[str]], encoder: Encoder, metadata: dict[str, Any], env: dict[str, Any]
 ) -> dict[str, Any]:
     return {
-        "format": layout.FORMAT,
-        "format_version": layout.FORMAT_VERSION,
+        "format": indexcodec.FORMAT,
+        "format_version": indexcodec.FORMAT_VERSION,
         "root": root,
         "classes": classes,
         "metadata": metadata,
@@ -73,13 +74,14 @@ class H5Backend(Backend):
     """HDF5 archive: coarse tree, packed small data, one dataset per big array."""
 
     name = "h5"
-    format_version = layout.FORMAT_VERSION
+    format_version = indexcodec.FORMAT_VERSION
     supports_browse = True
     supports_partial_read = True
     supports_partial_write = True
     supports_safe_load = True
     can_run_code = True
     save_options = frozenset({"compression"})
+    read_options = frozenset({"raw", "refused"})
 
     def sniff(self, head: bytes) -> bool:
         return head[:8] == HDF5_MAGIC
@@ -91,18 +93,27 @@ class H5Backend(Backend):
         env = environment_record(collector.objects, backend=self.name, format_version=self.format_version)
         index = new_index(enc.node, classes, encoder, metadata, env)
         try:
-            layout.write_file(path, index, "heap_0", enc.heap, enc.arrays, compression)
+            writer.write_file(path, index, "heap_0", enc.heap, enc.arrays, compression)
         except StorageError:
             raise
         except (OSError, ValueError, TypeError) as exc:
             raise StorageError(f"cannot write {path}: {exc}", path=path) from exc
 
     # -- read -------------------------------------------------------------------------------
-    def read(self, path: Path, *, key: str | None, safe: bool, check: CheckCallback) -> Any:
+    def read(
+        self,
+        path: Path,
+        *,
+        key: str | None,
+        safe: bool,
+        check: CheckCallback,
+        raw: bool = False,
+        refused: str = "error",
+    ) -> Any:
         segments = split(key)
-        with layout.open_reader(path) as r:
+        with reader.open_reader(path) as r:
             try:
-                return self._read(r, path, key, segments, safe, check)
+                return self._read(r, path, key, segments, safe, check, raw=raw, placeholders=refused == "placeholder")
             except StorageError:
                 raise
             except (KeyError, IndexError, TypeError, ValueError) as exc:
@@ -113,18 +124,27 @@ class H5Backend(Backend):
                 ) from None
 
     def _read(
-        self, r: layout.Reader, path: Path, key: str | None, segments: list[str], safe: bool, check: CheckCallback
+        self,
+        r: reader.Reader,
+        path: Path,
+        key: str | None,
+        segments: list[str],
+        safe: bool,
+        check: CheckCallback,
+        *,
+        raw: bool = False,
+        placeholders: bool = False,
     ) -> Any:
         index = r.index
         root = index["root"]
         node, used = tree.find(root, segments, r.definition)
         # below a packed blob, array, opaque leaf or object (e.g. the items of an OrderedDict),
         # the rest of the key is followed in the rebuilt value
-        if node is tree.MISSING or (used < len(segments) and tree.kind(node) not in ("p", "a", "x", "v", "o")):
+        if node is tree.MISSING or (used < len(segments) and tree.kind(node) not in ("p", "a", "x", "v", "o", "n")):
             raise self._missing(path, key, segments, used, node, index["classes"])
         here = "/".join(escape(s) for s in segments[:used])
-        if safe:
-            bad = tree.unsafe_node(node, here)
+        if safe and not placeholders:  # (with placeholders the decoder puts one in place of each)
+            bad = tree.unsafe_node(node, here, index["classes"])
             if bad is not None:
                 bad_key, bad_node = bad
                 what = "an opaque pickled object" if bad_node["k"] == "x" else "an instance of a class"
@@ -132,6 +152,16 @@ class H5Backend(Backend):
                     what = "a reference to a class or function"
                 elif bad_node["k"] == "m":
                     what = "a method bound to an object"
+                elif bad_node["k"] == "n" and safetypes.by_name(bad_node.get("t")) is None:
+                    what = f"a value of the safe type {bad_node.get('t')!r}, which is not registered here"
+                elif bad_node["k"] == "n":
+                    raise UnsafeLoadError(
+                        f"refusing to load {bad_key or 'the root'!r} of {path}: it holds a {bad_node.get('t')} that "
+                        f"the file says is a {self._class_label(index, bad_node)}, not of that type's package; the "
+                        "file is damaged or forged",
+                        path=path,
+                        key=bad_key or key,
+                    )
                 raise UnsafeLoadError(
                     f"refusing to load {bad_key or 'the root'!r} of {path} with safe=True: it holds {what} "
                     f"({self._class_label(index, bad_node)}), which needs importing or running code; load with "
@@ -144,9 +174,16 @@ class H5Backend(Backend):
         if whole:
             r.prefetch_all()
         else:
-            r.prefetch(layout.heap_slices(node))
+            r.prefetch(reader.heap_slices(node))
         decoder = Decoder(
-            path=path, classes=index["classes"], heap=r.heap, dataset=r.dataset, definition=r.definition, safe=safe
+            path=path,
+            classes=index["classes"],
+            heap=r.heap,
+            dataset=r.dataset,
+            definition=r.definition,
+            safe=safe,
+            raw=raw,
+            placeholders=placeholders,
         )
         obj = decoder.decode(node, here)
         if used < len(segments):
@@ -160,6 +197,8 @@ class H5Backend(Backend):
             return f"{node.get('m')}.{node.get('t')}"
         if node["k"] == "m":
             return f"method {node.get('n')!r}"
+        if "c" not in node:
+            return str(node.get("t"))
         module, qualname = index["classes"][node["c"]]
         return f"{module}.{qualname}"
 
@@ -180,7 +219,7 @@ class H5Backend(Backend):
     def list(self, path: Path, *, key: str | None = None, depth: int | None = None) -> Listing:
         segments = split(key)
         levels = tree.MAX_DEPTH if depth is None else depth
-        with layout.open_reader(path, cached_index=True) as r:
+        with reader.open_reader(path, cached_index=True) as r:
             index = r.index
             try:
                 node, used = tree.find(index["root"], segments, r.definition)
@@ -232,10 +271,10 @@ class H5Backend(Backend):
     def update(self, obj: Any, path: Path, *, key: str, metadata: dict[str, Any], options: dict[str, Any]) -> None:
         from .update import update
 
-        update(self, obj, path, key=key, metadata=metadata, options=options)
+        update(self.write, obj, path, key=key, metadata=metadata, options=options)
 
     def compact(self, path: Path) -> None:
         """Rewrite ``path`` with only its live data (crash-safe, under the writer lock)."""
-        from .update import compact
+        from .compaction import compact
 
         compact(path)

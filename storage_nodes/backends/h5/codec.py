@@ -44,6 +44,8 @@ from typing import Any
 import msgpack
 import numpy as np
 
+from .._dtype import dtype_from_descr
+
 __all__ = ["BIGINT", "NotPlain", "bigint_bytes", "container_ids", "dtype_from_json", "dtype_to_json", "pack", "unpack"]
 
 _TUPLE, _SET, _FROZENSET, BIGINT, _COMPLEX, _NPSCALAR, _FLATDICT = 1, 2, 3, 4, 5, 6, 7
@@ -67,12 +69,6 @@ def dtype_to_json(dtype: np.dtype[Any]) -> Any:
     return np.lib.format.dtype_to_descr(dtype)
 
 
-def _tuplify(descr: Any) -> Any:
-    if isinstance(descr, list):
-        return [tuple(_tuplify(x) for x in item) if isinstance(item, list) else item for item in descr]
-    return descr
-
-
 _dtypes: dict[str, np.dtype[Any]] = {}
 
 
@@ -82,7 +78,7 @@ def dtype_from_json(value: Any) -> np.dtype[Any]:
         found = _dtypes.get(value)
         if found is not None:
             return found
-    dtype = np.lib.format.descr_to_dtype(_tuplify(value)) if isinstance(value, list) else np.dtype(value)
+    dtype = dtype_from_descr(value) if isinstance(value, list) else np.dtype(value)
     if dtype.hasobject:
         raise ValueError(f"object dtype {value!r} cannot be read from raw bytes")
     if type(value) is str and len(_dtypes) < 1024:

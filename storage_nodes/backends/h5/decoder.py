@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pickle
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import BuiltinFunctionType, FunctionType, MethodType
@@ -21,7 +22,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ...errors import CorruptFileError, StorageError, UnsafeLoadError
+from ...errors import CorruptFileError, MissingPackageError, StorageError, UnsafeLoadError
+from .. import safetypes
 from . import codec
 from .tree import keyed_walk
 
@@ -71,6 +73,8 @@ class Decoder:
         dataset: Callable[[str, tuple[int, ...], np.dtype[Any]], np.ndarray],
         definition: Callable[[int], dict[str, Any] | None],
         safe: bool,
+        raw: bool = False,
+        placeholders: bool = False,
     ) -> None:
         self.path = path
         self.classes = classes
@@ -78,6 +82,12 @@ class Decoder:
         self.dataset = dataset
         self.definition = definition
         self.safe = safe
+        #: native values (``n`` nodes) come back as :class:`safetypes.Raw` (their data as stored)
+        self.raw = raw
+        #: what is refused (an unsafe node with ``safe``, a missing package) becomes a
+        #: :class:`safetypes.Refused` placeholder instead of raising
+        self.placeholders = placeholders
+        self.refusals = 0  # placeholders made so far
         self.memo: dict[int, Any] = {}
         self._resolved: dict[int, type] = {}
         self._globals: dict[int, Any] = {}
@@ -133,6 +143,29 @@ class Decoder:
             cache[index] = cls
         return cls
 
+    def _refuse(self, node: dict[str, Any], what: str, label: str) -> Any:
+        """Refuse ``node`` with ``safe=True``: a placeholder, or :class:`UnsafeLoadError`."""
+        key = self._key(node)
+        if not self.placeholders:
+            raise self._unsafe(what, key)
+        self.refusals += 1
+        found = safetypes.Refused(key, label, f"safe=True: it holds {what}")
+        if "id" in node:
+            self.memo[node["id"]] = found
+        return found
+
+    def _label(self, node: dict[str, Any]) -> str:
+        """``module.qualname`` of what a node holds (for placeholders and messages)."""
+        k = node.get("k")
+        if k == "x":
+            return f"{node.get('m')}.{node.get('t')}"
+        if k == "m":
+            return f"method {node.get('n')}"
+        try:
+            return ".".join(self.classes[node["c"]])
+        except (KeyError, IndexError, TypeError):
+            return str(node.get("t", "?"))
+
     def _unsafe(self, what: str, key: str) -> UnsafeLoadError:
         return UnsafeLoadError(
             f"refusing to load {key or 'the root'!r} of {self.path} with safe=True: it holds {what}, which "
@@ -144,11 +177,19 @@ class Decoder:
     def decode(self, node: dict[str, Any], key: str) -> Any:
         """Rebuild ``node`` (found at ``key``)."""
         self.top, self.top_key = node, key
+        self._keys: dict[int, str] | None = None  # id(node) -> key, built on the second _key
         return self._dec(node)
 
     def _key(self, wanted: dict[str, Any]) -> str:
-        """The key of ``wanted`` below the decoded node (searched only for error messages)."""
-        return next((p for n, p in keyed_walk(self.top, self.top_key) if n is wanted), self.top_key)
+        """The key of ``wanted`` below the decoded node (searched only for error messages and
+        placeholders; the second search builds a map, so that many placeholders cost one walk)."""
+        if self._keys is None:
+            self._keys = {}
+            return next((p for n, p in keyed_walk(self.top, self.top_key) if n is wanted), self.top_key)
+        if not self._keys:
+            for n, p in keyed_walk(self.top, self.top_key):
+                self._keys.setdefault(id(n), p)
+        return self._keys.get(id(wanted), self.top_key)
 
     def _dec(self, node: Any) -> Any:
         if type(node) is not dict:
@@ -216,9 +257,11 @@ class Decoder:
             for i, c in enumerate(children):
                 flat[i] = dec(c)
             return arr
+        if k == "n":
+            return self._native(node)
         if k == "g":
             if self.safe:
-                raise self._unsafe("a reference to a class or function", self._key(node))
+                return self._refuse(node, "a reference to a class or function", self._label(node))
             found = self._global(node)
             if "id" in node:
                 self.memo[node["id"]] = found
@@ -227,7 +270,7 @@ class Decoder:
             return self._bound(node)
         if k == "x":
             if self.safe:
-                raise self._unsafe(f"an opaque pickled {node.get('m')}.{node.get('t')}", self._key(node))
+                return self._refuse(node, f"an opaque pickled {node.get('m')}.{node.get('t')}", self._label(node))
             try:
                 obj = pickle.loads(self.heap(node["h"]).tobytes())
             except (ImportError, AttributeError) as exc:
@@ -247,7 +290,7 @@ class Decoder:
         """A method bound to an object: the function its class defines under the name ``n``,
         bound to the decoded object (``types.MethodType``: no attribute lookup runs code)."""
         if self.safe:
-            raise self._unsafe("a method bound to an object", self._key(node))
+            return self._refuse(node, "a method bound to an object", self._label(node))
         owner = self._dec(node["self"])
         if "id" in node and node["id"] in self.memo:  # defined inside its object (a cycle)
             return self.memo[node["id"]]
@@ -265,6 +308,117 @@ class Decoder:
         if "id" in node:
             self.memo[node["id"]] = method
         return method
+
+    def _native(self, node: dict[str, Any]) -> Any:
+        """A value of a safe type: its parts decoded, then rebuilt by the type's own ``decode``
+        (looked up by the stored name in :mod:`safetypes`; nothing the file names is called)."""
+        name = node["t"]
+        meta = node.get("m")
+        if type(meta) is not dict:
+            key = self._key(node)
+            raise CorruptFileError(
+                f"{self.path} holds a damaged {name!r} at {key!r} (no meta map)", path=self.path, key=key
+            )
+        st = safetypes.by_name(name)
+        if st is None and not self.safe and not self.raw and "c" in node:
+            # the library that registers the type may not be imported yet: import it (as for any class)
+            self._class(node["c"], node, resolve=resolve_global, cache=self._globals)
+            st = safetypes.by_name(name)
+        if st is None and not self.raw:
+            what = f"a value of the safe type {name!r}, which is not registered here"
+            if self.safe:
+                return self._refuse(node, what + " (import the library that registers it)", self._label(node))
+            key = self._key(node)
+            raise StorageError(
+                f"cannot load {key or 'the root'!r} of {self.path}: it holds {what}; import the library that "
+                "registers it, or load with raw=True to get its data",
+                path=self.path,
+                key=key,
+            )
+        if st is not None and not st.by_reference and "c" in node and not self.raw:
+            module = self.classes[node["c"]][0]
+            if not st.owns(module):  # a file naming another module for a safe type: refused
+                key = self._key(node)
+                what = f"a {st.name} that the file says is a {self._label(node)}"
+                if self.placeholders:
+                    self.refusals += 1
+                    return safetypes.Refused(key, self._label(node), f"refused: it holds {what}")
+                raise UnsafeLoadError(
+                    f"refusing to load {key or 'the root'!r} of {self.path}: it holds {what}, which is not "
+                    f"of the package of {st.name}; the file is damaged or forged",
+                    path=self.path,
+                    key=key,
+                )
+        dec = self._dec
+        before = self.refusals
+        parts = {part: dec(c) if type(c) is dict else c for part, c in node.get("items", ())}
+        if self.raw:
+            obj: Any = safetypes.Raw(str(name), meta, parts)
+        else:
+            assert st is not None
+            try:
+                if st.by_reference:
+                    cls = self._reference(node, st)
+                    if isinstance(cls, safetypes.Refused):
+                        return cls
+                    obj = st.decode(meta, parts, cls)
+                else:
+                    obj = st.decode(meta, parts)
+            except ImportError as exc:
+                return self._missing_package(node, st, exc)
+            except StorageError:
+                raise
+            except (TypeError, ValueError, KeyError, IndexError, AttributeError, ArithmeticError) as exc:
+                key = self._key(node)
+                if self.refusals > before:  # a part is a placeholder: so is the value made of it
+                    self.refusals += 1
+                    found = safetypes.Refused(key, self._label(node), "a part of it is refused (see the key below it)")
+                    if "id" in node:
+                        self.memo[node["id"]] = found
+                    return found
+                raise CorruptFileError(
+                    f"{self.path} holds a {name} at {key or 'the root'!r} that cannot be rebuilt "
+                    f"({type(exc).__name__}: {exc})",
+                    path=self.path,
+                    key=key,
+                ) from None
+        if "id" in node:
+            self.memo[node["id"]] = obj
+        return obj
+
+    def _reference(self, node: dict[str, Any], st: safetypes.SafeType) -> Any:
+        """The class a by-reference safe type (an enum member) names; with ``safe=True`` only
+        from a module already imported, followed with ``inspect.getattr_static`` (runs nothing)."""
+        if not self.safe:
+            return self._class(node["c"], node)
+        module, qualname = self.classes[node["c"]]
+        found: Any = sys.modules.get(module)
+        if found is not None:
+            for part in qualname.split("."):
+                found = inspect.getattr_static(found, part, None)
+        if not isinstance(found, type):
+            what = f"a member of {module}.{qualname}, whose module is not imported (safe=True imports nothing)"
+            return self._refuse(node, what + f"; import {module} first, or load with raw=True", f"{module}.{qualname}")
+        return found
+
+    def _missing_package(self, node: dict[str, Any], st: safetypes.SafeType, exc: ImportError) -> Any:
+        package = exc.name or st.package or "?"
+        key = self._key(node)
+        reason = f"the package {package!r} it needs is not installed here"
+        if self.placeholders:
+            self.refusals += 1
+            found = safetypes.Refused(key, self._label(node), reason)
+            if "id" in node:
+                self.memo[node["id"]] = found
+            return found
+        err = MissingPackageError(
+            f"cannot load the {st.type_name or st.name} at {key or 'the root'!r} of {self.path}: {reason} ({exc}); "
+            f"install {package}, or load with raw=True to get its data as plain arrays",
+            path=self.path,
+            key=key,
+        )
+        err.package = package
+        raise err from exc
 
     def _shared(self, node: dict[str, Any]) -> Any:
         target = node["to"]
@@ -316,7 +470,7 @@ class Decoder:
     def _object(self, node: dict[str, Any]) -> Any:
         if self.safe:
             module, qualname = self.classes[node["c"]]
-            raise self._unsafe(f"an instance of {module}.{qualname}", self._key(node))
+            return self._refuse(node, f"an instance of {module}.{qualname}", f"{module}.{qualname}")
         cls = self._class(node["c"], node)
         dec = self._dec
         how = node.get("r")

@@ -25,6 +25,7 @@ from ...errors import SerializationError
 from ...keys import escape
 from ...provenance.metadata import ObjectCollector
 from ...provenance.picklers import cloudpickle_dumps
+from .. import safetypes
 from . import codec
 
 __all__ = ["ArrayOut", "Encoded", "Encoder"]
@@ -304,6 +305,9 @@ class Encoder:
             return Encoder._container
         if t in (str, bytes, int, float, complex) or issubclass(t, np.generic):
             return Encoder._number
+        native = safetypes.for_type(t)
+        if native is not None:
+            return lambda encoder, obj: encoder._native(obj, native)
         if issubclass(t, type):
             return Encoder._global
         if t is FunctionType or t is BuiltinFunctionType:
@@ -315,12 +319,17 @@ class Encoder:
     def _container(self, obj: Any) -> dict[str, Any]:
         """A list, dict, tuple, set or frozenset: in the index, a packed blob, or decomposed."""
         t = type(obj)
-        if len(obj) <= INLINE_ITEMS and id(obj) not in self.force and _flat(obj, t):
-            # a few JSON scalars: straight into the index (cheaper than a packed blob)
-            node = {"k": "v", "v": obj} if t is list or t is dict else {"k": _SIMPLE_CONTAINERS[t], "items": list(obj)}
-            self.memo[id(obj)] = node
-            self.keep.append(obj)
-            return node
+        if len(obj) <= INLINE_ITEMS and id(obj) not in self.force:
+            # one read of it, now (a copy of a list or dict is one step no other thread can
+            # interleave with): what is stored is what it held when save() read it, also if
+            # it changes before the index is packed
+            snap = obj.copy() if t is list or t is dict else list(obj)
+            if _flat(snap, t):
+                # a few JSON scalars: straight into the index (cheaper than a packed blob)
+                node = {"k": "v", "v": snap} if t is list or t is dict else {"k": _SIMPLE_CONTAINERS[t], "items": snap}
+                self.memo[id(obj)] = node
+                self.keep.append(obj)
+                return node
         plain = self._plain(obj)
         if plain is not None:
             return plain
@@ -372,13 +381,14 @@ class Encoder:
     def _dict(self, obj: dict[Any, Any]) -> dict[str, Any]:
         node: dict[str, Any] = {"k": "d", "items": None}  # "items" before an "id" a cycle adds
         self._memo(obj, node)
-        if _str_keys(obj):
-            node["items"] = self._items(obj.items())
+        snap = obj.copy()  # one read of the dict (see _container)
+        if _str_keys(snap):
+            node["items"] = self._items(snap.items())
             return node
         items: list[list[Any]] = []
         node["items"] = items
         child = self._child
-        for key, value in obj.items():
+        for key, value in snap.items():
             if type(key) is str:
                 items.append([key, value if _scalar(value) else child(key, value)])
             else:
@@ -399,7 +409,7 @@ class Encoder:
             if self.pending.get(oid) is node:
                 del self.pending[oid]
             return node
-        node["items"] = self._values(obj)
+        node["items"] = self._values(obj.copy() if t is list else obj)  # one read of a list (see _container)
         return node
 
     def _redefine(self, obj: Any) -> dict[str, Any]:
@@ -407,6 +417,8 @@ class Encoder:
         its own items or arguments are encoded: define it here, where everything it is made of
         exists already (as pickle does); the outer node keeps the same ``id`` and readers take
         the object defined inside (see docs/format.md, "Cycles through immutable objects")."""
+        if self.pending[id(obj)]["k"] == "n":  # a native value inside its own parts: store it the generic way
+            raise _Restart(id(obj))
         outer = self.pending.pop(id(obj))
         self._ref(outer)  # gives the outer node its id
         t = type(obj)
@@ -511,6 +523,44 @@ class Encoder:
             return self._opaque(obj)
         node = {"k": "g", "c": self._name(module, name), "t": type(obj).__qualname__}  # type: ignore[arg-type]
         self._memo(obj, node)
+        return node
+
+    def _native(self, obj: Any, st: safetypes.SafeType) -> dict[str, Any]:
+        """A value of a safe type (``docs/format.md``, *Safe types*): an ``n`` node holding
+        the type's name, its ``meta`` in the index and its parts as entries of their own."""
+        oid = id(obj)
+        if oid in self.force:
+            return self._object(obj)
+        cls = type(obj)
+        if importable(cls):
+            index = self._class(cls)
+        elif cls in _TYPES_NAMES:  # type(...), type(NotImplemented): named through ``types``
+            index = self._name("types", _TYPES_NAMES[cls])
+        else:
+            return self._object(obj)
+        try:
+            encoded = st.encode(obj)
+        except Exception as exc:
+            raise SerializationError(
+                f"cannot store the {cls.__qualname__} at {self._where()}: its safe type {st.name!r} failed to "
+                f"encode it ({type(exc).__name__}: {exc})"
+            ) from None
+        if encoded is None:
+            return self._object(obj)
+        meta, parts = encoded
+        bad = safetypes.meta_problem(meta)
+        if bad is not None or not all(type(p) is tuple and len(p) == 2 and type(p[0]) is str for p in parts):
+            raise SerializationError(
+                f"cannot store the {cls.__qualname__} at {self._where()}: its safe type {st.name!r} gave "
+                f"{'a meta holding ' + bad if bad else 'parts that are not (str, value) pairs'}"
+            )
+        node: dict[str, Any] = {"k": "n", "t": st.name, "c": index, "m": meta}
+        self._memo(obj, node)
+        self.keep.append(parts)  # parts may be made for this encoding: their ids must stay unique
+        if parts:
+            self.pending[oid] = node
+            node["items"] = self._items(parts)
+            del self.pending[oid]
         return node
 
     def _opaque(self, obj: Any) -> dict[str, Any]:

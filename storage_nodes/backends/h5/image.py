@@ -2,7 +2,7 @@
 
 A new archive without big arrays is two 1-d uint8 datasets in the root group: the heap
 segment (``heap_0``, when the encoding made one) and ``/index`` with its scalar uint64
-attribute ``index_size`` (see :mod:`.layout`). Through HDF5 (core driver, libver bounds
+attribute ``index_size`` (see :mod:`.datasets`). Through HDF5 (core driver, libver bounds
 v110/v110, meta block 256, no time tracking on datasets) such a file costs ~0.7 ms of
 per-file setup on a small save -- creating the file, two datasets and an attribute -- most
 of the cost of the save. Its layout is fixed up to a few sizes, addresses and checksums, so
@@ -25,7 +25,7 @@ of the cost of the save. Its layout is fixed up to a few sizes, addresses and ch
   (the file ends with its last object).
 
 Each object header and the superblock end with Jenkins' lookup3 checksum (HDF5's
-``H5_checksum_lookup3``, :func:`lookup3`). The cases outside this model (other dataset names
+``H5_checksum_lookup3``, :func:`.lookup3.lookup3`). The cases outside this model (other dataset names
 than short ASCII words, an index bigger than :data:`MAX_BYTES`) return ``None``: the caller
 writes them through HDF5. That the output equals HDF5's byte for byte is what
 ``tests/backends/h5/test_h5_image.py`` pins, against the installed HDF5, over many sizes; a future HDF5
@@ -40,71 +40,27 @@ import time
 
 import numpy as np
 
-__all__ = ["MAX_BYTES", "build_image", "lookup3", "parse_image"]
+from .lookup3 import lookup3
 
-#: heap and index together: the bound of :data:`.layout.IN_MEMORY_BYTES` (larger files are
+__all__ = ["MAX_BYTES", "build_image", "parse_image"]
+
+#: heap and index together: the bound of :data:`.writer.IN_MEMORY_BYTES` (larger files are
 #: not built in memory at all)
 MAX_BYTES = 1 << 22
 
-_M = 0xFFFFFFFF
-_UNDEF = b"\xff" * 8
+_UNDEF = b"\xff" * 8  # HDF5's undefined address
 _SMALL_DATA_BLOCK = 2048  # HDF5's default H5Pset_small_data_block_size
-_SUPERBLOCK = 48
+_SUPERBLOCK = 48  # superblock version 3 with 8-byte addresses and lengths, checksum included
 _ROOT = _SUPERBLOCK  # the root group's object header follows the superblock
 _ROOT_CHUNK = 120  # HDF5's initial size of a new-style group's header messages
 _DATASET_CHUNK = 256  # ... and of a dataset's
-_DATASET_HEADER = 4 + 1 + 1 + 2 + _DATASET_CHUNK + 4  # "OHDR", version, flags, chunk size, checksum
-_ROOT_END = _ROOT + 4 + 1 + 1 + 16 + 1 + _ROOT_CHUNK + 4
+_SIGNATURE = 4 + 1 + 1  # an object header's "OHDR", version, flags
+_TIMES = 4 * 4  # the four timestamps of the root group's header (access, modification, change, birth)
+_CHECKSUM = 4  # the lookup3 that ends the superblock and each object header
+_MESSAGE = 4  # a header message's type (1 byte), body size (2) and flags (1)
+_DATASET_HEADER = _SIGNATURE + 2 + _DATASET_CHUNK + _CHECKSUM  # (2: the chunk size's bytes)
+_ROOT_END = _ROOT + _SIGNATURE + _TIMES + 1 + _ROOT_CHUNK + _CHECKSUM  # (1: the chunk size's byte)
 _NAME = re.compile(r"[A-Za-z0-9_]{1,40}")  # link names measured against HDF5 (the root chunk's room)
-
-
-def lookup3(data: bytes, initval: int = 0) -> int:
-    """Bob Jenkins' lookup3 ``hashlittle`` of ``data``, as HDF5's ``H5_checksum_lookup3``."""
-    n = len(data)
-    a = b = c = (0xDEADBEEF + n + initval) & _M
-    if n == 0:
-        return c
-    tail = n % 12 or 12  # the last (zero-padded) block goes through the final mix only
-    words = struct.unpack(f"<{(n - tail) // 4 + 3}I", data + bytes(12 - tail if tail < 12 else 0))
-    last = len(words) - 3
-    i = 0
-    # the mix with masking deferred where it is exact: a value needs its low 32 bits only
-    # where it is rotated or shifted; a and b leave each round unmasked, c masked
-    while i < last:
-        a += words[i]
-        b += words[i + 1]
-        c = (c + words[i + 2]) & _M
-        a = ((a - c) ^ (c << 4) ^ (c >> 28)) & _M
-        c += b
-        b = ((b - a) ^ (a << 6) ^ (a >> 26)) & _M
-        a += c
-        c = ((c - b) ^ (b << 8) ^ (b >> 24)) & _M
-        b += a
-        a = ((a - c) ^ (c << 16) ^ (c >> 16)) & _M
-        c += b
-        b = ((b - a) ^ (a << 19) ^ (a >> 13)) & _M
-        a += c
-        c = ((c - b) ^ (b << 4) ^ (b >> 28)) & _M
-        b += a
-        i += 3
-    a = (a + words[last]) & _M
-    b = (b + words[last + 1]) & _M
-    c = (c + words[last + 2]) & _M
-    c ^= b
-    c = (c - ((b << 14) | (b >> 18))) & _M
-    a ^= c
-    a = (a - ((c << 11) | (c >> 21))) & _M
-    b ^= a
-    b = (b - ((a << 25) | (a >> 7))) & _M
-    c ^= b
-    c = (c - ((b << 16) | (b >> 16))) & _M
-    a ^= c
-    a = (a - ((c << 4) | (c >> 28))) & _M
-    b ^= a
-    b = (b - ((a << 14) | (a >> 18))) & _M
-    c ^= b
-    c = (c - ((b << 24) | (b >> 8))) & _M
-    return c
 
 
 def _checked(data: bytes) -> bytes:
@@ -115,31 +71,76 @@ def _u64(x: int) -> bytes:
     return struct.pack("<Q", x)
 
 
-_DATASET_START = b"OHDR\x02\x01" + struct.pack("<H", _DATASET_CHUNK) + b"\x01\x14\x00\x00\x02\x01\x01\x01"
+def _message(kind: int, size: int, flags: int = 0) -> bytes:
+    """The 4-byte prefix of a header message of type ``kind`` with a body of ``size`` bytes."""
+    return struct.pack("<BHB", kind, size, flags)
+
+
+# header message types (HDF5 file format specification, section IV.A.2)
+_NIL, _DATASPACE, _LINK_INFO, _DATATYPE, _FILL_VALUE, _LINK, _LAYOUT, _GROUP_INFO, _ATTR, _ATTR_INFO = (
+    0x00, 0x01, 0x02, 0x03, 0x05, 0x06, 0x08, 0x0A, 0x0C, 0x15,
+)  # fmt: skip
+_CONSTANT = 0x01  # message flag: the message never changes
+_DATASPACE_BODY = 4 + 8 + 8  # version, rank, flags, type; current size; maximum size (rank 1)
+
+_DATASET_START = (
+    b"OHDR\x02\x01"  # object header version 2; flags: the chunk size takes 2 bytes
+    + struct.pack("<H", _DATASET_CHUNK)
+    + _message(_DATASPACE, _DATASPACE_BODY)
+    + b"\x02\x01\x01\x01"  # dataspace v2, rank 1, maximum size present, simple; the sizes follow
+)
+#: where a dataset's header holds its size (the dataspace's current size; the maximum follows)
+_SIZE_AT = len(_DATASET_START)
 _DATATYPE_FILL_LAYOUT = (
-    b"\x03\x0c\x00\x01\x10\x00\x00\x00\x01\x00\x00\x00\x00\x00\x08\x00"  # datatype: uint8
-    b"\x05\x02\x00\x01\x03\x0a"  # fill value v3: late allocation, no fill value defined
-    b"\x08\x12\x00\x00\x03\x01"  # layout v3, contiguous: address, size
+    _message(_DATATYPE, 12, _CONSTANT)
+    + b"\x10\x00\x00\x00\x01\x00\x00\x00\x00\x00\x08\x00"  # datatype: uint8
+    + _message(_FILL_VALUE, 2, _CONSTANT)
+    + b"\x03\x0a"  # fill value v3: late allocation, no fill value defined
+    + _message(_LAYOUT, 18)
+    + b"\x03\x01"  # layout v3, contiguous: address, size
 )
+#: where a dataset's header holds the address of its data (the layout's; its size follows)
+_ADDRESS_AT = _SIZE_AT + 8 + 8 + len(_DATATYPE_FILL_LAYOUT)
+#: where a dataset's header messages end (then the index's attribute, then a NIL message)
+_LAYOUT_END = _ADDRESS_AT + 8 + 8
 _ATTRIBUTE = (
-    b"\x15\x12\x00\x04\x00\x00"
+    _message(_ATTR_INFO, 18, 0x04)
+    + b"\x00\x00"
     + _UNDEF * 2  # attribute info: compact storage
-    + b"\x0c\x2c\x00\x00\x03\x00\x0b\x00\x0c\x00\x04\x00\x00index_size\x00"  # attribute v3
+    + _message(_ATTR, 44)
+    + b"\x03\x00\x0b\x00\x0c\x00\x04\x00\x00index_size\x00"  # attribute v3
     + b"\x10\x00\x00\x00\x08\x00\x00\x00\x00\x00\x40\x00"  # its type: uint64 little-endian
-    + b"\x02\x00\x00\x00"  # its dataspace: scalar
+    + b"\x02\x00\x00\x00"  # its dataspace: scalar; its value (8 bytes) follows
 )
-_HEAP_NIL = _DATASET_CHUNK - 24 - 16 - 6 - 22 - 4
+#: where the index's header holds the value of its attribute ``index_size``
+_INDEX_SIZE_AT = _LAYOUT_END + len(_ATTRIBUTE)
+#: the body of the NIL message that pads a heap's header to its chunk (an index's: less the attribute)
+_HEAP_NIL = _DATASET_CHUNK - (_LAYOUT_END - _SIGNATURE - 2) - _MESSAGE
 _INDEX_NIL = _HEAP_NIL - len(_ATTRIBUTE) - 8
-_HEAP_END = b"\x00" + struct.pack("<H", _HEAP_NIL) + b"\x00" + bytes(_HEAP_NIL)
-_INDEX_END = b"\x00" + struct.pack("<H", _INDEX_NIL) + b"\x00" + bytes(_INDEX_NIL)
+_HEAP_END = _message(_NIL, _HEAP_NIL) + bytes(_HEAP_NIL)
+_INDEX_END = _message(_NIL, _INDEX_NIL) + bytes(_INDEX_NIL)
 _ROOT_START = b"OHDR\x02\x20"  # version 2, times stored, 1-byte chunk size
 _ROOT_MESSAGES = (
     bytes([_ROOT_CHUNK])
-    + b"\x02\x12\x00\x00\x00\x00"
+    + _message(_LINK_INFO, 18)
+    + b"\x00\x00"
     + _UNDEF * 2  # link info: compact links, no creation order
-    + b"\x0a\x02\x00\x01\x00\x00"  # group info (constant): defaults
+    + _message(_GROUP_INFO, 2, _CONSTANT)
+    + b"\x00\x00"  # group info: defaults
 )
-_SUPERBLOCK_START = b"\x89HDF\r\n\x1a\n\x03\x08\x08\x00" + bytes(8) + _UNDEF
+#: where the root group's header holds its first timestamp
+_ROOT_TIMES = _ROOT + _SIGNATURE
+#: where the root group's link messages start (after its link info and group info)
+_LINKS = _ROOT + _SIGNATURE + _TIMES + len(_ROOT_MESSAGES)
+#: a link message: prefix, link version 1, flags (a 1-byte name length), that length; name, address
+_LINK_NAME_AT = _MESSAGE + 3
+_LINK_BYTES = _LINK_NAME_AT + 8  # without the name
+_SUPERBLOCK_START = (
+    b"\x89HDF\r\n\x1a\n"  # the signature
+    + b"\x03\x08\x08\x00"  # version 3, 8-byte addresses and lengths, no flags
+    + bytes(8)  # base address
+    + _UNDEF  # no superblock extension; the end of file and the root's address follow
+)
 
 
 def _dataset(n: int, address: int, end: bytes) -> bytes:
@@ -150,7 +151,8 @@ def _dataset(n: int, address: int, end: bytes) -> bytes:
 
 
 def _link(name: bytes, address: int) -> bytes:
-    return b"\x06" + struct.pack("<H", 11 + len(name)) + b"\x00\x01\x00" + bytes([len(name)]) + name + _u64(address)
+    """A hard link to the object header at ``address``: message prefix, version 1, flags 0."""
+    return _message(_LINK, _LINK_BYTES - _MESSAGE + len(name)) + b"\x01\x00" + bytes([len(name)]) + name + _u64(address)
 
 
 def build_image(
@@ -197,10 +199,8 @@ def build_image(
     if heap is not None:
         links.insert(0, _link(heap_name.encode(), heap_header))
     body = b"".join(links)
-    nil = _ROOT_CHUNK - len(_ROOT_MESSAGES) + 1 - len(body) - 4
-    root = _checked(
-        b"".join((_ROOT_START, stamp, _ROOT_MESSAGES, body, b"\x00", struct.pack("<H", nil), b"\x00", bytes(nil)))
-    )
+    nil = _ROOT_CHUNK - (len(_ROOT_MESSAGES) - 1) - len(body) - _MESSAGE  # (1: the chunk size's byte)
+    root = _checked(b"".join((_ROOT_START, stamp, _ROOT_MESSAGES, body, _message(_NIL, nil), bytes(nil))))
     out = bytearray(eof)
     out[0:_SUPERBLOCK] = _checked(_SUPERBLOCK_START + _u64(eof) + _u64(_ROOT))
     out[_ROOT:_ROOT_END] = root
@@ -216,10 +216,6 @@ def build_image(
     return bytes(out)
 
 
-_LINKS = _ROOT + 4 + 1 + 1 + 16 + 1 + 22 + 6  # after the header, times, chunk size, link and group info
-_INDEX_SIZE_AT = 76 + len(_ATTRIBUTE)  # in the index's object header
-
-
 def parse_image(data: bytes) -> tuple[str | None, np.ndarray | None, np.ndarray, int] | None:
     """``(heap_name, heap, index, index_size)`` of a file that is exactly what
     :func:`build_image` writes for them (the payloads are taken from where it puts them, and
@@ -229,14 +225,14 @@ def parse_image(data: bytes) -> tuple[str | None, np.ndarray | None, np.ndarray,
     if len(data) < _ROOT_END or data[:12] != _SUPERBLOCK_START[:12] or len(data) > MAX_BYTES + 8192:
         return None
     try:
-        stamp = struct.unpack_from("<I", data, _ROOT + 6)[0]
+        stamp = struct.unpack_from("<I", data, _ROOT_TIMES)[0]
         links: list[tuple[bytes, int]] = []
         pos = _LINKS
-        while len(links) < 2 and data[pos] == 0x06:
-            length = data[pos + 6]
-            name = data[pos + 7 : pos + 7 + length]
-            links.append((name, struct.unpack_from("<Q", data, pos + 7 + length)[0]))
-            pos += 15 + length
+        while len(links) < 2 and data[pos] == _LINK:
+            length = data[pos + _LINK_NAME_AT - 1]
+            name = data[pos + _LINK_NAME_AT : pos + _LINK_NAME_AT + length]
+            links.append((name, struct.unpack_from("<Q", data, pos + _LINK_NAME_AT + length)[0]))
+            pos += _LINK_BYTES + length
         if not links or links[-1][0] != b"index":
             return None
         heap_name = heap = None
@@ -258,10 +254,10 @@ def parse_image(data: bytes) -> tuple[str | None, np.ndarray | None, np.ndarray,
 def _payload(data: bytes, header: int) -> np.ndarray | None:
     """The bytes of the dataset whose object header starts at ``header`` (where the header
     says they are; the rebuilt comparison checks the rest)."""
-    n = struct.unpack_from("<Q", data, header + 16)[0]
+    n = struct.unpack_from("<Q", data, header + _SIZE_AT)[0]
     if n == 0:
         return np.empty(0, dtype=np.uint8)
-    start = struct.unpack_from("<Q", data, header + 60)[0]
+    start = struct.unpack_from("<Q", data, header + _ADDRESS_AT)[0]
     if start + n > len(data):
         return None
     return np.frombuffer(data, dtype=np.uint8, count=n, offset=start).copy()

@@ -38,6 +38,7 @@ except ImportError:  # Windows: no flock, so no in-place updates (writers copy) 
 from ... import atomic
 from ...atomic import ensure_space, fsync_dir
 from ...errors import CorruptFileError, StorageError
+from .lookup3 import lookup3
 
 __all__ = ["Busy", "JournaledFile", "journal_path", "pin_path", "reading", "recover", "stored_eoa", "supported", "tidy"]
 
@@ -94,42 +95,9 @@ def stored_eoa(fd: int) -> int | None:
     if len(head) < 48 or head[:8] != b"\x89HDF\r\n\x1a\n" or head[8] not in (2, 3) or head[9:11] != b"\x08\x08":
         return None
     base, _ext, eoa = struct.unpack_from("<QQQ", head, 12)
-    if base != 0 or _lookup3(head[:44]) != struct.unpack_from("<I", head, 44)[0]:
+    if base != 0 or lookup3(head[:44]) != struct.unpack_from("<I", head, 44)[0]:
         return None
     return int(eoa)
-
-
-def _rot(x: int, k: int) -> int:
-    return ((x << k) | (x >> (32 - k))) & 0xFFFFFFFF
-
-
-#: (register subtracted from, register rotated, rotation, register added to) of lookup3's steps
-_MIX = ((0, 2, 4, 1), (1, 0, 6, 2), (2, 1, 8, 0), (0, 2, 16, 1), (1, 0, 19, 2), (2, 1, 4, 0))
-_FINAL = ((2, 1, 14), (0, 2, 11), (1, 0, 25), (2, 1, 16), (0, 2, 4), (1, 0, 14), (2, 1, 24))
-
-
-def _lookup3(data: bytes) -> int:
-    """Jenkins' hashlittle (lookup3) with initial value 0: HDF5's checksum of metadata."""
-    m = 0xFFFFFFFF
-    r = [(0xDEADBEEF + len(data)) & m] * 3
-    rest = len(data)
-    i = 0
-    while rest > 12:
-        for j in range(3):
-            r[j] = (r[j] + int.from_bytes(data[i + 4 * j : i + 4 * j + 4], "little")) & m
-        for x, y, k, z in _MIX:
-            r[x] = ((r[x] - r[y]) & m) ^ _rot(r[y], k)
-            r[y] = (r[y] + r[z]) & m
-        rest -= 12
-        i += 12
-    if rest == 0:
-        return r[2]
-    tail = data[i:] + bytes(12 - rest)
-    for j in range(3):
-        r[j] = (r[j] + int.from_bytes(tail[4 * j : 4 * j + 4], "little")) & m
-    for x, y, k in _FINAL:
-        r[x] = ((r[x] ^ r[y]) - _rot(r[y], k)) & m
-    return r[2]
 
 
 def _write_all(fd: int, data: bytes | bytearray | memoryview, offset: int) -> None:

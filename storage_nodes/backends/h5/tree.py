@@ -17,6 +17,7 @@ import numpy as np
 from ...errors import CorruptFileError
 from ...keys import escape
 from ...listing import Entry, LazyEntry
+from .. import safetypes
 from . import codec
 
 __all__ = [
@@ -67,6 +68,9 @@ def children(node: Any) -> Iterator[tuple[str, Any]]:
             yield name, c
         if "state" in node:
             yield "__state__", node["state"]
+    elif k == "n":
+        for name, c in node.get("items", ()):
+            yield name, c
 
 
 #: what :func:`child` and :func:`find` return for "no such entry" (``None`` is a stored value)
@@ -99,6 +103,10 @@ def child(node: Any, segment: str) -> Any:
             return node.get("state", MISSING)
         if segment == "__args__":
             return node.get("args", MISSING)
+    if k == "n":
+        for name, c in node.get("items", ()):
+            if name == segment:
+                return c
     return MISSING
 
 
@@ -129,6 +137,8 @@ def walk(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
                     stack.append(n[field])
         elif k == "m":
             stack.append(n["self"])
+        elif k == "n":
+            stack.extend(c for _, c in reversed(n.get("items", ())))
 
 
 def find(root: Any, segments: list[str], resolve: Callable[[int], dict[str, Any] | None]) -> tuple[Any, int]:
@@ -372,7 +382,7 @@ def blob_slices(node: Any, depth: int) -> list[list[Any]]:
         if k == "p":
             if d > 0 or n.get("t") not in _CONTAINER_NAMES:
                 found.append(n["h"])
-        elif d > 0 and k in ("d", "l", "t", "s", "f", "o", "oa"):
+        elif d > 0 and k in ("d", "l", "t", "s", "f", "o", "oa", "n"):
             stack.extend((c, d - 1) for _, c in children(n))
     return found
 
@@ -439,11 +449,13 @@ def describe_node(
     elif k == "x":
         entry = Entry(path=path, name=name, type=node.get("t", "?"), module=node.get("m"), opaque=True)
         entry.size = node["h"][2]
+    elif k == "n":
+        entry = _native_entry(node, path, name, classes)
     else:
         entry = Entry(path=path, name=name, type=str(_CONTAINER_TYPES.get(k, k)))
     if k in _CONTAINER_TYPES:
         entry.length = len(node["items"])
-    if k in ("d", "l", "t", "s", "f", "o", "oa"):
+    if k in ("d", "l", "t", "s", "f", "o", "oa", "n"):
         count = sum(1 for _ in children(node))
         if depth <= 0 or not count:
             entry.truncated = count
@@ -454,6 +466,32 @@ def describe_node(
         lazy._node, lazy._depth, lazy._count = node, depth, count
         lazy._context = (classes, heap, shared, file)
         return lazy.pending()
+    return entry
+
+
+def _native_entry(node: dict[str, Any], path: str, name: str, classes: list[list[str]]) -> Entry:
+    """The entry of a safe-type value, from its ``meta`` alone (nothing is imported or built)."""
+    st = safetypes.by_name(node.get("t"))
+    meta: dict[str, Any] = node["m"] if type(node.get("m")) is dict else {}
+    if "c" in node:
+        module, type_ = classes[node["c"]]
+    else:
+        module, type_ = (st.module, st.type_name) if st is not None else (None, str(node.get("t")))
+    if st is not None and st.module and st.name != "enum":  # the public module (pandas, not pandas.core.frame)
+        module = st.module
+    entry = Entry(path=path, name=name, type=type_, module=module, info={"safe_type": node.get("t")})
+    if st is not None and st.describe is not None:
+        try:
+            shown = st.describe(meta)
+        except (KeyError, IndexError, TypeError, ValueError):
+            shown = {}
+        if "shape" in shown:
+            entry.shape = tuple(shown["shape"])
+        if "dtype" in shown:
+            entry.dtype = str(shown["dtype"])
+        if "length" in shown:
+            entry.length = shown["length"]
+        entry.info.update(shown.get("info", {}))
     return entry
 
 
@@ -542,6 +580,8 @@ def type_name(node: Any, classes: list[list[str]]) -> str:
         return f"opaque {node.get('t', 'object')}"
     if k == "m":
         return f"method {node.get('n')}"
+    if k == "n":
+        return str(node.get("t"))
     return str(k)
 
 
@@ -562,13 +602,27 @@ def modules_needed(node: dict[str, Any], classes: list[list[str]]) -> set[str]:
     found: set[str] = set()
     for n in walk(node):
         k = n["k"]
-        if k in ("o", "g"):
+        if k in ("o", "g") or (k == "n" and "c" in n):
             found.add(classes[n["c"]][0])
         elif k == "x" and n.get("m"):
             found.add(n["m"])
     return found
 
 
-def unsafe_node(node: dict[str, Any], path: str) -> tuple[str, dict[str, Any]] | None:
-    """The first node below ``node`` that a safe load must refuse, with its key."""
-    return next(((p, n) for n, p in keyed_walk(node, path) if kind(n) in ("o", "g", "x", "m")), None)
+def unsafe_node(
+    node: dict[str, Any], path: str, classes: list[list[str]] | None = None
+) -> tuple[str, dict[str, Any]] | None:
+    """The first node below ``node`` that a safe load must refuse, with its key: objects,
+    globals, opaque leaves, bound methods, values of safe types not registered here, and
+    (given the file's ``classes``) values whose class is not of their safe type's package."""
+    for n, p in keyed_walk(node, path):
+        k = kind(n)
+        if k in ("o", "g", "x", "m"):
+            return p, n
+        if k == "n":
+            st = safetypes.by_name(n.get("t"))
+            if st is None:
+                return p, n
+            if classes is not None and not st.by_reference and "c" in n and not st.owns(classes[n["c"]][0]):
+                return p, n
+    return None

@@ -221,7 +221,7 @@ def test_metadata_and_environment(tmp_path):
     listing = sn.inspect(path)
     assert listing.metadata == {"sample": "Cu-3"}
     assert listing.environment["backend"] == "h5" and "_h5_objects" in listing.environment["modules"]
-    assert listing.format_version == 2
+    assert listing.format_version == 4  # 4: 2 with the n nodes of safe types
 
 
 def test_inspect_of_a_wide_container_lists_a_bounded_number_of_children(tmp_path):
@@ -269,22 +269,22 @@ def test_a_reference_resolving_to_something_else_than_declared_is_refused(tmp_pa
     import h5py
     from _h5_objects import CALLS, Color, record_call
 
-    from storage_nodes.backends.h5 import layout
+    from storage_nodes.backends.h5 import datasets, reader
 
     path = sn.save({"f": record_call, "c": Color.RED}, tmp_path / "refs.h5")
     with h5py.File(path, "r+") as f:
-        index = layout.read_index(f.id, path)
+        index = reader.read_index(f.id, path)
         items = dict((item[0], item[1]) for item in index["root"]["items"])
         function_entry = items["f"]["c"]
         items["c"]["c"] = function_entry  # the Enum is rebuilt by calling its class: now the function
-        layout.write_index(f, index)
+        datasets.write_index(f, index)
     with pytest.raises(sn.UnsafeLoadError, match="not a class"):
         sn.load(path)
     assert CALLS == []  # never called, even though a g node had resolved the same entry first
     with h5py.File(path, "r+") as f:
-        index = layout.read_index(f.id, path)
+        index = reader.read_index(f.id, path)
         index["classes"][function_entry] = ["builtins", "int"]
-        layout.write_index(f, index)
+        datasets.write_index(f, index)
     with pytest.raises(sn.UnsafeLoadError, match="is a function, but it is a type"):
         sn.load(path, key="f")
 

@@ -19,13 +19,13 @@ import pytest
 from _hostile import CALLS, KINDS, make, probe, sample, zlib_bomb
 
 import storage_nodes as sn
-from storage_nodes.backends.h5 import layout
+from storage_nodes.backends.h5 import indexcodec
 
 #: MiB a refusal may allocate: what the file declares (a few KiB here), plus slack for the
 #: interpreter; the files declare 2 GiB
 BOUND_MB = {kind: 48 for kind in KINDS}
 #: a replaced /index has no recorded size (like files written before it was recorded): the
-#: reader stops at layout.MAX_INDEX_BYTES (128 MiB), keeping at most 32 MiB of it
+#: reader stops at indexcodec.MAX_INDEX_BYTES (128 MiB), keeping at most 32 MiB of it
 BOUND_MB["index_bomb"] = 32 + 48
 
 
@@ -95,13 +95,13 @@ def test_files_without_index_size_still_load(tmp_path):
 
 def test_inflate_limits():
     data = zlib.compress(b"x" * 1000)
-    assert layout.inflate(data, 1000) == b"x" * 1000
-    assert layout.inflate(data, None) == b"x" * 1000
-    for size in (999, -1, layout.MAX_INDEX_BYTES + 1):
+    assert indexcodec.inflate(data, 1000) == b"x" * 1000
+    assert indexcodec.inflate(data, None) == b"x" * 1000
+    for size in (999, -1, indexcodec.MAX_INDEX_BYTES + 1):
         with pytest.raises(ValueError):
-            layout.inflate(data, size)
+            indexcodec.inflate(data, size)
     with pytest.raises(ValueError, match="cut short"):
-        layout.inflate(data[:-5], None)
+        indexcodec.inflate(data[:-5], None)
 
 
 FIFO_PROBE = r"""

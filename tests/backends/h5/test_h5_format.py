@@ -50,7 +50,7 @@ def test_nested_dict_of_arrays_reads_with_bare_h5py(tmp_path):
     path = sn.save(data, tmp_path / "spec.h5")
     with h5py.File(path, "r") as f:
         index = msgpack.unpackb(zlib.decompress(f["index"][()].tobytes()))
-        assert index["format"] == "storage_nodes-h5" and index["format_version"] == 2
+        assert index["format"] == "storage_nodes-h5" and index["format_version"] == 4
         back = _read(f, index["root"])
         big_node = index["root"]["items"][0][1]
         assert f[big_node["ds"]].attrs["key"] == "big"
@@ -85,8 +85,8 @@ def test_format_version_1_files_with_a_json_index_still_load(tmp_path):
     assert back["n"] == 2**70
     sn.save("Fe", path, key="label")  # an update rewrites the index in the current encoding
     with h5py.File(path, "r") as f:
-        assert msgpack.unpackb(zlib.decompress(f["index"][()].tobytes()))["format_version"] == 2
-    assert sn.load(path, key="label") == "Fe" and sn.inspect(path).format_version == 2
+        assert msgpack.unpackb(zlib.decompress(f["index"][()].tobytes()))["format_version"] == 4
+    assert sn.load(path, key="label") == "Fe" and sn.inspect(path).format_version == 4
 
 
 def test_packed_plain_data_reads_with_bare_msgpack(tmp_path):
@@ -191,6 +191,10 @@ class _SpecReader:
             return self.resolve(n["c"])
         if k == "x":
             return ("opaque", n["m"], n["t"])  # a cloudpickle: not unpickled here
+        if k == "n":  # a safe type: its name, meta and parts (an enum member: by name from its class)
+            if n["t"] == "enum":
+                return self.resolve(n["c"])[n["m"]["name"]]
+            return {"type": n["t"], "meta": n["m"], "parts": {name: self.node(c) for name, c in n.get("items", ())}}
         assert k == "o", k
         cls = self.resolve(n["c"])
         assert isinstance(cls, type)
@@ -270,3 +274,45 @@ def test_every_node_kind_reads_following_the_spec(tmp_path):
     assert np.array_equal(back["big_strings"], data["big_strings"])
     assert back["packed"] == data["packed"] and type(back["packed"][2]) is np.float32
     assert not o.CALLS  # nothing named by the file was called
+
+
+def test_the_spec_reader_reads_a_dataframes_columns_and_an_atoms_arrays(tmp_path):
+    """Safe types (n nodes) read with h5py, msgpack and numpy alone, as docs/format.md says:
+    a DataFrame's columns are parts named by the meta's ``columns``, a string column is UTF-8
+    bytes with int64 offsets, an Atoms' arrays are parts and its cell is in the meta."""
+    import ase.build
+    import pandas as pd
+
+    df = pd.DataFrame(
+        {"e": np.linspace(-1, 0, 5), "n": np.arange(5, dtype=np.int32), "s": ["a", "bé", None, "", "x"]},
+        index=pd.RangeIndex(5, name="step"),
+    )
+    atoms = ase.build.bulk("Cu", cubic=True)
+    path = sn.save({"df": df, "atoms": atoms}, tmp_path / "sci.h5")
+    with h5py.File(path, "r") as f:
+        reader = _SpecReader(f)
+        back = reader.node(reader.index["root"])
+    frame = back["df"]
+    assert frame["type"] == "pandas.DataFrame" and frame["meta"]["columns"] == ["e", "n", "s"]
+    assert frame["meta"]["shape"] == [5, 3] and frame["meta"]["dtypes"] == ["float64", "int32", "str"]
+    assert np.array_equal(frame["parts"]["e"], df["e"].to_numpy()) and frame["parts"]["n"].dtype == np.int32
+    strings = frame["parts"]["s"]
+    offsets, data, valid = (strings["parts"][k] for k in ("offsets", "data", "valid"))
+    texts = [bytes(data[offsets[i] : offsets[i + 1]]).decode() if valid[i] else None for i in range(5)]
+    assert texts == ["a", "bé", None, "", "x"]
+    index = frame["parts"]["__index__"]
+    assert index["type"] == "pandas.RangeIndex" and index["meta"] == {"start": 0, "stop": 5, "step": 1}
+    assert index["parts"]["name"] == "step"
+    from _docs import DOCS, section_namespace
+
+    column = section_namespace(DOCS / "format.md", "### Safe types")["column"]  # the page's own snippet
+    with h5py.File(path, "r") as f:
+        reader = _SpecReader(f)
+        frame_node = next(item[1] for item in reader.index["root"]["items"] if item[0] == "df")
+        assert column(reader, frame_node, "s") == ["a", "bé", None, "", "x"]
+        assert np.array_equal(column(reader, frame_node, "e"), df["e"].to_numpy())
+    cu = back["atoms"]
+    assert cu["type"] == "ase.Atoms" and cu["meta"]["formula"] == "Cu4" and cu["meta"]["pbc"] == [True] * 3
+    assert np.array_equal(cu["meta"]["cell"], atoms.cell.array)
+    assert np.array_equal(cu["parts"]["positions"], atoms.positions)
+    assert np.array_equal(cu["parts"]["numbers"], atoms.numbers)

@@ -1,5 +1,5 @@
 """storage_nodes' own writer of small archive files (backends/h5/image.py): the bytes it
-builds are the bytes HDF5 writes through the core-driver path of ``layout.write_file``."""
+builds are the bytes HDF5 writes through the core-driver path of ``writer.write_file``."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import storage_nodes as sn
-from storage_nodes.backends.h5 import image, layout
+from storage_nodes.backends.h5 import datasets, image, indexcodec, writer
+from storage_nodes.backends.h5.lookup3 import lookup3
 
 #: heap and index sizes around HDF5's boundaries: empty, one byte, the 2048-byte small-data
 #: block (and the room it leaves for the index), the 256-byte metadata block, large
@@ -24,11 +25,11 @@ ROOT_TIME = 48 + 6  # offset of the root group's first timestamp (after superblo
 
 def hdf5_image(heap_name: str, heap: np.ndarray | None, index: np.ndarray, size: int) -> bytes:
     """What HDF5 writes for these datasets (the in-memory path of ``write_file``)."""
-    fid = h5f.create(b"test-image-%d" % next(layout._memory_files), h5f.ACC_TRUNC, fapl=layout._memory_fapl())
+    fid = h5f.create(b"test-image-%d" % next(writer._memory_files), h5f.ACC_TRUNC, fapl=datasets.plist("memory"))
     try:
         if heap is not None:
-            layout.create_bytes(fid, heap_name, heap)
-        layout.create_bytes(fid, layout.INDEX, index, size=size)
+            datasets.create_bytes(fid, heap_name, heap)
+        datasets.create_bytes(fid, datasets.INDEX, index, size=size)
         h5f.flush(fid)
         return bytes(fid.get_file_image())
     finally:
@@ -68,7 +69,7 @@ def test_the_image_is_hdf5s_for_sizes_around_its_boundaries(heap_size):
 
 def test_the_image_is_hdf5s_up_to_the_in_memory_bound():
     top = image.MAX_BYTES
-    assert top == layout.IN_MEMORY_BYTES
+    assert top == writer.IN_MEMORY_BYTES
     for h, n in [(None, top), (top - 100, 100), (100, top - 100), (top // 2, top // 2), (0, top)]:
         assert_same("heap_0", None if h is None else data(h, 5), data(n, 6), n)
 
@@ -106,9 +107,9 @@ def test_the_image_stamps_the_root_group_with_the_current_time():
 
 def test_lookup3_matches_the_reference_vectors():
     # from Bob Jenkins' lookup3.c driver5()
-    assert image.lookup3(b"") == 0xDEADBEEF
-    assert image.lookup3(b"Four score and seven years ago") == 0x17770551
-    assert image.lookup3(b"Four score and seven years ago", 1) == 0xCD628161
+    assert lookup3(b"") == 0xDEADBEEF
+    assert lookup3(b"Four score and seven years ago") == 0x17770551
+    assert lookup3(b"Four score and seven years ago", 1) == 0xCD628161
 
 
 @pytest.mark.parametrize(
@@ -138,15 +139,15 @@ def test_write_file_falls_back_to_hdf5_for_what_the_image_does_not_model(tmp_pat
         calls.append(out is None)
         return out
 
-    monkeypatch.setattr(layout, "build_image", spy)
-    index = {"format_version": layout.FORMAT_VERSION}
-    layout.write_file(tmp_path / "a.h5", index, "heap_0", data(100, 1), [], None)
-    layout.write_file(tmp_path / "b.h5", index, "h" * 60, data(100, 1), [], None)  # a long name
+    monkeypatch.setattr(writer, "build_image", spy)
+    index = {"format_version": indexcodec.FORMAT_VERSION}
+    writer.write_file(tmp_path / "a.h5", index, "heap_0", data(100, 1), [], None)
+    writer.write_file(tmp_path / "b.h5", index, "h" * 60, data(100, 1), [], None)  # a long name
     assert calls == [False, True]
     with h5py.File(tmp_path / "b.h5", "r") as f:  # written by HDF5 instead
         assert f["h" * 60][()].tobytes() == data(100, 1).tobytes()
-    monkeypatch.setattr(layout, "BUILD_IMAGES", False)
-    layout.write_file(tmp_path / "c.h5", index, "heap_0", data(100, 1), [], None)
+    monkeypatch.setattr(writer, "BUILD_IMAGES", False)
+    writer.write_file(tmp_path / "c.h5", index, "heap_0", data(100, 1), [], None)
     assert calls == [False, True]  # forced onto HDF5: not asked
     a, c = (tmp_path / "a.h5").read_bytes(), (tmp_path / "c.h5").read_bytes()
     assert len(a) == len(c) and a[:ROOT_TIME] == c[:ROOT_TIME]  # the same superblock
@@ -175,7 +176,7 @@ def _equal(x, y):
 def test_saved_files_load_open_in_h5py_and_take_updates(tmp_path, obj, monkeypatch):
     built = []
     real = image.build_image
-    monkeypatch.setattr(layout, "build_image", lambda *a, **k: built.append(1) or real(*a, **k))
+    monkeypatch.setattr(writer, "build_image", lambda *a, **k: built.append(1) or real(*a, **k))
     path = tmp_path / "x.h5"
     sn.save(obj, path)
     assert built  # went through the image writer
@@ -192,13 +193,13 @@ def test_saved_files_load_open_in_h5py_and_take_updates(tmp_path, obj, monkeypat
 
 
 def test_write_file_writes_the_file_hdf5_would_have_written(tmp_path, monkeypatch):
-    index = {"format_version": layout.FORMAT_VERSION, "root": {"a": [1, 2, 3]}}
+    index = {"format_version": indexcodec.FORMAT_VERSION, "root": {"a": [1, 2, 3]}}
     for heap in [None, data(0, 1), data(100, 1), data(5000, 1)]:
         for _ in range(3):  # the root group's timestamps: again if a second passed between the two
-            monkeypatch.setattr(layout, "BUILD_IMAGES", True)
-            layout.write_file(tmp_path / "ours.h5", index, "heap_0", heap, [], None)
-            monkeypatch.setattr(layout, "BUILD_IMAGES", False)
-            layout.write_file(tmp_path / "hdf5.h5", index, "heap_0", heap, [], None)
+            monkeypatch.setattr(writer, "BUILD_IMAGES", True)
+            writer.write_file(tmp_path / "ours.h5", index, "heap_0", heap, [], None)
+            monkeypatch.setattr(writer, "BUILD_IMAGES", False)
+            writer.write_file(tmp_path / "hdf5.h5", index, "heap_0", heap, [], None)
             ours, theirs = (tmp_path / "ours.h5").read_bytes(), (tmp_path / "hdf5.h5").read_bytes()
             if len({*struct.unpack_from("<4I", ours, ROOT_TIME), *struct.unpack_from("<4I", theirs, ROOT_TIME)}) == 1:
                 break

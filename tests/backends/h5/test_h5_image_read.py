@@ -1,4 +1,4 @@
-"""Small archives read without HDF5 (``image.parse_image`` in ``layout.open_reader``): only a
+"""Small archives read without HDF5 (``image.parse_image`` in ``reader.open_reader``): only a
 file that is exactly what ``image.build_image`` writes is read so, and it reads the same as
 through HDF5; anything else goes through HDF5 as before."""
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import storage_nodes as sn
-from storage_nodes.backends.h5 import image, layout
+from storage_nodes.backends.h5 import image, reader
 
 OBJECTS = [
     {"energy": -3.2, "forces": np.arange(12.0).reshape(4, 3), "tags": ["a", "b"], "n": None},
@@ -26,17 +26,17 @@ def _hdf5_read_forbidden(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
         opened.append(name)
         raise AssertionError(f"HDF5 opened {name!r}")
 
-    monkeypatch.setattr(layout.h5f, "open", refuse)
+    monkeypatch.setattr(reader.h5f, "open", refuse)
     return opened
 
 
 @pytest.mark.parametrize("obj", OBJECTS, ids=["dict", "records", "str", "float", "empty"])
 def test_a_small_file_reads_without_hdf5_and_as_through_hdf5(tmp_path, monkeypatch, obj):
     path = sn.save(obj, tmp_path / "small.h5")
-    monkeypatch.setattr(layout, "READ_IMAGES", False)
+    monkeypatch.setattr(reader, "READ_IMAGES", False)
     through_hdf5 = sn.load(path)
     listing = sn.inspect(path).to_dict()
-    monkeypatch.setattr(layout, "READ_IMAGES", True)
+    monkeypatch.setattr(reader, "READ_IMAGES", True)
     _hdf5_read_forbidden(monkeypatch)
     loaded = sn.load(path)
     assert repr(loaded) == repr(through_hdf5)
@@ -52,8 +52,8 @@ def test_a_file_changed_in_place_by_hdf5_is_read_through_hdf5(tmp_path, monkeypa
     sn.save(5, path, key="b/c")  # an in-place update: HDF5 adds to the file
     assert image.parse_image(path.read_bytes()) is None
     opened: list[bytes] = []
-    real = layout.h5f.open
-    monkeypatch.setattr(layout.h5f, "open", lambda name, *a, **k: opened.append(name) or real(name, *a, **k))
+    real = reader.h5f.open
+    monkeypatch.setattr(reader.h5f, "open", lambda name, *a, **k: opened.append(name) or real(name, *a, **k))
     assert sn.load(path) == {"a": 1, "b": {"c": 5}} and opened
 
 
@@ -85,19 +85,19 @@ def test_a_damaged_payload_is_a_corrupt_file_either_way(tmp_path, monkeypatch):
     data[start + 5] ^= 0xFF  # inside the compressed index
     path.write_bytes(bytes(data))
     for fast in (True, False):
-        monkeypatch.setattr(layout, "READ_IMAGES", fast)
+        monkeypatch.setattr(reader, "READ_IMAGES", fast)
         with pytest.raises(sn.CorruptFileError, match=r"d\.h5"):
             sn.load(path)
 
 
 def test_a_reader_made_from_the_bytes_opens_hdf5_only_for_what_they_lack(tmp_path):
     path = sn.save({"a": [1, 2.5]}, tmp_path / "r.h5")
-    with layout.open_reader(path) as r:
+    with reader.open_reader(path) as r:
         assert r._fid is None and "heap_0" in r._heaps  # read without HDF5
         assert sorted(r.f) == ["heap_0", "index"] and r._fid is not None  # HDF5 opened when asked
     replaced = tmp_path / "other.h5"
     sn.save({"b": 2}, replaced)
-    with layout.open_reader(path) as r:
+    with reader.open_reader(path) as r:
         replaced.replace(path)  # a whole save over it while it is read
         with pytest.raises(sn.StorageError, match="replaced while being read"):
             _ = r.fid

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 import storage_nodes as sn
-from storage_nodes.backends.h5 import journal, layout
+from storage_nodes.backends.h5 import compaction, datasets, journal, reader
 
 OLD = {
     "big": np.arange(100_000, dtype=np.float64),
@@ -153,7 +153,7 @@ def _log_size(path) -> int | None:
 def test_a_sigkill_at_every_step_of_an_update_leaves_the_old_or_the_new_version(
     tmp_path, monkeypatch, key, new, durable, log
 ):
-    """Of a file written whole (the update rewrites /index as format 3), of one with an index
+    """Of a file written whole (the update rewrites /index as format 5), of one with an index
     log (the update appends its change to /index_log), and of one whose log is folded."""
     from storage_nodes.backends.h5 import update as h5update
 
@@ -426,7 +426,7 @@ def test_layout_eoa_is_what_hdf5_reports(tmp_path):
     finally:
         os.close(fd)
     assert eoa == path.stat().st_size
-    with layout.open_reader(path) as r:
+    with reader.open_reader(path) as r:
         assert r.fid.get_filesize() == eoa
     damaged = bytearray(path.read_bytes())
     damaged[30] ^= 1  # inside the superblock: its checksum no longer matches
@@ -443,9 +443,9 @@ def test_an_update_after_another_program_changed_the_index_keeps_that_change(tmp
     path = sn.save(OLD, tmp_path / "run.h5")
     sn.save(2.0, path, key="small/e")  # this process now remembers the index it wrote
     with h5py.File(path, "r+") as f:  # another program edits the index (same size, maybe)
-        index = layout.read_index(f.id, path)
+        index = reader.read_index(f.id, path)
         index["metadata"]["edited"] = "elsewhere"
-        layout.write_index(f, index)
+        datasets.write_index(f, index)
     sn.save(3.0, path, key="small/e")
     assert sn.inspect(path).metadata["edited"] == "elsewhere" and sn.load(path, key="small/e") == 3.0
 
@@ -529,8 +529,8 @@ def test_resources_counted_by_the_change_match_a_count_of_the_whole_tree(tmp_pat
     compared = 0
     for obj, key in steps:
         sn.save(obj, path, key=key)
-        with layout.open_reader(path) as r:
-            full = layout.resources(r.index["root"])
+        with reader.open_reader(path) as r:
+            full = compaction.resources(r.index["root"])
         known = h5update._WRITTEN.get(os.fspath(path))  # none after a compaction (the last step)
         if known is not None:
             kept = known[2]
