@@ -16,7 +16,12 @@ Run: ``python benchmarks/bench_catalog.py [--nodes 100000] [--files 1000] [--onl
    SQLite and PostgreSQL (a throw-away cluster from tests/_postgres.py);
 5. the write paths (``--only paths``): queueing one save and applying one queued run, each
    through the compiled statements on the raw DB-API cursor (what the catalog does), through a
-   SQLAlchemy ``Connection`` and through SQLAlchemy Core, interleaved on one SQLite catalog.
+   SQLAlchemy ``Connection`` and through SQLAlchemy Core, interleaved on one SQLite catalog;
+6. the job table (``--only table``): ``Catalog.table()`` of ``--runs`` runs with 5 input
+   ports each (target <= 1 s on SQLite, within 2x of ``pandas.read_sql`` of one plain SELECT
+   giving the same wide rows), ``get(id)`` of a run and of a node (target <= 2 ms), and an
+   unfiltered ``find(limit=50)`` (files as the outer table, ordered as their index holds them),
+   on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -382,6 +387,93 @@ def bench_queries(cat: sn.Catalog, name: str, n_nodes: int, directory: Path, rep
           f"(the call-digest query alone {query:6.3f} ms)")  # fmt: skip
 
 
+#: the 5 input ports of each run of the job-table benchmark, and a value of each for run i
+TABLE_PORTS = {"T": lambda i: float(i % 500), "steps": lambda i: i % 7, "structure": lambda i: f"s{i}",
+               "pressure": lambda i: 0.5 * (i % 11), "potential": lambda i: f"pot{i % 3}"}  # fmt: skip
+
+
+def _populate_runs(cat: sn.Catalog, runs: int) -> None:
+    """``runs`` saved runs of one node ``calc`` with 5 inputs each, written in bulk as record_workflow writes them."""
+    cat.stats()  # the tables
+    import datetime
+
+    created = datetime.datetime(2026, 11, 1)
+    with cat._engine.begin() as conn:
+        file_rows = [
+            {"path": f"/nonexistent/run{i}.h5", "size": 1000, "mtime_ns": i, "content": "0" * 64, "backend": "h5",
+             "kind": "workflow", "workflow": "eos", "metadata": json.dumps({"sample": f"S{i % 100}"}),
+             "created_by": f"user{i % 7}", "host": "bench", "created_at": created + datetime.timedelta(seconds=i),
+             "recorded_by": "save"}
+            for i in range(runs)
+        ]  # fmt: skip
+        for start in range(0, runs, 20000):
+            conn.execute(S.files.insert(), file_rows[start : start + 20000])
+        first = conn.execute(sa.select(sa.func.min(S.files.c.id))).scalar_one()
+        records, values_of = [], []
+        for i in range(runs):
+            values = {p: make(i) for p, make in TABLE_PORTS.items()}
+            digests = {p: digest(v) for p, v in values.items()}
+            values_of.append((values, digests))
+            records.append(
+                {"file_id": first + i, "key": "calc", "label": "calc", "node": "bench.calc", "module": "bench",
+                 "qualname": "calc", "version": "1.0", "source": "0" * 64,
+                 "call": call_digest("bench.calc", "1.0", "0" * 64, digests), "outputs": '["energy"]',
+                 "undigested": "[]", "type": "atomic"}
+            )  # fmt: skip
+        ids = []
+        for start in range(0, len(records), 20000):
+            q = S.records.insert().returning(S.records.c.id, sort_by_parameter_order=True)
+            ids += [int(r[0]) for r in conn.execute(q, records[start : start + 20000])]
+        inputs = [
+            {"record_id": rid, "port": p, "digest": digests[p], "preview": preview(values[p])}
+            for rid, (values, digests) in zip(ids, values_of)
+            for p in TABLE_PORTS
+        ]
+        for start in range(0, len(inputs), 20000):
+            conn.execute(S.inputs.insert(), inputs[start : start + 20000])
+    if cat._db.sqlite:
+        with cat._engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE")
+
+
+def _plain_select() -> str:
+    """One plain SELECT giving the table's wide rows (inputs as their stored preview text)."""
+    ports = ", ".join(f"MAX(CASE WHEN i.port = '{p}' THEN i.preview END) AS \"in.calc__{p}\"" for p in TABLE_PORTS)
+    return (
+        f"SELECT f.id, f.workflow, f.created_by, f.host, f.created_at, f.path, f.size, f.metadata, {ports} "
+        "FROM sn_files f JOIN sn_records r ON r.file_id = f.id JOIN sn_inputs i ON i.record_id = r.id "
+        "GROUP BY f.id, f.workflow, f.created_by, f.host, f.created_at, f.path, f.size, f.metadata "
+        "ORDER BY f.created_at DESC, f.id DESC"
+    )
+
+
+def bench_table(cat: sn.Catalog, name: str, runs: int, repeat: int) -> None:
+    import pandas as pd
+
+    t = time.perf_counter()
+    _populate_runs(cat, runs)
+    fill = time.perf_counter() - t
+    frame = cat.table()
+    assert len(frame) == runs and frame["in.calc__T"].iloc[-1] == 0.0, frame.columns
+    reps = max(3, repeat // 10)
+    table = median_ms(lambda: cat.table(), reps)
+    filtered = median_ms(lambda: cat.table(inputs={"T": 123}), reps)
+    sql = _plain_select()
+    with cat._engine.connect() as conn:
+        plain = pd.read_sql(sa.text(sql), conn)
+        assert len(plain) == runs
+        read_sql = median_ms(lambda: pd.read_sql(sa.text(sql), conn), reps)
+    run_id, node_id = frame["id"].iloc[runs // 2], cat.find(node="bench.calc", limit=1)[0].id
+    get_run = median_ms(lambda: cat.get(run_id), repeat)
+    get_node = median_ms(lambda: cat.get(node_id), repeat)
+    find50 = median_ms(lambda: cat.find(limit=50), repeat)
+    runs50 = median_ms(lambda: cat.find(kind="run", limit=50), repeat)
+    print(f"   {name:10s} (filled {runs} runs in {fill:.1f} s): table() {table:7.1f} ms, pandas.read_sql of one "
+          f"SELECT {read_sql:7.1f} ms (ratio {table / read_sql:4.2f}), table(inputs={{'T': 123}}) {filtered:6.1f} ms; "
+          f"get(run) {get_run:5.2f} ms, get(node) {get_node:5.2f} ms; find(limit=50) {find50:5.2f} ms, "
+          f"find(kind='run', limit=50) {runs50:5.2f} ms")  # fmt: skip
+
+
 def bench_index(directory: Path, n_files: int) -> None:
     runs = directory / "many"
     runs.mkdir()
@@ -410,7 +502,7 @@ def _writer(url: str, directory: str, worker: int, count: int, barrier: Any, out
     doc = workflow_document(wf)
     nodes = {k: v for k, v in doc.items() if k not in (WORKFLOW_KEY, "inputs", "outputs")}
     paths = [sn.save_workflow(wf, Path(directory) / f"w{worker}-{i}.h5") for i in range(count)]
-    cat = sn.Catalog(url)
+    cat = sn.Catalog(url, create=True)
     cat.stats()
     barrier.wait()
     t = time.perf_counter()
@@ -449,7 +541,8 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=100_000)
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=30)
-    parser.add_argument("--only", default="overhead,floor,queries,index,writers,paths",
+    parser.add_argument("--runs", type=int, default=100_000, help="runs in the job-table benchmark")
+    parser.add_argument("--only", default="overhead,floor,queries,index,writers,paths,table",
                         help="comma-separated sections to run (default: all)")  # fmt: skip
     args = parser.parse_args()
     only = set(args.only.split(","))
@@ -465,10 +558,11 @@ def main() -> None:
             bench_floor(directory, max(args.repeat, 100))
         if "queries" in only:
             print(f"2. queries among {args.nodes} recorded nodes, median of {args.repeat}")
-            bench_queries(sn.Catalog(directory / "big.sqlite"), "SQLite", args.nodes, directory, args.repeat)
             bench_queries(
-                sn.Catalog(create_database(server, "bench_big")), "PostgreSQL", args.nodes, directory, args.repeat
+                sn.Catalog(directory / "big.sqlite", create=True), "SQLite", args.nodes, directory, args.repeat
             )
+            big = sn.Catalog(create_database(server, "bench_big"), create=True)
+            bench_queries(big, "PostgreSQL", args.nodes, directory, args.repeat)
         if "index" in only:
             bench_index(directory, args.files)
         if "writers" in only:
@@ -477,6 +571,13 @@ def main() -> None:
             bench_writers(create_database(server, "bench_writers"), "PostgreSQL", directory)
         if "paths" in only:
             bench_paths(directory, args.repeat)
+        if "table" in only:
+            print(f"6. the job table of {args.runs} runs, 5 input ports each, median of {max(3, args.repeat // 10)} "
+                  f"(get, find: of {args.repeat})")  # fmt: skip
+            cat = sn.Catalog(directory / "table.sqlite", create=True)
+            bench_table(cat, "SQLite", args.runs, args.repeat)
+            bench_table(sn.Catalog(create_database(server, "bench_table"), create=True), "PostgreSQL", args.runs,
+                        args.repeat)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ PER_T = 50  # runs sharing one value of T
 
 def _fill(path: Path, runs: int) -> None:
     """``runs`` runs of 2 nodes (make, relax), 3 inputs each, into the documented tables."""
-    sn.Catalog(path).stats()  # creates the tables
+    sn.Catalog(path, create=True).stats()  # creates the tables
     db = sqlite3.connect(path)
     created = datetime.datetime(2026, 11, 1)
     values = runs // PER_T

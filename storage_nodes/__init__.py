@@ -24,6 +24,7 @@ from .collections.collection import Collection
 from .errors import (
     BackendNotFoundError,
     CatalogError,
+    CatalogNotFoundError,
     CatalogReadOnlyError,
     CodeNotStoredWarning,
     CorruptFileError,
@@ -118,6 +119,7 @@ __all__ = [
     "NoFileLocksWarning",
     "NoSpaceError",
     "SerializationError",
+    "CatalogNotFoundError",
     "CatalogReadOnlyError",
     "StaleEntryError",
     "StorageError",

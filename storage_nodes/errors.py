@@ -31,6 +31,7 @@ __all__ = [
     "DuplicateMemberError",
     "MissingPackageError",
     "CatalogError",
+    "CatalogNotFoundError",
     "CatalogReadOnlyError",
     "StaleEntryError",
 ]
@@ -218,6 +219,12 @@ class CatalogError(StorageError):
 class CatalogReadOnlyError(CatalogError):
     """The catalog database refuses writes to this user: a read-only file (``mode=ro``), or a
     PostgreSQL role or server that may only read. Queries work; recording needs a writer."""
+
+
+class CatalogNotFoundError(CatalogError):
+    """A catalog opened for reading does not exist: no such SQLite file (the message names close
+    names in its directory), or a database without the catalog's tables. A catalog is created by
+    its first recording, or by ``Catalog(path, create=True)``."""
 
 
 class StaleEntryError(CatalogError):

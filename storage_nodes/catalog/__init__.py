@@ -6,7 +6,9 @@ written, and :meth:`Catalog.index` rebuilds the records from the files. Open
 :mod:`storage_nodes.catalog.catalog` first (the :class:`Catalog` facade; each method says
 which module does its work). One idea a module:
 
-- :mod:`~.records`     what queries return: ``Hit``, ``Summary``, ``Dropped``, ``IndexReport``, ``FileIdentity``;
+- :mod:`~.records`     what queries return: ``Hit`` (and entry ids), ``Found``, ``Summary``, ``Dropped``,
+  ``Removed``, ``IndexReport``, ``FileIdentity``;
+- :mod:`~.explain`     what came close when a query found nothing;
 - :mod:`~.identity`    node names, node identity, call digests, input previews;
 - :mod:`~.digest`      the canonical value digests that make the keys;
 - :mod:`~.rows`        a stored run turned into rows, and their queued (JSON) form;
@@ -16,6 +18,9 @@ which module does its work). One idea a module:
 - :mod:`~.queue`       the write queue: enqueue, drain, apply, flush, the flush at exit;
 - :mod:`~.recording`   recording a save or a run (and a keyed save in place);
 - :mod:`~.queries`     ``find``, ``lookup``, ``stats`` and building hits;
+- :mod:`~.runs`        runs as entries: ``find(kind="run")``, ``get`` by id, a run's nodes;
+- :mod:`~.table`       ``table``: the catalog as a pandas job table;
+- :mod:`~.removal`     ``remove``: entries by id, their files with ``files=True``, all or nothing;
 - :mod:`~.maintenance` ``prune`` and ``index``;
 - :mod:`~.url`         locations and password redaction;
 - :mod:`~.cli`         the ``storage-nodes catalog`` commands.
@@ -34,6 +39,7 @@ _LAZY = {
     "Dropped": ".records",
     "Hit": ".records",
     "IndexReport": ".records",
+    "Removed": ".records",
     "Summary": ".records",
     "open_catalog": ".catalog",
     "filesystem_type": ".._mounts",
@@ -46,7 +52,7 @@ _LAZY = {
 if TYPE_CHECKING:
     from .._mounts import filesystem_type, network_filesystem
     from .catalog import Catalog, open_catalog
-    from .records import Dropped, Hit, IndexReport, Summary
+    from .records import Dropped, Hit, IndexReport, Removed, Summary
     from .schema import SCHEMA_VERSION
     from .url import default_location, redact
 
@@ -68,6 +74,7 @@ __all__ = [
     "Dropped",
     "Hit",
     "IndexReport",
+    "Removed",
     "Summary",
     "default_location",
     "filesystem_type",

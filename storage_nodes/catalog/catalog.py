@@ -18,25 +18,48 @@ import functools
 import logging
 import os
 import threading
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from .._mounts import NETWORK_FILESYSTEMS, filesystem_type, network_filesystem
-from ..errors import CatalogError
-from . import lineage, maintenance, queries, queue, recording
+from ..errors import CatalogError, InvalidArgumentError
+from . import explain as explaining
+from . import lineage, maintenance, queries, queue, recording, removal, runs
+from . import table as tables
 from .engine import RETRY_SECONDS, Database
 from .identity import Identify, call_digest, live_identity, node_name, preview, recorded_identity
-from .records import Dropped, FileIdentity, Hit, IndexReport, Summary, file_identity
+from .records import Dropped, FileIdentity, Found, Hit, IndexReport, Removed, Summary, file_identity
 from .rows import workflow_rows
 from .url import default_location, to_url
 
 __all__ = [
-    "NETWORK_FILESYSTEMS", "RETRY_SECONDS", "Catalog", "Dropped", "FileIdentity", "Hit", "Identify", "IndexReport",
-    "Summary", "call_digest", "file_identity", "filesystem_type", "live_identity", "network_filesystem", "node_name",
-    "open_catalog", "preview", "recorded_identity", "workflow_rows",
-]  # fmt: skip
+    "NETWORK_FILESYSTEMS",
+    "RETRY_SECONDS",
+    "Catalog",
+    "Dropped",
+    "FileIdentity",
+    "Found",
+    "Hit",
+    "Identify",
+    "IndexReport",
+    "Removed",
+    "Summary",
+    "call_digest",
+    "file_identity",
+    "filesystem_type",
+    "live_identity",
+    "network_filesystem",
+    "node_name",
+    "open_catalog",
+    "preview",
+    "recorded_identity",
+    "workflow_rows",
+]
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger("storage_nodes.catalog")
 PathLike = str | os.PathLike[str]
@@ -54,8 +77,8 @@ class Catalog:
     >>> cat.find(node="storage_nodes.demo.relax", inputs={"steps": 40})[0].load("energies")  # doctest: +SKIP
     """
 
-    def __init__(self, url_or_path: str | os.PathLike[str] | sa.URL | None = None) -> None:
-        self._db = Database(url_or_path)
+    def __init__(self, url_or_path: str | os.PathLike[str] | sa.URL | None = None, *, create: bool = False) -> None:
+        self._db = Database(url_or_path, create=create)
 
     @property
     def url(self) -> sa.URL:
@@ -172,19 +195,77 @@ class Catalog:
         workflow: str | None = None,
         kind: str | None = None,
         limit: int | None = None,
+        explain: bool = False,
     ) -> list[Hit]:
         """Entries matching every given filter, newest first.
 
         ``node``: a function or ``"module.qualname"`` (runs' nodes only); ``inputs``: ports
-        that must hold these values (by digest; other ports free); ``metadata``: user
-        metadata entries of the file; ``user``/``host``: who recorded; ``since``/``until``:
-        UTC dates or times; ``workflow``: the run's label; ``kind``: ``"save"`` (plain
-        saves) or ``"node"``. Stale hits are included with ``stale=True``.
+        that must hold these values (by value: other ports free; a number matches the same
+        number as int or float, ``600`` finds ``600.0``, a bool only a bool); ``metadata``:
+        user metadata entries of the file (values as inputs); ``user``/``host``: who
+        recorded; ``since``/``until``: UTC dates or times; ``workflow``: the run's label;
+        ``kind``: ``"node"``, ``"save"`` (plain saves), ``"run"`` (a hit per saved workflow
+        as a whole and per plain save: the rows of :meth:`table`), or ``None`` (nodes and
+        saves). Stale hits are included with ``stale=True``. ``explain=True`` returns a
+        :class:`Found` list whose ``near`` says, when nothing matched, what came close.
 
         >>> cat.find(node="storage_nodes.demo.relax", inputs={"steps": 40}, user="alice")  # doctest: +SKIP
+        >>> cat.find(node="md_run", explain=True).near  # doctest: +SKIP
+        ["no node 'md_run'; recorded: __main__.md_run"]
         """
-        return queries.find(self._db, node, inputs, metadata, user=user, host=host, since=since, until=until,
-                            workflow=workflow, kind=kind, limit=limit)  # fmt: skip
+        filters = dict(node=node, inputs=inputs, metadata=metadata, user=user, host=host, since=since, until=until,
+                       workflow=workflow)  # fmt: skip
+        explaining.check_node(self._db, node)
+        if kind == "run":
+            found = runs.find_runs(self._db, filters, _limit(limit))
+        else:
+            found = queries.find(self._db, kind=kind, limit=limit, **filters)
+        if not explain:
+            return found
+        return Found(found, explaining.near_misses(self._db, filters) if not found else [])
+
+    def table(
+        self,
+        node: Any = None,
+        inputs: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        kind: str = "run",
+        columns: Sequence[str] | None = None,
+        user: str | None = None,
+        host: str | None = None,
+        since: str | datetime.date | None = None,
+        until: str | datetime.date | None = None,
+        workflow: str | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """The catalog as a job table: a :class:`pandas.DataFrame`, one row per entry of ``kind``, newest first.
+
+        ``kind``: ``"run"`` (default: each saved workflow as a whole and each plain save),
+        ``"node"`` (each node of every run) or ``"save"``. The filters are :meth:`find`'s.
+        Columns: ``id`` (for :meth:`get` and :meth:`remove`), ``kind``, ``workflow``, ``node``,
+        ``label``, ``in.<port>`` per input port (a run's: its free inputs, ``<node>__<port>``;
+        arrays and objects shown by type and shape), ``outputs``, ``user``, ``host``,
+        ``created_at`` (UTC, timezone-aware), ``path``, ``key``, ``size``, ``stale`` (the file
+        is gone or its size or mtime changed) and ``meta.<key>`` per metadata key; ``columns``
+        selects and orders them. pandas is imported when a table is built.
+
+        >>> cat.table(workflow="eos", columns=["id", "in.relax__T", "created_at"])  # doctest: +SKIP
+              id  in.relax__T                       created_at
+        0  r12        600.0 2026-12-07 03:12:44.123456+00:00
+        """
+        filters = dict(node=node, inputs=inputs, metadata=metadata, user=user, host=host, since=since, until=until,
+                       workflow=workflow)  # fmt: skip
+        explaining.check_node(self._db, node)
+        return tables.table(self._db, kind=kind, columns=columns, limit=limit, filters=filters)
+
+    def get(self, id: str | Hit) -> Hit:
+        """The entry with this id (:attr:`Hit.id`, the ``id`` column of :meth:`table`): ``"r12"`` a run,
+        ``"n345"`` a node, ``"s345"`` a plain save. None raises :class:`KeyNotFoundError`.
+
+        >>> run = cat.get("r12"); run.nodes[0].inputs, run.load_workflow()  # doctest: +SKIP
+        """
+        return runs.get(self._db, id)
 
     def lookup(self, node: Any, /, **inputs: Any) -> dict[str, Any]:
         """The outputs of exactly this call (``node`` with these inputs) if anyone recorded it.
@@ -209,6 +290,21 @@ class Catalog:
 
     # ------------------------------------------------------------------ maintenance
 
+    def remove(self, id_or_hit: str | Hit | Sequence[str | Hit], *, files: bool = False) -> Removed:
+        """Drop entries (an id, a :class:`Hit`, or a list of them) from the catalog; return what was done.
+
+        A run goes with all its node records, a plain save with its record (and its file's row
+        when it was the file's last), a node alone. ``files=True`` also deletes each file no
+        remaining entry points at; a file another entry still uses is kept, and the report's
+        ``kept`` says so. All or nothing: an unknown id or a failure midway leaves every row
+        and file as it was. Nothing else changes.
+
+        >>> cat.remove("r12", files=True)  # doctest: +SKIP
+        Removed(ids=['r12'], records=3, deleted=['/home/alice/runs/relax.h5'], kept=[])
+        """
+        many = id_or_hit if isinstance(id_or_hit, list | tuple) else [id_or_hit]
+        return removal.remove(self._db, many, files=files)
+
     def prune(self, *, dry_run: bool = False) -> list[Dropped]:
         """Drop the entries whose files are gone or were rewritten since recorded; return what was dropped.
 
@@ -226,6 +322,12 @@ class Catalog:
         h5 values that need code count as undigested.
         """
         return maintenance.index(self._db, directory, safe=safe, recursive=recursive)
+
+
+def _limit(limit: int | None) -> int | None:
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+        raise InvalidArgumentError(f"limit must be a whole number >= 0, got {limit!r}")
+    return limit
 
 
 _catalogs: dict[tuple[int, str], Catalog] = {}

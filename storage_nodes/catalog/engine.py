@@ -12,6 +12,7 @@ unique-key races are retried the same way. Errors leave as :class:`CatalogError`
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import random
@@ -26,7 +27,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from .._mounts import mount_of, network_filesystem, read_mounts
-from ..errors import CatalogError, CatalogReadOnlyError, InvalidArgumentError, StorageError
+from ..errors import CatalogError, CatalogNotFoundError, CatalogReadOnlyError, InvalidArgumentError, StorageError
 from ..locks import record_locks_refused
 from . import schema as S
 from .statements import Statements
@@ -96,6 +97,16 @@ def chunks(items: Sequence[int]) -> Iterator[list[int]]:
         yield items[i : i + _IN_CHUNK]
 
 
+def _close_names(path: Path) -> str:
+    """`` (did you mean study.sqlite?)`` for files in ``path``'s directory named like it."""
+    try:
+        names = [p.name for p in path.parent.iterdir() if p.is_file() and not p.name.endswith(("-wal", "-shm"))]
+    except OSError:
+        return f" (the directory {path.parent} does not exist)" if not path.parent.exists() else ""
+    close = difflib.get_close_matches(path.name, names, n=3, cutoff=0.6)
+    return f" (did you mean {' or '.join(close)}?)" if close else ""
+
+
 _live: weakref.WeakSet[Database] = weakref.WeakSet()
 
 
@@ -117,7 +128,7 @@ class Database:
     ``journal_mode`` SQLite's (``"wal"``, or ``"delete"`` on a network file system).
     """
 
-    def __init__(self, url_or_path: str | os.PathLike[str] | sa.URL | None = None) -> None:
+    def __init__(self, url_or_path: str | os.PathLike[str] | sa.URL | None = None, *, create: bool = False) -> None:
         given = url_or_path if url_or_path is not None else default_location()
         if not isinstance(given, str | os.PathLike | sa.URL):
             raise InvalidArgumentError(f"Catalog() takes a URL or a path, got {type(given).__name__}")
@@ -126,6 +137,7 @@ class Database:
         except Exception as exc:
             raise CatalogError(f"cannot read catalog URL {redact(str(given))!r}: {type(exc).__name__}") from None
         self.location = redact(self.url)
+        self.create = create
         self.sqlite = self.url.get_backend_name() == "sqlite"
         self.journal_mode: str | None = None
         self.engine = self._make_engine()
@@ -139,13 +151,6 @@ class Database:
     def _make_engine(self) -> sa.Engine:
         if self.sqlite:
             database = self.url.database
-            if database and database != ":memory:":
-                parent = Path(database).parent
-                if not parent.exists():
-                    try:
-                        parent.mkdir(parents=True, mode=0o700)
-                    except OSError as exc:
-                        raise CatalogError(f"cannot create the catalog directory {parent}: {exc.strerror}") from None
             busy = BUSY_TIMEOUT_MS
             if database and database != ":memory:":
                 refused = record_locks_refused(Path(database).parent)
@@ -212,16 +217,51 @@ class Database:
             self._statements = Statements(self.engine.dialect)
         return self._statements
 
-    def prepare(self) -> None:
-        """Create the tables on first use; check (and migrate) the schema version."""
+    def prepare(self, *, write: bool = True) -> None:
+        """Create the tables on the first write (or at once with ``create``); check (and migrate)
+        the schema version. A read of a catalog that does not exist raises :class:`CatalogNotFoundError`."""
         if self.ready:
             return
         with self.ready_lock:
             if self.ready:
                 return
+            if not (write or self.create):
+                self._check_exists()
+            self._make_directory()
             self.transact(lambda conn: S.ensure(conn, self.location), write=True, what="open")
             self.writes = 0  # statistics at the first *record*: not of a catalog just created empty
             self.ready = True
+
+    def _sqlite_file(self) -> Path | None:
+        database = self.url.database if self.sqlite else None
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return None
+        return Path(database)
+
+    def _make_directory(self) -> None:
+        path = self._sqlite_file()
+        if path is not None and not path.parent.exists():
+            try:
+                path.parent.mkdir(parents=True, mode=0o700)
+            except OSError as exc:
+                raise CatalogError(f"cannot create the catalog directory {path.parent}: {exc.strerror}") from None
+
+    def _check_exists(self) -> None:
+        """Raise :class:`CatalogNotFoundError` unless the database exists and holds the catalog's tables."""
+        path = self._sqlite_file()
+        if path is not None and not path.exists():
+            raise CatalogNotFoundError(
+                f"no catalog {path}{_close_names(path)}; a catalog is created by its first recording "
+                "(a save with catalog=...) or by Catalog(path, create=True)"
+            )
+        if path is None and self.sqlite:
+            return  # an in-memory database: created with the connection
+        found = self.transact(lambda conn: sa.inspect(conn).has_table(S.schema.name), write=False, what="open")
+        if not found:
+            raise CatalogNotFoundError(
+                f"{self.location} holds no storage_nodes catalog (no sn_schema table); a catalog is created by its "
+                "first recording or by Catalog(url, create=True)"
+            )
 
     def transact(self, work: Callable[[sa.Connection], T], *, write: bool, what: str, counts: bool = True) -> T:
         """``work(connection)`` in one transaction (a write transaction: ``write``); a busy

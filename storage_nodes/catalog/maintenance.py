@@ -4,6 +4,7 @@ catalog lacks or has outdated (idempotent)."""
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -13,7 +14,7 @@ import sqlalchemy as sa
 
 from .. import api, registry
 from ..atomic import LOCK_SUFFIX, TEMP_PREFIX
-from ..errors import CatalogError, InvalidArgumentError, StorageError, UnsafeLoadError
+from ..errors import BackendNotFoundError, CatalogError, InvalidArgumentError, StorageError, UnsafeLoadError
 from ..keys import join
 from . import schema as S
 from .engine import Database, chunks
@@ -66,6 +67,7 @@ def prune(db: Database, *, dry_run: bool = False) -> list[Dropped]:
 
 def index(db: Database, directory: PathLike, *, safe: bool = True, recursive: bool = True) -> IndexReport:
     """Record the files under ``directory``: :meth:`Catalog.index <storage_nodes.catalog.Catalog.index>`."""
+    db.prepare(write=True)  # indexing records: it creates a catalog that does not exist yet
     root = Path(directory).expanduser().resolve()
     if not root.is_dir():
         raise InvalidArgumentError(f"index() takes a directory; {root} is not one", path=root)
@@ -98,12 +100,24 @@ def index(db: Database, directory: PathLike, *, safe: bool = True, recursive: bo
             _index_file(db, p, safe=safe)
         except CatalogError:
             raise
+        except BackendNotFoundError as exc:  # another tool's file: counted, not a complaint each
+            if p.suffix.lower() in _our_suffixes():  # ours by name but not by content: say why
+                report.skipped.append((str(p), str(exc)))
+            else:
+                report.foreign.append(str(p))
+            continue
         except StorageError as exc:
             report.skipped.append((str(p), str(exc)))
             continue
         report.recorded.append(str(p))
     flush(db)
     return report
+
+
+@functools.cache
+def _our_suffixes() -> frozenset[str]:
+    """The file suffixes the registered backends save under (``.h5``, ``.pkl``, ``.json``, ...)."""
+    return frozenset(s for name in registry.names() for s in registry.suffixes(name))
 
 
 def _index_file(db: Database, p: Path, *, safe: bool) -> None:

@@ -11,6 +11,7 @@ import datetime
 import functools
 import inspect as pyinspect
 import json
+import numbers
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,18 @@ from .identity import call_digest, from_preview, live_identity, node_name
 from .queue import run
 from .records import FileIdentity, Hit, file_identity
 
-__all__ = ["across", "find", "hits", "lookup", "stats", "upstream_of"]
+__all__ = [
+    "across",
+    "apply_filters",
+    "file_conditions",
+    "find",
+    "hits",
+    "lookup",
+    "record_conditions",
+    "stats",
+    "upstream_of",
+    "value_digests",
+]
 
 
 def find(
@@ -45,10 +57,12 @@ def find(
     limit: int | None = None,
 ) -> list[Hit]:
     """Entries matching every given filter, newest first: :meth:`Catalog.find <storage_nodes.catalog.Catalog.find>`."""
-    q = sa.select(S.records, S.files).join(S.files, S.files.c.id == S.records.c.file_id)
-    q = _filters(q, node=node, inputs=inputs, metadata=metadata, user=user, host=host, since=since, until=until,
+    # files as the outer table, ordered by (created_at, id) as sn_files_created_at holds them: SQLite
+    # walks that index backwards instead of sorting the whole join (docs/catalog.md, "The job table")
+    q = sa.select(S.records, S.files).select_from(S.files).join(S.records, S.records.c.file_id == S.files.c.id)
+    q = apply_filters(q, node=node, inputs=inputs, metadata=metadata, user=user, host=host, since=since, until=until,
                  workflow=workflow, kind=kind)  # fmt: skip
-    q = q.order_by(S.files.c.created_at.desc(), S.records.c.id.desc())
+    q = q.order_by(S.files.c.created_at.desc(), S.files.c.id.desc(), S.records.c.id.desc())
     if limit is not None:
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
             raise InvalidArgumentError(f"limit must be a whole number >= 0, got {limit!r}")
@@ -56,7 +70,7 @@ def find(
     return run(db, lambda conn: hits(db, conn, conn.execute(q).mappings().all()), write=False, what="read")
 
 
-def _filters(
+def apply_filters(
     q: Any,
     *,
     node: Any,
@@ -69,43 +83,88 @@ def _filters(
     workflow: str | None,
     kind: str | None,
 ) -> Any:
-    texts = [node_name(node) if node is not None else "", user or "", host or "", workflow or ""]
-    texts += [str(k) for k in _mapping(inputs, "inputs")] + [str(k) for k in _mapping(metadata, "metadata")]
-    if any("\x00" in t for t in texts):  # no stored name holds NUL (PostgreSQL text cannot): no match
-        return q.where(sa.false())
-    if node is not None:
-        q = q.where(S.records.c.node == node_name(node))
     if kind is not None:
         if kind not in ("save", "node"):
-            raise InvalidArgumentError(f"kind must be 'save' or 'node', got {kind!r}")
-        q = q.where(S.records.c.node.is_(None) if kind == "save" else S.records.c.node.is_not(None))
-    for port, value in _mapping(inputs, "inputs").items():
-        d = digest(value)
-        if d is None:
+            raise InvalidArgumentError(f"kind must be 'run', 'save' or 'node', got {kind!r}")
+        q = q.where(
+            (S.records.c.node.is_(None) & (S.files.c.kind == "save"))
+            if kind == "save"
+            else S.records.c.node.is_not(None)
+        )
+    for cond in record_conditions(node, inputs) + file_conditions(
+        metadata=metadata, user=user, host=host, since=since, until=until, workflow=workflow
+    ):
+        q = q.where(cond)
+    return q
+
+
+def _has_nul(*texts: Any) -> bool:
+    """Whether a name holds NUL: no stored name does (PostgreSQL text cannot), so nothing matches."""
+    return any("\x00" in str(t) for t in texts if t is not None)
+
+
+def record_conditions(node: Any, inputs: Mapping[str, Any] | None) -> list[Any]:
+    """The WHERE conditions on ``sn_records`` of ``node=`` and ``inputs=`` (numbers by value)."""
+    conds: list[Any] = []
+    given = _mapping(inputs, "inputs")
+    if _has_nul(node_name(node) if node is not None else None, *given):
+        return [sa.false()]
+    if node is not None:
+        conds.append(S.records.c.node == node_name(node))
+    for port, value in given.items():
+        ds = value_digests(value)
+        if not ds:
             raise InvalidArgumentError(
                 f"inputs[{port!r}]: this {type(value).__name__} cannot be digested, so no entry can match it"
             )
         # the (port, digest, record_id) index yields the matching records directly
-        matching = sa.select(S.inputs.c.record_id).where(S.inputs.c.port == str(port), S.inputs.c.digest == d)
-        q = q.where(S.records.c.id.in_(matching))
+        matching = sa.select(S.inputs.c.record_id).where(S.inputs.c.port == str(port), S.inputs.c.digest.in_(ds))
+        conds.append(S.records.c.id.in_(matching))
+    return conds
+
+
+def file_conditions(
+    *, metadata: Mapping[str, Any] | None, user: str | None, host: str | None, since: Any, until: Any,
+    workflow: str | None,
+) -> list[Any]:  # fmt: skip
+    """The WHERE conditions on ``sn_files`` of the other filters of :func:`find`."""
+    meta = _mapping(metadata, "metadata")
+    if _has_nul(user, host, workflow, *meta):
+        return [sa.false()]
+    conds: list[Any] = []
     if metadata is not None:
-        for name, value in validate_metadata(_mapping(metadata, "metadata")).items():
+        for name, value in validate_metadata(meta).items():
             files = sa.select(S.metadata.c.file_id).where(
-                S.metadata.c.name == name, S.metadata.c.digest == digest(value)
+                S.metadata.c.name == name, S.metadata.c.digest.in_(value_digests(value))
             )
-            q = q.where(S.records.c.file_id.in_(files))
+            conds.append(S.files.c.id.in_(files))
     if user is not None:
-        q = q.where(S.files.c.created_by == str(user))
+        conds.append(S.files.c.created_by == str(user))
     if host is not None:
-        q = q.where(S.files.c.host == str(host))
+        conds.append(S.files.c.host == str(host))
     start, end = _utc(since, "since"), _utc(until, "until")
     if start is not None:
-        q = q.where(S.files.c.created_at >= start)
+        conds.append(S.files.c.created_at >= start)
     if end is not None:
-        q = q.where(S.files.c.created_at < end)
+        conds.append(S.files.c.created_at < end)
     if workflow is not None:
-        q = q.where(S.files.c.workflow == str(workflow))
-    return q
+        conds.append(S.files.c.workflow == str(workflow))
+    return conds
+
+
+def value_digests(value: Any) -> list[str]:
+    """The digests a query value matches: its own, and for a number the same number as the
+    other of int and float (``600`` matches ``600.0``; ``True`` is not a number here)."""
+    found = [digest(value)]
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and type(value).__name__ != "bool_":
+        try:
+            as_float = float(value)
+            found.append(digest(as_float))
+            if as_float.is_integer():
+                found.append(digest(int(as_float)))
+        except (OverflowError, ValueError):
+            pass
+    return sorted({d for d in found if d is not None})
 
 
 def hits(db: Database, conn: sa.Connection, rows: Sequence[Any]) -> list[Hit]:
@@ -132,8 +191,9 @@ def hits(db: Database, conn: sa.Connection, rows: Sequence[Any]) -> list[Hit]:
                 created_at=r["created_at"], workflow=r["workflow"], label=r["label"],
                 metadata=json.loads(r["metadata"]), version=r["version"], stale=not fresh[fid],
                 undigested=json.loads(r["undigested"]),
-                call=r["call"], record_id=int(r["id"]), _lineage=functools.partial(upstream_of, db), _identity=ident,
-                _across=functools.partial(across, db),
+                call=r["call"], record_id=int(r["id"]), file_id=fid,
+                kind="save" if r["node"] is None and r["kind"] == "save" else "node",
+                _lineage=functools.partial(upstream_of, db), _identity=ident, _across=functools.partial(across, db),
             )
         )  # fmt: skip
     return hits

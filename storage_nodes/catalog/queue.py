@@ -44,7 +44,7 @@ class _Queued(Exception):
 def run(db: Database, work: Callable[[sa.Connection], T], *, write: bool, what: str) -> T:
     """Run ``work`` in one transaction after the queued recordings; retry a busy database;
     errors become CatalogError."""
-    db.prepare()
+    db.prepare(write=write)
     if write:
         flush(db)
         return db.transact(work, write=True, what=what)

@@ -17,7 +17,20 @@ from .. import api
 from ..errors import InvalidArgumentError, KeyNotFoundError, StaleEntryError
 from ..keys import join, split
 
-__all__ = ["Dropped", "FileIdentity", "Hit", "IndexReport", "Summary", "file_identity"]
+__all__ = [
+    "ID_PREFIX",
+    "Dropped",
+    "FileIdentity",
+    "Found",
+    "Hit",
+    "IndexReport",
+    "Removed",
+    "Summary",
+    "entry_id",
+    "file_identity",
+    "parse_id",
+    "record_kind",
+]
 
 #: bytes of each of the three samples a file identity hashes
 _SAMPLE = 4096
@@ -75,6 +88,12 @@ class Hit:
     input was not digested) that :meth:`Catalog.lookup` matches. ``stale`` is true when
     the file is gone or was rewritten since it was recorded:
     :meth:`load` then refuses with :class:`StaleEntryError`.
+
+    ``kind`` is ``"node"``, ``"save"`` (a plain save) or ``"run"`` (a saved workflow as a
+    whole, from :meth:`Catalog.get` or ``find(kind="run")``: ``node`` is ``None``, ``inputs``
+    are its free inputs named ``<node>__<port>`` as pyiron_workflow names them, and
+    :attr:`nodes` gives its node hits). :attr:`id` names the entry for :meth:`Catalog.get`
+    and :meth:`Catalog.remove`.
     """
 
     path: Path
@@ -93,13 +112,40 @@ class Hit:
     undigested: list[str]
     call: str | None
     record_id: int
+    kind: str = "node"
+    file_id: int = 0
     _lineage: Callable[[Hit], list[Hit]] | None = dataclasses.field(default=None, repr=False)
+    _members: Callable[[Hit], list[Hit]] | None = dataclasses.field(default=None, repr=False)
     _identity: FileIdentity | None = dataclasses.field(default=None, repr=False)
     _upstream: list[Hit] | None = dataclasses.field(default=None, repr=False)
     #: ``(hit, "fed_by" | "fed") -> hits``: the catalog's answer for :attr:`fed_by` / :attr:`fed`
     _across: Callable[[Hit, str], list[Hit]] | None = dataclasses.field(default=None, repr=False)
 
+    @property
+    def id(self) -> str:
+        """The entry's id: ``"r<n>"`` for a run, ``"n<n>"`` for a node, ``"s<n>"`` for a plain save
+        (stable while the entry is recorded; saving the file again records it anew)."""
+        return entry_id(self.kind, self.file_id if self.kind == "run" else self.record_id)
+
+    @property
+    def nodes(self) -> list[Hit]:
+        """A run's node hits, in the order they were recorded (``[]`` for a node or a save)."""
+        return [] if self._members is None or self.kind != "run" else self._members(self)
+
+    def load_workflow(self, **options: Any) -> Any:
+        """The stored workflow of a run's file (:func:`storage_nodes.load_workflow`; ``options`` are its)."""
+        if self.kind != "run":
+            raise InvalidArgumentError(f"{self.id} is a {self.kind}, not a run: load it with .load()")
+        self._check_fresh()
+        from ..graph.workflows import load_workflow
+
+        return load_workflow(self.path, **options)
+
     def __repr__(self) -> str:
+        if self.kind == "run":
+            stale = " STALE" if self.stale else ""
+            return (f"<Hit run {self.id} {self.workflow!r} in {self.path} by {self.created_by}@{self.host} "
+                    f"at {self.created_at:%Y-%m-%d %H:%M:%S}Z{stale}>")  # fmt: skip
         what = self.node or "save"
         where = f"{self.path}" + (f" key {self.key!r}" if self.key else "")
         stale = " STALE" if self.stale else ""
@@ -142,17 +188,12 @@ class Hit:
 
         A node hit gives its outputs (``{port: value}``), or one output with ``port``; a
         plain save gives the saved object. ``version_policy`` and ``safe`` are those of
-        ``load``. A stale entry raises :class:`StaleEntryError` (checked again now).
+        ``load``. A stale entry raises :class:`StaleEntryError` (checked again now). A run
+        gives its stored workflow (:meth:`load_workflow`).
         """
-        if self.is_stale():
-            self.stale = True
-            raise StaleEntryError(
-                f"catalog entry {self.node or 'save'} in {self.path} is stale: the file was moved, deleted or "
-                "rewritten since it was recorded; record it again with `storage-nodes catalog index DIR` "
-                "or drop it with `catalog prune`",
-                path=self.path,
-                key=self.key or None,
-            )
+        if self.kind == "run":
+            return self.load_workflow()
+        self._check_fresh()
         if self.node is None:
             if port is not None:
                 raise InvalidArgumentError(f"{self.path} holds a plain save, not a node: it has no port {port!r}")
@@ -166,6 +207,48 @@ class Hit:
         segments = [*split(self.key), "outputs", *([port] if port is not None else [])]
         return api.load(self.path, key=join(*segments), version_policy=version_policy, safe=safe)
 
+    def _check_fresh(self) -> None:
+        if self.is_stale():
+            self.stale = True
+            raise StaleEntryError(
+                f"catalog entry {self.node or self.kind} in {self.path} is stale: the file was moved, deleted or "
+                "rewritten since it was recorded; record it again with `storage-nodes catalog index DIR` "
+                "or drop it with `catalog prune`",
+                path=self.path,
+                key=self.key or None,
+            )
+
+
+#: the letter that starts an entry id, per kind
+ID_PREFIX = {"run": "r", "node": "n", "save": "s"}
+_KIND_OF = {v: k for k, v in ID_PREFIX.items()}
+
+
+def entry_id(kind: str, number: int) -> str:
+    """The id of an entry: ``"r12"`` (the run of file row 12), ``"n345"``/``"s345"`` (record row 345)."""
+    return f"{ID_PREFIX[kind]}{number}"
+
+
+def record_kind(kind: str, records: Any, files: Any) -> Any:
+    """The SQL condition that a ``sn_records`` row (joined with ``sn_files``) is of ``kind``: a
+    plain save (no node, in a saved file) or a node (a node function, or any record of a run)."""
+    save = records.c.node.is_(None) & (files.c.kind == "save")
+    return save if kind == "save" else ~save
+
+
+def parse_id(text: Any) -> tuple[str, int]:
+    """``(kind, number)`` of an entry id (:func:`entry_id`); anything else raises :class:`InvalidArgumentError`."""
+    if isinstance(text, Hit):
+        return text.kind, text.file_id if text.kind == "run" else text.record_id
+    s = str(text).strip() if isinstance(text, str) else ""
+    kind = _KIND_OF.get(s[:1].lower())
+    if kind is None or not s[1:].isdigit():
+        raise InvalidArgumentError(
+            f"{text!r} is not a catalog entry id: ids look like r12 (a run), n345 (a node), s345 (a plain save); "
+            "see the id column of Catalog.table() or `storage-nodes catalog runs`"
+        )
+    return kind, int(s[1:])
+
 
 @dataclasses.dataclass(frozen=True)
 class Dropped:
@@ -176,10 +259,45 @@ class Dropped:
     records: int
 
 
+class Found(list[Hit]):
+    """The hits of ``find(..., explain=True)``: a list, with :attr:`near` saying, when it is empty,
+    what came close (a node name in another module, the same port holding another type, ...)."""
+
+    near: list[str]
+
+    def __init__(self, hits: list[Hit], near: list[str] | None = None) -> None:
+        super().__init__(hits)
+        self.near = near or []
+
+
+@dataclasses.dataclass
+class Removed:
+    """What :meth:`Catalog.remove` did: the ids removed, how many records went with them, the
+    files deleted, and the files kept (with why: another entry still points at it, it was gone)."""
+
+    ids: list[str]
+    records: int
+    deleted: list[str] = dataclasses.field(default_factory=list)
+    kept: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+
 @dataclasses.dataclass
 class IndexReport:
-    """What :meth:`Catalog.index` did: files recorded, already up to date, and skipped (with why)."""
+    """What :meth:`Catalog.index` did: files recorded, already up to date, skipped (with why), and
+    ``foreign``: files no backend claims (other tools' files: images, scripts, ...), left alone."""
 
     recorded: list[str] = dataclasses.field(default_factory=list)
     unchanged: list[str] = dataclasses.field(default_factory=list)
     skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    foreign: list[str] = dataclasses.field(default_factory=list)
+
+    def foreign_summary(self) -> str:
+        """``"3 files no backend claims (.png 2, .svg 1)"``, or ``""`` when there are none."""
+        if not self.foreign:
+            return ""
+        counts: dict[str, int] = {}
+        for p in self.foreign:
+            suffix = Path(p).suffix.lower() or "(no suffix)"
+            counts[suffix] = counts.get(suffix, 0) + 1
+        shown = ", ".join(f"{s} {n}" for s, n in sorted(counts.items(), key=lambda sn: (-sn[1], sn[0])))
+        return f"{len(self.foreign)} file(s) no backend claims ({shown})"

@@ -93,10 +93,50 @@ def _is_mapping(value: Any) -> TypeGuard[Mapping[str, Any]]:
     return type(value) is dict or isinstance(value, Mapping)  # the ABC check costs ~0.4 us; recipes are dicts
 
 
+#: where a flow-control recipe keeps its labelled parts (``{"label": ..., "recipe": ...}``)
+_PARTS = ("body_node", "case", "cases", "else_case", "try_node", "exception_cases")
+
+
+def _parts(recipe: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The labelled sub-recipes of a for-each, if, while or try recipe: ``{label: recipe}``."""
+    found: dict[str, Mapping[str, Any]] = {}
+    stack: list[Any] = [recipe.get(k) for k in _PARTS]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif _is_mapping(item):
+            if isinstance(item.get("label"), str) and _is_mapping(item.get("recipe")):
+                found[item["label"]] = item["recipe"]
+            else:  # a case: {"condition": part, "body": part}, an exception case: {"body": part}
+                stack.extend(v for k, v in item.items() if k in ("condition", "body"))
+    return found
+
+
+def _children(recipe: Mapping[str, Any], stored: Mapping[str, Any]) -> tuple[dict[str, Mapping[str, Any]], bool]:
+    """The child recipes of one graph level by their stored labels, and whether they are a flow
+    control's parts: a workflow's ``nodes``; a for-each's or while's body and condition once per
+    iteration (stored as ``body_<i>``, ``condition_<i>``), an if's or try's taken branches."""
+    nodes = recipe.get("nodes")
+    if _is_mapping(nodes):
+        return dict(nodes), False
+    parts = _parts(recipe)
+    if not parts:
+        return {}, False
+    found: dict[str, Mapping[str, Any]] = {}
+    for label in stored:
+        base, sep, number = str(label).rpartition("_")
+        part = parts.get(label) or (parts.get(base) if sep and number.isdigit() else None)
+        if part is not None:
+            found[label] = part
+    return found, True
+
+
 def workflow_rows(
     recipe: Mapping[str, Any], nodes: Mapping[str, Any], identify: Identify
 ) -> tuple[list[NodeRow], list[tuple[str, str, str, str]]]:
-    """The records and edges of a stored run: every node with a function reference, at any depth.
+    """The records and edges of a stored run: every node with a function reference, at any depth:
+    inside macros and the bodies of for-each (one record per iteration), while, if and try.
 
     Edges are ``(source key, source port, target key, target port)`` between recorded nodes
     of the same graph level (the recipe's ``edges``: ``"target.port": "source.port"``).
@@ -128,7 +168,7 @@ def workflow_rows(
     stack: list[tuple[Mapping[str, Any], Mapping[str, Any], list[str]]] = [(recipe, nodes, [])]
     while stack:
         level_recipe, level_nodes, prefix = stack.pop()
-        children = level_recipe.get("nodes") or {}
+        children, parts = _children(level_recipe, level_nodes)
         keys: dict[str, str] = {}
         for label, child in children.items():
             if not _is_mapping(child) or child.get("type") == "constant":
@@ -142,24 +182,25 @@ def workflow_rows(
             info = ((child.get("reference") or {}).get("info") or {}) if _is_mapping(child.get("reference")) else {}
             module, qualname = info.get("module"), info.get("qualname")
             name = f"{module}.{qualname}" if isinstance(module, str) and isinstance(qualname, str) else None
-            version, source = identify(str(module), str(qualname)) if name else (None, None)
-            ins = stored.get("inputs") or {}
-            rows.append(
-                NodeRow(
-                    key=key,
-                    label=label,
-                    node=name,
-                    module=module if name else None,
-                    qualname=qualname if name else None,
-                    version=version,
-                    source=source,
-                    type=str(child.get("type")),
-                    inputs={str(p): summary(v) for p, v in ins.items()},
-                    outputs=[str(p) for p in (stored.get("outputs") or {})],
-                    reads={p: ins.get(p) for p in READERS[name]} if name in READERS else None,
+            if name is not None or not parts:  # a flow control's body without a function is no call: not recorded
+                version, source = identify(str(module), str(qualname)) if name else (None, None)
+                ins = stored.get("inputs") or {}
+                rows.append(
+                    NodeRow(
+                        key=key,
+                        label=label,
+                        node=name,
+                        module=module if name else None,
+                        qualname=qualname if name else None,
+                        version=version,
+                        source=source,
+                        type=str(child.get("type")),
+                        inputs={str(p): summary(v) for p, v in ins.items()},
+                        outputs=[str(p) for p in (stored.get("outputs") or {})],
+                        reads={p: ins.get(p) for p in READERS[name]} if name in READERS else None,
+                    )
                 )
-            )
-            if _is_mapping(stored.get("nodes")) and _is_mapping(child.get("nodes")):
+            if _is_mapping(stored.get("nodes")) and _children(child, stored["nodes"])[0]:
                 stack.append((child, stored["nodes"], [*key_segments, "nodes"]))
         for target, source in (level_recipe.get("edges") or {}).items():
             t_node, _, t_port = str(target).partition(".")

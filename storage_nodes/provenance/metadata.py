@@ -513,9 +513,7 @@ def _git_kept(files: dict[str, str | None]) -> bool:
 
 
 def _copy_modules(modules: dict[str, Any]) -> dict[str, Any]:
-    return {
-        m: {**r, "git": gitinfo.copy_state(r["git"]), "sources": dict(r["sources"])} for m, r in modules.items()
-    }
+    return {m: {**r, "git": gitinfo.copy_state(r["git"]), "sources": dict(r["sources"])} for m, r in modules.items()}
 
 
 def _python() -> dict[str, str]:

@@ -16,7 +16,13 @@ from _catalog_nodes import build, make_structure, relax, report
 import storage_nodes as sn
 from storage_nodes.catalog import schema as S
 from storage_nodes.catalog.catalog import file_identity
-from storage_nodes.errors import CatalogError, InvalidArgumentError, KeyNotFoundError, StaleEntryError
+from storage_nodes.errors import (
+    CatalogError,
+    CatalogNotFoundError,
+    InvalidArgumentError,
+    KeyNotFoundError,
+    StaleEntryError,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*has no (input|output) ports:UserWarning")
 
@@ -30,7 +36,7 @@ def url(request, tmp_path) -> str:
 
 @pytest.fixture
 def cat(url):
-    with sn.Catalog(url) as c:
+    with sn.Catalog(url, create=True) as c:
         yield c
 
 
@@ -88,7 +94,8 @@ def test_find_filters_by_value_type_metadata_user_and_dates(cat, tmp_path):
     sn.save_workflow(build(T=300.0), tmp_path / "a.h5", catalog=cat, metadata={"sample": "Cu-3"})
     sn.save_workflow(build(T=-1.0), tmp_path / "b.h5", catalog=cat, metadata={"sample": "Cu-4"})
     assert [h.inputs["T"] for h in cat.find(node=relax, inputs={"T": 300.0})] == [300.0]
-    assert cat.find(node=relax, inputs={"T": 300}) == []  # int 300 is not float 300.0
+    assert [h.inputs["T"] for h in cat.find(node=relax, inputs={"T": 300})] == [300.0]  # numbers by value (issue 25)
+    assert cat.find(node=relax, inputs={"T": True}) == []  # a bool is no number
     assert cat.find(node=relax, inputs={"T": -2.0}) == []  # -1.0 and -2.0 differ (hash(-1) == hash(-2))
     assert len(cat.find(node=relax, inputs={"T": -1.0})) == 1
     assert len(cat.find(node="_catalog_nodes.relax")) == 2
@@ -113,7 +120,8 @@ def test_plain_save_is_recorded_and_loads_back(cat, tmp_path):
     (hit,) = cat.find(kind="save")
     assert hit.node is None and hit.path == p.resolve() and hit.key == "" and hit.metadata == {"T": 300}
     assert hit.load()["energy"] == -3.2
-    assert cat.find(metadata={"T": 300.0}) == []  # typed: 300 is not 300.0
+    assert len(cat.find(metadata={"T": 300.0})) == 1  # numbers by value (issue 25)
+    assert cat.find(metadata={"T": "300"}) == []  # typed: text is not a number
     assert len(cat.find(metadata={"T": 300})) == 1
     with pytest.raises(InvalidArgumentError, match="plain save"):
         hit.load("energy")
@@ -259,7 +267,7 @@ def test_index_is_idempotent_and_agrees_with_recording_at_save_time(url, tmp_pat
     with sn.Catalog(url) as cat:
         report1 = cat.index(runs)
         assert sorted(os.path.basename(p) for p in report1.recorded) == ["plain.h5", "w.h5", "w.json"]
-        assert [os.path.basename(p) for p, _ in report1.skipped] == ["notes.txt"]
+        assert report1.skipped == [] and [os.path.basename(p) for p in report1.foreign] == ["notes.txt"]  # not ours
         before = _counts(cat)
         report2 = cat.index(runs)
         assert report2.recorded == [] and len(report2.unchanged) == 3 and _counts(cat) == before
@@ -309,7 +317,7 @@ def test_a_password_never_appears_in_reprs_or_errors(url, tmp_path):
     else:
         u = sa.make_url(f"postgresql+psycopg://alice:{secret}@/x?host=/nonexistent-socket-dir")
         bad = u
-    cat = sn.Catalog(u)
+    cat = sn.Catalog(u, create=True)
     assert secret not in repr(cat) and "***" in repr(cat)
     if url.startswith("postgresql"):
         assert cat.stats()["files"] == 0 and secret not in cat.stats()["catalog"]
@@ -409,7 +417,7 @@ def test_a_failed_enqueue_says_the_file_is_intact(cat, tmp_path, wf300, monkeypa
 
 
 def test_schema_version_is_recorded_newer_refused_older_migrated(url, monkeypatch):
-    with sn.Catalog(url) as cat:
+    with sn.Catalog(url, create=True) as cat:
         cat.stats()
         with cat._engine.begin() as conn:
             assert conn.execute(sa.select(S.schema.c.version)).scalar_one() == S.SCHEMA_VERSION
@@ -480,7 +488,7 @@ def test_cli_index_find_stats_prune(url, tmp_path, wf300):
     (hit,) = json.loads(out)["hits"]
     assert hit["inputs"]["T"] == 300.0 and hit["key"] == "relax" and hit["stale"] is False
     code, out, _ = _cli("find", "--catalog", url, "--node", "_catalog_nodes.relax", "--input", "T=300", "--json")
-    assert json.loads(out)["hits"] == []  # T=300 is the int 300
+    assert len(json.loads(out)["hits"]) == 1  # T=300 finds 300.0: numbers by value (issue 25)
     code, out, _ = _cli("find", "--catalog", url, "--meta", "sample=Cu-3")
     assert code == 0 and "_catalog_nodes.relax" in out and "w.h5 :: relax" in out
     code, out, _ = _cli("stats", "--catalog", url)
@@ -496,8 +504,12 @@ def test_cli_uses_the_environment_variable_default(tmp_path):
     env = {**os.environ, "STORAGE_NODES_CATALOG": str(tmp_path / "env.sqlite")}
     command = [sys.executable, "-m", "storage_nodes", "catalog", "stats"]
     proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    # a reading command never creates a catalog, and says which one it looked for (issue 25)
+    assert proc.returncode == 1 and f"no catalog {tmp_path / 'env.sqlite'}" in proc.stderr
+    assert f"catalog: sqlite:///{tmp_path / 'env.sqlite'}" in proc.stderr and not (tmp_path / "env.sqlite").exists()
+    sn.save([1], tmp_path / "x.json", catalog=str(tmp_path / "env.sqlite"))  # the first recording creates it
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0 and str(tmp_path / "env.sqlite") in proc.stdout
-    assert (tmp_path / "env.sqlite").exists()
 
 
 # ---------------------------------------------------------------- location and import cost
@@ -510,7 +522,10 @@ def test_default_location_is_per_user(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     if sys.platform.startswith("linux"):
         assert default_location() == str(tmp_path / "xdg" / "storage_nodes" / "catalog.sqlite")
-    cat = sn.Catalog()
+    with pytest.raises(CatalogNotFoundError, match="does not exist"):  # no silent catalogs (issue 25)
+        sn.Catalog().stats()
+    assert not os.path.exists(default_location()) and not os.path.exists(tmp_path / "xdg")
+    cat = sn.Catalog(create=True)
     cat.stats()
     assert cat.location.endswith("catalog.sqlite") and os.path.exists(default_location())
     monkeypatch.setenv("STORAGE_NODES_CATALOG", str(tmp_path / "mine.sqlite"))
@@ -716,7 +731,7 @@ def test_sqlite_catalog_on_a_network_filesystem_falls_back_from_wal(tmp_path, mo
     cat.close()
     assert not (path.parent / "c.sqlite-wal").exists()
     monkeypatch.setattr(C, "MOUNTS", str(_mounts(tmp_path, "/dev/vda / ext4 rw 0 0")))
-    local = sn.Catalog(tmp_path / "local.sqlite")
+    local = sn.Catalog(tmp_path / "local.sqlite", create=True)
     assert local.journal_mode == "wal" and local.stats()["files"] == 0
     with local._engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
@@ -754,3 +769,21 @@ def test_a_flush_batch_holds_a_bounded_amount_of_payload(cat, tmp_path, monkeypa
     monkeypatch.setattr(Q, "drain", lambda *a: batches.append(real(*a)) or batches[-1])
     assert cat.flush() == 5 and batches == [2, 2, 1, 0]
     assert sorted(h.path.name for h in cat.find(kind="save")) == [f"{i}.json" for i in range(5)]
+
+
+def test_index_counts_other_tools_files_in_one_line(url, tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    sn.save([1], runs / "ok.json")
+    (runs / "plot.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    (runs / "graph.svg").write_text("<svg/>")
+    (runs / "other.svg").write_text("<svg/>")
+    (runs / "broken.h5").write_text("not hdf5")  # ours by name: its own line, with why
+    report = sn.Catalog(url).index(runs)
+    assert report.recorded == [str(runs / "ok.json")]
+    assert sorted(report.foreign) == sorted(str(runs / n) for n in ("plot.png", "graph.svg", "other.svg"))
+    assert report.foreign_summary() == "3 file(s) no backend claims (.svg 2, .png 1)"
+    assert [p for p, _ in report.skipped] == [str(runs / "broken.h5")]
+    code, out, _ = _cli("index", str(runs), "--catalog", url)
+    assert code == 0 and "ignored 3 file(s) no backend claims (.svg 2, .png 1)" in out
+    assert "plot.png" not in out and "broken.h5" in out

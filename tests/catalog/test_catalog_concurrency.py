@@ -25,7 +25,7 @@ def six_writers(tmp_path_factory, postgres_server):
     root = tmp_path_factory.mktemp("writers")
     urls = [str(root / "shared.sqlite"), create_database(postgres_server, "t_six_writers")]
     for u in urls:  # an empty catalog each (the first writers would otherwise race to create the tables too)
-        sn.Catalog(u).stats()
+        sn.Catalog(u, create=True).stats()
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Manager().Barrier(WORKERS)
     with warnings.catch_warnings():
@@ -67,7 +67,7 @@ def test_sqlite_retries_a_locked_database_instead_of_failing(tmp_path, monkeypat
     from storage_nodes.catalog import engine as C
 
     path = tmp_path / "locked.sqlite"
-    sn.Catalog(path).stats()
+    sn.Catalog(path, create=True).stats()
     monkeypatch.setattr(C, "BUSY_TIMEOUT_MS", 20)  # the retry loop, not SQLite's own wait, must do the work
     cat = sn.Catalog(path)
     holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
