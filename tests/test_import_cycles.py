@@ -8,42 +8,14 @@ still holds them to the layers).
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
-from test_layering import _is_module, _modules
-
-PACKAGE = Path(__file__).resolve().parent.parent / "storage_nodes"
+from test_layering import _imports, _modules
 
 
 def _runtime_imports(module: str, path: Path) -> set[str]:
     """The storage_nodes modules ``module`` imports when it runs (any scope, not TYPE_CHECKING)."""
-    tree = ast.parse(path.read_text(), str(path))
-    skip: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            skip.update(id(n) for child in node.body for n in ast.walk(child))
-    parts = module.split(".") if module else []
-    package = parts if path.name == "__init__.py" else parts[:-1]
-    out: set[str] = set()
-    for node in ast.walk(tree):
-        if id(node) in skip:
-            continue
-        if isinstance(node, ast.Import):
-            out.update(a.name.removeprefix("storage_nodes.") for a in node.names if a.name.startswith("storage_nodes."))
-        elif isinstance(node, ast.ImportFrom):
-            if node.level == 0:
-                if node.module != "storage_nodes" and not (node.module or "").startswith("storage_nodes."):
-                    continue
-                base = (node.module or "").split(".")[1:]
-            else:
-                base = package[: len(package) - (node.level - 1)] + (node.module.split(".") if node.module else [])
-            prefix = ".".join(base)
-            for alias in node.names:
-                candidate = f"{prefix}.{alias.name}" if prefix else alias.name
-                out.add(candidate if _is_module(candidate) else prefix)
-    out.discard(module)
-    return out
+    return _imports(module, path, runtime_only=True) - {module}
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:

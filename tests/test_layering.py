@@ -52,13 +52,21 @@ def _modules() -> dict[str, Path]:
     return found
 
 
-def _imports(module: str, path: Path) -> set[str]:
-    """The storage_nodes modules ``module`` imports (names relative to the package)."""
+def _imports(module: str, path: Path, *, runtime_only: bool = False) -> set[str]:
+    """The storage_nodes modules ``module`` imports (names relative to the package);
+    ``runtime_only``: not those under ``if TYPE_CHECKING:`` (they never run)."""
     tree = ast.parse(path.read_text(), str(path))
+    skip: set[int] = set()
+    if runtime_only:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                skip.update(id(n) for child in node.body for n in ast.walk(child))
     parts = module.split(".") if module else []
     package = parts if path.name == "__init__.py" else parts[:-1]
     out: set[str] = set()
     for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.startswith("storage_nodes."):

@@ -11,15 +11,12 @@ itself while it is read), and a full disk (a real tmpfs in a private mount names
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import fleche
 import numpy as np
 import pytest
+from _tmpfs import run_on_tmpfs
 from fleche.caches import Cache
 from fleche.digest import Digest, digest
 from fleche.storage.base import SaveError
@@ -210,24 +207,8 @@ print("DONE")
 """
 
 
-def _namespace_command() -> list[str]:
-    unshare = shutil.which("unshare")
-    assert unshare, "util-linux unshare is needed to mount a private tmpfs"
-    flags = ["--mount", "--propagation", "private"]
-    if os.geteuid() != 0:
-        flags.insert(0, "--map-root-user")
-    return [unshare, *flags]
-
-
 def test_full_disk_is_a_save_error_and_the_calls_still_return(tmp_path):
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    script = tmp_path / "child.py"
-    script.write_text(CHILD)
-    shell = f"mount -t tmpfs -o size=1536k tmpfs {mnt} && exec {sys.executable} {script} {mnt}"
-    proc = subprocess.run([*_namespace_command(), "sh", "-c", shell], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = proc.stdout
+    out = run_on_tmpfs(tmp_path, CHILD)
     assert "DONE" in out, out
     assert "SAVEERROR direct ['NoSpaceError'" in out and "True" in out.splitlines()[0], out
     assert "RUNS [400000, 3]" in out, out  # the result was computed once, the argument's call hit

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pyiron_workflow as pwf
-import pytest
 from _catalog_nodes import make_structure, relax
 from pyiron_workflow.executorlib import NodeSingleExecutor
 
@@ -27,13 +26,6 @@ from storage_nodes.catalog import catalog as C
 
 TESTS = Path(__file__).resolve().parents[1]  # tests/, where the helper modules live
 SAVES = 4  # SaveNodes that run in workers at the same time
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "catalog.sqlite")
-    return request.getfixturevalue("postgres_url")
 
 
 def build(directory: Path, url: str) -> pwf.Workflow:

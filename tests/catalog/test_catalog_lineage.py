@@ -20,13 +20,6 @@ def twice(x: float) -> float:
     return 2 * x
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "catalog.sqlite")
-    return request.getfixturevalue("postgres_url")
-
-
 def _reader(label: str, **load):
     import pyiron_workflow as pwf
 

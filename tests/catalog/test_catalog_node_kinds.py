@@ -13,13 +13,6 @@ import storage_nodes as sn
 pytestmark = pytest.mark.filterwarnings("ignore:.*has no (input|output) ports:UserWarning")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "catalog.sqlite")
-    return request.getfixturevalue("postgres_url")
-
-
 @pytest.fixture
 def cat(url):
     with sn.Catalog(url, create=True) as c:

@@ -16,13 +16,6 @@ from storage_nodes.errors import KeyNotFoundError
 pytestmark = pytest.mark.filterwarnings("ignore:.*has no (input|output) ports:UserWarning")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "catalog.sqlite")
-    return request.getfixturevalue("postgres_url")
-
-
 def test_find_node_is_exported_and_has_the_documented_ports():
     assert sn.FindNode is FindNode and "FindNode" in sn.__all__ and "Catalog" in sn.__all__
     node = pwf.node(FindNode, "f")

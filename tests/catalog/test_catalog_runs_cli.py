@@ -20,13 +20,6 @@ from storage_nodes.errors import InvalidArgumentError
 pytestmark = pytest.mark.filterwarnings("ignore:.*has no (input|output) ports:UserWarning")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "catalog.sqlite")
-    return request.getfixturevalue("postgres_url")
-
-
 @pytest.fixture
 def filled(url, tmp_path):
     with sn.Catalog(url, create=True) as cat:

@@ -11,12 +11,9 @@ temporary file. Before the fix they said CorruptFileError or SerializationError.
 from __future__ import annotations
 
 import errno
-import os
-import shutil
-import subprocess
-import sys
 
 import pytest
+from _tmpfs import run_on_tmpfs
 
 import storage_nodes as sn
 from storage_nodes.errors import no_space
@@ -71,28 +68,11 @@ print("DONE")
 """
 
 
-def _namespace_command() -> list[str]:
-    unshare = shutil.which("unshare")
-    assert unshare, "util-linux unshare is needed to mount a private tmpfs"
-    flags = ["--mount", "--propagation", "private"]
-    if os.geteuid() != 0:
-        flags.insert(0, "--map-root-user")
-    return [unshare, *flags]
-
-
 def test_disk_full_on_a_real_tmpfs(tmp_path):
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    script = tmp_path / "child.py"
-    script.write_text(CHILD)
-    shell = f"mount -t tmpfs -o size=1536k tmpfs {mnt} && exec {sys.executable} {script} {mnt}"
-    proc = subprocess.run([*_namespace_command(), "sh", "-c", shell], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = proc.stdout
+    out = run_on_tmpfs(tmp_path, CHILD)
     assert "DONE" in out and "WRONG" not in out, out
     for label in ("whole.json", "whole.pkl", "whole.cpkl", "whole.h5", "update.h5", "update-copy.h5"):
         assert f"NOSPACE {label}" in out, out
-    assert not any(mnt.iterdir())  # the tmpfs was private to the child
 
 
 @pytest.mark.parametrize(
