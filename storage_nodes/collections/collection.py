@@ -17,7 +17,6 @@ write replaces the manifest atomically, so concurrent ``add`` calls never lose m
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
@@ -28,7 +27,6 @@ from typing import Any, Literal, Self
 
 from .. import api, registry
 from .._validation import validated
-from ..atomic import writer_lock
 from ..errors import (
     CorruptFileError,
     DuplicateMemberError,
@@ -49,14 +47,15 @@ from ._manifest import (
     check_name,
     environment_summary,
     location_for,
+    member_of_file,
     new_manifest,
     normalized,
     now,
     read_manifest,
     resolve_location,
     safe_relative,
-    same_file,
     sniff,
+    updating,
     write_manifest,
 )
 from ._progress import sha256_file
@@ -148,34 +147,12 @@ def _renamed(exc: StorageError, message: str, *, path: Path, key: str) -> Storag
     return new
 
 
-@contextlib.contextmanager
-def _updating(manifest: Path) -> Iterator[None]:
-    """Hold the manifest's writer lock; OS errors (read-only directory, disk full) become
-    :class:`StorageError` naming the manifest."""
-    try:
-        with writer_lock(manifest):
-            yield
-    except StorageError:
-        raise
-    except OSError as exc:
-        raise StorageError(f"cannot update {manifest}: {exc}", path=manifest) from None
-
-
 def _check_tags(tags: Sequence[str] | None) -> list[str]:
     if tags is None:
         return []
     if isinstance(tags, str) or not all(isinstance(t, str) and t for t in tags):
         raise InvalidArgumentError(f"tags must be a list of non-empty str, e.g. ['Cu', '300K'], got {tags!r:.80}")
     return list(dict.fromkeys(tags))
-
-
-def _holder(members: Sequence[Member], location: str, sha256: str, src: Path, manifest: Path) -> Member | None:
-    """The member that already records the file ``src``: the same location, or the same
-    content and the same file on disk (a link or another absolute spelling)."""
-    for m in members:
-        if m.location == location or (m.sha256 == sha256 and same_file(resolve_location(m.location, manifest), src)):
-            return m
-    return None
 
 
 def _prefixed(entry: Entry, prefix: str) -> Entry:
@@ -224,7 +201,7 @@ class Collection:
             raise InvalidArgumentError(
                 f"cannot create a collection at {p}: it is a directory; give a file name", path=p
             )
-        with _updating(p):
+        with updating(p):
             if p.exists():
                 if exist_ok:
                     return cls.open(p)
@@ -437,9 +414,9 @@ class Collection:
             environment=environment_summary(listing.environment),
             added=now(),
         )
-        with _updating(self._path):
+        with updating(self._path):
             doc, members = read_manifest(self._path)
-            holder = _holder(members, location, digest, src, self._path)
+            holder = member_of_file(members, location, digest, src, self._path)
             if holder is not None and holder.name != member_name:
                 raise DuplicateMemberError(
                     f"cannot add {src} to {self._path} as {member_name!r}: that file is already member "
@@ -476,7 +453,7 @@ class Collection:
         '../scratch/relax_600K.json'
         """
         self._writable("remove from")
-        with _updating(self._path):
+        with updating(self._path):
             doc, members = read_manifest(self._path)
             kept = [m for m in members if m.name != name]
             if len(kept) == len(members):
@@ -510,7 +487,7 @@ class Collection:
                 path=other.path,
             )
         incoming = [(m, normalized(resolve_location(m.location, other.path))) for m in other._members]
-        with _updating(self._path):
+        with updating(self._path):
             doc, members = read_manifest(self._path)
             taken = {m.name: m for m in members}
             added: dict[str, str] = {}
@@ -519,7 +496,7 @@ class Collection:
             for m, src in incoming:
                 new_name = m.name
                 location = location_for(src, self._path)
-                holder = _holder(members, location, m.sha256, src, self._path)
+                holder = member_of_file(members, location, m.sha256, src, self._path)
                 if holder is not None:  # the file is a member here already: skip it, or the records disagree
                     if holder.sha256 != m.sha256:
                         stale.append((m.name, holder.name))
