@@ -20,10 +20,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Self
 
 from .. import api, registry
 from .._validation import validated
@@ -39,8 +38,8 @@ from ..errors import (
 )
 from ..keys import escape
 from ..listing import Entry, Listing
-from ..provenance.metadata import current_record, validate_metadata
-from ..provenance.versioning import POLICIES, VersionPolicy, compare, record_damage, refused
+from ..provenance.metadata import validate_metadata
+from ..provenance.versioning import VersionPolicy
 from ._bundle import CHECKSUMS, CRATE, MANIFEST, Bundle, is_bundle, write_bundle
 from ._manifest import (
     Member,
@@ -59,57 +58,11 @@ from ._manifest import (
     write_manifest,
 )
 from ._progress import sha256_file
+from ._verify import Problem, VerifyReport, check_members
 
 __all__ = ["Collection", "Member", "Problem", "VerifyReport", "is_collection", "verify"]
 
 PathLike = str | os.PathLike[str]
-ProblemKind = Literal["missing", "checksum", "unreadable", "environment"]
-
-
-@dataclasses.dataclass(frozen=True)
-class Problem:
-    """One finding of :meth:`Collection.verify`; ``fatal`` ones make the report not ``ok``."""
-
-    member: str
-    kind: ProblemKind
-    message: str
-    fatal: bool
-
-    def __str__(self) -> str:
-        return f"{'ERROR' if self.fatal else 'warning'} {self.member}: {self.message}"
-
-
-@dataclasses.dataclass
-class VerifyReport:
-    """What :meth:`Collection.verify` found. ``ok`` is False when any problem is fatal.
-
-    >>> report = Collection.open("paper/collection.json").verify()  # doctest: +SKIP
-    >>> report.ok, [str(p) for p in report.problems]  # doctest: +SKIP
-    (True, [])
-    """
-
-    path: str
-    checked: int
-    problems: list[Problem] = dataclasses.field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not any(p.fatal for p in self.problems)
-
-    def __bool__(self) -> bool:
-        return self.ok
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "ok": self.ok,
-            "checked": self.checked,
-            "problems": [dataclasses.asdict(p) for p in self.problems],
-        }
-
-    def __str__(self) -> str:
-        head = f"{self.path}: {self.checked} member(s) checked, " + ("OK" if self.ok else "PROBLEMS FOUND")
-        return "\n".join([head, *(f"  {p}" for p in self.problems)])
 
 
 def is_collection(path: PathLike) -> bool:
@@ -605,47 +558,7 @@ class Collection:
         >>> print(col.verify())  # doctest: +SKIP
         paper/collection.json: 2 member(s) checked, OK
         """
-        if policy not in POLICIES:
-            raise InvalidArgumentError(f"policy must be one of {list(POLICIES)}, got {policy!r}")
-        report = VerifyReport(path=str(self._path), checked=len(self._members))
-        for m in self._members:
-            problem = self._check_file(m, progress)
-            if problem is not None:
-                report.problems.append(problem)
-            if policy == "ignore" or not m.environment.get("modules"):
-                continue
-            damage = record_damage(m.environment)
-            if damage:  # a hand-edited or damaged manifest entry
-                report.problems.append(
-                    Problem(m.name, "environment", f"its recorded environment is unreadable ({damage})", True)
-                )
-                continue
-            diffs = compare(m.environment, current_record(m.environment))
-            fatal = {id(d) for d in refused(diffs, policy)}
-            for d in diffs:
-                report.problems.append(Problem(m.name, "environment", str(d), id(d) in fatal))
-        return report
-
-    def _check_file(self, m: Member, progress: bool | None) -> Problem | None:
-        try:
-            if self._bundle is not None:
-                digest, size = self._bundle.checksum(m, show=progress)
-            else:
-                p = resolve_location(m.location, self._path)
-                if not p.is_file():
-                    return Problem(m.name, "missing", f"no file at {p} (recorded as {m.location!r})", True)
-                digest, size = sha256_file(p, show=progress)
-        except (OSError, StorageError, EOFError, zipfile.BadZipFile) as exc:
-            return Problem(m.name, "unreadable", f"cannot read it: {exc}", True)
-        if size != m.size or digest != m.sha256:
-            return Problem(
-                m.name,
-                "checksum",
-                f"changed since it was added: {size} bytes with sha256 {digest[:16]}..., "
-                f"recorded {m.size} bytes with sha256 {m.sha256[:16]}...",
-                True,
-            )
-        return None
+        return check_members(self._path, self._members, self._bundle, policy=policy, progress=progress)
 
     @validated
     def export(self, dest: PathLike, *, overwrite: bool = True, progress: bool | None = None) -> Path:
