@@ -48,7 +48,6 @@ from ._manifest import (
     location_for,
     member_of_file,
     new_manifest,
-    normalized,
     now,
     read_manifest,
     resolve_location,
@@ -57,6 +56,7 @@ from ._manifest import (
     updating,
     write_manifest,
 )
+from ._merge import merge_members
 from ._progress import sha256_file
 from ._verify import Problem, VerifyReport, check_members
 
@@ -439,52 +439,8 @@ class Collection:
                 "Collection.open(zip).unpack(directory), then merge the unpacked collection",
                 path=other.path,
             )
-        incoming = [(m, normalized(resolve_location(m.location, other.path))) for m in other._members]
-        with updating(self._path):
-            doc, members = read_manifest(self._path)
-            taken = {m.name: m for m in members}
-            added: dict[str, str] = {}
-            clashes: list[str] = []
-            stale: list[tuple[str, str]] = []  # (name there, name here)
-            for m, src in incoming:
-                new_name = m.name
-                location = location_for(src, self._path)
-                holder = member_of_file(members, location, m.sha256, src, self._path)
-                if holder is not None:  # the file is a member here already: skip it, or the records disagree
-                    if holder.sha256 != m.sha256:
-                        stale.append((m.name, holder.name))
-                    continue
-                if m.name in taken:
-                    if not rename:
-                        clashes.append(m.name)
-                        continue
-                    n = 2
-                    while f"{m.name}-{n}" in taken:
-                        n += 1
-                    new_name = check_name(f"{m.name}-{n}")
-                record = dataclasses.replace(m, name=new_name, location=location)
-                taken[new_name] = record
-                members.append(record)
-                added[m.name] = new_name
-            if clashes:
-                raise DuplicateMemberError(
-                    f"cannot merge {other.path} into {self._path}: both have members named {clashes}; "
-                    "rename them or pass rename=True",
-                    path=self._path,
-                    key=clashes[0],
-                )
-            if stale:
-                raise DuplicateMemberError(
-                    f"cannot merge {other.path} into {self._path}: the same file is recorded with different "
-                    f"checksums ({'; '.join(f'{a!r} there is {b!r} here' for a, b in stale)}); verify both, "
-                    "re-add the file with replace=True where it is outdated, then merge again",
-                    path=self._path,
-                    key=stale[0][1],
-                )
-            if added:
-                doc["modified"] = now()
-                write_manifest(self._path, doc, members)
-            self._doc, self._members = doc, members
+        doc, members, added = merge_members(self._path, other.path, other._members, rename=rename)
+        self._doc, self._members = doc, members
         return added
 
     # -- reading members ------------------------------------------------------------------
