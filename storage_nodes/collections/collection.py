@@ -59,6 +59,7 @@ from ._manifest import (
 from ._merge import merge_members
 from ._progress import sha256_file
 from ._verify import Problem, VerifyReport, check_members
+from ._verify import ProblemKind as ProblemKind  # it was defined here; still importable from here
 
 __all__ = ["Collection", "Member", "Problem", "VerifyReport", "is_collection", "verify"]
 
