@@ -5,7 +5,9 @@ tags, metadata, environment record); it exports as one checksummed zip with RO-C
 metadata. Open :mod:`.collection` first (:class:`~.collection.Collection`, the API).
 
 - :mod:`.collection`  the ``Collection`` class: create, add, verify, load, export, unpack
-- :mod:`._manifest`   the manifest format: members, names, locations
+- :mod:`._merge`      merging another collection's members into a manifest
+- :mod:`._verify`     verifying members: ``VerifyReport``, its ``Problem`` findings
+- :mod:`._manifest`   the manifest format: members, names, locations, its writer lock
 - :mod:`._bundle`     the zip bundle: writing, reading, checksums
 - :mod:`._rocrate`    the ``ro-crate-metadata.json`` of a bundle
 - :mod:`._progress`   progress bars and streamed sha256 for long operations

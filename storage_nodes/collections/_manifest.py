@@ -14,17 +14,18 @@ claims the other's files. This module only reads, checks and writes that data.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
 import os
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, writer_lock
 from ..errors import CorruptFileError, FileNotFoundStorageError, InvalidArgumentError, StorageError
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "check_name",
     "environment_summary",
     "location_for",
+    "member_of_file",
     "normalized",
     "new_manifest",
     "now",
@@ -43,6 +45,7 @@ __all__ = [
     "safe_relative",
     "same_file",
     "sniff",
+    "updating",
     "write_manifest",
 ]
 
@@ -243,6 +246,19 @@ def write_manifest(path: Path, doc: Mapping[str, Any], members: list[Member]) ->
         tmp.write_text(text, encoding="utf-8")
 
 
+@contextlib.contextmanager
+def updating(manifest: Path) -> Iterator[None]:
+    """Hold the manifest's writer lock; OS errors (read-only directory, disk full) become
+    :class:`StorageError` naming the manifest."""
+    try:
+        with writer_lock(manifest):
+            yield
+    except StorageError:
+        raise
+    except OSError as exc:
+        raise StorageError(f"cannot update {manifest}: {exc}", path=manifest) from None
+
+
 def normalized(path: Path) -> Path:
     """``path`` made absolute, without ``.`` or ``..`` segments, naming the same file.
 
@@ -307,3 +323,12 @@ def safe_relative(name: str) -> bool:
     if not name or "\x00" in name or "\\" in name or name.startswith("/") or ":" in name.split("/", 1)[0]:
         return False
     return all(part not in ("", ".", "..") for part in name.split("/"))
+
+
+def member_of_file(members: Sequence[Member], location: str, sha256: str, src: Path, manifest: Path) -> Member | None:
+    """The member that already records the file ``src``: the same location, or the same
+    content and the same file on disk (a link or another absolute spelling)."""
+    for m in members:
+        if m.location == location or (m.sha256 == sha256 and same_file(resolve_location(m.location, manifest), src)):
+            return m
+    return None

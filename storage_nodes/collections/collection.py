@@ -17,18 +17,15 @@ write replaces the manifest atomically, so concurrent ``add`` calls never lose m
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
-import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Self
 
 from .. import api, registry
 from .._validation import validated
-from ..atomic import writer_lock
 from ..errors import (
     CorruptFileError,
     DuplicateMemberError,
@@ -41,76 +38,32 @@ from ..errors import (
 )
 from ..keys import escape
 from ..listing import Entry, Listing
-from ..provenance.metadata import current_record, validate_metadata
-from ..provenance.versioning import POLICIES, VersionPolicy, compare, record_damage, refused
+from ..provenance.metadata import validate_metadata
+from ..provenance.versioning import VersionPolicy
 from ._bundle import CHECKSUMS, CRATE, MANIFEST, Bundle, is_bundle, write_bundle
 from ._manifest import (
     Member,
     check_name,
     environment_summary,
     location_for,
+    member_of_file,
     new_manifest,
-    normalized,
     now,
     read_manifest,
     resolve_location,
     safe_relative,
-    same_file,
     sniff,
+    updating,
     write_manifest,
 )
+from ._merge import merge_members
 from ._progress import sha256_file
+from ._verify import Problem, VerifyReport, check_members
+from ._verify import ProblemKind as ProblemKind  # it was defined here; still importable from here
 
 __all__ = ["Collection", "Member", "Problem", "VerifyReport", "is_collection", "verify"]
 
 PathLike = str | os.PathLike[str]
-ProblemKind = Literal["missing", "checksum", "unreadable", "environment"]
-
-
-@dataclasses.dataclass(frozen=True)
-class Problem:
-    """One finding of :meth:`Collection.verify`; ``fatal`` ones make the report not ``ok``."""
-
-    member: str
-    kind: ProblemKind
-    message: str
-    fatal: bool
-
-    def __str__(self) -> str:
-        return f"{'ERROR' if self.fatal else 'warning'} {self.member}: {self.message}"
-
-
-@dataclasses.dataclass
-class VerifyReport:
-    """What :meth:`Collection.verify` found. ``ok`` is False when any problem is fatal.
-
-    >>> report = Collection.open("paper/collection.json").verify()  # doctest: +SKIP
-    >>> report.ok, [str(p) for p in report.problems]  # doctest: +SKIP
-    (True, [])
-    """
-
-    path: str
-    checked: int
-    problems: list[Problem] = dataclasses.field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not any(p.fatal for p in self.problems)
-
-    def __bool__(self) -> bool:
-        return self.ok
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "ok": self.ok,
-            "checked": self.checked,
-            "problems": [dataclasses.asdict(p) for p in self.problems],
-        }
-
-    def __str__(self) -> str:
-        head = f"{self.path}: {self.checked} member(s) checked, " + ("OK" if self.ok else "PROBLEMS FOUND")
-        return "\n".join([head, *(f"  {p}" for p in self.problems)])
 
 
 def is_collection(path: PathLike) -> bool:
@@ -148,34 +101,12 @@ def _renamed(exc: StorageError, message: str, *, path: Path, key: str) -> Storag
     return new
 
 
-@contextlib.contextmanager
-def _updating(manifest: Path) -> Iterator[None]:
-    """Hold the manifest's writer lock; OS errors (read-only directory, disk full) become
-    :class:`StorageError` naming the manifest."""
-    try:
-        with writer_lock(manifest):
-            yield
-    except StorageError:
-        raise
-    except OSError as exc:
-        raise StorageError(f"cannot update {manifest}: {exc}", path=manifest) from None
-
-
 def _check_tags(tags: Sequence[str] | None) -> list[str]:
     if tags is None:
         return []
     if isinstance(tags, str) or not all(isinstance(t, str) and t for t in tags):
         raise InvalidArgumentError(f"tags must be a list of non-empty str, e.g. ['Cu', '300K'], got {tags!r:.80}")
     return list(dict.fromkeys(tags))
-
-
-def _holder(members: Sequence[Member], location: str, sha256: str, src: Path, manifest: Path) -> Member | None:
-    """The member that already records the file ``src``: the same location, or the same
-    content and the same file on disk (a link or another absolute spelling)."""
-    for m in members:
-        if m.location == location or (m.sha256 == sha256 and same_file(resolve_location(m.location, manifest), src)):
-            return m
-    return None
 
 
 def _prefixed(entry: Entry, prefix: str) -> Entry:
@@ -224,7 +155,7 @@ class Collection:
             raise InvalidArgumentError(
                 f"cannot create a collection at {p}: it is a directory; give a file name", path=p
             )
-        with _updating(p):
+        with updating(p):
             if p.exists():
                 if exist_ok:
                     return cls.open(p)
@@ -437,9 +368,9 @@ class Collection:
             environment=environment_summary(listing.environment),
             added=now(),
         )
-        with _updating(self._path):
+        with updating(self._path):
             doc, members = read_manifest(self._path)
-            holder = _holder(members, location, digest, src, self._path)
+            holder = member_of_file(members, location, digest, src, self._path)
             if holder is not None and holder.name != member_name:
                 raise DuplicateMemberError(
                     f"cannot add {src} to {self._path} as {member_name!r}: that file is already member "
@@ -476,7 +407,7 @@ class Collection:
         '../scratch/relax_600K.json'
         """
         self._writable("remove from")
-        with _updating(self._path):
+        with updating(self._path):
             doc, members = read_manifest(self._path)
             kept = [m for m in members if m.name != name]
             if len(kept) == len(members):
@@ -509,52 +440,8 @@ class Collection:
                 "Collection.open(zip).unpack(directory), then merge the unpacked collection",
                 path=other.path,
             )
-        incoming = [(m, normalized(resolve_location(m.location, other.path))) for m in other._members]
-        with _updating(self._path):
-            doc, members = read_manifest(self._path)
-            taken = {m.name: m for m in members}
-            added: dict[str, str] = {}
-            clashes: list[str] = []
-            stale: list[tuple[str, str]] = []  # (name there, name here)
-            for m, src in incoming:
-                new_name = m.name
-                location = location_for(src, self._path)
-                holder = _holder(members, location, m.sha256, src, self._path)
-                if holder is not None:  # the file is a member here already: skip it, or the records disagree
-                    if holder.sha256 != m.sha256:
-                        stale.append((m.name, holder.name))
-                    continue
-                if m.name in taken:
-                    if not rename:
-                        clashes.append(m.name)
-                        continue
-                    n = 2
-                    while f"{m.name}-{n}" in taken:
-                        n += 1
-                    new_name = check_name(f"{m.name}-{n}")
-                record = dataclasses.replace(m, name=new_name, location=location)
-                taken[new_name] = record
-                members.append(record)
-                added[m.name] = new_name
-            if clashes:
-                raise DuplicateMemberError(
-                    f"cannot merge {other.path} into {self._path}: both have members named {clashes}; "
-                    "rename them or pass rename=True",
-                    path=self._path,
-                    key=clashes[0],
-                )
-            if stale:
-                raise DuplicateMemberError(
-                    f"cannot merge {other.path} into {self._path}: the same file is recorded with different "
-                    f"checksums ({'; '.join(f'{a!r} there is {b!r} here' for a, b in stale)}); verify both, "
-                    "re-add the file with replace=True where it is outdated, then merge again",
-                    path=self._path,
-                    key=stale[0][1],
-                )
-            if added:
-                doc["modified"] = now()
-                write_manifest(self._path, doc, members)
-            self._doc, self._members = doc, members
+        doc, members, added = merge_members(self._path, other.path, other._members, rename=rename)
+        self._doc, self._members = doc, members
         return added
 
     # -- reading members ------------------------------------------------------------------
@@ -628,47 +515,7 @@ class Collection:
         >>> print(col.verify())  # doctest: +SKIP
         paper/collection.json: 2 member(s) checked, OK
         """
-        if policy not in POLICIES:
-            raise InvalidArgumentError(f"policy must be one of {list(POLICIES)}, got {policy!r}")
-        report = VerifyReport(path=str(self._path), checked=len(self._members))
-        for m in self._members:
-            problem = self._check_file(m, progress)
-            if problem is not None:
-                report.problems.append(problem)
-            if policy == "ignore" or not m.environment.get("modules"):
-                continue
-            damage = record_damage(m.environment)
-            if damage:  # a hand-edited or damaged manifest entry
-                report.problems.append(
-                    Problem(m.name, "environment", f"its recorded environment is unreadable ({damage})", True)
-                )
-                continue
-            diffs = compare(m.environment, current_record(m.environment))
-            fatal = {id(d) for d in refused(diffs, policy)}
-            for d in diffs:
-                report.problems.append(Problem(m.name, "environment", str(d), id(d) in fatal))
-        return report
-
-    def _check_file(self, m: Member, progress: bool | None) -> Problem | None:
-        try:
-            if self._bundle is not None:
-                digest, size = self._bundle.checksum(m, show=progress)
-            else:
-                p = resolve_location(m.location, self._path)
-                if not p.is_file():
-                    return Problem(m.name, "missing", f"no file at {p} (recorded as {m.location!r})", True)
-                digest, size = sha256_file(p, show=progress)
-        except (OSError, StorageError, EOFError, zipfile.BadZipFile) as exc:
-            return Problem(m.name, "unreadable", f"cannot read it: {exc}", True)
-        if size != m.size or digest != m.sha256:
-            return Problem(
-                m.name,
-                "checksum",
-                f"changed since it was added: {size} bytes with sha256 {digest[:16]}..., "
-                f"recorded {m.size} bytes with sha256 {m.sha256[:16]}...",
-                True,
-            )
-        return None
+        return check_members(self._path, self._members, self._bundle, policy=policy, progress=progress)
 
     @validated
     def export(self, dest: PathLike, *, overwrite: bool = True, progress: bool | None = None) -> Path:

@@ -12,9 +12,6 @@ import copyreg
 import inspect
 import math
 import sys
-import threading
-import types
-import weakref
 from dataclasses import dataclass, field
 from types import BuiltinFunctionType, FunctionType, MethodType
 from typing import Any, Literal
@@ -27,6 +24,7 @@ from ...provenance.metadata import ObjectCollector
 from ...provenance.picklers import cloudpickle_dumps
 from .. import safetypes
 from . import codec
+from .importable import TYPES_NAMES, class_name, importable
 
 __all__ = ["ArrayOut", "Encoded", "Encoder"]
 
@@ -69,38 +67,6 @@ class Encoded:
     node: dict[str, Any]
     heap: np.ndarray | None
     arrays: list[ArrayOut] = field(default_factory=list)
-
-
-def class_name(cls: type) -> tuple[str, str]:
-    return cls.__module__, cls.__qualname__
-
-
-_importable_cache: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
-_importable_lock = threading.Lock()
-
-
-def importable(obj: Any) -> bool:
-    """Whether ``obj`` can be found again as ``module.qualname`` (without importing)."""
-    if isinstance(obj, type):
-        with _importable_lock:
-            found = _importable_cache.get(obj)
-            if found is None:
-                found = _importable_cache[obj] = _importable(obj)
-        return found
-    return _importable(obj)
-
-
-def _importable(obj: Any) -> bool:
-    module = sys.modules.get(getattr(obj, "__module__", "") or "")
-    qualname = getattr(obj, "__qualname__", None)
-    if module is None or not qualname or "<locals>" in qualname:
-        return False
-    found: Any = module
-    for part in qualname.split("."):
-        found = getattr(found, part, None)
-        if found is None:
-            return False
-    return found is obj
 
 
 class Encoder:
@@ -463,7 +429,7 @@ class Encoder:
         if importable(cls):
             return {"k": "g", "c": self._class(cls)}
         if cls.__module__ == "builtins":  # type(None), type(...), type(NotImplemented): in ``types``
-            name = _TYPES_NAMES.get(cls)
+            name = TYPES_NAMES.get(cls)
             if name is not None:
                 return {"k": "g", "c": self._name("types", name)}
         return self._opaque(cls)
@@ -534,8 +500,8 @@ class Encoder:
         cls = type(obj)
         if importable(cls):
             index = self._class(cls)
-        elif cls in _TYPES_NAMES:  # type(...), type(NotImplemented): named through ``types``
-            index = self._name("types", _TYPES_NAMES[cls])
+        elif cls in TYPES_NAMES:  # type(...), type(NotImplemented): named through ``types``
+            index = self._name("types", TYPES_NAMES[cls])
         else:
             return self._object(obj)
         try:
@@ -647,12 +613,6 @@ class Encoder:
 
 
 _ONLY_STR = frozenset({str})
-#: builtin classes not reachable as ``builtins.<name>``, by their name in ``types``
-_TYPES_NAMES: dict[Any, str] = {
-    value: name
-    for name, value in vars(types).items()
-    if isinstance(value, type) and value.__module__ == "builtins" and not name.startswith("_")
-}
 
 
 def _scalar(v: Any) -> bool:
