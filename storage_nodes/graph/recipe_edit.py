@@ -297,7 +297,9 @@ def _feeding(chain: Chain, port: str) -> tuple[str, Any, Any, bool]:
             return "computed", None, None, False
         if source[0] == "edge":
             constant = _constant_feeding(container, target)
-            return ("constant", container, constant[0], carried) if constant is not None else ("computed", None, None, False)
+            if constant is None:
+                return "computed", None, None, False
+            return "constant", container, constant[0], carried
         if container.get("type") == "while" and source[1] in (container.get("output_edges") or {}):
             carried = True  # the body's output of that name feeds the next pass
         if level == 0:
