@@ -74,3 +74,19 @@ def save_try(a, b):
     except ZeroDivisionError:
         w = SaveNode(a, "failed.json", "json")
     return w
+
+
+@fr.atomic("name")
+def name_of(stem, v):
+    return f"{stem}_{v}.json"
+
+
+@fr.workflow
+def save_named(values, stem):
+    """for-each: the body computes its path while running (so a rerun cannot re-root it)."""
+    out = []
+    for v in values:
+        p = name_of(stem, v)
+        w = SaveNode(v, p, "json")
+        out.append(w)
+    return out

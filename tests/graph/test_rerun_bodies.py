@@ -18,6 +18,7 @@ import pytest
 import storage_nodes as sn
 from storage_nodes.errors import FileExistsStorageError, InvalidArgumentError, KeyNotFoundError
 from storage_nodes.graph import recipe_edit
+from storage_nodes.graph.document import recipe_from_json
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*has no (input|output) ports:UserWarning")
 
@@ -188,3 +189,65 @@ def test_absolute_paths_a_for_each_iterates_over_are_refused_unless_overwrite(
     stored.rerun({"loop.values": [8, 9]}, directory="hot", overwrite=True)
     assert _json(tmp_path / "one.json") == 8 and _json(tmp_path / "hot" / "two.json") == 9
     assert _snapshot(tmp_path)["two.json"] == before["two.json"]
+
+
+def test_a_path_computed_inside_a_body_is_saved_without_overwrite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    node = pwf.node(rb.save_named, "named")
+    node.run(values=[1, 2], stem="x")
+    archive = sn.save_workflow(node, "first.h5")
+    before = _snapshot(tmp_path)
+    stored = sn.load_workflow(archive)
+    with pytest.raises(ExceptionGroup) as err:  # each pass's SaveNode refuses its existing file
+        stored.rerun(directory="hot")
+    assert err.group_contains(FileExistsStorageError, depth=None)
+    assert _snapshot(tmp_path) == before
+    stored.rerun(directory="hot", stem="y")  # new names: written
+    assert _json(tmp_path / "y_2.json") == 2 and _snapshot(tmp_path)["x_2.json"] == before["x_2.json"]
+
+
+def _save_directly_in_a_for_each() -> dict[str, Any]:
+    """A workflow whose for-each body is the SaveNode itself (no body workflow to hold a constant),
+    its paths computed by a node of the workflow."""
+    named = json.loads(k.inner(rb.save_named, "for_each").model_dump_json())
+    save = named["body_node"]["recipe"]["nodes"]["SaveNode_0"]
+    names = json.loads(rb.name_of.flowrep_recipe.model_dump_json())
+    loop = {
+        "type": "for_each",
+        "inputs": ["values", "paths"],
+        "outputs": ["out"],
+        "description": None,
+        "body_node": {"label": "save", "recipe": save},
+        "input_edges": {"save.obj": "values", "save.path": "paths"},
+        "output_edges": {"out": "save.path"},
+        "nested_ports": [],
+        "zipped_ports": ["obj", "path"],
+    }
+    return {
+        "type": "workflow",
+        "inputs": ["values", "stem"],
+        "outputs": ["out"],
+        "description": None,
+        "nodes": {"names": names, "loop": loop},
+        "input_edges": {"names.stem": "stem", "names.v": "values", "loop.values": "values"},
+        "edges": {"loop.paths": "names.name"},
+        "output_edges": {"out": "loop.out"},
+        "reference": None,
+    }
+
+
+def test_a_save_node_directly_in_a_flow_control_gets_overwrite_false_through_a_new_input(tmp_path: Path) -> None:
+    recipe = _save_directly_in_a_for_each()
+    done = recipe_edit.redirect_saves(recipe, tmp_path, run_inputs={}, overwrite=False)
+    assert done.guarded == ["loop.save"] and not done.moved
+    loop = recipe["nodes"]["loop"]
+    assert loop["input_edges"]["save.overwrite"] == "save__overwrite" and "save__overwrite" in loop["inputs"]
+    constant = recipe["edges"]["loop.save__overwrite"].split(".")[0]  # the workflow feeds it a constant False
+    assert recipe["nodes"][constant]["constant"] is False
+    recipe_from_json(json.dumps(recipe))  # flowrep still accepts it
+    with pytest.raises(InvalidArgumentError, match="overwrite=True"):  # no workflow above to hold the constant
+        recipe_edit.redirect_saves(
+            _save_directly_in_a_for_each()["nodes"]["loop"], tmp_path, run_inputs={}, overwrite=False
+        )
