@@ -90,3 +90,22 @@ def save_named(values, stem):
         w = SaveNode(v, p, "json")
         out.append(w)
     return out
+
+
+@fr.workflow
+def save_carried(v, path):
+    """while: the path the body saved to is carried into the next pass (the same file, rewritten)."""
+    while above_zero(v):
+        v = halve(v)
+        path = SaveNode(v, path, "json")
+    return v, path
+
+
+@fr.workflow
+def save_renamed(v, path):
+    """while: the next pass's path is computed from this one (so the rerun guards the SaveNode)."""
+    while above_zero(v):
+        v = halve(v)
+        w = SaveNode(v, path, "json")  # noqa: F841  (flowrep takes no bare calls)
+        path = name_of(path, v)
+    return v, path

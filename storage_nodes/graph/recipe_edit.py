@@ -300,13 +300,29 @@ def _feeding(chain: Chain, port: str) -> tuple[str, Any, Any, bool]:
             if constant is None:
                 return "computed", None, None, False
             return "constant", container, constant[0], carried
-        if container.get("type") == "while" and source[1] in (container.get("output_edges") or {}):
-            carried = True  # the body's output of that name feeds the next pass
+        if container.get("type") == "while" and _carried_elsewhere(chain, level, source[1], port):
+            carried = True
         if level == 0:
             return "input", source[1], None, carried
         level -= 1
         container, label = chain[level]
         target = f"{label}.{source[1]}"
+
+
+def _carried_elsewhere(chain: Chain, level: int, name: str, port: str) -> bool:
+    """Whether the while loop at ``chain[level]`` feeds its input ``name`` on later passes from a body
+    output other than the path the SaveNode at the end of ``chain`` wrote (so later paths are computed)."""
+    loop, label = chain[level]
+    source = (loop.get("output_edges") or {}).get(name)
+    if source is None:
+        return False  # not carried: every pass gets the (re-rooted) input
+    if port != "path":
+        return True
+    if level == len(chain) - 1:  # the SaveNode is the body itself
+        return bool(source != f"{label}.path")
+    body, writer = chain[level + 1]
+    written = (body.get("output_edges") or {}).get(str(source).split(".", 1)[-1])
+    return not (level + 1 == len(chain) - 1 and written == f"{writer}.path")
 
 
 def _guard(chain: Chain) -> None:

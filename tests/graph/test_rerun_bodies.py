@@ -76,6 +76,13 @@ KINDS: dict[str, tuple[Callable[[], Any], dict[str, Any], list[str], dict[str, A
         {"negative.json": -5},
     ),
     "while": (lambda: pwf.node(rb.save_while, "halving"), {"v": 9}, ["halved.json"], {"v": 20}, {"halved.json": 0}),
+    "while, the saved path carried": (
+        lambda: pwf.node(rb.save_carried, "carried"),
+        {"v": 9, "path": "w.json"},
+        ["w.json"],
+        {"v": 40},
+        {"w.json": 0},
+    ),
     "try, except body": (
         lambda: pwf.node(rb.save_try, "guarded"),
         {"a": 1.0, "b": 0.0},
@@ -251,3 +258,14 @@ def test_a_save_node_directly_in_a_flow_control_gets_overwrite_false_through_a_n
         recipe_edit.redirect_saves(
             _save_directly_in_a_for_each()["nodes"]["loop"], tmp_path, run_inputs={}, overwrite=False
         )
+
+
+def test_a_while_loop_computing_the_next_path_re_roots_the_first_and_guards_the_rest(tmp_path: Path) -> None:
+    carried = json.loads(rb.save_carried.flowrep_recipe.model_dump_json())
+    done = recipe_edit.redirect_saves(carried, tmp_path, run_inputs={"path": "w.json"}, overwrite=False)
+    assert done.inputs == {"path": str(tmp_path / "w.json")} and not done.guarded  # its own output: no guard
+    renamed = json.loads(rb.save_renamed.flowrep_recipe.model_dump_json())
+    done = recipe_edit.redirect_saves(renamed, tmp_path, run_inputs={"path": "w.json"}, overwrite=False)
+    assert done.inputs == {"path": str(tmp_path / "w.json")} and done.guarded == ["while_0.body.SaveNode_0"]
+    body = renamed["nodes"]["while_0"]["case"]["body"]["recipe"]
+    assert body["nodes"][body["edges"]["SaveNode_0.overwrite"].split(".")[0]]["constant"] is False
