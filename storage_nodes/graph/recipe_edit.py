@@ -412,7 +412,7 @@ def redirect_saves(
                     else:
                         guard = True
             new = _moved(value, directory)
-            if new != value and not (kind == "input" and holder in done.inputs):  # once per shared source
+            if new != value:  # (a source shared by several SaveNodes is moved at the first)
                 if kind == "constant":
                     holder["nodes"][name]["constant"] = new
                 else:
