@@ -13,6 +13,13 @@ or a relative input of the top workflow, at any depth, is re-rooted into the rer
 directory; one whose file is absolute and exists is refused (unless ``overwrite``); a
 SaveNode whose path is computed while running gets ``overwrite=False``, so an existing
 file is refused by the save itself.
+
+Both reach into the bodies of flow controls (``for_each``, ``if``, ``while``, ``try``):
+their labelled sub-recipes (``body``, ``condition_0``, ``else_body``, ``try_body``...)
+count as children, so ``"for_each_0.body.SaveNode_0.path"`` names an input inside a loop
+body. A body's own inputs are fed by the flow control's inputs (``input_edges`` only, no
+constants live there), so a path comes down from the enclosing workflow: one path, or,
+when a for-each iterates over it, a list of paths, each re-rooted.
 """
 
 from __future__ import annotations
@@ -35,12 +42,51 @@ SAVE_NODE = ("storage_nodes.nodes", "SaveNode")
 WRITERS = {SAVE_NODE: "path", ("storage_nodes.collection_nodes", "CollectNode"): "manifest"}
 
 
-def _is_container(recipe: Any) -> bool:
+#: flowrep's flow-control kinds (the recipe's ``type``)
+FLOW_CONTROLS = ("for_each", "if", "while", "try")
+
+
+def _is_workflow(recipe: Any) -> bool:
     return isinstance(recipe, dict) and recipe.get("type") == "workflow" and isinstance(recipe.get("nodes"), dict)
 
 
+def _is_flow_control(recipe: Any) -> bool:
+    return isinstance(recipe, dict) and recipe.get("type") in FLOW_CONTROLS
+
+
+def _is_container(recipe: Any) -> bool:
+    return _is_workflow(recipe) or _is_flow_control(recipe)
+
+
+def _labelled(recipe: dict[str, Any]) -> list[Any]:
+    """The ``{"label", "recipe"}`` entries a flow control holds (bodies, conditions, except bodies)."""
+    kind = recipe.get("type")
+    if kind == "for_each":
+        return [recipe.get("body_node")]
+    if kind == "if":
+        cases = [part for case in recipe.get("cases") or [] for part in (case.get("condition"), case.get("body"))]
+        return [*cases, recipe.get("else_case")]
+    if kind == "while":
+        case = recipe.get("case") or {}
+        return [case.get("condition"), case.get("body")]
+    if kind == "try":
+        return [recipe.get("try_node"), *(case.get("body") for case in recipe.get("exception_cases") or [])]
+    return []
+
+
+def _nodes(recipe: dict[str, Any]) -> dict[str, Any]:
+    """``{label: sub-recipe}`` of a workflow (its ``nodes``) or of a flow control (its labelled parts)."""
+    if _is_workflow(recipe):
+        return recipe["nodes"]
+    return {
+        part["label"]: part["recipe"]
+        for part in _labelled(recipe)
+        if isinstance(part, dict) and isinstance(part.get("label"), str) and isinstance(part.get("recipe"), dict)
+    }
+
+
 def _children(recipe: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    for label, child in recipe["nodes"].items():
+    for label, child in _nodes(recipe).items():
         if isinstance(child, dict) and child.get("type") != "constant":
             yield label, child
 
@@ -81,7 +127,9 @@ def node_functions(recipe: Any, prefix: str = "") -> dict[tuple[str, str], list[
 
 
 def input_paths(recipe: dict[str, Any], prefix: str = "") -> list[str]:
-    """Every ``"child.port"`` (``"macro.child.port"`` for nested workflows) a rerun can set.
+    """Every ``"child.port"`` (``"macro.child.port"`` for nested workflows, ``"for_each_0.body.child.port"``
+    inside a flow control's body) a rerun can set; a flow control's parts' own inputs are not listed
+    (their flow control's inputs feed them).
 
     >>> input_paths({"type": "workflow", "nodes": {"md": {"type": "atomic", "inputs": ["T"]}}})
     ['md.T']
@@ -90,7 +138,8 @@ def input_paths(recipe: dict[str, Any], prefix: str = "") -> list[str]:
     if not _is_container(recipe):
         return found
     for label, child in _children(recipe):
-        found.extend(f"{prefix}{label}.{port}" for port in child.get("inputs") or [])
+        if _is_workflow(recipe):
+            found.extend(f"{prefix}{label}.{port}" for port in child.get("inputs") or [])
         found.extend(input_paths(child, f"{prefix}{label}."))
     return found
 
@@ -100,7 +149,7 @@ def _container_of(recipe: dict[str, Any], dotted: str) -> tuple[dict[str, Any], 
     *labels, port = dotted.split(".")
     container = recipe
     for depth, label in enumerate(labels):
-        child = container["nodes"].get(label) if _is_container(container) else None
+        child = _nodes(container).get(label) if _is_container(container) else None
         if child is None or child.get("type") == "constant":
             raise KeyError(dotted)
         if depth == len(labels) - 1:
@@ -185,6 +234,15 @@ def set_input(recipe: dict[str, Any], dotted: str, value: Any, *, label: str = "
         container, child, port = _container_of(recipe, dotted)
     except KeyError:
         raise _unknown(recipe, dotted, label) from None
+    if not _is_workflow(container):
+        own = (container.get("input_edges") or {}).get(f"{child}.{port}")
+        outer = dotted.rsplit(".", 2)[0]
+        instead = f"set {f'{outer}.{own}'!r} instead" if own else "nothing feeds it"
+        raise InvalidArgumentError(
+            f"rerun input {dotted!r} of {label}: {child!r} is part of the {container.get('type')} flow control "
+            f"{outer!r}, whose parts take their inputs only from the flow control's own inputs (there is no "
+            f"place for a constant there); {instead}, or set an input of a node inside {child!r}"
+        )
     try:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError):
@@ -201,7 +259,7 @@ class Redirect:
 
     moved: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)  # (node, old path, new path)
     guarded: list[str] = dataclasses.field(default_factory=list)  # nodes whose path is computed while running
-    inputs: dict[str, str] = dataclasses.field(default_factory=dict)  # workflow inputs re-rooted
+    inputs: dict[str, Any] = dataclasses.field(default_factory=dict)  # workflow inputs re-rooted (a path or paths)
 
 
 def _written_port(child: dict[str, Any]) -> str | None:
@@ -214,7 +272,7 @@ Chain = list[tuple[dict[str, Any], str]]
 
 
 def _save_nodes(recipe: dict[str, Any], chain: Chain | None = None) -> Iterator[Chain]:
-    """Each SaveNode as its chain ``[(workflow, child label), ...]`` from the top down to it."""
+    """Each SaveNode as its chain ``[(workflow or flow control, child label), ...]`` from the top down to it."""
     if not _is_container(recipe):
         return
     for label, child in list(_children(recipe)):
@@ -224,25 +282,87 @@ def _save_nodes(recipe: dict[str, Any], chain: Chain | None = None) -> Iterator[
         yield from _save_nodes(child, here)
 
 
-def _feeding(chain: Chain, port: str) -> tuple[str, Any, Any]:
-    """What feeds ``port`` of the last node of ``chain``, followed up through the workflows'
-    own inputs: ``("constant", workflow, constant label)``, ``("input", name, None)`` for an
-    input of the top workflow, or ``("computed", None, None)``."""
+def _feeding(chain: Chain, port: str) -> tuple[str, Any, Any, bool]:
+    """What feeds ``port`` of the last node of ``chain``, followed up through the workflows' and
+    flow controls' own inputs: ``("constant", workflow, constant label, carried)``, ``("input",
+    name, None, carried)`` for an input of the top node, or ``("computed", None, None, False)``.
+    ``carried``: a while loop carries the value on, so later passes compute it."""
     level = len(chain) - 1
     container, label = chain[level]
     target = f"{label}.{port}"
+    carried = False
     while True:
         source = _source_of(container, target)
         if source is None:
-            return "computed", None, None
+            return "computed", None, None, False
         if source[0] == "edge":
             constant = _constant_feeding(container, target)
-            return ("constant", container, constant[0]) if constant is not None else ("computed", None, None)
+            if constant is None:
+                return "computed", None, None, False
+            return "constant", container, constant[0], carried
+        if container.get("type") == "while" and _carried_elsewhere(chain, level, source[1], port):
+            carried = True
         if level == 0:
-            return "input", source[1], None
+            return "input", source[1], None, carried
         level -= 1
         container, label = chain[level]
         target = f"{label}.{source[1]}"
+
+
+def _carried_elsewhere(chain: Chain, level: int, name: str, port: str) -> bool:
+    """Whether the while loop at ``chain[level]`` feeds its input ``name`` on later passes from a body
+    output other than the path the SaveNode at the end of ``chain`` wrote (so later paths are computed)."""
+    loop, label = chain[level]
+    source = (loop.get("output_edges") or {}).get(name)
+    if source is None:
+        return False  # not carried: every pass gets the (re-rooted) input
+    if port != "path":
+        return True
+    if level == len(chain) - 1:  # the SaveNode is the body itself
+        return bool(source != f"{label}.path")
+    body, writer = chain[level + 1]
+    written = (body.get("output_edges") or {}).get(str(source).split(".", 1)[-1])
+    return not (level + 1 == len(chain) - 1 and written == f"{writer}.path")
+
+
+def _guard(chain: Chain) -> None:
+    """Give the SaveNode at the end of ``chain`` ``overwrite=False``: a constant in the workflow holding
+    it, or, for one sitting directly in a flow control, a new input of the flow control fed from above."""
+    level = len(chain) - 1
+    label, port = chain[level][1], "overwrite"
+    while not _is_workflow(chain[level][0]):
+        container = chain[level][0]
+        name, n = f"{label}__{port}", 0
+        while name in (container.get("inputs") or []):
+            n += 1
+            name = f"{label}__{port}_{n}"
+        if level == 0:
+            raise InvalidArgumentError(
+                f"the SaveNode {label!r} sits directly in the stored {container.get('type')} node, which holds no "
+                "constants: its path cannot be kept off the first run's files; pass overwrite=True to rerun it anyway"
+            )
+        container.setdefault("inputs", []).append(name)
+        container.setdefault("input_edges", {})[f"{label}.{port}"] = name
+        level -= 1
+        label, port = chain[level][1], name
+    _put_constant(chain[level][0], label, port, False)
+
+
+def _moved(value: Any, directory: Path) -> Any:
+    """``value`` (a path, or paths in nested lists for a for-each) with every relative path put into ``directory``."""
+    if isinstance(value, str):
+        return value if os.path.isabs(value) else str(directory / value)
+    return [_moved(v, directory) for v in value]
+
+
+def _strings(value: Any) -> list[str] | None:
+    """The paths in ``value`` (a path, or nested lists of paths); None if it holds anything else."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list | tuple) and value:
+        found = [_strings(v) for v in value]
+        return None if any(f is None for f in found) else [s for f in found for s in f or []]
+    return None
 
 
 def redirect_saves(
@@ -274,32 +394,38 @@ def redirect_saves(
     for chain in list(_save_nodes(recipe)):
         container, label = chain[-1]
         where = ".".join(lbl for _, lbl in chain)
-        port = _written_port(container["nodes"][label]) or "path"
-        kind, holder, name = _feeding(chain, port)
+        port = _written_port(_nodes(container)[label]) or "path"
+        kind, holder, name, carried = _feeding(chain, port)
         if kind == "constant":
             value = holder["nodes"][name].get("constant")
-        elif kind == "input":  # the top workflow's own input, set when it runs
-            value = run_inputs.get(holder)
+        elif kind == "input":  # the top node's own input, set when it runs
+            value = done.inputs.get(holder, run_inputs.get(holder))
         else:
             value = None
-        if isinstance(value, str):
-            if os.path.isabs(value):
-                if os.path.exists(value) and not overwrite:
+        paths = _strings(value)
+        if paths is not None:
+            guard = carried  # later passes of a while loop compute the path
+            for path in paths:
+                if os.path.isabs(path) and os.path.exists(path) and not overwrite:
                     if refuse or port != "path":
-                        refused.append(f"{where} -> {value}")
+                        refused.append(f"{where} -> {path}")
                     else:
-                        _put_constant(container, label, "overwrite", False)
-                        done.guarded.append(where)
-                continue
-            new = str(directory / value)
-            if kind == "constant":
-                holder["nodes"][name]["constant"] = new
-            else:
-                done.inputs[holder] = new
-            done.moved.append((where, value, new))
+                        guard = True
+            new = _moved(value, directory)
+            if new != value:  # (a source shared by several SaveNodes is moved at the first)
+                if kind == "constant":
+                    holder["nodes"][name]["constant"] = new
+                else:
+                    done.inputs[holder] = new
+                for old, moved in zip(paths, _strings(new) or [], strict=True):
+                    if old != moved:
+                        done.moved.append((where, old, moved))
+            if guard and not overwrite and port == "path":
+                _guard(chain)
+                done.guarded.append(where)
             continue
         if not overwrite and port == "path":  # computed while running: the save itself refuses an existing file
-            _put_constant(container, label, "overwrite", False)
+            _guard(chain)
             done.guarded.append(where)
     if refused:
         raise FileExistsStorageError(

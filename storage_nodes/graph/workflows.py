@@ -333,7 +333,8 @@ class StoredWorkflow:
         """A new runnable node built from the stored recipe, its SaveNodes kept off the stored results.
 
         ``inputs`` sets child inputs by dotted path (``{"md_2.T": 1200.0}``, nested macros as
-        ``"macro.child.port"``). SaveNodes with a relative path write into ``directory``
+        ``"macro.child.port"``, flow-control bodies as ``"for_each_0.body.child.port"``). SaveNodes
+        (also inside flow-control bodies) with a relative path write into ``directory``
         (default: a new directory beside the file, named after it and the UTC time, logged);
         an absolute path that exists is refused unless ``overwrite``. Stored code of node
         functions the session does not define is run (``safe=False`` loads only).
