@@ -7,8 +7,8 @@ import pickle
 
 import numpy as np
 import pytest
+from _compare import assert_same
 from _objects import Crystal, Point
-from conftest import assert_same
 
 import storage_nodes as sn
 

@@ -9,8 +9,8 @@ import numpy as np
 import pydantic
 import pyiron_workflow as pwf
 import pytest
+from _compare import assert_same
 from _nodes_helpers import make_grid, save_and_reload, summarize
-from conftest import assert_same
 
 import storage_nodes as sn
 from storage_nodes.graph.workflows import WORKFLOW_KEY

@@ -8,8 +8,8 @@ import warnings
 
 import numpy as np
 import pytest
+from _compare import assert_same
 from _h5_objects import Atom, Color, Evil, Model, Node, Reduced, Slotted, WithState
-from conftest import assert_same
 
 import storage_nodes as sn
 
