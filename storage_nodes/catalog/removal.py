@@ -128,7 +128,7 @@ def remove(db: Database, entries: Iterable[Any], *, files: bool = False) -> Remo
                     path=Path(path),
                 ) from None
             parked.append((path, aside))
-        run(db, lambda conn: _delete(conn, db.location, plan), write=True, what="remove from")
+        run(db, lambda conn: _delete(conn, db.location, plan, doomed), write=True, what="remove from")
     except BaseException:
         for path, aside in reversed(parked):
             try:
@@ -151,9 +151,20 @@ def _aside(path: str) -> str:
     return str(p.with_name(f".{p.name}.sn-removing-{uuid.uuid4().hex[:12]}"))
 
 
-def _delete(conn: sa.Connection, location: str, plan: Plan) -> None:
-    """Inside the write transaction: check that each touched file still has the records planned, then delete."""
+def _delete(conn: sa.Connection, location: str, plan: Plan, deleting: list[str]) -> None:
+    """Inside the write transaction: check that each touched file still has the records planned and
+    that no run recorded since the plan read a file about to be deleted, then delete."""
     r = S.records
+    for chunk_paths in _text_chunks(sorted(deleting)):
+        rd = S.reads.c
+        late = conn.execute(
+            sa.select(rd.path, rd.file_id).where(rd.path.in_(chunk_paths), rd.file_id.not_in(sorted(plan.file_ids)))
+        ).first()
+        if late is not None:
+            raise CatalogError(
+                f"catalog {location} changed while removing (run {entry_id('run', int(late[1]))} read "
+                f"{late[0]} meanwhile): nothing was removed; try again"
+            )
     for fid in sorted(plan.paths):
         now = conn.execute(sa.select(sa.func.count()).select_from(r).where(r.c.file_id == fid)).scalar_one()
         there = conn.execute(sa.select(S.files.c.id).where(S.files.c.id == fid)).first() is not None

@@ -109,7 +109,7 @@ def test_a_failure_deleting_the_rows_moves_the_files_back(runs, monkeypatch):
     cat, a, b = runs
     before = _rows(cat)
 
-    def boom(conn, location, plan):
+    def boom(conn, location, plan, deleting):
         conn.execute(S.files.delete())  # a first statement ran: the transaction must undo it
         raise CatalogError("injected between the steps")
 
@@ -154,3 +154,30 @@ def test_a_file_another_run_read_is_kept(runs, tmp_path, monkeypatch):
     report = cat.remove(run_a.id, files=True)
     assert report.deleted == [] and report.kept == [(str(a), f"run(s) {run_reader.id} read it")] and a.exists()
     assert cat.find(workflow="relax_wf") == []  # the entry went, the file stayed
+
+
+def test_a_file_read_by_a_run_recorded_after_the_plan_is_not_deleted(runs, tmp_path, monkeypatch):
+    """The check for readers (``sn_reads``) is made again inside the deleting transaction."""
+    import pyiron_workflow as pwf
+
+    from storage_nodes import LoadNode
+
+    cat, a, _b = runs
+    (run_a,) = cat.find(kind="run", workflow="relax_wf")
+    before = a.read_bytes()
+    real_plan = removal._plan
+
+    def plan_then_read(conn, location, targets):
+        plan = real_plan(conn, location, targets)
+        reader = pwf.Workflow("late_reader")  # another process records a run that read a.h5
+        reader.load = pwf.node(LoadNode, path=str(a), key="relax/outputs/energy")
+        reader.run()
+        sn.save_workflow(reader, tmp_path / "late.h5", catalog=cat)
+        cat.flush()
+        return plan
+
+    monkeypatch.setattr(removal, "_plan", plan_then_read)
+    with pytest.raises(CatalogError, match=r"read .*a\.h5 meanwhile"):
+        cat.remove(run_a.id, files=True)
+    assert a.read_bytes() == before and len(cat.find(workflow="relax_wf")) == 3
+    assert not [n for n in os.listdir(a.parent) if "sn-removing" in n]
