@@ -7,23 +7,9 @@ flowrep parses the source of decorated functions, so they live in a real module
 from __future__ import annotations
 
 import flowrep as fr
+from _node_kinds import above_zero, halve, ratio  # the bodies' conditions and steps: the node-kind fixtures'
 
 from storage_nodes import SaveNode
-
-
-@fr.atomic("yes")
-def above_zero(v):
-    return v > 0
-
-
-@fr.atomic("smaller")
-def halve(v):
-    return v // 2
-
-
-@fr.atomic("ratio")
-def ratio(a, b):
-    return a / b
 
 
 @fr.workflow
