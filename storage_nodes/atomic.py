@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from . import _reclaim
 from .errors import NoSpaceError, StorageError
 from .locks import LOCK_SUFFIX, lock_path, writer_lock
 
@@ -111,6 +112,13 @@ def ensure_space(target: str | os.PathLike[str], nbytes: int, *, key: str | None
         return
     free = (st.f_bfree if os.geteuid() == 0 else st.f_bavail) * st.f_frsize
     need = nbytes + nbytes // 64 + SPACE_SLACK
+    if free < need and _reclaim.pending():  # files replaced a moment ago are being freed
+        _reclaim.drain()
+        try:
+            st = os.statvfs(Path(os.fsdecode(target)).parent)
+        except OSError:
+            return
+        free = (st.f_bfree if os.geteuid() == 0 else st.f_bavail) * st.f_frsize
     if free < need:
         where = f" at {key!r}" if key else ""
         detail = f" ({need} bytes needed, {free} free)"
@@ -239,12 +247,16 @@ def atomic_path(target: str | os.PathLike[str], *, durable: bool = False) -> Ite
     os.close(fd)
     tmp = Path(tmp_name)
     replaced = False
+    held: int | None = None
     try:
         yield tmp
         try:
-            mode = os.stat(target).st_mode & 0o7777
+            old = os.stat(target)
         except FileNotFoundError:
             mode = _default_mode()
+        else:
+            mode = old.st_mode & 0o7777
+            held = _reclaim.hold(target, old)
         os.chmod(tmp, mode)
         if durable:
             fsync_path(tmp)
@@ -253,6 +265,7 @@ def atomic_path(target: str | os.PathLike[str], *, durable: bool = False) -> Ite
         if durable:
             fsync_dir(directory)
     finally:
+        _reclaim.release(held)  # the replaced file's blocks are freed after we return
         if not replaced:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
