@@ -374,7 +374,7 @@ def scientific(repeat: int, rows: int) -> None:
         print(f"| h5 via sn.load(safe=True) | | {_ms(safe)} | | | {safe / med['pickle load']:.2f} | |")
         print(
             f'\none float64 column: h5 `load(key="x")` {_ms(med["h5 one column"])} ms '
-            f"({med['pickle load'] / med['h5 one column']:.0f}x faster than a full read_pickle), "
+            f"({med['pickle load'] / med['h5 one column']:.1f}x faster than a full read_pickle), "
             f'read_parquet(columns=["x"]) {_ms(med["parquet one column"])} ms'
         )
 

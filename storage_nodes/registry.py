@@ -168,10 +168,12 @@ def read_head(path: Path, size: int = 1024) -> bytes:
     try:
         # O_NONBLOCK: a FIFO swapped in after the check must not block the open
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-        with open(fd, "rb") as f:
+        try:  # one read of the descriptor: a buffered file object costs more than the read (cold loads)
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise _not_regular(path)
-            return f.read(size)
+            return os.read(fd, size)
+        finally:
+            os.close(fd)
     except PermissionError:
         raise StorageError(f"permission denied reading {path}", path=path) from None
     except OSError as exc:

@@ -29,6 +29,8 @@ from h5py import h5a, h5d, h5f, h5g, h5p, h5s, h5t
 from ...atomic import ensure_space
 from ...errors import CorruptFileError, StorageError
 from . import indexcodec, locking
+from .direct import MIN_BYTES as DIRECT_MIN_BYTES
+from .direct import read_contiguous, vfd_of
 from .encoder import ArrayOut
 from .indexcodec import FORMAT_VERSION, dump_index
 
@@ -44,6 +46,7 @@ __all__ = [
     "data_bytes",
     "foreign",
     "index_bytes",
+    "index_bytes_and_size",
     "index_size",
     "log_bytes",
     "plist",
@@ -153,6 +156,14 @@ def create_bytes(fid: h5f.FileID, name: str, data: np.ndarray, *, size: int | No
 def read_bytes(fid: h5f.FileID, name: str, limit: int | None = None) -> np.ndarray:
     """The whole content of the 1-d uint8 dataset ``name`` (``KeyError`` if missing); one
     declaring more than ``limit`` bytes is refused unread (``ValueError``)."""
+    return _read_bytes(fid, name, limit)[0]
+
+
+def _read_bytes(
+    fid: h5f.FileID, name: str, limit: int | None = None, attr: str | None = None
+) -> tuple[np.ndarray, int | None]:
+    """:func:`read_bytes`, and the integer attribute ``attr`` of the dataset (``None`` if it has
+    none) read while it is open."""
     try:
         ds = h5d.open(fid, name.encode())
     except KeyError:
@@ -170,12 +181,27 @@ def read_bytes(fid: h5f.FileID, name: str, limit: int | None = None) -> np.ndarr
                 f"dataset {name!r} declares {ds.shape[0]} bytes but the file stores {stored} for it; "
                 "storage_nodes writes its byte datasets uncompressed"
             )
-        out = np.empty(ds.shape, dtype=np.uint8)
-        if out.shape[0]:
-            ds.read(h5s.ALL, h5s.ALL, out)
-        return out
+        value = None if attr is None else _int_attribute(ds, attr)
+        out = read_contiguous(ds, vfd_of(fid)) if ds.shape[0] >= DIRECT_MIN_BYTES else None
+        if out is None:
+            out = np.empty(ds.shape, dtype=np.uint8)
+            if out.shape[0]:
+                ds.read(h5s.ALL, h5s.ALL, out)
+        return out, value
     finally:
         ds.close()
+
+
+def _int_attribute(ds: h5d.DatasetID, name: str) -> int | None:
+    key = name.encode()
+    if not h5a.exists(ds, key):
+        return None
+    attr = h5a.open(ds, key)
+    if attr.shape != () or attr.dtype.kind not in "iu":
+        raise ValueError(f"the attribute {name!r} is {attr.dtype}{list(attr.shape)}, not an integer")
+    out = np.empty((), dtype=np.int64)
+    attr.read(out)
+    return int(out)
 
 
 def put_index(
@@ -197,15 +223,7 @@ def index_size(fid: h5f.FileID) -> int | None:
     """The recorded decompressed size of the index, or ``None`` (not recorded)."""
     ds = h5d.open(fid, INDEX.encode())
     try:
-        name = INDEX_SIZE.encode()
-        if not h5a.exists(ds, name):
-            return None
-        attr = h5a.open(ds, name)
-        if attr.shape != () or attr.dtype.kind not in "iu":
-            raise ValueError(f"the attribute {INDEX_SIZE!r} is {attr.dtype}{list(attr.shape)}, not an integer")
-        out = np.empty((), dtype=np.int64)
-        attr.read(out)
-        return int(out)
+        return _int_attribute(ds, INDEX_SIZE)
     finally:
         ds.close()
 
@@ -296,8 +314,13 @@ def foreign(path: Path, why: str) -> CorruptFileError:
 
 def index_bytes(fid: h5f.FileID, path: Path) -> np.ndarray:
     """The raw (compressed) content of the ``/index`` dataset."""
+    return index_bytes_and_size(fid, path)[0]
+
+
+def index_bytes_and_size(fid: h5f.FileID, path: Path) -> tuple[np.ndarray, int | None]:
+    """:func:`index_bytes` and :func:`index_size`, the dataset opened once."""
     try:
-        return read_bytes(fid, INDEX)
+        return _read_bytes(fid, INDEX, None, INDEX_SIZE)
     except KeyError:
         raise foreign(path, "it has no /index dataset") from None
     except (OSError, ValueError, TypeError) as exc:
@@ -308,14 +331,14 @@ def log_bytes(fid: h5f.FileID, path: Path) -> np.ndarray:
     """The content of ``/index_log`` (empty when there is none); one larger than
     :data:`.indexcodec.MAX_INDEX_BYTES` is refused unread."""
     try:
+        present = INDEX_LOG.encode() in h5g.open(fid, b"/")  # asked first: HDF5's error path costs more
+    except (KeyError, OSError, ValueError, TypeError) as exc:
+        raise corrupt(path, exc) from None
+    if not present:
+        return np.empty(0, dtype=np.uint8)
+    try:
         return read_bytes(fid, INDEX_LOG, indexcodec.MAX_INDEX_BYTES)
     except KeyError:
-        try:
-            present = INDEX_LOG.encode() in h5g.open(fid, b"/")
-        except (KeyError, OSError, ValueError, TypeError) as exc:
-            raise corrupt(path, exc) from None
-        if present:
-            raise corrupt(path, "its index log cannot be opened") from None
-        return np.empty(0, dtype=np.uint8)
+        raise corrupt(path, "its index log cannot be opened") from None
     except (OSError, ValueError, TypeError) as exc:
         raise corrupt(path, f"cannot read its index log: {exc}") from None
