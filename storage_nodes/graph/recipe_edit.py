@@ -372,6 +372,7 @@ def redirect_saves(
     run_inputs: Mapping[str, Any],
     overwrite: bool,
     refuse: bool = True,
+    guard_inputs: bool = False,
 ) -> Redirect:
     """Point every SaveNode of ``recipe`` (in place) away from the files a first run wrote.
 
@@ -379,7 +380,9 @@ def redirect_saves(
     workflow's own inputs (``run_inputs``) likewise (returned in ``inputs``). An absolute
     path that exists raises :class:`FileExistsStorageError` unless ``overwrite``; without
     ``overwrite``, a path computed while running gets ``overwrite=False``; so does an
-    absolute path that exists when ``refuse`` is false (the node is built, its save refuses).
+    absolute path that exists when ``refuse`` is false (the node is built, its save refuses),
+    and, with ``guard_inputs``, a path fed by a workflow input (a node run by hand gets that
+    input from its caller, maybe the first run's file).
     """
     done = Redirect()
     refused: list[str] = []
@@ -404,7 +407,7 @@ def redirect_saves(
             value = None
         paths = _strings(value)
         if paths is not None:
-            guard = carried  # later passes of a while loop compute the path
+            guard = carried or (guard_inputs and kind == "input")  # later passes of a while loop compute the path
             for path in paths:
                 if os.path.isabs(path) and os.path.exists(path) and not overwrite:
                     if refuse or port != "path":

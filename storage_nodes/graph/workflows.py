@@ -316,7 +316,7 @@ class StoredWorkflow:
         absolute file exists is not refused here: it gets ``overwrite=False``, so running
         the node refuses to replace that file.
         """
-        return self._rebuild(None, None, False, dict(self.inputs), refuse=False)[0]
+        return self._rebuild(None, None, False, dict(self.inputs), refuse=False, guard_inputs=True)[0]
 
     @property
     def workflow(self) -> Any:
@@ -339,9 +339,21 @@ class StoredWorkflow:
         an absolute path that exists is refused unless ``overwrite``. Stored code of node
         functions the session does not define is run (``safe=False`` loads only).
 
+        A SaveNode whose path is one of the workflow's own inputs gets that path when the node
+        runs: it refuses to replace an existing file (unless ``overwrite``), and a warning
+        names the re-rooted value to pass (:meth:`rerun` passes it itself).
+
         >>> wf = sn.load_workflow("sweep_wf.h5").rebuild({"md_2.T": 1200.0}, directory="hot")  # doctest: +SKIP
         """
-        return self._rebuild(inputs, directory, overwrite, dict(self.inputs))[0]
+        node, redirect = self._rebuild(inputs, directory, overwrite, dict(self.inputs), guard_inputs=True)
+        if redirect.inputs:
+            log.warning(
+                "rebuild of %s: its SaveNodes write to the workflow's own inputs, which the first run set to "
+                "files it wrote; run it with %s (they refuse to replace an existing file)",
+                self.path,
+                ", ".join(f"{k}={v!r}" for k, v in redirect.inputs.items()),
+            )
+        return node
 
     def _rebuild(
         self,
@@ -351,6 +363,7 @@ class StoredWorkflow:
         run_inputs: dict[str, Any],
         *,
         refuse: bool = True,
+        guard_inputs: bool = False,
     ) -> tuple[Any, recipe_edit.Redirect]:
         import pyiron_workflow as pwf
 
@@ -359,7 +372,7 @@ class StoredWorkflow:
             recipe_edit.set_input(recipe_dict, dotted, value, label=f"the stored {self.node_class} {self.label!r}")
         target = Path(directory).expanduser().absolute() if directory is not None else self._new_directory_name()
         redirect = recipe_edit.redirect_saves(
-            recipe_dict, target, run_inputs=run_inputs, overwrite=overwrite, refuse=refuse
+            recipe_dict, target, run_inputs=run_inputs, overwrite=overwrite, refuse=refuse, guard_inputs=guard_inputs
         )
         carried_code.install(self.code, self.path, safe=self.safe, policy=self.version_policy, checked=self.checked)
         if redirect.moved:  # last: a refused rebuild leaves no directory behind

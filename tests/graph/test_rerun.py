@@ -178,3 +178,30 @@ def test_set_input_replaces_the_source_and_drops_a_constant_left_unused() -> Non
     assert "md_T_constant_0" not in recipe["nodes"]
     assert recipe["nodes"][recipe["edges"]["md.T"].split(".")[0]]["constant"] == 1200.0
     assert recipe_edit.input_paths(recipe) == ["md.T"]
+
+
+def test_a_rebuilt_workflow_run_by_hand_never_replaces_a_file_its_path_input_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    wf = pwf.Workflow("by_hand")
+    wf.grid = pwf.node(make_grid, n=3)
+    wf.save = pwf.node(SaveNode, obj=wf.grid)
+    wf.create_input_for(wf.save.inputs.path)
+    wf.run(path="result.pkl")
+    stored = sn.load_workflow(sn.save_workflow(wf, tmp_path / "by_hand.h5"))
+    before = (tmp_path / "result.pkl").read_bytes()
+    with caplog.at_level(logging.WARNING, logger="storage_nodes"):
+        rebuilt = stored.rebuild({"grid.n": 4}, directory="again")
+    moved = str(tmp_path / "again" / "result.pkl")
+    assert f"path={moved!r}" in caplog.text  # the value to pass, named
+    with pytest.raises(sn.FileExistsStorageError, match=r"result\.pkl exists and overwrite=False"):
+        rebuilt.run(path="result.pkl")  # the first run's value, typed again by hand
+    assert (tmp_path / "result.pkl").read_bytes() == before
+    rebuilt.run(path=moved)
+    assert sn.load(moved).shape == (4,)
+    with pytest.raises(sn.FileExistsStorageError):
+        stored.workflow.run(path="result.pkl")  # the rebuilt node behind .workflow as well
+    run = stored.rerun({"grid.n": 5}, directory="third")  # rerun passes the re-rooted path itself
+    assert sn.load(tmp_path / "third" / "result.pkl").shape == (5,) and run.result.nodes["save"]
+    assert (tmp_path / "result.pkl").read_bytes() == before
