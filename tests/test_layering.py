@@ -18,7 +18,8 @@ LAYERS: list[tuple[int, str, tuple[str, ...]]] = [
         "base",
         (
             "errors", "keys", "atomic", "listing", "_listing_html", "describe",
-            "_validation", "_version", "_cliformat", "_secrets", "_mounts", "_reclaim", "shapes", "_listing_text", "locks",
+            "_validation", "_version", "_cliformat", "_secrets", "_mounts", "_reclaim", "shapes", "_listing_text",
+            "locks",
         ),
     ),
     (1, "provenance", ("provenance",)),

@@ -74,7 +74,7 @@ def read_contiguous(ds: h5d.DatasetID, fd: int | None) -> np.ndarray | None:
     if nbytes != stored:
         return None
     out = np.empty(shape, dtype=dtype)
-    view = memoryview(out.reshape(-1).view(np.uint8))
+    view = out.data.cast("B")  # C-contiguous: every byte in order
     done = 0
     while done < nbytes:
         try:

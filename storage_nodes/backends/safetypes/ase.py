@@ -78,7 +78,7 @@ def _hill_formula(numbers: np.ndarray) -> str:
     from ase.data import chemical_symbols
 
     numbers = np.asarray(numbers)
-    if numbers.size and numbers.dtype.kind in "iu" and 0 <= numbers.min() and numbers.max() < len(chemical_symbols):
+    if numbers.size and numbers.dtype.kind in "iu" and numbers.min() >= 0 and numbers.max() < len(chemical_symbols):
         counted = np.bincount(numbers)  # no sort: a tenth of np.unique's time on a small molecule
         found = np.flatnonzero(counted)
         counts = counted[found]
