@@ -193,10 +193,10 @@ def _read_bytes(
 
 
 def _int_attribute(ds: h5d.DatasetID, name: str) -> int | None:
-    key = name.encode()
-    if not h5a.exists(ds, key):
+    try:  # (opened directly: asking first costs one more HDF5 call on every load)
+        attr = h5a.open(ds, name.encode())
+    except KeyError:
         return None
-    attr = h5a.open(ds, key)
     if attr.shape != () or attr.dtype.kind not in "iu":
         raise ValueError(f"the attribute {name!r} is {attr.dtype}{list(attr.shape)}, not an integer")
     out = np.empty((), dtype=np.int64)

@@ -58,10 +58,7 @@ def read_contiguous(ds: h5d.DatasetID, fd: int | None) -> np.ndarray | None:
         dtype = ds.dtype
         if dtype.kind not in "iuf" or dtype.fields is not None or dtype.subdtype is not None:
             return None
-        dcpl = ds.get_create_plist()
-        if dcpl.get_layout() != h5d.CONTIGUOUS or dcpl.get_nfilters() or dcpl.get_external_count():
-            return None
-        offset = ds.get_offset()
+        offset = ds.get_offset()  # None unless contiguous (so unfiltered), in this file, and written
         if offset is None or not ds.get_type().equal(_standard_type(dtype)):
             return None
         shape = ds.shape

@@ -55,11 +55,13 @@ def _custom_int(f: h5py.File) -> None:
         lambda f: f.create_dataset("d", shape=(N,), dtype="<f8"),  # never written: no storage yet
         lambda f: f.create_dataset("d", data=np.ones(direct.MIN_BYTES // 16)),  # small
         _custom_int,
+        lambda f: f.create_dataset("d", shape=(N,), dtype="<f8", external=[(f.filename + ".raw", 0, 8 * N)]),
     ],
-    ids=["chunked", "gzip", "bool", "complex", "compound", "enum", "unwritten", "small", "12-bit-int"],
+    ids=["chunked", "gzip", "bool", "complex", "compound", "enum", "unwritten", "small", "12-bit-int", "external"],
 )
 def test_anything_else_is_left_to_hdf5(tmp_path: Path, make):
     path = tmp_path / "d.h5"
+    (tmp_path / "d.h5.raw").write_bytes(b"\x00" * 8 * N)
     with h5py.File(path, "w") as f:
         make(f)
     assert _read(path, "d") is None
