@@ -102,10 +102,14 @@ def port_columns(conn: sa.Connection, file_ids: Any, *, everything: bool = False
     catalog (no restriction: plain saves have no inputs, so none are picked up)."""
     r, i, e = S.records, S.inputs, S.edges
     top: list[Any] = [~r.c.key.contains("/")]
+    # one run (``get``): ``=`` instead of ``IN``, whose list SQLAlchemy renders anew on every call
+    one = file_ids[0] if isinstance(file_ids, list) and len(file_ids) == 1 else None
     if not everything:
-        top.append(r.c.file_id.in_(file_ids))
+        top.append(r.c.file_id == one if one is not None else r.c.file_id.in_(file_ids))
     edge_q = sa.select(e.c.source_id, e.c.source_port, e.c.target_id, e.c.target_port)
-    edges = raw_rows(conn, edge_q if everything else edge_q.where(e.c.file_id.in_(file_ids)))
+    if not everything:
+        edge_q = edge_q.where(e.c.file_id == one if one is not None else e.c.file_id.in_(file_ids))
+    edges = raw_rows(conn, edge_q)
     fed = {(int(t), tp) for _s, _sp, t, tp in edges}
     read = {(int(s), sp) for s, sp, _t, _tp in edges}
     outs: dict[int, list[str]] = {}
