@@ -11,8 +11,9 @@ Only for files of at least :data:`MIN_BYTES` on local file systems (on NFS an op
 that is replaced becomes a ``.nfsXXXX`` file until it is closed), on Linux. At most
 :data:`MAX_PENDING` descriptors wait; beyond that :func:`release` closes at once, so a loop
 of saves never keeps more than a few old versions' space. A forked child closes the ones it
-inherited; at exit the kernel closes the rest. A save that finds too little free space
-waits for them first (:func:`drain`). Nothing here can fail a save: any error means the old
+inherited; at exit the kernel closes the rest. A save into a file system with less free
+space than four times what they will free waits for them first (:func:`make_room`), as does
+the h5 backend's space check (:func:`drain`). Nothing here can fail a save: any error means the old
 behaviour (the rename frees the blocks itself).
 """
 
@@ -26,7 +27,7 @@ import time
 
 from ._mounts import LOCAL_FILE_SYSTEMS, filesystem_of, read_mounts
 
-__all__ = ["MAX_PENDING", "MIN_BYTES", "drain", "hold", "pending", "release"]
+__all__ = ["MAX_PENDING", "MIN_BYTES", "drain", "hold", "make_room", "pending", "release"]
 
 #: smaller files are freed in a few microseconds: not worth a descriptor
 MIN_BYTES = 8 << 20
@@ -36,8 +37,10 @@ MAX_PENDING = 2
 _lock = threading.Lock()
 _local: dict[int, bool] = {}  # st_dev -> on a local file system
 _queue: queue.SimpleQueue[int] = queue.SimpleQueue()
-_queued: set[int] = set()  # descriptors waiting in the queue
+_sizes: dict[int, int] = {}  # descriptor from hold() -> bytes of its file
+_queued: dict[int, int] = {}  # descriptors waiting in the queue -> bytes
 _closing = 0  # taken from the queue, being closed
+_closing_bytes = 0
 _worker: threading.Thread | None = None
 
 
@@ -72,6 +75,8 @@ def hold(path: str | os.PathLike[str], st: os.stat_result) -> int | None:
     if not same:  # replaced since ``st``: nothing of ours to keep
         os.close(fd)
         return None
+    with _lock:
+        _sizes[fd] = st.st_size
     return fd
 
 
@@ -81,12 +86,13 @@ def release(fd: int | None) -> None:
     if fd is None:
         return
     with _lock:
+        size = _sizes.pop(fd, 0)
         later = len(_queued) + _closing < MAX_PENDING
         if later:
             if _worker is None or not _worker.is_alive():
                 _worker = threading.Thread(target=_close_loop, name="storage_nodes-reclaim", daemon=True)
                 _worker.start()
-            _queued.add(fd)
+            _queued[fd] = size
             _queue.put(fd)
     if not later:
         _close(fd)
@@ -95,6 +101,21 @@ def release(fd: int | None) -> None:
 def pending() -> int:
     """How many descriptors wait to be closed or are being closed."""
     return len(_queued) + _closing
+
+
+def make_room(directory: str) -> None:
+    """Before a write into ``directory``: wait for the frees when its file system has less
+    free space than four times what they will give back (a loop of big saves on a nearly
+    full disk then finds the old versions' blocks free, as it did before they were deferred)."""
+    if not pending():
+        return
+    try:
+        st = os.statvfs(directory)
+    except OSError:
+        return
+    free = (st.f_bfree if os.geteuid() == 0 else st.f_bavail) * st.f_frsize
+    if free < 4 * (sum(_queued.values()) + _closing_bytes):
+        drain()
 
 
 def drain() -> None:
@@ -112,23 +133,27 @@ def _close(fd: int) -> None:
 
 
 def _close_loop() -> None:
-    global _closing
+    global _closing, _closing_bytes
     while True:
         fd = _queue.get()
         with _lock:
             # no longer listed while it is closed: a fork in between leaves the child one open
             # descriptor of a deleted file until it exits, never one closed twice
-            _queued.discard(fd)
+            size = _queued.pop(fd, 0)
             _closing += 1
+            _closing_bytes += size
         _close(fd)
         with _lock:
             _closing -= 1
+            _closing_bytes -= size
 
 
 def _after_fork() -> None:
     """The child inherited the queued descriptors but not the thread: close them here."""
-    global _worker, _queue, _lock, _queued, _closing
-    inherited, _queued, _closing = _queued, set(), 0
+    global _worker, _queue, _lock, _queued, _closing, _closing_bytes
+    inherited, _queued, _closing, _closing_bytes = _queued, {}, 0, 0
+    inherited.update(_sizes)  # held by a save of the parent's, which goes on there, not here
+    _sizes.clear()
     _queue, _worker, _lock = queue.SimpleQueue(), None, threading.Lock()
     for fd in inherited:
         _close(fd)

@@ -240,6 +240,7 @@ def atomic_path(target: str | os.PathLike[str], *, durable: bool = False) -> Ite
             path=target,
         )
     listed_at = _clean_before_write(target, where, dir_stat)
+    _reclaim.make_room(where)  # (only while a replaced big file is still being freed)
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f"{_temp_prefix(target)}{os.getpid()}.", dir=directory)
     except PermissionError:

@@ -160,3 +160,26 @@ def test_saves_of_a_big_array_load_back_exactly(tmp_path: Path):
         np.testing.assert_array_equal(sn.load(path), value)
     _reclaim.drain()
     assert not _deleted_open("a.h5")
+
+
+def test_a_write_into_a_nearly_full_file_system_waits_for_the_frees(tmp_path: Path, blocked, monkeypatch):
+    target = _big(tmp_path / "r.bin")
+    with atomic_path(target) as tmp:
+        _big(tmp, 2)
+    assert _reclaim.pending() == 1
+    statvfs = os.statvfs
+    room = {"free": 10**12}
+
+    def measured(path):
+        real = statvfs(path)
+        free = room["free"] // real.f_frsize
+        return os.statvfs_result((*real[:3], free, free, *real[5:]))
+
+    monkeypatch.setattr(os, "statvfs", measured)
+    _reclaim.make_room(str(tmp_path))  # plenty of room: no wait
+    assert _reclaim.pending() == 1
+    room["free"] = 3 * _reclaim.MIN_BYTES  # less than four times the file being freed
+    threading.Timer(0.05, blocked.set).start()
+    with atomic_path(tmp_path / "other.bin") as tmp:  # waits before it writes
+        assert _reclaim.pending() == 0
+        tmp.write_bytes(b"x")
