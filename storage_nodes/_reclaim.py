@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import queue
+import stat
 import sys
 import threading
 import time
@@ -60,12 +61,13 @@ def hold(path: str | os.PathLike[str], st: os.stat_result) -> int | None:
     >>> hold(small.name, os.stat(small.name)) is None  # smaller than MIN_BYTES
     True
     """
-    if sys.platform != "linux" or st.st_size < MIN_BYTES or st.st_nlink != 1:
+    if sys.platform != "linux" or not stat.S_ISREG(st.st_mode) or st.st_size < MIN_BYTES or st.st_nlink != 1:
         return None
     try:
         if not _is_local(st.st_dev, os.fspath(path)):
             return None
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        # O_NONBLOCK: a FIFO swapped in since ``st`` must not block the open (the inode check drops it)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError:
         return None
     try:

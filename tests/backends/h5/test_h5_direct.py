@@ -100,3 +100,20 @@ def test_loads_take_the_direct_path_and_a_cut_archive_is_corrupt(tmp_path: Path,
     cut.write_bytes(path.read_bytes()[: path.stat().st_size - N])
     with pytest.raises(sn.CorruptFileError, match=r"cut\.h5"):
         sn.load(cut)
+
+
+def test_short_reads_are_continued(tmp_path: Path, monkeypatch):
+    path = tmp_path / "d.h5"
+    value = np.random.default_rng(1).random(N)
+    with h5py.File(path, "w") as f:
+        f["d"] = value
+    real, calls = os.preadv, []
+
+    def short(fd, buffers, offset):  # as Linux does above ~2 GiB per call
+        calls.append(offset)
+        return real(fd, [memoryview(buffers[0])[:100_000]], offset)
+
+    monkeypatch.setattr(os, "preadv", short)
+    got = _read(path, "d")
+    assert got is not None and got.tobytes() == value.tobytes()
+    assert len(calls) == -(-value.nbytes // 100_000)
