@@ -70,6 +70,12 @@ def read_contiguous(ds: h5d.DatasetID, fd: int | None) -> np.ndarray | None:
     nbytes = count * dtype.itemsize
     if nbytes != stored:
         return None
+    try:
+        size = os.fstat(fd).st_size
+    except OSError as exc:
+        raise ValueError(f"cannot read the file's size: {exc.strerror}") from None
+    if offset + nbytes > size:  # refused before allocating what a damaged header declares
+        raise ValueError(f"the file ends inside a dataset of {nbytes} bytes at offset {offset} ({size} bytes long)")
     out = np.empty(shape, dtype=dtype)
     view = out.data.cast("B")  # C-contiguous: every byte in order
     done = 0
