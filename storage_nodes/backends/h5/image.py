@@ -42,7 +42,7 @@ import numpy as np
 
 from .lookup3 import lookup3
 
-__all__ = ["MAX_BYTES", "build_image", "parse_image"]
+__all__ = ["HEAD_BYTES", "MAX_BYTES", "build_image", "may_be_image", "parse_image"]
 
 #: heap and index together: the bound of :data:`.writer.IN_MEMORY_BYTES` (larger files are
 #: not built in memory at all)
@@ -222,19 +222,13 @@ def parse_image(data: bytes) -> tuple[str | None, np.ndarray | None, np.ndarray,
     the file is rebuilt from them and compared byte for byte: checksums included); ``None``
     for any other file (one HDF5 changed in place, another layout, damage), which the caller
     then reads through HDF5. The arrays are writable copies."""
-    if len(data) < _ROOT_END or data[:12] != _SUPERBLOCK_START[:12] or len(data) > MAX_BYTES + 8192:
+    if len(data) > MAX_BYTES + 8192:
+        return None
+    links = _root_links(data)
+    if links is None:
         return None
     try:
         stamp = struct.unpack_from("<I", data, _ROOT_TIMES)[0]
-        links: list[tuple[bytes, int]] = []
-        pos = _LINKS
-        while len(links) < 2 and data[pos] == _LINK:
-            length = data[pos + _LINK_NAME_AT - 1]
-            name = data[pos + _LINK_NAME_AT : pos + _LINK_NAME_AT + length]
-            links.append((name, struct.unpack_from("<Q", data, pos + _LINK_NAME_AT + length)[0]))
-            pos += _LINK_BYTES + length
-        if not links or links[-1][0] != b"index":
-            return None
         heap_name = heap = None
         if len(links) == 2:
             heap_name = links[0][0].decode("ascii")
@@ -249,6 +243,40 @@ def parse_image(data: bytes) -> tuple[str | None, np.ndarray | None, np.ndarray,
     if build_image(heap_name or "", heap, index, index_size, now=stamp) != data:
         return None
     return heap_name, heap, index, index_size
+
+
+#: bytes at the start of a file that :func:`may_be_image` needs (the root group's two links)
+HEAD_BYTES = 1024
+
+
+def may_be_image(head: bytes) -> bool:
+    """Whether a file starting with ``head`` (its first :data:`HEAD_BYTES`, or all of a shorter
+    file) can be one :func:`parse_image` takes: the superblock and a root group linking at most
+    a heap segment and ``index``. False rules the file out without reading the rest of it
+    (an archive with big-array datasets links more)."""
+    return _root_links(head) is not None
+
+
+def _root_links(data: bytes) -> list[tuple[bytes, int]] | None:
+    """The (name, header address) links of the root group as :func:`build_image` lays it out,
+    ending with ``index``; None when the start of ``data`` is laid out otherwise."""
+    if len(data) < _ROOT_END or data[:12] != _SUPERBLOCK_START[:12]:
+        return None
+    links: list[tuple[bytes, int]] = []
+    pos = _LINKS
+    try:
+        while len(links) < 2 and data[pos] == _LINK:
+            length = data[pos + _LINK_NAME_AT - 1]
+            name = data[pos + _LINK_NAME_AT : pos + _LINK_NAME_AT + length]
+            links.append((name, struct.unpack_from("<Q", data, pos + _LINK_NAME_AT + length)[0]))
+            pos += _LINK_BYTES + length
+        if data[pos] != _NIL:  # build_image pads the root's header after its links: a third link is not ours
+            return None
+    except (IndexError, struct.error):
+        return None
+    if not links or links[-1][0] != b"index" or (len(links) == 2 and not links[0][0].startswith(b"heap_")):
+        return None  # (an array dataset beside the index: not an image)
+    return links
 
 
 def _payload(data: bytes, header: int) -> np.ndarray | None:

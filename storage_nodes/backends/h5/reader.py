@@ -355,7 +355,11 @@ def _read_image(path: Path, locked: int, cached_index: bool = False) -> Reader |
         st = os.fstat(fd)
         if st.st_ino != locked or not stat.S_ISREG(st.st_mode) or st.st_size > image.MAX_BYTES + 8192:
             return None
-        data = os.read(fd, st.st_size + 1)
+        data = os.read(fd, min(st.st_size + 1, image.HEAD_BYTES))
+        if not image.may_be_image(data):  # (a file with datasets: not read whole for nothing)
+            return None
+        if len(data) < st.st_size + 1:
+            data += os.read(fd, st.st_size + 1 - len(data))
     except OSError:
         return None
     finally:

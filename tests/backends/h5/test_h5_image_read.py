@@ -101,3 +101,20 @@ def test_a_reader_made_from_the_bytes_opens_hdf5_only_for_what_they_lack(tmp_pat
         replaced.replace(path)  # a whole save over it while it is read
         with pytest.raises(sn.StorageError, match="replaced while being read"):
             _ = r.fid
+
+
+def test_an_archive_with_datasets_is_not_read_whole_before_hdf5_opens_it(tmp_path, monkeypatch):
+    path = sn.save({"big": np.arange(100_000.0), "small": [1, 2]}, tmp_path / "d.h5")  # an array dataset
+    assert 256 * 1024 < path.stat().st_size <= image.MAX_BYTES
+    assert not image.may_be_image(path.read_bytes()[: image.HEAD_BYTES])
+    asked: list[int] = []
+    real = reader.os.read
+    monkeypatch.setattr(reader.os, "read", lambda fd, n: asked.append(n) or real(fd, n))
+    np.testing.assert_array_equal(sn.load(path, key="big"), np.arange(100_000.0))
+    assert asked and max(asked) <= image.HEAD_BYTES  # only the head, then HDF5
+    small = sn.save(OBJECTS[0], tmp_path / "s.h5")
+    assert image.may_be_image(small.read_bytes()[: image.HEAD_BYTES])
+    three = sn.save({"big": np.arange(100_000.0), "text": "x" * 5000}, tmp_path / "t.h5")  # heap, array, index
+    assert not image.may_be_image(three.read_bytes()[: image.HEAD_BYTES])
+    for obj in OBJECTS:  # every image is still taken for one
+        assert image.may_be_image(sn.save(obj, tmp_path / "o.h5").read_bytes()[: image.HEAD_BYTES])
