@@ -163,6 +163,22 @@ def build_image(
     a file outside the modelled cases (the caller then writes it through HDF5).
 
     ``now``: the time in seconds stored in the root group (default: the current time)."""
+    built = _assemble(heap_name, heap, index, index_size, now=now)
+    return None if built is None else bytes(built[0])
+
+
+def _assemble(
+    heap_name: str,
+    heap: np.ndarray | None,
+    index: np.ndarray,
+    index_size: int,
+    *,
+    now: int | None = None,
+    heap_bytes: bool = True,
+) -> tuple[bytearray, int, int] | None:
+    """:func:`build_image` as a bytearray, with where the heap's bytes lie (start, length);
+    ``heap_bytes=False`` leaves them out (the bytearray is that much shorter: a caller
+    comparing a file with it has them from that file)."""
     if index.dtype != np.uint8 or index.ndim != 1 or not 0 <= index_size < 1 << 64:
         return None
     n = index.shape[0]
@@ -201,19 +217,21 @@ def build_image(
     body = b"".join(links)
     nil = _ROOT_CHUNK - (len(_ROOT_MESSAGES) - 1) - len(body) - _MESSAGE  # (1: the chunk size's byte)
     root = _checked(b"".join((_ROOT_START, stamp, _ROOT_MESSAGES, body, _message(_NIL, nil), bytes(nil))))
-    out = bytearray(eof)
+    # without the heap's bytes, everything after them moves up by their length (never allocated)
+    heap_at = heap_header + _DATASET_HEADER if heap is not None else 0
+    cut = h if not heap_bytes else 0
+    out = bytearray(eof - cut)
     out[0:_SUPERBLOCK] = _checked(_SUPERBLOCK_START + _u64(eof) + _u64(_ROOT))
     out[_ROOT:_ROOT_END] = root
     if heap is not None:
-        out[heap_header:heap_data] = _dataset(h, heap_data, _HEAP_END)
-        if h:
-            out[heap_data : heap_data + h] = np.ascontiguousarray(heap).data
-    out[index_header : index_header + _DATASET_HEADER] = _dataset(
-        n, index_data, _ATTRIBUTE + _u64(index_size) + _INDEX_END
-    )
+        out[heap_header:heap_at] = _dataset(h, heap_at, _HEAP_END)
+        if h and heap_bytes:
+            out[heap_at : heap_at + h] = np.ascontiguousarray(heap).data
+    header_at = index_header - cut  # (the index comes after the heap's bytes)
+    out[header_at : header_at + _DATASET_HEADER] = _dataset(n, index_data, _ATTRIBUTE + _u64(index_size) + _INDEX_END)
     if n:
-        out[index_data : index_data + n] = np.ascontiguousarray(index).data
-    return bytes(out)
+        out[index_data - cut : index_data - cut + n] = np.ascontiguousarray(index).data
+    return out, heap_at, h
 
 
 def parse_image(data: bytes) -> tuple[str | None, np.ndarray | None, np.ndarray, int] | None:
@@ -240,7 +258,12 @@ def parse_image(data: bytes) -> tuple[str | None, np.ndarray | None, np.ndarray,
         return None
     if (heap_name is not None and heap is None) or index is None:
         return None
-    if build_image(heap_name or "", heap, index, index_size, now=stamp) != data:
+    built = _assemble(heap_name or "", heap, index, index_size, now=stamp, heap_bytes=False)
+    if built is None or len(built[0]) + built[2] != len(data):
+        return None
+    out, at, h = built
+    # every byte but the heap's (taken from ``data`` itself: equal by construction; not rebuilt)
+    if (out != data) if not h else (out[:at] != data[:at] or out[at:] != data[at + h :]):
         return None
     return heap_name, heap, index, index_size
 
