@@ -223,6 +223,8 @@ class Reader:
                 self.path,
                 f"dataset {name!r} is {dsid.dtype}{list(dsid.shape)}, but the index says {dtype}{list(shape)}",
             )
+        if name.startswith("heap_") and name not in self._checked:
+            self._dataset(name)  # a heap segment read as an array: the same checks as for its slices
         try:
             if self._vfd == -2:
                 self._vfd = vfd_of(self.fid)
