@@ -12,8 +12,8 @@ import os
 import re
 
 __all__ = [
-    "LOCAL_FILE_SYSTEMS", "NETWORK_FILESYSTEMS", "filesystem_of", "filesystem_type", "mount_of", "network_filesystem",
-    "read_mounts",
+    "LOCAL_FILE_SYSTEMS", "NETWORK_FILESYSTEMS", "filesystem_of", "filesystem_type", "free_bytes", "mount_of",
+    "network_filesystem", "read_mounts",
 ]  # fmt: skip
 
 #: the mount table of this process's namespace (Linux)
@@ -97,3 +97,14 @@ def network_filesystem(path: str | os.PathLike[str], mounts: str | os.PathLike[s
     if kind is None:
         return None
     return kind if kind in NETWORK_FILESYSTEMS or kind.split(".", 1)[0] in NETWORK_FILESYSTEMS else None
+
+
+def free_bytes(directory: str | os.PathLike[str]) -> int | None:
+    """Bytes this process may still write on the file system holding ``directory`` (what
+    ``root`` may: the blocks reserved for it included); ``None`` when it cannot be asked
+    (no ``statvfs`` here, or the directory is gone)."""
+    try:
+        st = os.statvfs(directory)
+    except (OSError, AttributeError, ValueError):
+        return None
+    return (st.f_bfree if os.geteuid() == 0 else st.f_bavail) * st.f_frsize

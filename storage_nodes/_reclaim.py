@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 
-from ._mounts import LOCAL_FILE_SYSTEMS, filesystem_of, read_mounts
+from ._mounts import LOCAL_FILE_SYSTEMS, filesystem_of, free_bytes, read_mounts
 
 __all__ = ["MAX_PENDING", "MIN_BYTES", "drain", "hold", "make_room", "pending", "release"]
 
@@ -111,12 +111,8 @@ def make_room(directory: str) -> None:
     full disk then finds the old versions' blocks free, as it did before they were deferred)."""
     if not pending():
         return
-    try:
-        st = os.statvfs(directory)
-    except OSError:
-        return
-    free = (st.f_bfree if os.geteuid() == 0 else st.f_bavail) * st.f_frsize
-    if free < 4 * (sum(_queued.values()) + _closing_bytes):
+    free = free_bytes(directory)
+    if free is not None and free < 4 * (sum(_queued.values()) + _closing_bytes):
         drain()
 
 

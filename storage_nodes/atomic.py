@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from . import _reclaim
+from ._mounts import free_bytes
 from .errors import NoSpaceError, StorageError
 from .locks import LOCK_SUFFIX, lock_path, writer_lock
 
@@ -106,20 +107,13 @@ def ensure_space(target: str | os.PathLike[str], nbytes: int, *, key: str | None
     the h5 backend checks before it writes. Space taken by another process in between is
     not covered.
     """
-    try:
-        st = os.statvfs(Path(os.fsdecode(target)).parent)
-    except (OSError, AttributeError, ValueError):  # no statvfs here: nothing to check
-        return
-    free = (st.f_bfree if os.geteuid() == 0 else st.f_bavail) * st.f_frsize
+    directory = Path(os.fsdecode(target)).parent
+    free = free_bytes(directory)
     need = nbytes + nbytes // 64 + SPACE_SLACK
-    if free < need and _reclaim.pending():  # files replaced a moment ago are being freed
+    if free is not None and free < need and _reclaim.pending():  # files replaced a moment ago are being freed
         _reclaim.drain()
-        try:
-            st = os.statvfs(Path(os.fsdecode(target)).parent)
-        except OSError:
-            return
-        free = (st.f_bfree if os.geteuid() == 0 else st.f_bavail) * st.f_frsize
-    if free < need:
+        free = free_bytes(directory)
+    if free is not None and free < need:  # (None: no statvfs here, nothing to check)
         where = f" at {key!r}" if key else ""
         detail = f" ({need} bytes needed, {free} free)"
         err = NoSpaceError(
