@@ -318,6 +318,23 @@ def bench_paths(directory: Path, repeat: int) -> None:
     cat.close()
 
 
+def _insert_records(
+    conn: sa.Connection, records: list[dict[str, Any]], values_of: list[tuple[dict, dict]], ports: list[str]
+) -> None:
+    """Insert ``records`` and, per record, its ``ports``' input rows (value preview and digest), 20,000 at a time."""
+    ids: list[int] = []
+    for start in range(0, len(records), 20000):
+        q = S.records.insert().returning(S.records.c.id, sort_by_parameter_order=True)
+        ids += [int(r[0]) for r in conn.execute(q, records[start : start + 20000])]
+    inputs = [
+        {"record_id": rid, "port": p, "digest": digests[p], "preview": preview(values[p])}
+        for rid, (values, digests) in zip(ids, values_of)
+        for p in ports
+    ]
+    for start in range(0, len(inputs), 20000):
+        conn.execute(S.inputs.insert(), inputs[start : start + 20000])
+
+
 def _populate(cat: sn.Catalog, n_nodes: int, real: Path) -> None:
     """``n_nodes`` node records (4 per run, 3 inputs each) written in bulk, rows as record_workflow writes them."""
     cat.stats()
@@ -349,17 +366,7 @@ def _populate(cat: sn.Catalog, n_nodes: int, real: Path) -> None:
                      "call": call_digest(node, "1.0", "0" * 64, digests), "outputs": '["out"]', "undigested": "[]",
                      "type": "atomic"}
                 )  # fmt: skip
-        ids = []
-        for start in range(0, len(records), 20000):
-            q = S.records.insert().returning(S.records.c.id, sort_by_parameter_order=True)
-            ids += [int(r[0]) for r in conn.execute(q, records[start : start + 20000])]
-        inputs = [
-            {"record_id": rid, "port": p, "digest": digests[p], "preview": preview(values[p])}
-            for rid, (values, digests) in zip(ids, values_of)
-            for p in rng_inputs
-        ]
-        for start in range(0, len(inputs), 20000):
-            conn.execute(S.inputs.insert(), inputs[start : start + 20000])
+        _insert_records(conn, records, values_of, rng_inputs)
     from _catalog_nodes import build
 
     sn.save_workflow(build(T=300.0), real, catalog=cat)  # one real run among them, for lookup
@@ -420,17 +427,7 @@ def _populate_runs(cat: sn.Catalog, runs: int) -> None:
                  "call": call_digest("bench.calc", "1.0", "0" * 64, digests), "outputs": '["energy"]',
                  "undigested": "[]", "type": "atomic"}
             )  # fmt: skip
-        ids = []
-        for start in range(0, len(records), 20000):
-            q = S.records.insert().returning(S.records.c.id, sort_by_parameter_order=True)
-            ids += [int(r[0]) for r in conn.execute(q, records[start : start + 20000])]
-        inputs = [
-            {"record_id": rid, "port": p, "digest": digests[p], "preview": preview(values[p])}
-            for rid, (values, digests) in zip(ids, values_of)
-            for p in TABLE_PORTS
-        ]
-        for start in range(0, len(inputs), 20000):
-            conn.execute(S.inputs.insert(), inputs[start : start + 20000])
+        _insert_records(conn, records, values_of, list(TABLE_PORTS))
     if cat._db.sqlite:
         with cat._engine.connect() as conn:
             conn.exec_driver_sql("ANALYZE")
