@@ -262,15 +262,14 @@ def _known_index(f: h5py.File, path: Path) -> tuple[dict[str, Any], Resources | 
     kept with it; index, resources and names are taken from :data:`_WRITTEN` when the file
     holds exactly the bytes remembered (handed over: the caller modifies them), else the index
     is decoded (the resources are then ``None``, the names empty)."""
-    raw = datasets.index_bytes(f.id, path)
+    raw, size = datasets.index_bytes_and_size(f.id, path)
     log = datasets.log_bytes(f.id, path)
     with _WRITTEN_LOCK:
         known = _WRITTEN.pop(os.fspath(path), None)
     if known is not None and known[0].base == raw.tobytes() and known[0].log == log.tobytes():
         return known[1], known[2], known[0], known[3]
-    index = reader.read_index(f.id, path, raw, log)
+    index = reader.read_index(f.id, path, raw, log, size=size)
     version = index.get("format_version")
-    size = datasets.index_size(f.id)
     stored = Stored(raw.tobytes(), size, version if isinstance(version, int) else None, log.tobytes())
     return index, None, stored, {}
 
